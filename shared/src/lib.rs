@@ -1,0 +1,21 @@
+//! # ferry — the engine
+//!
+//! ferry migrates object data into Alibaba Cloud OSS from Amazon S3, any S3-compatible store and
+//! other OSS buckets. This crate is the engine; the Lambda functions (`functions/*`) and the
+//! command line (`cli`) are thin shells around it.
+//!
+//! Modules follow the architecture (`../shared/design/architecture.md` in the steering repo):
+//!
+//! * [`oss`] — ferry's own OSS client: signing (V4 by default, V1 for older accounts), requests,
+//!   XML, typed errors and retries.
+//! * [`crc64`] — CRC-64/XZ, the checksum OSS reports in `x-oss-hash-crc64ecma`, with `combine` so
+//!   part checksums prove the whole object.
+//! * [`source`] — the `Source` port (list, head, get, restore) and its adapters for S3 and OSS.
+//! * [`transfer`] — copying one object into OSS (single PUT or multipart), proven by CRC-64.
+//! * [`secret`] — a string that never prints itself, for credentials.
+
+pub mod crc64;
+pub mod oss;
+pub mod secret;
+pub mod source;
+pub mod transfer;

@@ -1,0 +1,50 @@
+//! OSS credentials: an AccessKey pair, optionally with an STS security token.
+
+use crate::secret::Secret;
+
+/// An AccessKey pair, with the STS token when the pair is temporary.
+///
+/// `Debug` shows the AccessKey id (it identifies, it does not authorise) and redacts the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    pub security_token: Option<Secret>,
+}
+
+impl Credentials {
+    pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
+        Credentials {
+            access_key_id: access_key_id.into(),
+            access_key_secret: access_key_secret.into(),
+            security_token: None,
+        }
+    }
+
+    /// Temporary credentials from STS.
+    pub fn with_security_token(mut self, token: impl Into<Secret>) -> Self {
+        self.security_token = Some(token.into());
+        self
+    }
+
+    /// Reads the variables the official OSS SDKs read: `OSS_ACCESS_KEY_ID`,
+    /// `OSS_ACCESS_KEY_SECRET` and, for STS, `OSS_SESSION_TOKEN`.
+    pub fn from_env() -> Result<Self, MissingCredentials> {
+        let id = std::env::var("OSS_ACCESS_KEY_ID")
+            .map_err(|_| MissingCredentials("OSS_ACCESS_KEY_ID"))?;
+        let secret = std::env::var("OSS_ACCESS_KEY_SECRET")
+            .map_err(|_| MissingCredentials("OSS_ACCESS_KEY_SECRET"))?;
+        let mut creds = Credentials::new(id, secret);
+        if let Ok(token) = std::env::var("OSS_SESSION_TOKEN") {
+            if !token.is_empty() {
+                creds = creds.with_security_token(token);
+            }
+        }
+        Ok(creds)
+    }
+}
+
+/// A credentials variable is not set.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set: export it, or pass the OSS credentials explicitly")]
+pub struct MissingCredentials(pub &'static str);

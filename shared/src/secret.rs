@@ -1,0 +1,61 @@
+//! Credentials must never reach logs, errors, reports or state files (architecture invariant 7).
+//! [`Secret`] holds such a value; its `Debug` and `Display` print a fixed placeholder, and the
+//! value is reachable only through [`Secret::expose`], which makes every use easy to audit.
+
+use std::fmt;
+
+/// A sensitive string (an access key secret, a security token).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value itself. Call it only where the value is used (signing), never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"***\")")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("very-secret-value");
+        assert!(!format!("{s:?}").contains("very-secret"));
+        assert!(!format!("{s}").contains("very-secret"));
+        assert_eq!(s.expose(), "very-secret-value");
+    }
+}

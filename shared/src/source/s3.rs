@@ -1,0 +1,973 @@
+//! The S3 adapter of the [`Source`] port: Amazon S3 and S3-compatible stores, through aws-sdk-s3.
+//!
+//! [`S3SourceConfig`] is the serde shape a job spec embeds (bucket, region, endpoint, credentials,
+//! optional assume-role); [`S3Source::new`] checks it and builds one SDK client. The adapter maps
+//! the five port calls onto ListObjectsV2, HeadObject (+ GetObjectTagging), GetObject and
+//! RestoreObject, and classifies every SDK failure into a [`SourceErrorKind`] so the engine knows
+//! whether to retry, restore, re-plan or give up.
+//!
+//! Things worth knowing before changing this file:
+//! * Listings ask for `encoding-type=url` so keys with characters XML cannot carry still list; the
+//!   adapter decodes them (form-style, as S3 encodes a space as `+` and a `+` as `%2B`).
+//! * HEAD runs with checksum mode on and reports only *full-object* checksums. Multipart objects
+//!   may carry COMPOSITE checksums (`…-N`), which say nothing about the whole byte stream.
+//! * Whole-object GETs let the SDK validate the body against a full-object checksum as it streams;
+//!   ranged GETs do not (the store's checksum covers the object, not the range), and ferry checks
+//!   ranges itself.
+//! * The SDK's standard retry stays on (`max_attempts`); what surfaces here has already been
+//!   retried, and its kind tells the engine whether retrying later could help.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_s3::config::{
+    ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    RuntimeComponents, SharedCredentialsProvider,
+};
+use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::operation::{RequestId, RequestIdExt};
+use aws_sdk_s3::primitives::DateTime as AwsDateTime;
+use aws_sdk_s3::types::{
+    ArchiveStatus, ChecksumMode, ChecksumType, EncodingType, GlacierJobParameters, Object,
+    OptionalObjectAttributes, RestoreRequest, ServerSideEncryption, Tier,
+};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{
+    ArchiveState, ByteStream, Fut, GetRequest, ListPage, ListRequest, ObjectHead, ObjectInfo,
+    RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
+};
+use crate::secret::Secret;
+
+/// Where an S3 source is and how to reach it. Deserialized from the job spec.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3SourceConfig {
+    pub bucket: String,
+    /// The key prefix the job covers. Informational here (reports, `describe`); listings take
+    /// their prefix from each [`ListRequest`].
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// AWS region (the signing region for S3-compatible stores). When unset: `us-east-1` with an
+    /// endpoint override, else the SDK's region chain (`AWS_REGION`, profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (`https://minio.example:9000`). Unset for Amazon S3.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Allow `http://` endpoints. Plain HTTP sends data and signatures in the clear; meant for
+    /// local test stores only.
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub credentials: S3Credentials,
+    /// Assume this role (through STS) on top of `credentials` before reading.
+    #[serde(default)]
+    pub assume_role: Option<AssumeRole>,
+    /// HEAD also fetches the object's tags (one GetObjectTagging call per object).
+    #[serde(default = "default_true")]
+    pub fetch_tags: bool,
+    /// Listings ask S3 for each object's restore status (`OptionalObjectAttributes=RestoreStatus`),
+    /// so restored archive objects list as readable. Off by default: not every S3-compatible
+    /// store knows the header.
+    #[serde(default)]
+    pub list_restore_status: bool,
+    /// Attempts per request, including the first, in the SDK's standard retry mode.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+/// Which credentials sign the requests.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum S3Credentials {
+    /// The SDK's default chain: environment, profile, web identity, ECS/EC2 roles (Lambda's role).
+    #[default]
+    DefaultChain,
+    /// A fixed key pair (and session token for temporary credentials).
+    Static {
+        access_key_id: String,
+        #[serde(deserialize_with = "de_secret")]
+        secret_access_key: Secret,
+        #[serde(default, deserialize_with = "de_opt_secret")]
+        session_token: Option<Secret>,
+    },
+}
+
+/// A role to assume with STS before reading the bucket.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    #[serde(default)]
+    pub session_name: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// STS endpoint override (private endpoints, tests). The S3 `endpoint` never applies to STS.
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+
+fn de_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    String::deserialize(d).map(Secret::new)
+}
+
+fn de_opt_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Option::<String>::deserialize(d).map(|s| s.map(Secret::new))
+}
+
+impl S3SourceConfig {
+    /// A config for `bucket` with every other setting at its default.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3SourceConfig {
+            bucket: bucket.into(),
+            prefix: None,
+            region: None,
+            endpoint: None,
+            path_style: false,
+            allow_http: false,
+            credentials: S3Credentials::default(),
+            assume_role: None,
+            fetch_tags: true,
+            list_restore_status: false,
+            max_attempts: default_max_attempts(),
+        }
+    }
+
+    /// Checks every setting that can be checked without the network.
+    pub fn validate(&self) -> Result<(), S3ConfigError> {
+        check_bucket(&self.bucket)?;
+        if let Some(endpoint) = &self.endpoint {
+            check_endpoint("endpoint", endpoint, self.allow_http)?;
+        }
+        if let Some(region) = &self.region {
+            check_region(region)?;
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            return Err(S3ConfigError::new(
+                "max_attempts",
+                self.max_attempts.to_string(),
+                "is out of range",
+                "use 1 to 20 (5 is the default)",
+            ));
+        }
+        if let S3Credentials::Static { access_key_id, secret_access_key, .. } = &self.credentials {
+            check_static_credentials(access_key_id, secret_access_key)?;
+        }
+        if let Some(role) = &self.assume_role {
+            check_assume_role(role, self.allow_http)?;
+        }
+        Ok(())
+    }
+}
+
+/// A setting of [`S3SourceConfig`] that cannot work, with the value and how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 source setting `{field}` = {value:?} {problem}; {fix}")]
+pub struct S3ConfigError {
+    pub field: &'static str,
+    pub value: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl S3ConfigError {
+    fn new(field: &'static str, value: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        S3ConfigError { field, value: value.into(), problem: problem.into(), fix: fix.into() }
+    }
+}
+
+fn check_bucket(bucket: &str) -> Result<(), S3ConfigError> {
+    let ok = !bucket.is_empty() && !bucket.contains('/') && !bucket.chars().any(char::is_whitespace);
+    if ok {
+        return Ok(());
+    }
+    Err(S3ConfigError::new(
+        "bucket",
+        bucket,
+        "is not a bucket name",
+        "give the bare bucket name, without `s3://`, slashes or spaces",
+    ))
+}
+
+fn check_region(region: &str) -> Result<(), S3ConfigError> {
+    let ok = !region.is_empty() && region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        return Ok(());
+    }
+    Err(S3ConfigError::new("region", region, "is not a region name", "use a name like `us-east-1`"))
+}
+
+fn check_endpoint(field: &'static str, endpoint: &str, allow_http: bool) -> Result<(), S3ConfigError> {
+    // An endpoint with `user:password@` would leak that password into this very error message.
+    if endpoint.contains('@') {
+        return Err(S3ConfigError::new(
+            field,
+            "<redacted: contains `@`>",
+            "carries user information",
+            "remove `user:password@` from the URL and put credentials in `credentials`",
+        ));
+    }
+    let bad = |problem: &str| S3ConfigError::new(field, endpoint, problem, "use a URL like `https://s3.example.com:9000`");
+    let uri: http::Uri = endpoint.parse().map_err(|_| bad("is not a URL"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("has a query string"));
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if allow_http => Ok(()),
+        Some("http") => Err(S3ConfigError::new(
+            field,
+            endpoint,
+            "uses plain HTTP, which sends data and request signatures unencrypted",
+            "use an https:// endpoint, or set `allow_http: true` if this is a local test store",
+        )),
+        _ => Err(bad("does not start with https:// or http://")),
+    }
+}
+
+fn check_static_credentials(access_key_id: &str, secret: &Secret) -> Result<(), S3ConfigError> {
+    if access_key_id.trim().is_empty() {
+        return Err(S3ConfigError::new(
+            "credentials.access_key_id",
+            access_key_id,
+            "is empty",
+            "set the access key id, or use `type: default_chain`",
+        ));
+    }
+    if secret.is_empty() {
+        return Err(S3ConfigError::new(
+            "credentials.secret_access_key",
+            "<empty>",
+            "is empty",
+            "set the secret access key, or use `type: default_chain`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_assume_role(role: &AssumeRole, allow_http: bool) -> Result<(), S3ConfigError> {
+    if !role.role_arn.starts_with("arn:") || !role.role_arn.contains(":role/") {
+        return Err(S3ConfigError::new(
+            "assume_role.role_arn",
+            role.role_arn.as_str(),
+            "is not a role ARN",
+            "use an ARN like `arn:aws:iam::123456789012:role/name`",
+        ));
+    }
+    if let Some(endpoint) = &role.sts_endpoint {
+        check_endpoint("assume_role.sts_endpoint", endpoint, allow_http)?;
+    }
+    Ok(())
+}
+
+/// An S3 bucket (Amazon or S3-compatible) as a ferry [`Source`].
+#[derive(Clone)]
+pub struct S3Source {
+    client: Client,
+    bucket: String,
+    description: String,
+    fetch_tags: bool,
+    list_restore_status: bool,
+}
+
+impl fmt::Debug for S3Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Source").field("source", &self.description).finish_non_exhaustive()
+    }
+}
+
+impl S3Source {
+    /// Checks `config` and builds the SDK client. Makes no request yet, except that the default
+    /// credential / region chain may look at the environment.
+    pub async fn new(config: S3SourceConfig) -> Result<Self, S3ConfigError> {
+        config.validate()?;
+        let base = base_sdk_config(&config).await;
+        let Some(region) = base.region().map(|r| r.to_string()) else {
+            return Err(S3ConfigError::new(
+                "region",
+                "<unset>",
+                "is not set and the environment names none",
+                "set `region` (for example `us-east-1`) or AWS_REGION",
+            ));
+        };
+        let mut builder = aws_sdk_s3::config::Builder::from(&base)
+            .force_path_style(config.path_style)
+            // Validation only where ferry asks for it (checksum mode on); see `get`.
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &config.endpoint {
+            // Non-AWS stores often reject the aws-chunked checksum trailers the SDK would add.
+            builder = builder
+                .endpoint_url(endpoint)
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+        }
+        if let Some(role) = &config.assume_role {
+            builder = builder.credentials_provider(assume_role_provider(role, &base).await);
+        }
+        Ok(S3Source {
+            client: Client::from_conf(builder.build()),
+            description: describe(&config, &region),
+            bucket: config.bucket,
+            fetch_tags: config.fetch_tags,
+            list_restore_status: config.list_restore_status,
+        })
+    }
+
+    /// The SDK client, for callers that need an S3 call the port does not offer.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+/// The shared SDK config: region, credentials and retry, but no endpoint (STS must not use it).
+async fn base_sdk_config(config: &S3SourceConfig) -> aws_config::SdkConfig {
+    let retry = RetryConfig::standard().with_max_attempts(config.max_attempts);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry);
+    let region = config.region.clone().or_else(|| config.endpoint.as_ref().map(|_| "us-east-1".to_owned()));
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    if let S3Credentials::Static { access_key_id, secret_access_key, session_token } = &config.credentials {
+        let credentials = Credentials::new(
+            access_key_id,
+            secret_access_key.expose(),
+            session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "ferry-static",
+        );
+        loader = loader.credentials_provider(credentials);
+    }
+    loader.load().await
+}
+
+async fn assume_role_provider(role: &AssumeRole, base: &aws_config::SdkConfig) -> SharedCredentialsProvider {
+    let mut sts = base.to_builder();
+    if let Some(endpoint) = &role.sts_endpoint {
+        sts.set_endpoint_url(Some(endpoint.clone()));
+    }
+    let mut builder = AssumeRoleProvider::builder(role.role_arn.clone())
+        .session_name(role.session_name.clone().unwrap_or_else(|| "ferry".to_owned()))
+        .configure(&sts.build());
+    if let Some(id) = &role.external_id {
+        builder = builder.external_id(id.clone());
+    }
+    SharedCredentialsProvider::new(builder.build().await)
+}
+
+fn describe(config: &S3SourceConfig, region: &str) -> String {
+    let prefix = config.prefix.as_deref().unwrap_or("");
+    let place = match &config.endpoint {
+        Some(endpoint) => endpoint.clone(),
+        None => format!("AWS {region}"),
+    };
+    format!("s3://{}/{} ({place})", config.bucket, prefix)
+}
+
+impl Source for S3Source {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn list<'a>(&'a self, req: &'a ListRequest) -> Fut<'a, ListPage> {
+        Box::pin(self.list_page(req))
+    }
+
+    fn head<'a>(&'a self, key: &'a str) -> Fut<'a, ObjectHead> {
+        Box::pin(self.head_object(key))
+    }
+
+    fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream> {
+        Box::pin(self.get_object(req))
+    }
+
+    fn restore<'a>(&'a self, key: &'a str, days: u32, tier: RestoreTier) -> Fut<'a, RestoreOutcome> {
+        Box::pin(self.restore_object(key, days, tier))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+impl S3Source {
+    async fn list_page(&self, req: &ListRequest) -> Result<ListPage, SourceError> {
+        let resource = format!("{}/{}", self.bucket, req.prefix);
+        // 0 would ask for an empty page that still claims to be truncated: treat it as "default".
+        let max_keys = if req.max_keys == 0 { 1000 } else { req.max_keys.min(1000) };
+        let mut call = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&req.prefix)
+            .encoding_type(EncodingType::Url)
+            .max_keys(max_keys as i32)
+            .set_delimiter(req.delimiter.clone())
+            .set_start_after(req.start_after.clone())
+            .set_continuation_token(req.continuation.clone());
+        if self.list_restore_status {
+            call = call.optional_object_attributes(OptionalObjectAttributes::RestoreStatus);
+        }
+        let out = call.send().await.map_err(|e| classify("ListObjectsV2", &resource, e))?;
+        let encoded = out.encoding_type() == Some(&EncodingType::Url);
+        let decode = |raw: &str| decode_listed(raw, encoded, &resource);
+
+        let objects = out
+            .contents()
+            .iter()
+            .map(|o| Ok(object_info(decode(o.key().unwrap_or_default())?, o)))
+            .collect::<Result<Vec<_>, SourceError>>()?;
+        let common_prefixes = out
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .map(decode)
+            .collect::<Result<Vec<_>, SourceError>>()?;
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(token)) => Some(token.to_owned()),
+            (Some(true), None) => {
+                return Err(SourceError::new(
+                    SourceErrorKind::Permanent,
+                    resource,
+                    "ListObjectsV2 said the listing is truncated but returned no continuation token",
+                ));
+            }
+            _ => None,
+        };
+        Ok(ListPage { objects, common_prefixes, next })
+    }
+}
+
+/// Decodes a key or prefix of a listing made with `encoding-type=url`. S3 encodes form-style
+/// (a space may come back as `+`, a real `+` always as `%2B`), so `+` decodes to a space.
+fn decode_listed(raw: &str, encoded: bool, resource: &str) -> Result<String, SourceError> {
+    if !encoded {
+        return Ok(raw.to_owned());
+    }
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| {
+            SourceError::new(
+                SourceErrorKind::Permanent,
+                resource,
+                format!("the store listed key {raw:?}, which does not decode to UTF-8"),
+            )
+        })
+}
+
+fn object_info(key: String, o: &Object) -> ObjectInfo {
+    let storage_class = o.storage_class().map_or("STANDARD", |c| c.as_str()).to_owned();
+    let restore = o.restore_status();
+    let archive = archive_state(
+        &storage_class,
+        false,
+        restore.and_then(|r| r.is_restore_in_progress()),
+        restore.and_then(|r| r.restore_expiry_date()).is_some(),
+    );
+    ObjectInfo {
+        key,
+        size: o.size().unwrap_or(0).max(0) as u64,
+        etag: o.e_tag().map(unquote),
+        last_modified: o.last_modified().and_then(to_chrono),
+        storage_class: Some(storage_class),
+        archive,
+    }
+}
+
+/// Storage classes whose bytes cannot be read until restored. GLACIER_IR reads like STANDARD.
+fn is_archive_class(storage_class: &str) -> bool {
+    matches!(storage_class, "GLACIER" | "DEEP_ARCHIVE")
+}
+
+/// `in_progress` / `has_expiry` describe a restore (from `x-amz-restore` or the listing's
+/// RestoreStatus); `tiered_archive` is an INTELLIGENT_TIERING object in an archive tier.
+fn archive_state(storage_class: &str, tiered_archive: bool, in_progress: Option<bool>, has_expiry: bool) -> ArchiveState {
+    match in_progress {
+        Some(true) => ArchiveState::Restoring,
+        Some(false) if has_expiry => ArchiveState::Restored,
+        _ if is_archive_class(storage_class) || tiered_archive => ArchiveState::Archived,
+        _ => ArchiveState::NotArchived,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// head
+
+impl S3Source {
+    async fn head_object(&self, key: &str) -> Result<ObjectHead, SourceError> {
+        let resource = format!("{}/{}", self.bucket, key);
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| classify("HeadObject", &resource, e))?;
+        let mut head = object_head(key, &out, &resource)?;
+        if self.fetch_tags {
+            head.tags = self.tags(key, out.version_id(), &resource).await?;
+        }
+        Ok(head)
+    }
+
+    async fn tags(&self, key: &str, version_id: Option<&str>, resource: &str) -> Result<Vec<(String, String)>, SourceError> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify("GetObjectTagging", resource, e))?;
+        Ok(out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
+    }
+}
+
+fn object_head(key: &str, out: &HeadObjectOutput, resource: &str) -> Result<ObjectHead, SourceError> {
+    let size = out.content_length().filter(|n| *n >= 0).ok_or_else(|| {
+        SourceError::new(SourceErrorKind::Permanent, resource, "HeadObject returned no Content-Length")
+    })?;
+    let storage_class = out.storage_class().map_or("STANDARD", |c| c.as_str()).to_owned();
+    let restore = out.restore();
+    let tiered_archive = matches!(
+        out.archive_status(),
+        Some(ArchiveStatus::ArchiveAccess | ArchiveStatus::DeepArchiveAccess)
+    );
+    let archive = archive_state(
+        &storage_class,
+        tiered_archive,
+        restore.and_then(restore_in_progress),
+        restore.is_some_and(|r| quoted_field(r, "expiry-date").is_some()),
+    );
+    let mut user_metadata: Vec<(String, String)> =
+        out.metadata().into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    user_metadata.sort();
+    Ok(ObjectHead {
+        key: key.to_owned(),
+        size: size as u64,
+        etag: out.e_tag().map(unquote),
+        last_modified: out.last_modified().and_then(to_chrono),
+        version_id: out.version_id().map(str::to_owned),
+        storage_class: Some(storage_class),
+        archive,
+        content_type: out.content_type().map(str::to_owned),
+        content_encoding: out.content_encoding().map(str::to_owned),
+        content_disposition: out.content_disposition().map(str::to_owned),
+        content_language: out.content_language().map(str::to_owned),
+        cache_control: out.cache_control().map(str::to_owned),
+        expires: out.expires_string().map(str::to_owned),
+        user_metadata,
+        tags: Vec::new(),
+        checksums: head_checksums(out),
+    })
+}
+
+fn head_checksums(out: &HeadObjectOutput) -> SourceChecksums {
+    let kms_or_customer_key = out.sse_customer_algorithm().is_some()
+        || out.server_side_encryption().is_some_and(|s| *s != ServerSideEncryption::Aes256);
+    SourceChecksums {
+        md5: out.e_tag().filter(|_| !kms_or_customer_key).and_then(md5_from_etag),
+        crc64nvme: full_object_checksum(out.checksum_crc64_nvme(), out.checksum_type(), true)
+            .map(u64::from_be_bytes),
+        crc32c: full_object_checksum(out.checksum_crc32_c(), out.checksum_type(), false)
+            .map(u32::from_be_bytes),
+        oss_crc64: None,
+    }
+}
+
+/// The MD5 a single-part upload's ETag is. Multipart ETags (`…-N`) and anything else that is not
+/// 32 hex digits are not MD5s.
+fn md5_from_etag(etag: &str) -> Option<[u8; 16]> {
+    let hex_digits = unquote(etag);
+    if hex_digits.len() != 32 {
+        return None;
+    }
+    let mut md5 = [0u8; 16];
+    hex::decode_to_slice(&hex_digits, &mut md5).ok()?;
+    Some(md5)
+}
+
+/// A Base64 checksum header as N big-endian bytes, only when it covers the whole object:
+/// the type says FULL_OBJECT, or no type is given and the value is not composite (`…-N`).
+/// CRC64NVME only exists as a full-object checksum (`always_full`), but a COMPOSITE type still
+/// wins over that assumption.
+fn full_object_checksum<const N: usize>(value: Option<&str>, kind: Option<&ChecksumType>, always_full: bool) -> Option<[u8; N]> {
+    let value = value?;
+    let full = match kind {
+        Some(ChecksumType::FullObject) => true,
+        Some(ChecksumType::Composite) => false,
+        _ => always_full || !value.contains('-'),
+    };
+    if !full || value.contains('-') {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+    bytes.try_into().ok()
+}
+
+/// `ongoing-request="true"` → restoring; `"false"` → finished.
+fn restore_in_progress(header: &str) -> Option<bool> {
+    match quoted_field(header, "ongoing-request")? {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// The value of `name="value"` in a header like `x-amz-restore`. Values may hold commas
+/// (`expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`), so this does not split on them.
+fn quoted_field<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    let needle = format!("{name}=\"");
+    let start = header.find(&needle)? + needle.len();
+    let len = header[start..].find('"')?;
+    Some(&header[start..start + len])
+}
+
+// ---------------------------------------------------------------------------------------------
+// get
+
+impl S3Source {
+    async fn get_object(&self, req: GetRequest<'_>) -> Result<ByteStream, SourceError> {
+        let resource = format!("{}/{}", self.bucket, req.key);
+        let mut call = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(req.key)
+            .set_version_id(req.version_id.map(str::to_owned))
+            .set_if_match(req.if_match.map(quote));
+        match &req.range {
+            Some(range) if range.start >= range.end => {
+                return Err(SourceError::new(
+                    SourceErrorKind::Permanent,
+                    resource,
+                    format!("empty byte range {}..{}: ask for at least one byte or for the whole object", range.start, range.end),
+                ));
+            }
+            Some(range) => call = call.range(format!("bytes={}-{}", range.start, range.end - 1)),
+            // The store's checksum covers the whole object only, so only whole reads validate.
+            None => call = call.checksum_mode(ChecksumMode::Enabled),
+        }
+        let out = call.send().await.map_err(|e| classify("GetObject", &resource, e))?;
+        if let Some(range) = &req.range {
+            check_content_range(range, out.content_range(), out.content_length(), &resource)?;
+        }
+        Ok(body_stream(out.body, resource))
+    }
+}
+
+/// Makes sure the store sent exactly the requested bytes: some stores ignore `Range` and send
+/// the whole object, and a range past the end comes back shortened.
+fn check_content_range(
+    range: &std::ops::Range<u64>,
+    content_range: Option<&str>,
+    content_length: Option<i64>,
+    resource: &str,
+) -> Result<(), SourceError> {
+    let want_last = range.end - 1;
+    let Some(header) = content_range else {
+        if range.start == 0 && content_length == Some(range.end as i64) {
+            return Ok(());
+        }
+        return Err(SourceError::new(
+            SourceErrorKind::Permanent,
+            resource,
+            format!("asked for bytes {}-{want_last} but the store ignored the Range header", range.start),
+        ));
+    };
+    match parse_content_range(header) {
+        Some((first, last)) if first == range.start && last == want_last => Ok(()),
+        Some((first, last)) if first == range.start && last < want_last => Err(SourceError::new(
+            SourceErrorKind::Changed,
+            resource,
+            format!("asked for bytes {}-{want_last} but the object ends at byte {last} ({header}): it is shorter than expected", range.start),
+        )),
+        _ => Err(SourceError::new(
+            SourceErrorKind::Permanent,
+            resource,
+            format!("asked for bytes {}-{want_last} but the store answered Content-Range {header:?}", range.start),
+        )),
+    }
+}
+
+/// `bytes 10-19/1004` → (10, 19).
+fn parse_content_range(header: &str) -> Option<(u64, u64)> {
+    let span = header.strip_prefix("bytes ")?.split('/').next()?;
+    let (first, last) = span.split_once('-')?;
+    Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
+}
+
+/// The SDK body as ferry's stream: chunks as they arrive, never collected; ends after the
+/// first error.
+fn body_stream(body: aws_sdk_s3::primitives::ByteStream, resource: String) -> ByteStream {
+    let stream = futures_util::stream::unfold(Some(body), move |state| {
+        let resource = resource.clone();
+        async move {
+            let mut body = state?;
+            match body.next().await? {
+                Ok(chunk) => Some((Ok(chunk), Some(body))),
+                Err(e) => Some((Err(body_error(&resource, &e)), None)),
+            }
+        }
+    });
+    Box::pin(stream)
+}
+
+fn body_error(resource: &str, err: &(dyn std::error::Error + 'static)) -> SourceError {
+    let text = DisplayErrorContext(err).to_string();
+    // The SDK's validator fails the body with a "checksum mismatch" error (its type lives in a
+    // crate ferry does not depend on, so the text is what there is to match).
+    let kind = if text.contains("checksum mismatch") { SourceErrorKind::Integrity } else { SourceErrorKind::Transient };
+    SourceError::new(kind, resource, format!("reading the GetObject body failed: {text}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// restore
+
+impl S3Source {
+    async fn restore_object(&self, key: &str, days: u32, tier: RestoreTier) -> Result<RestoreOutcome, SourceError> {
+        let resource = format!("{}/{}", self.bucket, key);
+        let days = i32::try_from(days).ok().filter(|d| *d >= 1).ok_or_else(|| {
+            SourceError::new(SourceErrorKind::Permanent, &resource, format!("restore for {days} days: use 1 or more days"))
+        })?;
+        let job = GlacierJobParameters::builder().tier(s3_tier(tier)).build().map_err(|e| {
+            SourceError::new(SourceErrorKind::Permanent, &resource, format!("building the restore request: {e}"))
+        })?;
+        let request = RestoreRequest::builder().days(days).glacier_job_parameters(job).build();
+        let status = Arc::new(AtomicU16::new(0));
+        let sent = self
+            .client
+            .restore_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .restore_request(request)
+            .customize()
+            .interceptor(StatusRecorder(status.clone()))
+            .send()
+            .await;
+        match sent {
+            // 202 Accepted: a restore started; 200 OK: already restored (expiry extended).
+            Ok(_) if status.load(Ordering::Relaxed) == 200 => Ok(RestoreOutcome::AlreadyRestored),
+            Ok(_) => Ok(RestoreOutcome::Started),
+            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(RestoreOutcome::AlreadyInProgress),
+            Err(e) if e.code() == Some("InvalidObjectState") => {
+                let mut err = classify("RestoreObject", &resource, e);
+                err.kind = SourceErrorKind::Permanent;
+                err.message = format!("the object is not in an archive storage class: {}", err.message);
+                Err(err)
+            }
+            Err(e) => Err(classify("RestoreObject", &resource, e)),
+        }
+    }
+}
+
+fn s3_tier(tier: RestoreTier) -> Tier {
+    match tier {
+        RestoreTier::Expedited => Tier::Expedited,
+        RestoreTier::Standard => Tier::Standard,
+        RestoreTier::Bulk => Tier::Bulk,
+    }
+}
+
+/// Records the HTTP status of a response: RestoreObject's output does not say whether S3
+/// answered 200 (already restored) or 202 (started).
+#[derive(Debug)]
+struct StatusRecorder(Arc<AtomicU16>);
+
+impl Intercept for StatusRecorder {
+    fn name(&self) -> &'static str {
+        "ferry::StatusRecorder"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.store(context.response().status().as_u16(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+/// Turns an SDK failure into a [`SourceError`] the engine can act on. The message names the
+/// operation, HTTP status, S3 error code and request ids; SDK errors never carry credentials.
+fn classify<E>(operation: &str, resource: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, what) = match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code();
+            let detail = ctx.err().message().map(|m| format!(": {m}")).unwrap_or_default();
+            (service_kind(code, status), format!("HTTP {status} {}{detail}", code.unwrap_or("(no error code)")))
+        }
+        SdkError::TimeoutError(_) => (SourceErrorKind::Transient, format!("timed out: {}", DisplayErrorContext(&err))),
+        SdkError::DispatchFailure(failure) => {
+            let text = DisplayErrorContext(&err).to_string();
+            (dispatch_kind(failure.is_user(), failure.is_other(), &text), text)
+        }
+        SdkError::ResponseError(_) => (SourceErrorKind::Transient, DisplayErrorContext(&err).to_string()),
+        _ => (SourceErrorKind::Permanent, DisplayErrorContext(&err).to_string()),
+    };
+    let ids = request_ids(err.request_id(), err.extended_request_id());
+    SourceError::new(kind, resource, format!("S3 {operation} failed: {what}{ids}"))
+}
+
+fn service_kind(code: Option<&str>, status: u16) -> SourceErrorKind {
+    use SourceErrorKind::*;
+    match (code.unwrap_or(""), status) {
+        ("InvalidObjectState", _) => NeedsRestore,
+        ("NoSuchKey" | "NoSuchBucket" | "NoSuchVersion" | "NotFound", _) | (_, 404) => NotFound,
+        ("PreconditionFailed", _) | (_, 412) => Changed,
+        // A range starting past the end: the object is shorter than HEAD said.
+        ("InvalidRange", _) | (_, 416) => Changed,
+        ("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests", _)
+        | (_, 429 | 503) => Throttled,
+        ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken", _)
+        | (_, 401 | 403) => AccessDenied,
+        ("RequestTimeout" | "InternalError", _) | (_, 500..=599) => Transient,
+        _ => Permanent,
+    }
+}
+
+/// A request that never got an HTTP answer: network and timeouts are transient; a credential
+/// chain that found nothing is an access problem; a malformed request is permanent.
+fn dispatch_kind(is_user: bool, is_other: bool, text: &str) -> SourceErrorKind {
+    let lower = text.to_ascii_lowercase();
+    if is_user {
+        SourceErrorKind::Permanent
+    } else if is_other && lower.contains("credential") && !lower.contains("timed out") {
+        SourceErrorKind::AccessDenied
+    } else {
+        SourceErrorKind::Transient
+    }
+}
+
+fn request_ids(id: Option<&str>, extended: Option<&str>) -> String {
+    match (id, extended) {
+        (Some(id), Some(ext)) => format!(" (request id {id}, extended request id {ext})"),
+        (Some(id), None) => format!(" (request id {id})"),
+        _ => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// small conversions
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+fn quote(etag: &str) -> String {
+    if etag.starts_with('"') { etag.to_owned() } else { format!("\"{etag}\"") }
+}
+
+fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_header_states() {
+        let ongoing = r#"ongoing-request="true""#;
+        let done = r#"ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT""#;
+        assert_eq!(restore_in_progress(ongoing), Some(true));
+        assert_eq!(restore_in_progress(done), Some(false));
+        assert_eq!(quoted_field(done, "expiry-date"), Some("Fri, 21 Dec 2012 00:00:00 GMT"));
+        assert_eq!(archive_state("GLACIER", false, Some(true), false), ArchiveState::Restoring);
+        assert_eq!(archive_state("GLACIER", false, Some(false), true), ArchiveState::Restored);
+        assert_eq!(archive_state("DEEP_ARCHIVE", false, None, false), ArchiveState::Archived);
+        assert_eq!(archive_state("GLACIER_IR", false, None, false), ArchiveState::NotArchived);
+        assert_eq!(archive_state("INTELLIGENT_TIERING", true, None, false), ArchiveState::Archived);
+    }
+
+    #[test]
+    fn md5_only_from_single_part_etags() {
+        let md5 = md5_from_etag("\"9e107d9d372bb6826bd81d3542a419d6\"").unwrap();
+        assert_eq!(hex::encode(md5), "9e107d9d372bb6826bd81d3542a419d6");
+        assert_eq!(md5_from_etag("\"9e107d9d372bb6826bd81d3542a419d6-2\""), None);
+        assert_eq!(md5_from_etag("9e107d9d372bb6826bd81d3542a419zz"), None);
+    }
+
+    #[test]
+    fn composite_checksums_are_ignored() {
+        // CRC32C of "123456789" is 0xE3069283.
+        let full = base64::engine::general_purpose::STANDARD.encode(0xE306_9283u32.to_be_bytes());
+        let got = |v: &str, t: Option<ChecksumType>| full_object_checksum::<4>(Some(v), t.as_ref(), false).map(u32::from_be_bytes);
+        assert_eq!(got(&full, Some(ChecksumType::FullObject)), Some(0xE306_9283));
+        assert_eq!(got(&full, None), Some(0xE306_9283));
+        assert_eq!(got(&full, Some(ChecksumType::Composite)), None);
+        assert_eq!(got(&format!("{full}-3"), None), None);
+        // A 4-byte value under the 8-byte CRC64NVME name is not a CRC64NVME.
+        assert_eq!(full_object_checksum::<8>(Some(&full), None, true), None);
+    }
+
+    #[test]
+    fn listed_keys_decode_form_style() {
+        assert_eq!(decode_listed("a+b%2Bc%25d%3F", true, "b").unwrap(), "a b+c%d?");
+        assert_eq!(decode_listed("a+b", false, "b").unwrap(), "a+b");
+        assert!(decode_listed("%FF", true, "b").is_err());
+    }
+
+    #[test]
+    fn content_range_must_match_the_request() {
+        assert!(check_content_range(&(10..20), Some("bytes 10-19/100"), Some(10), "r").is_ok());
+        let short = check_content_range(&(10..20), Some("bytes 10-14/15"), Some(5), "r").unwrap_err();
+        assert_eq!(short.kind, SourceErrorKind::Changed);
+        let ignored = check_content_range(&(10..20), None, Some(100), "r").unwrap_err();
+        assert_eq!(ignored.kind, SourceErrorKind::Permanent);
+        assert!(check_content_range(&(0..100), None, Some(100), "r").is_ok());
+    }
+
+    #[test]
+    fn error_codes_map_to_kinds() {
+        use SourceErrorKind::*;
+        assert_eq!(service_kind(Some("InvalidObjectState"), 403), NeedsRestore);
+        assert_eq!(service_kind(Some("AccessDenied"), 403), AccessDenied);
+        assert_eq!(service_kind(None, 404), NotFound);
+        assert_eq!(service_kind(Some("SlowDown"), 503), Throttled);
+        assert_eq!(service_kind(None, 429), Throttled);
+        assert_eq!(service_kind(Some("InternalError"), 500), Transient);
+        assert_eq!(service_kind(None, 502), Transient);
+        assert_eq!(service_kind(Some("PreconditionFailed"), 412), Changed);
+        assert_eq!(service_kind(Some("InvalidArgument"), 400), Permanent);
+    }
+}

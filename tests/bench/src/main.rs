@@ -1,0 +1,54 @@
+//! `ferry-bench`: ferry's benchmark harness. Benchmarks are not tests: they print throughput,
+//! objects/s, peak memory and CPU per GB, and `--record FILE` appends the results, with the
+//! command that produced them, to a Markdown file kept in the repo (see `tests/bench/RESULTS.md`).
+//!
+//! Run them from a release build: `cargo run --release -p ferry-bench -- <benchmark> [--record tests/bench/RESULTS.md]`.
+
+mod emulator_ceiling;
+mod proc_stats;
+mod raw_oss;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "ferry's benchmarks (loopback only)")]
+struct Cli {
+    /// Append the results to this Markdown file.
+    #[arg(long, global = true)]
+    record: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The OSS emulator's own ceiling: PUT/GET MB/s of large objects, requests/s of small ones.
+    EmulatorCeiling(emulator_ceiling::Args),
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let tables = match cli.bench {
+        Bench::EmulatorCeiling(args) => emulator_ceiling::run(args).await.map(|t| vec![t]),
+    };
+    let tables = match tables {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    for t in &tables {
+        println!("{}", t.markdown());
+    }
+    if let Some(path) = cli.record {
+        if let Err(e) = report::record(&path, &command, &tables) {
+            eprintln!("cannot record results in {}: {e}", path.display());
+            std::process::exit(1);
+        }
+        println!("recorded in {}", path.display());
+    }
+}

@@ -1,0 +1,386 @@
+//! The embeddable emulator: [`Emulator::builder`] configures and starts a server on a local
+//! port; the returned [`Emulator`] gives its address and the in-process equivalents of the
+//! admin API (buckets, objects, faults, counters).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use ferry::secret::Secret;
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::body::Payload;
+use crate::counters::CounterSnapshot;
+use crate::error::ApiError;
+use crate::faults::{FaultEntry, FaultError, FaultRule, Faults};
+use crate::state::{Config, State};
+use crate::store::model::{BucketInfo, ContentHeaders, ObjectAttrs, ObjectMeta, ObjectType, RestoreState, StorageClass};
+use crate::store::{Object, Store};
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot use data directory {}: {source}", dir.display())]
+    DataDir { dir: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+    #[error("cannot create bucket '{name}': {source}")]
+    Bucket { name: String, source: ApiError },
+    #[error("access key id and secret must not be empty: call .credentials(id, secret)")]
+    NoCredentials,
+}
+
+/// Configures an [`Emulator`].
+#[derive(Debug)]
+pub struct EmulatorBuilder {
+    access_key_id: String,
+    secret: Secret,
+    region: String,
+    listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+    restore_delay: Duration,
+    fault_seed: Option<u64>,
+    faults: Vec<FaultRule>,
+    domains: Vec<String>,
+    buckets: Vec<String>,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            access_key_id: String::new(),
+            secret: Secret::default(),
+            region: "cn-hangzhou".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            restore_delay: Duration::from_secs(1),
+            fault_seed: None,
+            faults: Vec::new(),
+            domains: Vec::new(),
+            buckets: Vec::new(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// The only AccessKey pair requests may be signed with.
+    pub fn credentials(mut self, access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
+        self.access_key_id = access_key_id.into();
+        self.secret = access_key_secret.into();
+        self
+    }
+
+    /// Region id (`cn-hangzhou`; an `oss-` prefix is dropped). Signatures must use it.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        let r: String = region.into();
+        self.region = r.strip_prefix("oss-").map(str::to_owned).unwrap_or(r);
+        self
+    }
+
+    /// Address to listen on (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Keep data on disk in `dir` (survives restarts); `None` keeps it in memory.
+    pub fn data_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.data_dir = dir;
+        self
+    }
+
+    /// How long RestoreObject takes (default 1 s).
+    pub fn restore_delay(mut self, d: Duration) -> Self {
+        self.restore_delay = d;
+        self
+    }
+
+    /// Seed of the fault RNG (default: random, shown by `GET /-/admin/faults`).
+    pub fn fault_seed(mut self, seed: u64) -> Self {
+        self.fault_seed = Some(seed);
+        self
+    }
+
+    /// A fault rule active from the start.
+    pub fn fault(mut self, rule: FaultRule) -> Self {
+        self.faults.push(rule);
+        self
+    }
+
+    /// A base domain for virtual-hosted addressing (`bucket.<domain>`), besides IP addresses
+    /// and `localhost`.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domains.push(domain.into());
+        self
+    }
+
+    /// A bucket to create at start (if missing).
+    pub fn bucket(mut self, name: impl Into<String>) -> Self {
+        self.buckets.push(name.into());
+        self
+    }
+
+    /// Binds the port and starts serving.
+    pub async fn start(self) -> Result<Emulator, StartError> {
+        if self.access_key_id.is_empty() || self.secret.is_empty() {
+            return Err(StartError::NoCredentials);
+        }
+        let store = match &self.data_dir {
+            Some(dir) => Store::open(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?,
+            None => Store::memory(),
+        };
+        let faults = Faults::new(self.fault_seed.unwrap_or_else(|| fastrand::u64(..)));
+        for rule in self.faults {
+            faults.add(rule)?;
+        }
+        let listener =
+            TcpListener::bind(self.listen).await.map_err(|source| StartError::Bind { addr: self.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: self.listen, source })?;
+        let config = Config {
+            access_key_id: self.access_key_id,
+            secret: self.secret,
+            region: self.region,
+            domains: self.domains,
+        };
+        let state = Arc::new(State::new(config, store, faults, addr, self.restore_delay));
+        for name in self.buckets {
+            crate::ops::bucket::validate_bucket_name(&name)
+                .and_then(|_| state.store.create_bucket(BucketInfo::new(&name)))
+                .map_err(|source| StartError::Bucket { name: name.clone(), source })?;
+        }
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(crate::server::run(listener, state.clone(), rx));
+        Ok(Emulator { state, addr, shutdown: tx, task: Some(task) })
+    }
+}
+
+/// What to store with [`Emulator::put_object_with`].
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    pub storage_class: StorageClass,
+    pub content_type: Option<String>,
+    /// User metadata without the `x-oss-meta-` prefix.
+    pub user_meta: BTreeMap<String, String>,
+}
+
+/// A stored object as the in-process API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes: upper-case hex MD5, or `HEX-N` for multipart objects.
+    pub etag: String,
+    pub crc64: Option<u64>,
+    pub storage_class: StorageClass,
+    /// `Normal` or `Multipart`.
+    pub object_type: String,
+    pub content_type: Option<String>,
+    pub user_meta: BTreeMap<String, String>,
+    /// `x-oss-restore` as HEAD would show it now.
+    pub restore: Option<String>,
+    /// Whether GET would return the data now (archived objects need a finished restore).
+    pub readable: bool,
+}
+
+impl ObjectInfo {
+    fn from_meta(meta: &ObjectMeta) -> ObjectInfo {
+        let now = crate::time::now_millis();
+        ObjectInfo {
+            key: meta.key.clone(),
+            size: meta.size,
+            etag: meta.etag.clone(),
+            crc64: meta.crc64,
+            storage_class: meta.attrs.storage_class,
+            object_type: meta.object_type.name().to_owned(),
+            content_type: meta.attrs.content.content_type.clone(),
+            user_meta: meta.attrs.user_meta.clone(),
+            restore: meta.restore_header(now),
+            readable: meta.readable(now),
+        }
+    }
+
+    /// Whether a restore is running.
+    pub fn restoring(&self) -> bool {
+        self.restore.as_deref().is_some_and(|r| r.contains("\"true\""))
+    }
+}
+
+/// A running emulator. Dropping it stops the server (without waiting); call
+/// [`Emulator::shutdown`] to wait for requests in flight.
+pub struct Emulator {
+    state: Arc<State>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator").field("addr", &self.addr).field("region", &self.state.config.region).finish()
+    }
+}
+
+impl Emulator {
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` — path style; `http://<bucket>.127.0.0.1:PORT` style also works
+    /// where the client can resolve it.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Region id without the `oss-` prefix.
+    pub fn region(&self) -> &str {
+        &self.state.config.region
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        &self.state.config.access_key_id
+    }
+
+    /// Creates a bucket; `Ok(false)` if it already existed.
+    pub fn create_bucket(&self, name: &str) -> Result<bool, ApiError> {
+        crate::ops::bucket::validate_bucket_name(name)?;
+        self.state.store.create_bucket(BucketInfo::new(name))
+    }
+
+    /// Deletes a bucket with everything in it.
+    pub fn delete_bucket(&self, name: &str) -> Result<(), ApiError> {
+        self.state.store.delete_bucket(name, true)
+    }
+
+    pub fn bucket_names(&self) -> Vec<String> {
+        self.state.store.buckets().into_iter().map(|b| b.name).collect()
+    }
+
+    /// Stores an object directly (test setup, benchmarks), as a PutObject would.
+    pub async fn put_object(&self, bucket: &str, key: &str, data: impl Into<Bytes>) -> Result<ObjectInfo, ApiError> {
+        self.put_object_with(bucket, key, data, PutOptions::default()).await
+    }
+
+    pub async fn put_object_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: impl Into<Bytes>,
+        opts: PutOptions,
+    ) -> Result<ObjectInfo, ApiError> {
+        crate::ops::attrs::validate_key(key)?;
+        self.state.store.bucket(bucket)?;
+        let written = self.state.store.write_payload(Payload::from_bytes(data.into()), u64::MAX).await?;
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size: written.blob.len(),
+            etag: written.etag(),
+            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(written.md5)),
+            crc64: Some(written.crc64),
+            last_modified_ms: crate::time::now_millis(),
+            object_type: ObjectType::Normal,
+            attrs: ObjectAttrs {
+                content: ContentHeaders { content_type: opts.content_type, ..ContentHeaders::default() },
+                user_meta: opts.user_meta,
+                storage_class: opts.storage_class,
+                ..ObjectAttrs::default()
+            },
+            restore: None,
+        };
+        let info = ObjectInfo::from_meta(&meta);
+        self.state.store.put_object(bucket, Object { meta, blob: written.blob }, false)?;
+        Ok(info)
+    }
+
+    /// An object's metadata, or `None`.
+    pub fn object_info(&self, bucket: &str, key: &str) -> Option<ObjectInfo> {
+        self.state.store.object(bucket, key).ok().map(|o| ObjectInfo::from_meta(&o.meta))
+    }
+
+    /// An object's bytes (read whole; meant for test assertions), or `None`.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Option<Bytes> {
+        let obj = self.state.store.object(bucket, key).ok()?;
+        let mut stream = obj.blob.stream(0, obj.meta.size);
+        let mut out = bytes::BytesMut::with_capacity(obj.meta.size as usize);
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.ok()?);
+        }
+        Some(out.freeze())
+    }
+
+    /// Keys in a bucket, in listing order.
+    pub fn keys(&self, bucket: &str) -> Result<Vec<String>, ApiError> {
+        self.state.store.read(bucket, |b| b.objects.keys().cloned().collect())
+    }
+
+    /// Finishes any running restore of an archived object now.
+    pub fn complete_restore(&self, bucket: &str, key: &str) -> Result<(), ApiError> {
+        let now = crate::time::now_millis();
+        self.state.store.update_object(bucket, key, |m| {
+            if m.restore_state(now) == RestoreState::InProgress
+                && let Some(r) = &mut m.restore
+            {
+                r.ready_at_ms = now;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) -> Result<u64, FaultError> {
+        self.state.faults.add(rule)
+    }
+
+    pub fn remove_fault(&self, id: u64) -> bool {
+        self.state.faults.remove(id)
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.faults.clear()
+    }
+
+    pub fn faults(&self) -> Vec<FaultEntry> {
+        self.state.faults.list()
+    }
+
+    pub fn set_fault_seed(&self, seed: u64) {
+        self.state.faults.set_seed(seed)
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        self.state.counters.snapshot()
+    }
+
+    pub fn reset_counters(&self) {
+        self.state.counters.reset()
+    }
+
+    pub fn set_restore_delay(&self, d: Duration) {
+        self.state.set_restore_delay(d)
+    }
+
+    /// Stops accepting connections and waits (up to 5 s) for requests in flight.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

@@ -1,0 +1,134 @@
+//! # oss-emulator — an Alibaba Cloud OSS protocol server for tests, the demo and benchmarks
+//!
+//! A real HTTP server (hyper, over TCP) that speaks the OSS API closely enough for the official
+//! OSS SDKs, ferry's own client, `aws-sdk-s3` and rclone: signatures are checked, errors look
+//! like OSS errors, bodies stream, checksums (MD5, CRC-64/XZ) are kept for every object and
+//! part. It follows the OSS protocol reference (`shared/reference/oss-protocol.md` §1–§7).
+//!
+//! ## Embedding
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use oss_emulator::{Emulator, FaultRule};
+//! use std::time::Duration;
+//!
+//! let emu = Emulator::builder()
+//!     .credentials("AK", "SK")
+//!     .region("cn-hangzhou")          // signatures must use this region
+//!     .data_dir(None)                 // Some(dir) keeps data on disk across restarts
+//!     .restore_delay(Duration::from_millis(200))
+//!     .fault_seed(42)
+//!     .start()
+//!     .await?;
+//! emu.create_bucket("bucket-a")?;
+//! emu.put_object("bucket-a", "k", b"hello".to_vec()).await?;
+//! let id = emu.add_fault(FaultRule::error("PutObject", 503).rate(0.1).count(3))?;
+//! println!("{} {}", emu.endpoint(), emu.addr());      // http://127.0.0.1:PORT
+//! assert_eq!(emu.counters().operation("PutObject"), 0);
+//! emu.remove_fault(id);
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Emulator`] also has `object_info`, `object_bytes`, `keys`, `put_object_with`
+//! ([`PutOptions`]: storage class, content type, metadata), `delete_bucket` (with contents),
+//! `complete_restore`, `faults`, `clear_faults`, `set_fault_seed`, `reset_counters`,
+//! `set_restore_delay`, `region`, `access_key_id`, `bucket_names`.
+//!
+//! ## Binary
+//!
+//! `oss-emulator --listen 127.0.0.1:0 --access-key-id AK --access-key-secret SK
+//! [--region cn-hangzhou] [--data-dir DIR] [--restore-delay-ms 1000] [--fault SPEC]…
+//! [--fault-seed N] [--domain NAME]… [--bucket NAME]…` prints `listening on http://ADDR:PORT`
+//! as its first stdout line and serves until SIGTERM/SIGINT. `--fault` takes
+//! `op=PutObject,status=503,rate=0.05[,count=N][,kind=error|latency|reset|truncate]`
+//! `[,latency-ms=N][,after-bytes=N][,qos-delay-ms=N][,code=C][,bucket=B][,key-prefix=P][,phase=before|after]`.
+//!
+//! ## Addressing and authentication
+//!
+//! Virtual-hosted (`Host: bucket.127.0.0.1:PORT`, `bucket.localhost:PORT`, `bucket.<--domain>`)
+//! and path style (`/bucket/key` when the Host is an IP, `localhost` or a configured domain).
+//! Accepted signatures: OSS V4 header and presigned URL, OSS V1 header and presigned URL (both
+//! verified with `ferry::oss::sign`), AWS SigV4 header and presigned URL (S3 dialect). The
+//! AccessKey id and the scope's region must match; request times more than 15 minutes off are
+//! `RequestTimeTooSkewed`; an STS token is accepted if non-empty and signed; anonymous requests
+//! are `AccessDenied`. A wrong OSS V4 region is 400 `InvalidArgument` ("Invalid signing
+//! region"); a wrong SigV4 region is 400 `AuthorizationHeaderMalformed`. `SignatureDoesNotMatch`
+//! carries `StringToSign`, `SignatureProvided` (V4 also `CanonicalRequest`; V1 also
+//! `StringToSignBytes`, `OSSAccessKeyId`).
+//!
+//! ## Operations
+//!
+//! OSS names (also used by counters and fault rules): ListBuckets, PutBucket, DeleteBucket,
+//! HeadBucket, GetBucketInfo, GetBucketLocation, PutBucketWebsite, GetBucketWebsite,
+//! DeleteBucketWebsite, ListObjects, ListObjectsV2, ListMultipartUploads,
+//! DeleteMultipleObjects, PutObject, CopyObject, GetObject, HeadObject, DeleteObject,
+//! InitiateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
+//! AbortMultipartUpload, ListParts, RestoreObject; anything else is `Unknown` → 501
+//! `NotImplemented`. Requests signed with SigV4 get the S3 dialect of the same operations
+//! (CreateBucket = PutBucket, CreateMultipartUpload = InitiateMultipartUpload, DeleteObjects =
+//! DeleteMultipleObjects): S3-namespaced XML, `x-amz-meta-*` (same stored metadata as
+//! `x-oss-meta-*`), S3 storage-class names (STANDARD↔Standard, STANDARD_IA↔IA,
+//! GLACIER↔Archive, DEEP_ARCHIVE↔ColdArchive), lower-case ETags, `aws-chunked` bodies decoded,
+//! signed payload hashes checked. Both dialects share one store.
+//!
+//! Errors are OSS `<Error>` documents (Code, Message, RequestId, HostId, EC, RecommendDoc and
+//! extras) with `x-oss-request-id` and `x-oss-ec` headers; HEAD errors have no body and carry
+//! the document Base64-encoded in `x-oss-err`. S3 errors have Code, Message, RequestId,
+//! Resource. Every response has `x-oss-request-id`.
+//!
+//! ## Admin API (unsigned JSON on the same port)
+//!
+//! Only path-style requests (Host without a bucket label) reach it; bucket names cannot start
+//! with `-`, so it never shadows a bucket.
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `GET /-/admin/health` | | `{"status":"ok"}` |
+//! | `GET /-/admin/counters` | | [`CounterSnapshot`]: `{"total":N,"by_operation":{"PutObject":N},"by_status":{"200":N,"reset":N},"by_operation_status":{"PutObject":{"503":N}},"faults_injected":{"PutObject":N},"by_object":[{"bucket":"b","key":"k","operation":"PutObject","count":N}]}` |
+//! | `DELETE /-/admin/counters` | | 204, counters zeroed |
+//! | `GET /-/admin/faults` | | `{"seed":N,"faults":[{"id":1,"rule":{…},"fired":N}]}` |
+//! | `POST /-/admin/faults` | a [`FaultRule`] | 201 `{"id":N}` (400 `{"error":…}` if invalid) |
+//! | `DELETE /-/admin/faults` | | 204, all rules removed |
+//! | `DELETE /-/admin/faults/{id}` | | 204, or 404 |
+//! | `PUT /-/admin/faults/seed` | `{"seed":N}` | 204, RNG restarted from N |
+//! | `GET /-/admin/buckets` | | `{"buckets":["a","b"]}` |
+//! | `PUT /-/admin/buckets/{name}` | optional `{"storage_class":"IA"}` | 201 `{"bucket":…,"created":true}` or 200 `…false` |
+//! | `DELETE /-/admin/buckets/{name}` | | 204 (bucket and contents removed), 404 |
+//! | `GET /-/admin/config` | | `{"region":…,"endpoint":…,"storage":"memory"\|"disk","restore_delay_ms":N}` |
+//! | `PUT /-/admin/config` | `{"restore_delay_ms":N}` | 204 |
+//!
+//! A fault rule in JSON: `{"op":"PutObject","kind":"error","status":503,"rate":0.5,"count":3}`;
+//! fields `op` (name or `*`, default `*`), `kind` (`error`|`latency`|`reset`|`truncate`; may be
+//! omitted when `status` or `latency_ms` is given), `status`, `code`, `message`,
+//! `qos_delay_ms` (adds `x-oss-qos-delay-time`), `latency_ms`, `after_bytes` (truncate),
+//! `rate` (0–1, default 1), `count` (fire at most N times), `bucket`, `key_prefix`, `phase`
+//! (`before` default, or `after`: run the operation, then lose the response). See [`faults`].
+//!
+//! ## Storage
+//!
+//! In memory by default (objects as lists of received chunks); with a data directory, data
+//! files plus JSON sidecars (see `store::disk`). Listings are byte-wise lexicographic.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod counters;
+pub mod emulator;
+pub mod error;
+pub mod faults;
+pub mod ops;
+pub mod reply;
+pub mod request;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod time;
+pub mod xml;
+
+pub use counters::{CounterSnapshot, ObjectCount};
+pub use emulator::{Emulator, EmulatorBuilder, ObjectInfo, PutOptions, StartError};
+pub use error::ApiError;
+pub use faults::{FaultEntry, FaultError, FaultKind, FaultPhase, FaultRule};
+pub use store::model::StorageClass;

@@ -1,0 +1,124 @@
+//! PutBucketWebsite / GetBucketWebsite / DeleteBucketWebsite: the static-website and mirroring
+//! (back-to-origin) configuration. The document is validated for the fields a migration relies
+//! on (rule numbers, redirect type, mirror URL) and stored verbatim, so GET returns exactly
+//! what was PUT, including RoutingRules the emulator does not act on.
+
+use http::Response;
+use serde::Deserialize;
+
+use super::Ctx;
+use crate::body::{Body, Payload};
+use crate::error::ApiError;
+use crate::reply::Reply;
+
+const MAX_RULES: usize = 20;
+
+#[derive(Deserialize)]
+struct WebsiteConfiguration {
+    #[serde(rename = "RoutingRules", default)]
+    routing_rules: Option<RoutingRules>,
+}
+
+#[derive(Deserialize)]
+struct RoutingRules {
+    #[serde(rename = "RoutingRule", default)]
+    rules: Vec<RoutingRule>,
+}
+
+#[derive(Deserialize)]
+struct RoutingRule {
+    #[serde(rename = "RuleNumber", default)]
+    number: Option<i64>,
+    #[serde(rename = "Condition", default)]
+    condition: Option<Condition>,
+    #[serde(rename = "Redirect", default)]
+    redirect: Option<Redirect>,
+}
+
+#[derive(Deserialize)]
+struct Condition {
+    #[serde(rename = "HttpErrorCodeReturnedEquals", default)]
+    http_error_code: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Redirect {
+    #[serde(rename = "RedirectType", default)]
+    redirect_type: Option<String>,
+    #[serde(rename = "MirrorURL", default)]
+    mirror_url: Option<String>,
+}
+
+fn validate(config: &WebsiteConfiguration) -> Result<(), ApiError> {
+    let rules = config.routing_rules.as_ref().map(|r| r.rules.as_slice()).unwrap_or_default();
+    if rules.len() > MAX_RULES {
+        return Err(ApiError::invalid_argument(format!("{} routing rules given; at most {MAX_RULES}", rules.len())));
+    }
+    let mut numbers = Vec::new();
+    for rule in rules {
+        let n = rule
+            .number
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::invalid_argument("Every RoutingRule needs a positive RuleNumber"))?;
+        if numbers.contains(&n) {
+            return Err(ApiError::invalid_argument(format!("RuleNumber {n} is used twice")));
+        }
+        numbers.push(n);
+        let redirect = rule
+            .redirect
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid_argument(format!("RoutingRule {n} has no Redirect")))?;
+        let kind = redirect.redirect_type.as_deref().unwrap_or("External");
+        if !["Mirror", "External", "AliCDN"].contains(&kind) {
+            return Err(ApiError::invalid_argument(format!(
+                "RoutingRule {n}: RedirectType '{kind}' is invalid: use Mirror, External or AliCDN"
+            )));
+        }
+        if kind == "Mirror" {
+            validate_mirror(n, redirect, rule.condition.as_ref())?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_mirror(n: i64, redirect: &Redirect, condition: Option<&Condition>) -> Result<(), ApiError> {
+    let url = redirect.mirror_url.as_deref().unwrap_or("");
+    if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
+        return Err(ApiError::invalid_argument(format!(
+            "RoutingRule {n}: MirrorURL '{url}' is invalid: it must start with http:// or https:// and end with '/'"
+        )));
+    }
+    if let Some(code) = condition.and_then(|c| c.http_error_code)
+        && code != 404
+    {
+        return Err(ApiError::invalid_argument(format!(
+            "RoutingRule {n}: a Mirror rule's HttpErrorCodeReturnedEquals must be 404, not {code}"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiError> {
+    ctx.state.store.bucket(ctx.bucket())?;
+    let body = payload.read_all(256 * 1024).await?;
+    crate::xml::check_root(&body, "WebsiteConfiguration")?;
+    let config: WebsiteConfiguration = crate::xml::parse(&body)?;
+    validate(&config)?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    ctx.state.store.update_bucket(ctx.bucket(), |info| info.website = Some(text))?;
+    Ok(Reply::ok().empty())
+}
+
+pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let info = ctx.state.store.bucket(ctx.bucket())?;
+    let doc = info.website.ok_or_else(|| {
+        ApiError::new(404, "NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration.")
+            .with("BucketName", ctx.bucket())
+    })?;
+    Ok(Reply::ok().xml(doc))
+}
+
+pub fn delete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    ctx.state.store.update_bucket(ctx.bucket(), |info| info.website = None)?;
+    Ok(Reply::new(204).empty())
+}
