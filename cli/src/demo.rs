@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use ferry::oss::{Credentials, OssClient, SignatureVersion};
 use ferry::source::oss::OssSource;
 use ferry::source::{ListRequest, Source};
-use ferry::transfer::{CopyOptions, Destination, ObjectResult, Outcome, copy_object};
+use ferry::transfer::resume::MemoryLedger;
+use ferry::transfer::{CopyOptions, Copier, Destination, ObjectResult, Outcome};
 use futures_util::StreamExt;
 use oss_emulator::{Emulator, PutOptions, StorageClass};
 
@@ -167,14 +168,18 @@ async fn list_all(source: &dyn Source) -> Result<Vec<String>, String> {
 
 async fn migrate(source: &OssSource, dest: &Destination, keys: Vec<String>, concurrency: usize) -> Vec<ObjectResult> {
     let total = keys.len();
-    let options = CopyOptions { multipart_threshold: 16 << 20, part_size: 5 << 20 };
-    let (source, dest, options) = (Arc::new(source.clone()), Arc::new(dest.clone()), Arc::new(options));
+    let copier = Copier {
+        source: Arc::new(source.clone()),
+        dest: dest.clone(),
+        options: CopyOptions { multipart_threshold: 16 << 20, part_size: 5 << 20, ..Default::default() },
+        ledger: Arc::new(MemoryLedger::new()),
+    };
     let mut done = 0usize;
     let mut results = Vec::with_capacity(total);
     let mut copies = futures_util::stream::iter(keys)
         .map(|key| {
-            let (source, dest, options) = (source.clone(), dest.clone(), options.clone());
-            async move { copy_object(source.as_ref(), &key, &dest, &options).await }
+            let copier = copier.clone();
+            async move { copier.copy(&key).await }
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(r) = copies.next().await {

@@ -90,6 +90,11 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|_| rng.u8(..)).collect()
 }
 
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }
@@ -226,7 +231,10 @@ fn key_strategy() -> impl Strategy<Value = String> {
     let alphabet = prop::sample::select(vec![
         'a', 'b', 'Z', '0', '/', ' ', '+', '%', '?', '#', '&', '=', '~', 'é', 'ß', '日', '😀', '\t', '"', '<',
     ]);
-    prop::collection::vec(alphabet, 1..12).prop_map(|chars| chars.into_iter().collect())
+    // aws-sdk-s3 refuses to build a request for a whitespace-only key, so none are generated.
+    prop::collection::vec(alphabet, 1..12)
+        .prop_map(|chars| chars.into_iter().collect::<String>())
+        .prop_filter("not whitespace only", |key| !key.trim().is_empty())
 }
 
 proptest! {
@@ -370,7 +378,8 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
     let part2 = random_bytes(100, 4);
     multipart_put(&s3, bucket, "composite", &[&part1, &part2], Some(ChecksumAlgorithm::Crc32C)).await;
 
-    // The raw HEAD shows what the store holds: a composite value, ending in `-2`.
+    // The raw HEAD shows the trap: moto sends the composite CRC32C (a checksum of the parts'
+    // checksums) with neither `-2` nor a checksum type, so it looks like a whole-object value.
     let raw = s3
         .head_object()
         .bucket(bucket)
@@ -380,15 +389,16 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
         .await
         .unwrap();
     let raw_crc = raw.checksum_crc32_c().expect("moto returns the composite CRC32C");
-    assert!(raw_crc.ends_with("-2"), "composite checksum {raw_crc}");
+    let whole: Vec<u8> = [part1.as_slice(), part2.as_slice()].concat();
+    let whole_crc = crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, &whole) as u32;
+    assert_ne!(raw_crc, base64_of(&whole_crc.to_be_bytes()), "not a whole-object CRC32C");
 
     let src = source(moto, bucket).await;
     let head = src.head("composite").await.unwrap();
     assert_eq!(head.checksums.crc32c, None, "a composite CRC32C says nothing about the whole object");
     assert_eq!(head.checksums.md5, None);
 
-    // Multipart with full-object checksums: those do describe the whole object.
-    let whole: Vec<u8> = [part1.as_slice(), part2.as_slice()].concat();
+    // Multipart with a full-object CRC64NVME: that one does describe the whole object.
     multipart_put(&s3, bucket, "full-nvme", &[&part1, &part2], Some(ChecksumAlgorithm::Crc64Nvme)).await;
     let head = src.head("full-nvme").await.unwrap();
     assert_eq!(head.checksums.crc64nvme, Some(crc_fast::checksum(CrcAlgorithm::Crc64Nvme, &whole)));

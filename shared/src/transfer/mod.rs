@@ -1,17 +1,24 @@
 //! Copying objects into OSS (architecture §6) and proving the bytes arrived (invariant 4).
 //!
-//! [`copy_object`] reads one object from a [`Source`] and writes it to a [`Destination`]:
-//! one streamed PutObject below the multipart threshold, otherwise a multipart upload whose parts
-//! are ranged GETs streamed into UploadPart. Nothing is buffered whole: memory is bounded by the
-//! HTTP chunks in flight, whatever the object size.
+//! [`copy_object`] reads one object from a [`Source`](crate::source::Source) and writes it to a
+//! [`Destination`]: one streamed PutObject below the multipart threshold, otherwise a multipart
+//! upload whose parts are ranged GETs streamed into UploadPart, several at a time. Nothing is
+//! buffered whole: memory is bounded by part concurrency × HTTP chunks, whatever the object size.
+//! A multipart copy records its upload ([`resume`]) and, when retried, continues from the parts
+//! OSS already holds.
 //!
 //! Every outcome is explicit — copied (with the CRC-64 computed over the bytes read from the
 //! source, which equals the one OSS reports), needs-restore, or failed with a reason — so a run's
 //! counts always add up to the objects in scope.
 
 mod copy;
+pub mod integrity;
+pub mod metadata;
+mod multipart;
+pub mod resume;
 
-pub use copy::copy_object;
+pub use copy::Copier;
+pub use metadata::ClassPolicy;
 
 use crate::oss::OssClient;
 
@@ -38,20 +45,34 @@ pub struct CopyOptions {
     pub multipart_threshold: u64,
     /// Part size; grown automatically so an object never needs more than 10,000 parts.
     pub part_size: u64,
+    /// Parts of one object uploaded at the same time.
+    pub part_concurrency: usize,
+    /// The destination storage class.
+    pub storage_class: ClassPolicy,
+    /// Refuse to replace an existing destination object (`x-oss-forbid-overwrite`).
+    pub forbid_overwrite: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { multipart_threshold: 64 << 20, part_size: 16 << 20 }
+        CopyOptions {
+            multipart_threshold: 64 << 20,
+            part_size: 16 << 20,
+            part_concurrency: 4,
+            storage_class: ClassPolicy::Map,
+            forbid_overwrite: false,
+        }
     }
 }
 
 /// What happened to one object.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
     /// Written, and OSS's CRC-64 equals the CRC-64 of the bytes read from the source.
     Copied { crc64: u64, multipart: bool },
+    /// Not copied, on purpose (already identical at the destination, filtered, …).
+    Skipped { reason: String },
     /// Archived at the source; it must be restored before it can be read.
     NeedsRestore,
     /// Not copied; `retryable` says whether trying again may help.
@@ -59,13 +80,16 @@ pub enum Outcome {
 }
 
 /// One object's result.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectResult {
     pub key: String,
     pub size: u64,
     pub source_etag: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// What could not be carried faithfully (a metadata name OSS refuses, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The part size to use for an object: at least `preferred`, and large enough for ≤ 10,000 parts.

@@ -1,0 +1,164 @@
+//! Multipart copy: ranged reads streamed into UploadPart, several parts at a time, resumable.
+//!
+//! The part plan (part size) is fixed when the upload starts and recorded with the upload id, so
+//! a copy that died halfway — in this process or a Lambda invocation that ran out of time —
+//! continues with the parts OSS already holds (ListParts) and uploads only the rest. A source
+//! that changed since (other ETag or size) starts a fresh upload; the stale one is aborted.
+
+use std::collections::HashMap;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::copy::{Copier, Failure, pinned, prove};
+use super::integrity::{self, Digests, Inspector, Wanted};
+use super::part_size_for;
+use super::resume::UploadRecord;
+use crate::oss::types::ObjectOptions;
+use crate::oss::{CompleteOptions, CompleteParts, CompletedPart, PartInfo, RequestBody};
+use crate::source::ObjectHead;
+
+/// One finished part.
+struct PartDone {
+    part: CompletedPart,
+    digests: Digests,
+}
+
+/// Copies `head` by multipart upload; returns the whole object's CRC-64.
+pub(super) async fn copy(copier: &Copier, head: &ObjectHead, options: &ObjectOptions) -> Result<u64, Failure> {
+    let (record, existing) = open_upload(copier, head, options).await?;
+    let result = upload_and_complete(copier, head, &record, &existing).await;
+    match &result {
+        Ok(_) => forget(copier, &record).await,
+        // A transient failure keeps the upload: the retry resumes from its parts.
+        Err(f) if f.retryable => {}
+        Err(_) => {
+            let dest = &copier.dest;
+            let _ = dest.client.abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id).await;
+            forget(copier, &record).await;
+        }
+    }
+    result
+}
+
+async fn forget(copier: &Copier, record: &UploadRecord) {
+    // A record left behind only costs a ListParts on a later run, which then finds no upload.
+    let _ = copier.ledger.remove(&record.bucket, &record.key).await;
+}
+
+/// Resumes the recorded upload of this very source object, or starts a new one.
+async fn open_upload(
+    copier: &Copier,
+    head: &ObjectHead,
+    options: &ObjectOptions,
+) -> Result<(UploadRecord, HashMap<u32, PartInfo>), Failure> {
+    let dest = &copier.dest;
+    let key = dest.key_for(&head.key);
+    let recorded = copier.ledger.get(&dest.bucket, &key).await.map_err(ledger_failure)?;
+    if let Some(record) = recorded {
+        if record.source_etag == head.etag && record.size == head.size {
+            match dest.client.list_all_parts(&dest.bucket, &key, &record.upload_id).await {
+                Ok(parts) => return Ok((record, parts.into_iter().map(|p| (p.part_number, p)).collect())),
+                Err(e) if e.code() == Some("NoSuchUpload") => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let _ = dest.client.abort_multipart_upload(&dest.bucket, &key, &record.upload_id).await;
+        }
+    }
+    let upload_id = dest.client.initiate_multipart_upload(&dest.bucket, &key, options).await?;
+    let record = UploadRecord {
+        bucket: dest.bucket.clone(),
+        key,
+        upload_id,
+        part_size: part_size_for(head.size, copier.options.part_size),
+        size: head.size,
+        source_etag: head.etag.clone(),
+    };
+    copier.ledger.put(&record).await.map_err(ledger_failure)?;
+    Ok((record, HashMap::new()))
+}
+
+fn ledger_failure(e: String) -> Failure {
+    Failure { reason: format!("upload ledger: {e}"), retryable: true }
+}
+
+/// Part numbers and byte ranges, in order.
+fn plan(size: u64, part_size: u64) -> Vec<(u32, std::ops::Range<u64>)> {
+    (0..size.div_ceil(part_size))
+        .map(|i| (i as u32 + 1, i * part_size..((i + 1) * part_size).min(size)))
+        .collect()
+}
+
+async fn upload_and_complete(
+    copier: &Copier,
+    head: &ObjectHead,
+    record: &UploadRecord,
+    existing: &HashMap<u32, PartInfo>,
+) -> Result<u64, Failure> {
+    let parts: Vec<PartDone> = stream::iter(plan(head.size, record.part_size))
+        .map(|(number, range)| upload_part(copier, head, record, number, range, existing.get(&number)))
+        .buffered(copier.options.part_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let digests: Vec<Digests> = parts.iter().map(|p| p.digests.clone()).collect();
+    let list = parts.into_iter().map(|p| p.part).collect();
+    let dest = &copier.dest;
+    let out = dest
+        .client
+        .complete_multipart_upload(&dest.bucket, &record.key, &record.upload_id, &CompleteParts::List(list), &CompleteOptions {
+            forbid_overwrite: copier.options.forbid_overwrite,
+            ..Default::default()
+        })
+        .await?;
+    let server_crc = out
+        .crc64
+        .ok_or_else(|| Failure::permanent("OSS reported no CRC-64 for the assembled object, so it cannot be proven"))?;
+    prove(head, &integrity::combine(&digests), server_crc)?;
+    Ok(server_crc)
+}
+
+/// Uploads one part — or reuses the one OSS already holds from an earlier attempt.
+async fn upload_part(
+    copier: &Copier,
+    head: &ObjectHead,
+    record: &UploadRecord,
+    number: u32,
+    range: std::ops::Range<u64>,
+    existing: Option<&PartInfo>,
+) -> Result<PartDone, Failure> {
+    let len = range.end - range.start;
+    if let Some(p) = existing.filter(|p| p.size == len) {
+        if let Some(crc64) = p.crc64 {
+            let part = CompletedPart { part_number: number, etag: p.etag.clone() };
+            return Ok(PartDone { part, digests: Digests { len, crc64, ..Default::default() } });
+        }
+    }
+    let stream = copier.source.get(pinned(head, Some(range))).await?;
+    let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));
+    let dest = &copier.dest;
+    let out = dest
+        .client
+        .upload_part(&dest.bucket, &record.key, &record.upload_id, number, RequestBody::from_stream(len, stream))
+        .await?;
+    let digests = inspector.digests();
+    if digests.crc64 != out.crc64 || digests.len != len {
+        return Err(Failure {
+            reason: format!("part {number}: read {} bytes with CRC-64 {}, OSS stored CRC-64 {}", digests.len, digests.crc64, out.crc64),
+            retryable: true,
+        });
+    }
+    Ok(PartDone { part: CompletedPart { part_number: number, etag: out.etag }, digests })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan;
+
+    #[test]
+    fn plan_covers_every_byte_once() {
+        let p = plan(10, 4);
+        assert_eq!(p, vec![(1, 0..4), (2, 4..8), (3, 8..10)]);
+        assert!(plan(0, 4).is_empty());
+        assert_eq!(plan(8, 4).len(), 2);
+    }
+}

@@ -1,0 +1,73 @@
+//! Multipart uploads in flight, recorded so a retried or continued copy resumes from its
+//! finished parts instead of starting over (architecture §4 `uploads/<key-hash>.json`).
+//!
+//! The engine records an upload right after InitiateMultipartUpload, asks OSS (ListParts) which
+//! parts exist when it comes back, and removes the record once the object is complete. The
+//! state store backs this in standalone and distributed runs; [`MemoryLedger`] serves tests and
+//! single-process use.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+/// One multipart upload in flight.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadRecord {
+    pub bucket: String,
+    /// Destination key.
+    pub key: String,
+    pub upload_id: String,
+    /// The plan the parts were cut by; a resumed upload must keep it.
+    pub part_size: u64,
+    pub size: u64,
+    /// The source object the parts came from; a changed source starts over.
+    pub source_etag: Option<String>,
+}
+
+type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// Where upload records live.
+pub trait UploadLedger: Send + Sync {
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, Option<UploadRecord>>;
+    fn put<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, ()>;
+    fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, ()>;
+}
+
+/// Records in memory (one process).
+#[derive(Debug, Default)]
+pub struct MemoryLedger(Mutex<HashMap<(String, String), UploadRecord>>);
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("ledger lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl UploadLedger for MemoryLedger {
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, Option<UploadRecord>> {
+        let found = self.0.lock().expect("ledger lock").get(&(bucket.to_owned(), key.to_owned())).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn put<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, ()> {
+        self.0
+            .lock()
+            .expect("ledger lock")
+            .insert((record.bucket.clone(), record.key.clone()), record.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, ()> {
+        self.0.lock().expect("ledger lock").remove(&(bucket.to_owned(), key.to_owned()));
+        Box::pin(async { Ok(()) })
+    }
+}
