@@ -83,7 +83,9 @@ async fn signature_mismatch_carries_the_servers_string_to_sign() {
         }
         assert!(!format!("{err:?}").contains("CAIS-token-value"), "the STS token never shows");
         assert!(!format!("{err:?}").contains("not-the-secret"));
-        assert_eq!(emu.counters().operation("PutObject"), 0, "no object was written");
+        assert!(emu.object_info(BUCKET, "sig").is_none(), "no object was written");
+        assert_eq!(emu.counters().operation("PutObject"), 1, "a refused signature is not retried");
+        emu.reset_counters();
     }
     emu.shutdown().await;
 }

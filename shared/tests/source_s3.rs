@@ -12,14 +12,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime as AwsDateTime};
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, StorageClass,
-    VersioningConfiguration,
+    BucketVersioningStatus, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
+    StorageClass, VersioningConfiguration,
 };
 use crc_fast::CrcAlgorithm;
 use ferry::secret::Secret;
 use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
 use ferry::source::{
-    ArchiveState, GetRequest, ListPage, ListRequest, RestoreOutcome, RestoreTier, Source, SourceErrorKind,
+    ArchiveState, GetRequest, ListPage, ListRequest, RestoreOutcome, RestoreTier, Source,
+    SourceErrorKind,
 };
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
@@ -44,7 +45,9 @@ fn config(moto: &Moto, bucket: &str) -> S3SourceConfig {
 }
 
 async fn source(moto: &Moto, bucket: &str) -> S3Source {
-    S3Source::new(config(moto, bucket)).await.expect("valid config")
+    S3Source::new(config(moto, bucket))
+        .await
+        .expect("valid config")
 }
 
 async fn put(s3: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
@@ -55,7 +58,12 @@ async fn put(s3: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
         .body(SdkBody::from(body.to_vec()))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("put {key:?}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "put {key:?}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
     out.e_tag().unwrap_or_default().trim_matches('"').to_owned()
 }
 
@@ -63,9 +71,16 @@ async fn put(s3: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
 async fn list_all(src: &S3Source, mut req: ListRequest) -> (Vec<String>, Vec<String>, usize) {
     let (mut keys, mut prefixes, mut pages) = (Vec::new(), Vec::new(), 0);
     loop {
-        let ListPage { objects, common_prefixes, next } = src.list(&req).await.expect("list");
+        let ListPage {
+            objects,
+            common_prefixes,
+            next,
+        } = src.list(&req).await.expect("list");
         pages += 1;
-        assert!(objects.len() + common_prefixes.len() <= req.max_keys as usize, "page larger than max_keys");
+        assert!(
+            objects.len() + common_prefixes.len() <= req.max_keys as usize,
+            "page larger than max_keys"
+        );
         keys.extend(objects.into_iter().map(|o| o.key));
         prefixes.extend(common_prefixes);
         match next {
@@ -76,7 +91,10 @@ async fn list_all(src: &S3Source, mut req: ListRequest) -> (Vec<String>, Vec<Str
     }
 }
 
-async fn read_all(src: &S3Source, req: GetRequest<'_>) -> Result<Vec<u8>, ferry::source::SourceError> {
+async fn read_all(
+    src: &S3Source,
+    req: GetRequest<'_>,
+) -> Result<Vec<u8>, ferry::source::SourceError> {
     let mut stream = src.get(req).await?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -144,7 +162,11 @@ async fn listing_pages_every_awkward_key_once_in_byte_order() {
     let s3 = moto.create_bucket(bucket).await;
     let keys = awkward_keys();
     for (i, key) in keys.iter().enumerate() {
-        let body: Vec<u8> = if key == "zero-byte" || i % 3 == 0 { Vec::new() } else { random_bytes(i * 7, i as u64) };
+        let body: Vec<u8> = if key == "zero-byte" || i % 3 == 0 {
+            Vec::new()
+        } else {
+            random_bytes(i * 7, i as u64)
+        };
         put(&s3, bucket, key, &body).await;
     }
     let src = source(moto, bucket).await;
@@ -152,19 +174,44 @@ async fn listing_pages_every_awkward_key_once_in_byte_order() {
     want.sort(); // String order is UTF-8 byte order, the order S3 lists in.
 
     for max_keys in [1, 4, 1000] {
-        let (got, prefixes, pages) = list_all(&src, ListRequest { max_keys, ..Default::default() }).await;
+        let (got, prefixes, pages) = list_all(
+            &src,
+            ListRequest {
+                max_keys,
+                ..Default::default()
+            },
+        )
+        .await;
         assert_eq!(got, want, "max_keys {max_keys}");
         assert!(prefixes.is_empty());
-        assert_eq!(pages, want.len().div_ceil(max_keys as usize), "max_keys {max_keys}");
+        assert_eq!(
+            pages,
+            want.len().div_ceil(max_keys as usize),
+            "max_keys {max_keys}"
+        );
     }
 
     // Sizes and ETags come through the listing too.
-    let page = src.list(&ListRequest { max_keys: 1000, ..Default::default() }).await.unwrap();
+    let page = src
+        .list(&ListRequest {
+            max_keys: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     for (i, key) in keys.iter().enumerate() {
         let info = page.objects.iter().find(|o| &o.key == key).unwrap();
-        let body: Vec<u8> = if key == "zero-byte" || i % 3 == 0 { Vec::new() } else { random_bytes(i * 7, i as u64) };
+        let body: Vec<u8> = if key == "zero-byte" || i % 3 == 0 {
+            Vec::new()
+        } else {
+            random_bytes(i * 7, i as u64)
+        };
         assert_eq!(info.size, body.len() as u64, "{key:?}");
-        assert_eq!(info.etag.as_deref(), Some(md5_hex(&body).as_str()), "{key:?}");
+        assert_eq!(
+            info.etag.as_deref(),
+            Some(md5_hex(&body).as_str()),
+            "{key:?}"
+        );
         assert_eq!(info.storage_class.as_deref(), Some("STANDARD"));
         assert_eq!(info.archive, ArchiveState::NotArchived);
         assert!(info.last_modified.is_some());
@@ -192,13 +239,27 @@ async fn delimiter_groups_common_prefixes_across_pages() {
     }
     let src = source(moto, bucket).await;
     for max_keys in [1, 2, 1000] {
-        let req = ListRequest { prefix: "tree/".into(), delimiter: Some("/".into()), max_keys, ..Default::default() };
+        let req = ListRequest {
+            prefix: "tree/".into(),
+            delimiter: Some("/".into()),
+            max_keys,
+            ..Default::default()
+        };
         let (keys, prefixes, _) = list_all(&src, req).await;
         assert_eq!(keys, ["tree/a", "tree/z"], "max_keys {max_keys}");
-        assert_eq!(prefixes, ["tree/b/", "tree/c/", "tree/d e/", "tree/e+f/"], "max_keys {max_keys}");
+        assert_eq!(
+            prefixes,
+            ["tree/b/", "tree/c/", "tree/d e/", "tree/e+f/"],
+            "max_keys {max_keys}"
+        );
     }
     // One level down: the object named like the prefix, and the `//` "directory".
-    let req = ListRequest { prefix: "tree/c/".into(), delimiter: Some("/".into()), max_keys: 1000, ..Default::default() };
+    let req = ListRequest {
+        prefix: "tree/c/".into(),
+        delimiter: Some("/".into()),
+        max_keys: 1000,
+        ..Default::default()
+    };
     let (keys, prefixes, _) = list_all(&src, req).await;
     assert_eq!(keys, ["tree/c/"]);
     assert_eq!(prefixes, ["tree/c//"]);
@@ -216,10 +277,25 @@ async fn start_after_lists_strictly_later_keys() {
     let src = source(moto, bucket).await;
     let mut sorted = keys.clone();
     sorted.sort();
-    for after in ["plus+sign", "dir/", "with space", "ünïcödé/ключ", "a", "zzzz"] {
-        let req = ListRequest { start_after: Some(after.into()), max_keys: 3, ..Default::default() };
+    for after in [
+        "plus+sign",
+        "dir/",
+        "with space",
+        "ünïcödé/ключ",
+        "a",
+        "zzzz",
+    ] {
+        let req = ListRequest {
+            start_after: Some(after.into()),
+            max_keys: 3,
+            ..Default::default()
+        };
         let (got, _, _) = list_all(&src, req).await;
-        let want: Vec<String> = sorted.iter().filter(|k| k.as_str() > after).cloned().collect();
+        let want: Vec<String> = sorted
+            .iter()
+            .filter(|k| k.as_str() > after)
+            .cloned()
+            .collect();
         assert_eq!(got, want, "start_after {after:?}");
     }
 }
@@ -229,7 +305,8 @@ static PROP_BUCKETS: AtomicUsize = AtomicUsize::new(0);
 fn key_strategy() -> impl Strategy<Value = String> {
     // Characters that stress encoding and ordering; no `.` so no key is a `./..` path segment.
     let alphabet = prop::sample::select(vec![
-        'a', 'b', 'Z', '0', '/', ' ', '+', '%', '?', '#', '&', '=', '~', 'é', 'ß', '日', '😀', '\t', '"', '<',
+        'a', 'b', 'Z', '0', '/', ' ', '+', '%', '?', '#', '&', '=', '~', 'é', 'ß', '日', '😀',
+        '\t', '"', '<',
     ]);
     // aws-sdk-s3 refuses to build a request for a whitespace-only key, so none are generated.
     prop::collection::vec(alphabet, 1..12)
@@ -266,7 +343,10 @@ proptest! {
 
 /// What S3 should list for `keys` with an empty prefix: keys without the delimiter, and each
 /// distinct "first segment + delimiter" once.
-fn expected_listing(keys: &BTreeSet<String>, delimiter: Option<&str>) -> (Vec<String>, Vec<String>) {
+fn expected_listing(
+    keys: &BTreeSet<String>,
+    delimiter: Option<&str>,
+) -> (Vec<String>, Vec<String>) {
     let Some(d) = delimiter else {
         return (keys.iter().cloned().collect(), Vec::new());
     };
@@ -293,7 +373,11 @@ async fn head_maps_headers_metadata_tags_version_and_md5() {
     let s3 = moto.create_bucket(bucket).await;
     s3.put_bucket_versioning()
         .bucket(bucket)
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -327,7 +411,10 @@ async fn head_maps_headers_metadata_tags_version_and_md5() {
     assert!(head.version_id.is_some());
     assert_eq!(head.content_type.as_deref(), Some("application/pdf"));
     assert_eq!(head.content_encoding.as_deref(), Some("identity"));
-    assert_eq!(head.content_disposition.as_deref(), Some("attachment; filename=\"report 1.pdf\""));
+    assert_eq!(
+        head.content_disposition.as_deref(),
+        Some("attachment; filename=\"report 1.pdf\"")
+    );
     assert_eq!(head.content_language.as_deref(), Some("de-CH"));
     assert_eq!(head.cache_control.as_deref(), Some("max-age=3600, public"));
     let expires_raw = head.expires.expect("Expires header");
@@ -335,11 +422,20 @@ async fn head_maps_headers_metadata_tags_version_and_md5() {
     assert_eq!(parsed.timestamp(), expires.secs());
     assert_eq!(
         head.user_metadata,
-        [("owner".to_owned(), "team-a".to_owned()), ("review-state".to_owned(), "approved".to_owned())]
+        [
+            ("owner".to_owned(), "team-a".to_owned()),
+            ("review-state".to_owned(), "approved".to_owned())
+        ]
     );
     let mut tags = head.tags.clone();
     tags.sort();
-    assert_eq!(tags, [("project".to_owned(), "ferry".to_owned()), ("stage".to_owned(), "two words".to_owned())]);
+    assert_eq!(
+        tags,
+        [
+            ("project".to_owned(), "ferry".to_owned()),
+            ("stage".to_owned(), "two words".to_owned())
+        ]
+    );
     assert_eq!(head.storage_class.as_deref(), Some("STANDARD"));
     assert_eq!(head.archive, ArchiveState::NotArchived);
     assert_eq!(head.checksums.crc64nvme, None, "no checksum was uploaded");
@@ -348,7 +444,12 @@ async fn head_maps_headers_metadata_tags_version_and_md5() {
     // Without tag fetching the tags stay empty and everything else is the same.
     let mut no_tags = config(moto, bucket);
     no_tags.fetch_tags = false;
-    let head2 = S3Source::new(no_tags).await.unwrap().head("docs/report 1.pdf").await.unwrap();
+    let head2 = S3Source::new(no_tags)
+        .await
+        .unwrap()
+        .head("docs/report 1.pdf")
+        .await
+        .unwrap();
     assert!(head2.tags.is_empty());
     assert_eq!(head2.user_metadata, head.user_metadata);
 }
@@ -376,7 +477,14 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
     let s3 = moto.create_bucket(bucket).await;
     let part1 = random_bytes(5 * 1024 * 1024, 3);
     let part2 = random_bytes(100, 4);
-    multipart_put(&s3, bucket, "composite", &[&part1, &part2], Some(ChecksumAlgorithm::Crc32C)).await;
+    multipart_put(
+        &s3,
+        bucket,
+        "composite",
+        &[&part1, &part2],
+        Some(ChecksumAlgorithm::Crc32C),
+    )
+    .await;
 
     // The raw HEAD shows the trap: moto sends the composite CRC32C (a checksum of the parts'
     // checksums) with neither `-2` nor a checksum type, so it looks like a whole-object value.
@@ -388,20 +496,39 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
         .send()
         .await
         .unwrap();
-    let raw_crc = raw.checksum_crc32_c().expect("moto returns the composite CRC32C");
+    let raw_crc = raw
+        .checksum_crc32_c()
+        .expect("moto returns the composite CRC32C");
     let whole: Vec<u8> = [part1.as_slice(), part2.as_slice()].concat();
     let whole_crc = crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, &whole) as u32;
-    assert_ne!(raw_crc, base64_of(&whole_crc.to_be_bytes()), "not a whole-object CRC32C");
+    assert_ne!(
+        raw_crc,
+        base64_of(&whole_crc.to_be_bytes()),
+        "not a whole-object CRC32C"
+    );
 
     let src = source(moto, bucket).await;
     let head = src.head("composite").await.unwrap();
-    assert_eq!(head.checksums.crc32c, None, "a composite CRC32C says nothing about the whole object");
+    assert_eq!(
+        head.checksums.crc32c, None,
+        "a composite CRC32C says nothing about the whole object"
+    );
     assert_eq!(head.checksums.md5, None);
 
     // Multipart with a full-object CRC64NVME: that one does describe the whole object.
-    multipart_put(&s3, bucket, "full-nvme", &[&part1, &part2], Some(ChecksumAlgorithm::Crc64Nvme)).await;
+    multipart_put(
+        &s3,
+        bucket,
+        "full-nvme",
+        &[&part1, &part2],
+        Some(ChecksumAlgorithm::Crc64Nvme),
+    )
+    .await;
     let head = src.head("full-nvme").await.unwrap();
-    assert_eq!(head.checksums.crc64nvme, Some(crc_fast::checksum(CrcAlgorithm::Crc64Nvme, &whole)));
+    assert_eq!(
+        head.checksums.crc64nvme,
+        Some(crc_fast::checksum(CrcAlgorithm::Crc64Nvme, &whole))
+    );
     assert_eq!(head.checksums.md5, None);
 }
 
@@ -411,7 +538,10 @@ async fn head_reports_full_object_crc64nvme_and_crc32c() {
     let bucket = "head-crc";
     let s3 = moto.create_bucket(bucket).await;
     let body = random_bytes(100_000, 9);
-    for (key, algorithm) in [("nvme", ChecksumAlgorithm::Crc64Nvme), ("c", ChecksumAlgorithm::Crc32C)] {
+    for (key, algorithm) in [
+        ("nvme", ChecksumAlgorithm::Crc64Nvme),
+        ("c", ChecksumAlgorithm::Crc32C),
+    ] {
         s3.put_object()
             .bucket(bucket)
             .key(key)
@@ -423,18 +553,38 @@ async fn head_reports_full_object_crc64nvme_and_crc32c() {
     }
     let src = source(moto, bucket).await;
     let nvme = src.head("nvme").await.unwrap();
-    assert_eq!(nvme.checksums.crc64nvme, Some(crc_fast::checksum(CrcAlgorithm::Crc64Nvme, &body)));
+    assert_eq!(
+        nvme.checksums.crc64nvme,
+        Some(crc_fast::checksum(CrcAlgorithm::Crc64Nvme, &body))
+    );
     assert_eq!(nvme.checksums.md5.map(hex::encode), Some(md5_hex(&body)));
     let c = src.head("c").await.unwrap();
-    assert_eq!(c.checksums.crc32c.map(u64::from), Some(crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, &body)));
+    assert_eq!(
+        c.checksums.crc32c.map(u64::from),
+        Some(crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, &body))
+    );
     assert_eq!(c.checksums.crc64nvme, None);
 
     // A whole-object GET is validated by the SDK against that checksum and comes back intact.
-    let got = read_all(&src, GetRequest { key: "nvme", ..Default::default() }).await.unwrap();
+    let got = read_all(
+        &src,
+        GetRequest {
+            key: "nvme",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(got, body);
 }
 
-async fn multipart_put(s3: &Client, bucket: &str, key: &str, parts: &[&[u8]], algorithm: Option<ChecksumAlgorithm>) -> String {
+async fn multipart_put(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    parts: &[&[u8]],
+    algorithm: Option<ChecksumAlgorithm>,
+) -> String {
     let upload = s3
         .create_multipart_upload()
         .bucket(bucket)
@@ -472,7 +622,11 @@ async fn multipart_put(s3: &Client, bucket: &str, key: &str, parts: &[&[u8]], al
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -491,19 +645,50 @@ async fn ranged_get_returns_exactly_the_requested_bytes() {
     put(&s3, bucket, "blob", &body).await;
     let src = source(moto, bucket).await;
     let len = body.len() as u64;
-    let ranges: [Range<u64>; 6] = [0..1, 10..20, len - 1..len, 0..len, 1_000_000..2_500_001, 4096..8192];
+    let ranges: [Range<u64>; 6] = [
+        0..1,
+        10..20,
+        len - 1..len,
+        0..len,
+        1_000_000..2_500_001,
+        4096..8192,
+    ];
     for range in ranges {
-        let got = read_all(&src, GetRequest { key: "blob", range: Some(range.clone()), ..Default::default() })
-            .await
-            .unwrap();
+        let got = read_all(
+            &src,
+            GetRequest {
+                key: "blob",
+                range: Some(range.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(got.len() as u64, range.end - range.start, "range {range:?}");
-        assert!(got == body[range.start as usize..range.end as usize], "range {range:?} bytes differ");
+        assert!(
+            got == body[range.start as usize..range.end as usize],
+            "range {range:?} bytes differ"
+        );
     }
-    let whole = read_all(&src, GetRequest { key: "blob", ..Default::default() }).await.unwrap();
+    let whole = read_all(
+        &src,
+        GetRequest {
+            key: "blob",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(whole == body);
 
     // The stream delivers chunks as they arrive rather than one collected buffer.
-    let mut stream = src.get(GetRequest { key: "blob", ..Default::default() }).await.unwrap();
+    let mut stream = src
+        .get(GetRequest {
+            key: "blob",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut chunks = 0;
     while let Some(chunk) = stream.next().await {
         chunk.unwrap();
@@ -520,7 +705,13 @@ async fn ranges_past_the_end_or_empty_are_refused() {
     let body = random_bytes(100, 12);
     put(&s3, bucket, "small", &body).await;
     let src = source(moto, bucket).await;
-    let get = |range: Range<u64>| src.get(GetRequest { key: "small", range: Some(range), ..Default::default() });
+    let get = |range: Range<u64>| {
+        src.get(GetRequest {
+            key: "small",
+            range: Some(range),
+            ..Default::default()
+        })
+    };
 
     let shortened = get(90..110).await.err().expect("range past the end");
     assert_eq!(shortened.kind, SourceErrorKind::Changed, "{shortened}");
@@ -540,13 +731,39 @@ async fn if_match_with_a_stale_etag_is_changed() {
     assert_ne!(old, new);
     let src = source(moto, bucket).await;
 
-    let err = read_all(&src, GetRequest { key: "doc", if_match: Some(&old), ..Default::default() }).await.unwrap_err();
+    let err = read_all(
+        &src,
+        GetRequest {
+            key: "doc",
+            if_match: Some(&old),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Changed, "{err}");
     assert!(err.message.contains("PreconditionFailed"), "{err}");
-    let ranged = GetRequest { key: "doc", if_match: Some(&old), range: Some(0..4), ..Default::default() };
-    assert_eq!(read_all(&src, ranged).await.unwrap_err().kind, SourceErrorKind::Changed);
+    let ranged = GetRequest {
+        key: "doc",
+        if_match: Some(&old),
+        range: Some(0..4),
+        ..Default::default()
+    };
+    assert_eq!(
+        read_all(&src, ranged).await.unwrap_err().kind,
+        SourceErrorKind::Changed
+    );
 
-    let ok = read_all(&src, GetRequest { key: "doc", if_match: Some(&new), ..Default::default() }).await.unwrap();
+    let ok = read_all(
+        &src,
+        GetRequest {
+            key: "doc",
+            if_match: Some(&new),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(ok, b"version two!");
 }
 
@@ -557,16 +774,42 @@ async fn version_id_pins_the_read() {
     let s3 = moto.create_bucket(bucket).await;
     s3.put_bucket_versioning()
         .bucket(bucket)
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    let first = s3.put_object().bucket(bucket).key("v").body(SdkBody::from_static(b"first")).send().await.unwrap();
+    let first = s3
+        .put_object()
+        .bucket(bucket)
+        .key("v")
+        .body(SdkBody::from_static(b"first"))
+        .send()
+        .await
+        .unwrap();
     put(&s3, bucket, "v", b"second").await;
     let src = source(moto, bucket).await;
-    let pinned = GetRequest { key: "v", version_id: first.version_id(), ..Default::default() };
+    let pinned = GetRequest {
+        key: "v",
+        version_id: first.version_id(),
+        ..Default::default()
+    };
     assert_eq!(read_all(&src, pinned).await.unwrap(), b"first");
-    assert_eq!(read_all(&src, GetRequest { key: "v", ..Default::default() }).await.unwrap(), b"second");
+    assert_eq!(
+        read_all(
+            &src,
+            GetRequest {
+                key: "v",
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap(),
+        b"second"
+    );
 }
 
 #[tokio::test]
@@ -578,14 +821,28 @@ async fn missing_objects_and_buckets_are_not_found() {
 
     let head = src.head("nope").await.unwrap_err();
     assert_eq!(head.kind, SourceErrorKind::NotFound, "{head}");
-    let get = read_all(&src, GetRequest { key: "nope", ..Default::default() }).await.unwrap_err();
+    let get = read_all(
+        &src,
+        GetRequest {
+            key: "nope",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(get.kind, SourceErrorKind::NotFound, "{get}");
     assert!(get.message.contains("NoSuchKey"), "{get}");
     assert!(get.message.contains("request id"), "{get}");
     assert_eq!(get.resource, "get-missing/nope");
 
     let no_bucket = source(moto, "no-such-bucket-here").await;
-    let list = no_bucket.list(&ListRequest { max_keys: 10, ..Default::default() }).await.unwrap_err();
+    let list = no_bucket
+        .list(&ListRequest {
+            max_keys: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(list.kind, SourceErrorKind::NotFound, "{list}");
     assert!(list.message.contains("NoSuchBucket"), "{list}");
 }
@@ -614,35 +871,97 @@ async fn glacier_object_is_archived_until_restored() {
     put_class(&s3, bucket, "instant", StorageClass::GlacierIr).await;
     let src = source(moto, bucket).await;
 
-    let page = src.list(&ListRequest { max_keys: 100, ..Default::default() }).await.unwrap();
-    let state = |key: &str| page.objects.iter().find(|o| o.key == key).map(|o| (o.storage_class.clone().unwrap(), o.archive));
-    assert_eq!(state("cold"), Some(("GLACIER".into(), ArchiveState::Archived)));
-    assert_eq!(state("deep"), Some(("DEEP_ARCHIVE".into(), ArchiveState::Archived)));
-    assert_eq!(state("instant"), Some(("GLACIER_IR".into(), ArchiveState::NotArchived)));
+    let page = src
+        .list(&ListRequest {
+            max_keys: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state = |key: &str| {
+        page.objects
+            .iter()
+            .find(|o| o.key == key)
+            .map(|o| (o.storage_class.clone().unwrap(), o.archive))
+    };
+    assert_eq!(
+        state("cold"),
+        Some(("GLACIER".into(), ArchiveState::Archived))
+    );
+    assert_eq!(
+        state("deep"),
+        Some(("DEEP_ARCHIVE".into(), ArchiveState::Archived))
+    );
+    assert_eq!(
+        state("instant"),
+        Some(("GLACIER_IR".into(), ArchiveState::NotArchived))
+    );
 
     let head = src.head("cold").await.unwrap();
     assert_eq!(head.storage_class.as_deref(), Some("GLACIER"));
     assert_eq!(head.archive, ArchiveState::Archived);
-    let err = read_all(&src, GetRequest { key: "cold", ..Default::default() }).await.unwrap_err();
+    let err = read_all(
+        &src,
+        GetRequest {
+            key: "cold",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::NeedsRestore, "{err}");
     assert!(err.message.contains("InvalidObjectState"), "{err}");
     // GLACIER_IR reads like STANDARD.
-    assert_eq!(read_all(&src, GetRequest { key: "instant", ..Default::default() }).await.unwrap(), b"frozen bytes");
+    assert_eq!(
+        read_all(
+            &src,
+            GetRequest {
+                key: "instant",
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap(),
+        b"frozen bytes"
+    );
 
-    assert_eq!(src.restore("cold", 2, RestoreTier::Bulk).await.unwrap(), RestoreOutcome::Started);
+    assert_eq!(
+        src.restore("cold", 2, RestoreTier::Bulk).await.unwrap(),
+        RestoreOutcome::Started
+    );
     // moto finishes a restore at once (its default "immediate" state progression).
     let head = src.head("cold").await.unwrap();
     assert_eq!(head.archive, ArchiveState::Restored);
     assert_eq!(head.storage_class.as_deref(), Some("GLACIER"));
-    assert_eq!(read_all(&src, GetRequest { key: "cold", ..Default::default() }).await.unwrap(), b"frozen bytes");
+    assert_eq!(
+        read_all(
+            &src,
+            GetRequest {
+                key: "cold",
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap(),
+        b"frozen bytes"
+    );
     // Asking again for a restored object answers 200: already restored.
-    assert_eq!(src.restore("cold", 3, RestoreTier::Standard).await.unwrap(), RestoreOutcome::AlreadyRestored);
+    assert_eq!(
+        src.restore("cold", 3, RestoreTier::Standard).await.unwrap(),
+        RestoreOutcome::AlreadyRestored
+    );
 
     // A restore of a STANDARD object is a mistake, not a "needs restore".
     put(&s3, bucket, "warm", b"w").await;
-    let err = src.restore("warm", 1, RestoreTier::Expedited).await.unwrap_err();
+    let err = src
+        .restore("warm", 1, RestoreTier::Expedited)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Permanent, "{err}");
-    assert!(src.restore("cold", 0, RestoreTier::Bulk).await.is_err(), "0 days is refused");
+    assert!(
+        src.restore("cold", 0, RestoreTier::Bulk).await.is_err(),
+        "0 days is refused"
+    );
 }
 
 /// With moto's restore progressing in time, HEAD shows the running restore, then the finished one.
@@ -655,8 +974,14 @@ async fn head_follows_a_restore_in_progress() {
     let s3 = moto.create_bucket(bucket).await;
     put_class(&s3, bucket, "cold", StorageClass::Glacier).await;
     let src = source(&moto, bucket).await;
-    assert_eq!(src.head("cold").await.unwrap().archive, ArchiveState::Archived);
-    assert_eq!(src.restore("cold", 1, RestoreTier::Standard).await.unwrap(), RestoreOutcome::Started);
+    assert_eq!(
+        src.head("cold").await.unwrap().archive,
+        ArchiveState::Archived
+    );
+    assert_eq!(
+        src.restore("cold", 1, RestoreTier::Standard).await.unwrap(),
+        RestoreOutcome::Started
+    );
 
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -680,7 +1005,9 @@ async fn head_follows_a_restore_in_progress() {
 
 fn set_restore_progression(moto: &Moto, seconds: u32) {
     use std::io::{Read, Write};
-    let body = format!(r#"{{"model_name":"s3::keyrestore","transition":{{"progression":"time","seconds":{seconds}}}}}"#);
+    let body = format!(
+        r#"{{"model_name":"s3::keyrestore","transition":{{"progression":"time","seconds":{seconds}}}}}"#
+    );
     let request = format!(
         "POST /moto-api/state-manager/set-transition HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         moto.addr(),
@@ -690,7 +1017,10 @@ fn set_restore_progression(moto: &Moto, seconds: u32) {
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.") && response[9..].starts_with("20"), "set-transition: {response}");
+    assert!(
+        response.starts_with("HTTP/1.") && response[9..].starts_with("20"),
+        "set-transition: {response}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -714,12 +1044,17 @@ async fn plain_http_endpoint_needs_the_allow_flag() {
     assert!(S3Source::new(https).await.is_ok());
 }
 
+/// Turns a valid config into one that is wrong in one setting.
+type Breakage = fn(&mut S3SourceConfig);
+
 #[tokio::test]
 async fn config_errors_name_the_field_and_the_fix() {
     let moto = Moto::shared();
-    let cases: [(&str, fn(&mut S3SourceConfig)); 5] = [
+    let cases: [(&str, Breakage); 5] = [
         ("bucket", |c| c.bucket = "s3://bucket/".into()),
-        ("endpoint", |c| c.endpoint = Some("ftp://example.com".into())),
+        ("endpoint", |c| {
+            c.endpoint = Some("ftp://example.com".into())
+        }),
         ("max_attempts", |c| c.max_attempts = 0),
         ("credentials.secret_access_key", |c| {
             c.credentials = S3Credentials::Static {
@@ -785,16 +1120,35 @@ async fn config_from_job_spec_json_and_describe() {
     let cfg: S3SourceConfig = serde_json::from_str(&json).unwrap();
     assert!(cfg.fetch_tags, "tags are fetched by default");
     assert_eq!(cfg.max_attempts, 5);
-    assert!(cfg.region.is_none(), "an endpoint without region signs for us-east-1");
+    assert!(
+        cfg.region.is_none(),
+        "an endpoint without region signs for us-east-1"
+    );
     let src = S3Source::new(cfg).await.unwrap();
-    assert_eq!(src.describe(), format!("s3://{bucket}/data/ ({})", moto.endpoint()));
-    let page = src.list(&ListRequest { prefix: "data/".into(), max_keys: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        src.describe(),
+        format!("s3://{bucket}/data/ ({})", moto.endpoint())
+    );
+    let page = src
+        .list(&ListRequest {
+            prefix: "data/".into(),
+            max_keys: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(page.objects.len(), 1);
 
-    let unknown = serde_json::from_str::<S3SourceConfig>(r#"{"bucket":"b","endpiont":"https://x"}"#).unwrap_err();
+    let unknown =
+        serde_json::from_str::<S3SourceConfig>(r#"{"bucket":"b","endpiont":"https://x"}"#)
+            .unwrap_err();
     assert!(unknown.to_string().contains("endpiont"), "{unknown}");
-    let default_chain: S3SourceConfig = serde_json::from_str(r#"{"bucket":"b","credentials":{"type":"default_chain"}}"#).unwrap();
-    assert!(matches!(default_chain.credentials, S3Credentials::DefaultChain));
+    let default_chain: S3SourceConfig =
+        serde_json::from_str(r#"{"bucket":"b","credentials":{"type":"default_chain"}}"#).unwrap();
+    assert!(matches!(
+        default_chain.credentials,
+        S3Credentials::DefaultChain
+    ));
 }
 
 /// The restore-status listing option is accepted by a store that does not know it (moto).
@@ -808,9 +1162,25 @@ async fn listing_with_restore_status_requested() {
     let mut cfg = config(moto, bucket);
     cfg.list_restore_status = true;
     let src = S3Source::new(cfg).await.unwrap();
-    let page = src.list(&ListRequest { max_keys: 10, ..Default::default() }).await.unwrap();
-    let archive: Vec<_> = page.objects.iter().map(|o| (o.key.as_str(), o.archive)).collect();
-    assert_eq!(archive, [("cold", ArchiveState::Archived), ("warm", ArchiveState::NotArchived)]);
+    let page = src
+        .list(&ListRequest {
+            max_keys: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let archive: Vec<_> = page
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.archive))
+        .collect();
+    assert_eq!(
+        archive,
+        [
+            ("cold", ArchiveState::Archived),
+            ("warm", ArchiveState::NotArchived)
+        ]
+    );
 }
 
 /// Assume-role goes through STS (moto serves it) before the S3 calls.
@@ -833,7 +1203,10 @@ async fn assume_role_credentials_are_used() {
     let head = src.head("k").await.unwrap();
     assert_eq!(head.size, 1);
     let log = std::fs::read_to_string(moto.log_path()).unwrap_or_default();
-    assert!(log.contains("\"POST / HTTP/1.1\" 200"), "no STS AssumeRole call in moto's log");
+    assert!(
+        log.contains("\"POST / HTTP/1.1\" 200"),
+        "no STS AssumeRole call in moto's log"
+    );
 
     // With STS unreachable there are no credentials, so nothing is read.
     let mut dead_sts = config(moto, bucket);
@@ -845,9 +1218,17 @@ async fn assume_role_credentials_are_used() {
         }))
         .unwrap(),
     );
-    let err = S3Source::new(dead_sts).await.unwrap().head("k").await.unwrap_err();
+    let err = S3Source::new(dead_sts)
+        .await
+        .unwrap()
+        .head("k")
+        .await
+        .unwrap_err();
     assert!(err.message.contains("credentials"), "{err}");
-    assert!(err.is_retryable(), "an unreachable STS may come back: {err}");
+    assert!(
+        err.is_retryable(),
+        "an unreachable STS may come back: {err}"
+    );
 }
 
 /// An address nothing listens on.

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use ferry::secret::Secret;
 use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
-use ferry::source::{GetRequest, ListRequest, RestoreOutcome, RestoreTier, Source, SourceError, SourceErrorKind};
+use ferry::source::{
+    GetRequest, ListRequest, RestoreOutcome, RestoreTier, Source, SourceError, SourceErrorKind,
+};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,7 +40,11 @@ impl FakeS3 {
                 tokio::spawn(serve(socket, script.clone(), log.clone()));
             }
         });
-        FakeS3 { addr, requests, task }
+        FakeS3 {
+            addr,
+            requests,
+            task,
+        }
     }
 
     fn endpoint(&self) -> String {
@@ -73,7 +79,9 @@ async fn serve(mut socket: TcpStream, script: Script, log: Arc<Mutex<Vec<String>
         }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let body_len = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let body_len = header(&head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     while buf.len() < head_end + body_len.min(1 << 20) {
         match socket.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
@@ -113,7 +121,11 @@ fn s3_error(status: &str, code: &str) -> Vec<u8> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>scripted {code}</Message><RequestId>REQ-BODY</RequestId><HostId>EXT-ID-2</HostId></Error>"
     );
-    response(status, &[("Content-Type", "application/xml")], body.as_bytes())
+    response(
+        status,
+        &[("Content-Type", "application/xml")],
+        body.as_bytes(),
+    )
 }
 
 async fn source_for(fake: &FakeS3, max_attempts: u32) -> S3Source {
@@ -154,12 +166,30 @@ async fn slow_down_is_throttled_after_the_sdk_retries() {
     let fake = FakeS3::start(|_| s3_error("503 Slow Down", "SlowDown")).await;
     let src = source_for(&fake, 3).await;
     let started = Instant::now();
-    let err = read_all(&src, GetRequest { key: "k", ..Default::default() }).await.unwrap_err();
+    let err = read_all(
+        &src,
+        GetRequest {
+            key: "k",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Throttled, "{err}");
     assert!(err.is_retryable());
-    assert!(err.message.contains("SlowDown") && err.message.contains("503"), "{err}");
-    assert!(err.message.contains("REQ-503") && err.message.contains("EXT-ID-2"), "request ids: {err}");
-    assert_eq!(fake.requests().len(), 3, "max_attempts = 3 means three requests");
+    assert!(
+        err.message.contains("SlowDown") && err.message.contains("503"),
+        "{err}"
+    );
+    assert!(
+        err.message.contains("REQ-503") && err.message.contains("EXT-ID-2"),
+        "request ids: {err}"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        3,
+        "max_attempts = 3 means three requests"
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_clean(&err);
 }
@@ -177,7 +207,13 @@ async fn too_many_requests_is_throttled() {
 async fn server_errors_are_transient_and_retried() {
     let fake = FakeS3::start(|_| s3_error("500 Internal Server Error", "InternalError")).await;
     let src = source_for(&fake, 2).await;
-    let err = src.list(&ListRequest { max_keys: 10, ..Default::default() }).await.unwrap_err();
+    let err = src
+        .list(&ListRequest {
+            max_keys: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Transient, "{err}");
     assert!(err.message.contains("InternalError"), "{err}");
     assert_eq!(fake.requests().len(), 2);
@@ -194,7 +230,15 @@ async fn access_denied_is_not_retried() {
     })
     .await;
     let src = source_for(&fake, 5).await;
-    let get = read_all(&src, GetRequest { key: "k", ..Default::default() }).await.unwrap_err();
+    let get = read_all(
+        &src,
+        GetRequest {
+            key: "k",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(get.kind, SourceErrorKind::AccessDenied, "{get}");
     assert!(get.message.contains("AccessDenied"), "{get}");
     assert!(!get.is_retryable());
@@ -216,24 +260,49 @@ async fn invalid_object_state_needs_restore_and_409_restore_is_in_progress() {
     })
     .await;
     let src = source_for(&fake, 3).await;
-    let err = read_all(&src, GetRequest { key: "frozen", ..Default::default() }).await.unwrap_err();
+    let err = read_all(
+        &src,
+        GetRequest {
+            key: "frozen",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::NeedsRestore, "{err}");
-    let outcome = src.restore("frozen", 7, RestoreTier::Expedited).await.unwrap();
+    let outcome = src
+        .restore("frozen", 7, RestoreTier::Expedited)
+        .await
+        .unwrap();
     assert_eq!(outcome, RestoreOutcome::AlreadyInProgress);
-    let restore = fake.requests().into_iter().find(|r| r.starts_with("POST ")).unwrap();
+    let restore = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.starts_with("POST "))
+        .unwrap();
     assert!(restore.starts_with("POST /bkt/frozen?restore"), "{restore}");
 }
 
 #[tokio::test]
 async fn a_truncated_body_is_a_transient_stream_error() {
     let fake = FakeS3::start(|_| {
-        let mut r = response("200 OK", &[("Content-Type", "application/octet-stream")], &[7u8; 1000]);
+        let mut r = response(
+            "200 OK",
+            &[("Content-Type", "application/octet-stream")],
+            &[7u8; 1000],
+        );
         r.truncate(r.len() - 600); // promise 1000 bytes, send 400, hang up
         r
     })
     .await;
     let src = source_for(&fake, 1).await;
-    let mut stream = src.get(GetRequest { key: "k", ..Default::default() }).await.unwrap();
+    let mut stream = src
+        .get(GetRequest {
+            key: "k",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut received = 0;
     let mut failure = None;
     while let Some(item) = stream.next().await {
@@ -252,17 +321,41 @@ async fn a_checksum_mismatch_on_a_whole_read_is_an_integrity_error() {
     // "hello" with a CRC32 header that belongs to other bytes.
     let fake = FakeS3::start(|head| {
         if header(head, "range").is_some() {
-            response("206 Partial Content", &[("Content-Range", "bytes 1-3/5"), ("x-amz-checksum-crc32", "AAAAAA==")], b"ell")
+            response(
+                "206 Partial Content",
+                &[
+                    ("Content-Range", "bytes 1-3/5"),
+                    ("x-amz-checksum-crc32", "AAAAAA=="),
+                ],
+                b"ell",
+            )
         } else {
             response("200 OK", &[("x-amz-checksum-crc32", "AAAAAA==")], b"hello")
         }
     })
     .await;
     let src = source_for(&fake, 1).await;
-    let err = read_all(&src, GetRequest { key: "k", ..Default::default() }).await.unwrap_err();
+    let err = read_all(
+        &src,
+        GetRequest {
+            key: "k",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Integrity, "{err}");
     // A ranged read is not checked against the whole object's checksum.
-    let part = read_all(&src, GetRequest { key: "k", range: Some(1..4), ..Default::default() }).await.unwrap();
+    let part = read_all(
+        &src,
+        GetRequest {
+            key: "k",
+            range: Some(1..4),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(part, b"ell");
 }
 
@@ -270,14 +363,26 @@ async fn a_checksum_mismatch_on_a_whole_read_is_an_integrity_error() {
 async fn a_store_that_ignores_range_is_caught() {
     let fake = FakeS3::start(|_| response("200 OK", &[], b"the whole object")).await;
     let src = source_for(&fake, 1).await;
-    let err = read_all(&src, GetRequest { key: "k", range: Some(4..9), ..Default::default() }).await.unwrap_err();
+    let err = read_all(
+        &src,
+        GetRequest {
+            key: "k",
+            range: Some(4..9),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Permanent, "{err}");
     assert!(err.message.contains("ignored the Range"), "{err}");
 }
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_transient() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let src = source_at(format!("http://{dead}"), 1).await;
     let err = src.head("k").await.unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Transient, "{err}");
@@ -304,30 +409,72 @@ async fn requests_carry_range_if_match_checksum_mode_and_url_encoding() {
     let src = source_for(&fake, 1).await;
 
     let page = src
-        .list(&ListRequest { prefix: "a b".into(), delimiter: Some("/".into()), max_keys: 2, ..Default::default() })
+        .list(&ListRequest {
+            prefix: "a b".into(),
+            delimiter: Some("/".into()),
+            max_keys: 2,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page.objects[0].key, "a b+c&✓");
     assert_eq!(page.objects[0].etag.as_deref(), Some("abc"));
-    assert_eq!(page.objects[0].archive, ferry::source::ArchiveState::Archived);
+    assert_eq!(
+        page.objects[0].archive,
+        ferry::source::ArchiveState::Archived
+    );
     assert_eq!(page.common_prefixes, ["a b/"]);
-    assert_eq!(page.next.as_deref(), Some("tok+en/="), "continuation tokens are passed through untouched");
+    assert_eq!(
+        page.next.as_deref(),
+        Some("tok+en/="),
+        "continuation tokens are passed through untouched"
+    );
 
-    read_all(&src, GetRequest { key: "dir/k", range: Some(10..20), if_match: Some("abc"), ..Default::default() })
-        .await
-        .unwrap();
-    read_all(&src, GetRequest { key: "dir/k", version_id: Some("v1"), ..Default::default() }).await.unwrap();
+    read_all(
+        &src,
+        GetRequest {
+            key: "dir/k",
+            range: Some(10..20),
+            if_match: Some("abc"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    read_all(
+        &src,
+        GetRequest {
+            key: "dir/k",
+            version_id: Some("v1"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
 
     let requests = fake.requests();
     let list = &requests[0];
-    assert!(list.contains("encoding-type=url") && list.contains("list-type=2"), "{list}");
-    assert!(list.contains("max-keys=2") && list.contains("prefix=a%20b"), "{list}");
+    assert!(
+        list.contains("encoding-type=url") && list.contains("list-type=2"),
+        "{list}"
+    );
+    assert!(
+        list.contains("max-keys=2") && list.contains("prefix=a%20b"),
+        "{list}"
+    );
     let ranged = &requests[1];
     assert_eq!(header(ranged, "range"), Some("bytes=10-19"));
     assert_eq!(header(ranged, "if-match"), Some("\"abc\""));
-    assert_eq!(header(ranged, "x-amz-checksum-mode"), None, "ranged reads are not validated by the SDK");
+    assert_eq!(
+        header(ranged, "x-amz-checksum-mode"),
+        None,
+        "ranged reads are not validated by the SDK"
+    );
     let whole = &requests[2];
-    assert!(whole.starts_with("GET /bkt/dir/k?") && whole.contains("versionId=v1"), "{whole}");
+    assert!(
+        whole.starts_with("GET /bkt/dir/k?") && whole.contains("versionId=v1"),
+        "{whole}"
+    );
     assert_eq!(header(whole, "x-amz-checksum-mode"), Some("ENABLED"));
     assert!(requests.iter().all(|r| !r.contains(SECRET)));
 }

@@ -27,8 +27,8 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_s3::config::{
-    ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    RuntimeComponents, SharedCredentialsProvider,
+    ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, RuntimeComponents, SharedCredentialsProvider,
 };
 use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
@@ -171,7 +171,12 @@ impl S3SourceConfig {
                 "use 1 to 20 (5 is the default)",
             ));
         }
-        if let S3Credentials::Static { access_key_id, secret_access_key, .. } = &self.credentials {
+        if let S3Credentials::Static {
+            access_key_id,
+            secret_access_key,
+            ..
+        } = &self.credentials
+        {
             check_static_credentials(access_key_id, secret_access_key)?;
         }
         if let Some(role) = &self.assume_role {
@@ -192,13 +197,24 @@ pub struct S3ConfigError {
 }
 
 impl S3ConfigError {
-    fn new(field: &'static str, value: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        S3ConfigError { field, value: value.into(), problem: problem.into(), fix: fix.into() }
+    fn new(
+        field: &'static str,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        S3ConfigError {
+            field,
+            value: value.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
 fn check_bucket(bucket: &str) -> Result<(), S3ConfigError> {
-    let ok = !bucket.is_empty() && !bucket.contains('/') && !bucket.chars().any(char::is_whitespace);
+    let ok =
+        !bucket.is_empty() && !bucket.contains('/') && !bucket.chars().any(char::is_whitespace);
     if ok {
         return Ok(());
     }
@@ -211,14 +227,26 @@ fn check_bucket(bucket: &str) -> Result<(), S3ConfigError> {
 }
 
 fn check_region(region: &str) -> Result<(), S3ConfigError> {
-    let ok = !region.is_empty() && region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
     if ok {
         return Ok(());
     }
-    Err(S3ConfigError::new("region", region, "is not a region name", "use a name like `us-east-1`"))
+    Err(S3ConfigError::new(
+        "region",
+        region,
+        "is not a region name",
+        "use a name like `us-east-1`",
+    ))
 }
 
-fn check_endpoint(field: &'static str, endpoint: &str, allow_http: bool) -> Result<(), S3ConfigError> {
+fn check_endpoint(
+    field: &'static str,
+    endpoint: &str,
+    allow_http: bool,
+) -> Result<(), S3ConfigError> {
     // An endpoint with `user:password@` would leak that password into this very error message.
     if endpoint.contains('@') {
         return Err(S3ConfigError::new(
@@ -228,7 +256,14 @@ fn check_endpoint(field: &'static str, endpoint: &str, allow_http: bool) -> Resu
             "remove `user:password@` from the URL and put credentials in `credentials`",
         ));
     }
-    let bad = |problem: &str| S3ConfigError::new(field, endpoint, problem, "use a URL like `https://s3.example.com:9000`");
+    let bad = |problem: &str| {
+        S3ConfigError::new(
+            field,
+            endpoint,
+            problem,
+            "use a URL like `https://s3.example.com:9000`",
+        )
+    };
     let uri: http::Uri = endpoint.parse().map_err(|_| bad("is not a URL"))?;
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
@@ -296,7 +331,9 @@ pub struct S3Source {
 
 impl fmt::Debug for S3Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Source").field("source", &self.description).finish_non_exhaustive()
+        f.debug_struct("S3Source")
+            .field("source", &self.description)
+            .finish_non_exhaustive()
     }
 }
 
@@ -350,11 +387,19 @@ impl S3Source {
 async fn base_sdk_config(config: &S3SourceConfig) -> aws_config::SdkConfig {
     let retry = RetryConfig::standard().with_max_attempts(config.max_attempts);
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry);
-    let region = config.region.clone().or_else(|| config.endpoint.as_ref().map(|_| "us-east-1".to_owned()));
+    let region = config
+        .region
+        .clone()
+        .or_else(|| config.endpoint.as_ref().map(|_| "us-east-1".to_owned()));
     if let Some(region) = region {
         loader = loader.region(Region::new(region));
     }
-    if let S3Credentials::Static { access_key_id, secret_access_key, session_token } = &config.credentials {
+    if let S3Credentials::Static {
+        access_key_id,
+        secret_access_key,
+        session_token,
+    } = &config.credentials
+    {
         let credentials = Credentials::new(
             access_key_id,
             secret_access_key.expose(),
@@ -367,13 +412,20 @@ async fn base_sdk_config(config: &S3SourceConfig) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-async fn assume_role_provider(role: &AssumeRole, base: &aws_config::SdkConfig) -> SharedCredentialsProvider {
+async fn assume_role_provider(
+    role: &AssumeRole,
+    base: &aws_config::SdkConfig,
+) -> SharedCredentialsProvider {
     let mut sts = base.to_builder();
     if let Some(endpoint) = &role.sts_endpoint {
         sts.set_endpoint_url(Some(endpoint.clone()));
     }
     let mut builder = AssumeRoleProvider::builder(role.role_arn.clone())
-        .session_name(role.session_name.clone().unwrap_or_else(|| "ferry".to_owned()))
+        .session_name(
+            role.session_name
+                .clone()
+                .unwrap_or_else(|| "ferry".to_owned()),
+        )
         .configure(&sts.build());
     if let Some(id) = &role.external_id {
         builder = builder.external_id(id.clone());
@@ -407,7 +459,12 @@ impl Source for S3Source {
         Box::pin(self.get_object(req))
     }
 
-    fn restore<'a>(&'a self, key: &'a str, days: u32, tier: RestoreTier) -> Fut<'a, RestoreOutcome> {
+    fn restore<'a>(
+        &'a self,
+        key: &'a str,
+        days: u32,
+        tier: RestoreTier,
+    ) -> Fut<'a, RestoreOutcome> {
         Box::pin(self.restore_object(key, days, tier))
     }
 }
@@ -419,7 +476,11 @@ impl S3Source {
     async fn list_page(&self, req: &ListRequest) -> Result<ListPage, SourceError> {
         let resource = format!("{}/{}", self.bucket, req.prefix);
         // 0 would ask for an empty page that still claims to be truncated: treat it as "default".
-        let max_keys = if req.max_keys == 0 { 1000 } else { req.max_keys.min(1000) };
+        let max_keys = if req.max_keys == 0 {
+            1000
+        } else {
+            req.max_keys.min(1000)
+        };
         let mut call = self
             .client
             .list_objects_v2()
@@ -433,7 +494,10 @@ impl S3Source {
         if self.list_restore_status {
             call = call.optional_object_attributes(OptionalObjectAttributes::RestoreStatus);
         }
-        let out = call.send().await.map_err(|e| classify("ListObjectsV2", &resource, e))?;
+        let out = call
+            .send()
+            .await
+            .map_err(|e| classify("ListObjectsV2", &resource, e))?;
         let encoded = out.encoding_type() == Some(&EncodingType::Url);
         let decode = |raw: &str| decode_listed(raw, encoded, &resource);
 
@@ -459,7 +523,11 @@ impl S3Source {
             }
             _ => None,
         };
-        Ok(ListPage { objects, common_prefixes, next })
+        Ok(ListPage {
+            objects,
+            common_prefixes,
+            next,
+        })
     }
 }
 
@@ -483,7 +551,10 @@ fn decode_listed(raw: &str, encoded: bool, resource: &str) -> Result<String, Sou
 }
 
 fn object_info(key: String, o: &Object) -> ObjectInfo {
-    let storage_class = o.storage_class().map_or("STANDARD", |c| c.as_str()).to_owned();
+    let storage_class = o
+        .storage_class()
+        .map_or("STANDARD", |c| c.as_str())
+        .to_owned();
     let restore = o.restore_status();
     let archive = archive_state(
         &storage_class,
@@ -508,7 +579,12 @@ fn is_archive_class(storage_class: &str) -> bool {
 
 /// `in_progress` / `has_expiry` describe a restore (from `x-amz-restore` or the listing's
 /// RestoreStatus); `tiered_archive` is an INTELLIGENT_TIERING object in an archive tier.
-fn archive_state(storage_class: &str, tiered_archive: bool, in_progress: Option<bool>, has_expiry: bool) -> ArchiveState {
+fn archive_state(
+    storage_class: &str,
+    tiered_archive: bool,
+    in_progress: Option<bool>,
+    has_expiry: bool,
+) -> ArchiveState {
     match in_progress {
         Some(true) => ArchiveState::Restoring,
         Some(false) if has_expiry => ArchiveState::Restored,
@@ -538,14 +614,21 @@ impl S3Source {
                 Ok(tags) => head.tags = tags,
                 // Some stores (moto) refuse tagging calls on archived objects. The object cannot
                 // be copied before a restore anyway, and the engine HEADs it again after one.
-                Err(e) if e.kind == SourceErrorKind::NeedsRestore && head.archive != ArchiveState::NotArchived => {}
+                Err(e)
+                    if e.kind == SourceErrorKind::NeedsRestore
+                        && head.archive != ArchiveState::NotArchived => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(head)
     }
 
-    async fn tags(&self, key: &str, version_id: Option<&str>, resource: &str) -> Result<Vec<(String, String)>, SourceError> {
+    async fn tags(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        resource: &str,
+    ) -> Result<Vec<(String, String)>, SourceError> {
         let out = self
             .client
             .get_object_tagging()
@@ -555,15 +638,30 @@ impl S3Source {
             .send()
             .await
             .map_err(|e| classify("GetObjectTagging", resource, e))?;
-        Ok(out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
+        Ok(out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
     }
 }
 
-fn object_head(key: &str, out: &HeadObjectOutput, resource: &str) -> Result<ObjectHead, SourceError> {
+fn object_head(
+    key: &str,
+    out: &HeadObjectOutput,
+    resource: &str,
+) -> Result<ObjectHead, SourceError> {
     let size = out.content_length().filter(|n| *n >= 0).ok_or_else(|| {
-        SourceError::new(SourceErrorKind::Permanent, resource, "HeadObject returned no Content-Length")
+        SourceError::new(
+            SourceErrorKind::Permanent,
+            resource,
+            "HeadObject returned no Content-Length",
+        )
     })?;
-    let storage_class = out.storage_class().map_or("STANDARD", |c| c.as_str()).to_owned();
+    let storage_class = out
+        .storage_class()
+        .map_or("STANDARD", |c| c.as_str())
+        .to_owned();
     let restore = out.restore();
     let tiered_archive = matches!(
         out.archive_status(),
@@ -575,8 +673,12 @@ fn object_head(key: &str, out: &HeadObjectOutput, resource: &str) -> Result<Obje
         restore.and_then(restore_in_progress),
         restore.is_some_and(|r| quoted_field(r, "expiry-date").is_some()),
     );
-    let mut user_metadata: Vec<(String, String)> =
-        out.metadata().into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut user_metadata: Vec<(String, String)> = out
+        .metadata()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     user_metadata.sort();
     Ok(ObjectHead {
         key: key.to_owned(),
@@ -600,10 +702,16 @@ fn object_head(key: &str, out: &HeadObjectOutput, resource: &str) -> Result<Obje
 
 fn head_checksums(out: &HeadObjectOutput) -> SourceChecksums {
     let kms_or_customer_key = out.sse_customer_algorithm().is_some()
-        || out.server_side_encryption().is_some_and(|s| *s != ServerSideEncryption::Aes256);
-    let multipart = out.e_tag().is_some_and(|e| unquote(e).contains('-')) || out.parts_count().is_some_and(|n| n > 1);
+        || out
+            .server_side_encryption()
+            .is_some_and(|s| *s != ServerSideEncryption::Aes256);
+    let multipart = out.e_tag().is_some_and(|e| unquote(e).contains('-'))
+        || out.parts_count().is_some_and(|n| n > 1);
     SourceChecksums {
-        md5: out.e_tag().filter(|_| !kms_or_customer_key).and_then(md5_from_etag),
+        md5: out
+            .e_tag()
+            .filter(|_| !kms_or_customer_key)
+            .and_then(md5_from_etag),
         // CRC64NVME exists only as a full-object checksum.
         crc64nvme: full_object_checksum(out.checksum_crc64_nvme(), out.checksum_type(), true)
             .map(u64::from_be_bytes),
@@ -630,7 +738,11 @@ fn md5_from_etag(etag: &str) -> Option<[u8; 16]> {
 /// `-N` is composite whatever else is said. Callers pass `full_if_untyped = false` for a
 /// multipart object's CRC32C: some stores (moto) send a composite value with neither the type
 /// nor the `-N` suffix, and only the ETag shows the object was uploaded in parts.
-fn full_object_checksum<const N: usize>(value: Option<&str>, kind: Option<&ChecksumType>, full_if_untyped: bool) -> Option<[u8; N]> {
+fn full_object_checksum<const N: usize>(
+    value: Option<&str>,
+    kind: Option<&ChecksumType>,
+    full_if_untyped: bool,
+) -> Option<[u8; N]> {
     let value = value?;
     let full = match kind {
         Some(ChecksumType::FullObject) => true,
@@ -640,7 +752,9 @@ fn full_object_checksum<const N: usize>(value: Option<&str>, kind: Option<&Check
     if !full || value.contains('-') {
         return None;
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
     bytes.try_into().ok()
 }
 
@@ -680,14 +794,20 @@ impl S3Source {
                 return Err(SourceError::new(
                     SourceErrorKind::Permanent,
                     resource,
-                    format!("empty byte range {}..{}: ask for at least one byte or for the whole object", range.start, range.end),
+                    format!(
+                        "empty byte range {}..{}: ask for at least one byte or for the whole object",
+                        range.start, range.end
+                    ),
                 ));
             }
             Some(range) => call = call.range(format!("bytes={}-{}", range.start, range.end - 1)),
             // The store's checksum covers the whole object only, so only whole reads validate.
             None => call = call.checksum_mode(ChecksumMode::Enabled),
         }
-        let out = call.send().await.map_err(|e| classify("GetObject", &resource, e))?;
+        let out = call
+            .send()
+            .await
+            .map_err(|e| classify("GetObject", &resource, e))?;
         if let Some(range) = &req.range {
             check_content_range(range, out.content_range(), out.content_length(), &resource)?;
         }
@@ -711,7 +831,10 @@ fn check_content_range(
         return Err(SourceError::new(
             SourceErrorKind::Permanent,
             resource,
-            format!("asked for bytes {}-{want_last} but the store ignored the Range header", range.start),
+            format!(
+                "asked for bytes {}-{want_last} but the store ignored the Range header",
+                range.start
+            ),
         ));
     };
     match parse_content_range(header) {
@@ -719,12 +842,18 @@ fn check_content_range(
         Some((first, last)) if first == range.start && last < want_last => Err(SourceError::new(
             SourceErrorKind::Changed,
             resource,
-            format!("asked for bytes {}-{want_last} but the object ends at byte {last} ({header}): it is shorter than expected", range.start),
+            format!(
+                "asked for bytes {}-{want_last} but the object ends at byte {last} ({header}): it is shorter than expected",
+                range.start
+            ),
         )),
         _ => Err(SourceError::new(
             SourceErrorKind::Permanent,
             resource,
-            format!("asked for bytes {}-{want_last} but the store answered Content-Range {header:?}", range.start),
+            format!(
+                "asked for bytes {}-{want_last} but the store answered Content-Range {header:?}",
+                range.start
+            ),
         )),
     }
 }
@@ -756,23 +885,53 @@ fn body_error(resource: &str, err: &(dyn std::error::Error + 'static)) -> Source
     let text = DisplayErrorContext(err).to_string();
     // The SDK's validator fails the body with a "checksum mismatch" error (its type lives in a
     // crate ferry does not depend on, so the text is what there is to match).
-    let kind = if text.contains("checksum mismatch") { SourceErrorKind::Integrity } else { SourceErrorKind::Transient };
-    SourceError::new(kind, resource, format!("reading the GetObject body failed: {text}"))
+    let kind = if text.contains("checksum mismatch") {
+        SourceErrorKind::Integrity
+    } else {
+        SourceErrorKind::Transient
+    };
+    SourceError::new(
+        kind,
+        resource,
+        format!("reading the GetObject body failed: {text}"),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
 // restore
 
 impl S3Source {
-    async fn restore_object(&self, key: &str, days: u32, tier: RestoreTier) -> Result<RestoreOutcome, SourceError> {
+    async fn restore_object(
+        &self,
+        key: &str,
+        days: u32,
+        tier: RestoreTier,
+    ) -> Result<RestoreOutcome, SourceError> {
         let resource = format!("{}/{}", self.bucket, key);
-        let days = i32::try_from(days).ok().filter(|d| *d >= 1).ok_or_else(|| {
-            SourceError::new(SourceErrorKind::Permanent, &resource, format!("restore for {days} days: use 1 or more days"))
-        })?;
-        let job = GlacierJobParameters::builder().tier(s3_tier(tier)).build().map_err(|e| {
-            SourceError::new(SourceErrorKind::Permanent, &resource, format!("building the restore request: {e}"))
-        })?;
-        let request = RestoreRequest::builder().days(days).glacier_job_parameters(job).build();
+        let days = i32::try_from(days)
+            .ok()
+            .filter(|d| *d >= 1)
+            .ok_or_else(|| {
+                SourceError::new(
+                    SourceErrorKind::Permanent,
+                    &resource,
+                    format!("restore for {days} days: use 1 or more days"),
+                )
+            })?;
+        let job = GlacierJobParameters::builder()
+            .tier(s3_tier(tier))
+            .build()
+            .map_err(|e| {
+                SourceError::new(
+                    SourceErrorKind::Permanent,
+                    &resource,
+                    format!("building the restore request: {e}"),
+                )
+            })?;
+        let request = RestoreRequest::builder()
+            .days(days)
+            .glacier_job_parameters(job)
+            .build();
         let status = Arc::new(AtomicU16::new(0));
         let sent = self
             .client
@@ -788,11 +947,16 @@ impl S3Source {
             // 202 Accepted: a restore started; 200 OK: already restored (expiry extended).
             Ok(_) if status.load(Ordering::Relaxed) == 200 => Ok(RestoreOutcome::AlreadyRestored),
             Ok(_) => Ok(RestoreOutcome::Started),
-            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(RestoreOutcome::AlreadyInProgress),
+            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => {
+                Ok(RestoreOutcome::AlreadyInProgress)
+            }
             Err(e) if e.code() == Some("InvalidObjectState") => {
                 let mut err = classify("RestoreObject", &resource, e);
                 err.kind = SourceErrorKind::Permanent;
-                err.message = format!("the object is not in an archive storage class: {}", err.message);
+                err.message = format!(
+                    "the object is not in an archive storage class: {}",
+                    err.message
+                );
                 Err(err)
             }
             Err(e) => Err(classify("RestoreObject", &resource, e)),
@@ -824,7 +988,8 @@ impl Intercept for StatusRecorder {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.store(context.response().status().as_u16(), Ordering::Relaxed);
+        self.0
+            .store(context.response().status().as_u16(), Ordering::Relaxed);
         Ok(())
     }
 }
@@ -834,7 +999,11 @@ impl Intercept for StatusRecorder {
 
 /// Turns an SDK failure into a [`SourceError`] the engine can act on. The message names the
 /// operation, HTTP status, S3 error code and request ids; SDK errors never carry credentials.
-fn classify<E>(operation: &str, resource: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> SourceError
+fn classify<E>(
+    operation: &str,
+    resource: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -842,19 +1011,45 @@ where
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let code = ctx.err().code();
-            let detail = ctx.err().message().map(|m| format!(": {m}")).unwrap_or_default();
-            (service_kind(code, status), format!("HTTP {status} {}{detail}", code.unwrap_or("(no error code)")))
+            let detail = ctx
+                .err()
+                .message()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            (
+                service_kind(code, status),
+                format!(
+                    "HTTP {status} {}{detail}",
+                    code.unwrap_or("(no error code)")
+                ),
+            )
         }
-        SdkError::TimeoutError(_) => (SourceErrorKind::Transient, format!("timed out: {}", DisplayErrorContext(&err))),
+        SdkError::TimeoutError(_) => (
+            SourceErrorKind::Transient,
+            format!("timed out: {}", DisplayErrorContext(&err)),
+        ),
         SdkError::DispatchFailure(failure) => {
             let text = DisplayErrorContext(&err).to_string();
-            (dispatch_kind(failure.is_user(), failure.is_other(), &text), text)
+            (
+                dispatch_kind(failure.is_user(), failure.is_other(), &text),
+                text,
+            )
         }
-        SdkError::ResponseError(_) => (SourceErrorKind::Transient, DisplayErrorContext(&err).to_string()),
-        _ => (SourceErrorKind::Permanent, DisplayErrorContext(&err).to_string()),
+        SdkError::ResponseError(_) => (
+            SourceErrorKind::Transient,
+            DisplayErrorContext(&err).to_string(),
+        ),
+        _ => (
+            SourceErrorKind::Permanent,
+            DisplayErrorContext(&err).to_string(),
+        ),
     };
     let ids = request_ids(err.request_id(), err.extended_request_id());
-    SourceError::new(kind, resource, format!("S3 {operation} failed: {what}{ids}"))
+    SourceError::new(
+        kind,
+        resource,
+        format!("S3 {operation} failed: {what}{ids}"),
+    )
 }
 
 fn service_kind(code: Option<&str>, status: u16) -> SourceErrorKind {
@@ -865,9 +1060,23 @@ fn service_kind(code: Option<&str>, status: u16) -> SourceErrorKind {
         ("PreconditionFailed", _) | (_, 412) => Changed,
         // A range starting past the end: the object is shorter than HEAD said.
         ("InvalidRange", _) | (_, 416) => Changed,
-        ("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests", _)
+        (
+            "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequests",
+            _,
+        )
         | (_, 429 | 503) => Throttled,
-        ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken", _)
+        (
+            "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken",
+            _,
+        )
         | (_, 401 | 403) => AccessDenied,
         ("RequestTimeout" | "InternalError", _) | (_, 500..=599) => Transient,
         _ => Permanent,
@@ -880,7 +1089,9 @@ fn service_kind(code: Option<&str>, status: u16) -> SourceErrorKind {
 /// credential from an STS / metadata endpoint that could not be reached.
 fn dispatch_kind(is_user: bool, is_other: bool, text: &str) -> SourceErrorKind {
     let lower = text.to_ascii_lowercase();
-    let network = ["io error", "timed out", "timeout", "connect", "dns"].iter().any(|w| lower.contains(w));
+    let network = ["io error", "timed out", "timeout", "connect", "dns"]
+        .iter()
+        .any(|w| lower.contains(w));
     if is_user {
         SourceErrorKind::Permanent
     } else if is_other && lower.contains("credential") && !network {
@@ -906,7 +1117,11 @@ fn unquote(etag: &str) -> String {
 }
 
 fn quote(etag: &str) -> String {
-    if etag.starts_with('"') { etag.to_owned() } else { format!("\"{etag}\"") }
+    if etag.starts_with('"') {
+        etag.to_owned()
+    } else {
+        format!("\"{etag}\"")
+    }
 }
 
 fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
@@ -923,19 +1138,40 @@ mod tests {
         let done = r#"ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT""#;
         assert_eq!(restore_in_progress(ongoing), Some(true));
         assert_eq!(restore_in_progress(done), Some(false));
-        assert_eq!(quoted_field(done, "expiry-date"), Some("Fri, 21 Dec 2012 00:00:00 GMT"));
-        assert_eq!(archive_state("GLACIER", false, Some(true), false), ArchiveState::Restoring);
-        assert_eq!(archive_state("GLACIER", false, Some(false), true), ArchiveState::Restored);
-        assert_eq!(archive_state("DEEP_ARCHIVE", false, None, false), ArchiveState::Archived);
-        assert_eq!(archive_state("GLACIER_IR", false, None, false), ArchiveState::NotArchived);
-        assert_eq!(archive_state("INTELLIGENT_TIERING", true, None, false), ArchiveState::Archived);
+        assert_eq!(
+            quoted_field(done, "expiry-date"),
+            Some("Fri, 21 Dec 2012 00:00:00 GMT")
+        );
+        assert_eq!(
+            archive_state("GLACIER", false, Some(true), false),
+            ArchiveState::Restoring
+        );
+        assert_eq!(
+            archive_state("GLACIER", false, Some(false), true),
+            ArchiveState::Restored
+        );
+        assert_eq!(
+            archive_state("DEEP_ARCHIVE", false, None, false),
+            ArchiveState::Archived
+        );
+        assert_eq!(
+            archive_state("GLACIER_IR", false, None, false),
+            ArchiveState::NotArchived
+        );
+        assert_eq!(
+            archive_state("INTELLIGENT_TIERING", true, None, false),
+            ArchiveState::Archived
+        );
     }
 
     #[test]
     fn md5_only_from_single_part_etags() {
         let md5 = md5_from_etag("\"9e107d9d372bb6826bd81d3542a419d6\"").unwrap();
         assert_eq!(hex::encode(md5), "9e107d9d372bb6826bd81d3542a419d6");
-        assert_eq!(md5_from_etag("\"9e107d9d372bb6826bd81d3542a419d6-2\""), None);
+        assert_eq!(
+            md5_from_etag("\"9e107d9d372bb6826bd81d3542a419d6-2\""),
+            None
+        );
         assert_eq!(md5_from_etag("9e107d9d372bb6826bd81d3542a419zz"), None);
     }
 
@@ -946,19 +1182,32 @@ mod tests {
         let got = |v: &str, t: Option<ChecksumType>, untyped_full: bool| {
             full_object_checksum::<4>(Some(v), t.as_ref(), untyped_full).map(u32::from_be_bytes)
         };
-        assert_eq!(got(&full, Some(ChecksumType::FullObject), false), Some(0xE306_9283));
+        assert_eq!(
+            got(&full, Some(ChecksumType::FullObject), false),
+            Some(0xE306_9283)
+        );
         assert_eq!(got(&full, None, true), Some(0xE306_9283));
-        assert_eq!(got(&full, None, false), None, "untyped value of a multipart object");
+        assert_eq!(
+            got(&full, None, false),
+            None,
+            "untyped value of a multipart object"
+        );
         assert_eq!(got(&full, Some(ChecksumType::Composite), true), None);
         assert_eq!(got(&format!("{full}-3"), None, true), None);
-        assert_eq!(got(&format!("{full}-3"), Some(ChecksumType::FullObject), true), None);
+        assert_eq!(
+            got(&format!("{full}-3"), Some(ChecksumType::FullObject), true),
+            None
+        );
         // A 4-byte value under the 8-byte CRC64NVME name is not a CRC64NVME.
         assert_eq!(full_object_checksum::<8>(Some(&full), None, true), None);
     }
 
     #[test]
     fn listed_keys_decode_form_style() {
-        assert_eq!(decode_listed("a+b%2Bc%25d%3F", true, "b").unwrap(), "a b+c%d?");
+        assert_eq!(
+            decode_listed("a+b%2Bc%25d%3F", true, "b").unwrap(),
+            "a b+c%d?"
+        );
         assert_eq!(decode_listed("a+b", false, "b").unwrap(), "a+b");
         assert!(decode_listed("%FF", true, "b").is_err());
     }
@@ -966,7 +1215,8 @@ mod tests {
     #[test]
     fn content_range_must_match_the_request() {
         assert!(check_content_range(&(10..20), Some("bytes 10-19/100"), Some(10), "r").is_ok());
-        let short = check_content_range(&(10..20), Some("bytes 10-14/15"), Some(5), "r").unwrap_err();
+        let short =
+            check_content_range(&(10..20), Some("bytes 10-14/15"), Some(5), "r").unwrap_err();
         assert_eq!(short.kind, SourceErrorKind::Changed);
         let ignored = check_content_range(&(10..20), None, Some(100), "r").unwrap_err();
         assert_eq!(ignored.kind, SourceErrorKind::Permanent);

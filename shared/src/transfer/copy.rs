@@ -45,8 +45,26 @@ pub struct Copier {
 
 impl Copier {
     /// Copies `key`, reading it once and proving the bytes with CRC-64 (and the source's own
-    /// checksum where it has one). Never panics, never returns without an outcome.
+    /// checksum where it has one). A failure that may pass is tried again (up to
+    /// `options.attempts`, with backoff; a multipart copy resumes from its finished parts).
+    /// Never panics, never returns without an outcome.
     pub async fn copy(&self, key: &str) -> ObjectResult {
+        let mut delay = self.options.retry_delay;
+        let mut attempt = 1;
+        loop {
+            let result = self.copy_once(key).await;
+            let retry = matches!(result.outcome, Outcome::Failed { retryable: true, .. });
+            if !retry || attempt >= self.options.attempts.max(1) {
+                return result;
+            }
+            tracing::debug!(key, attempt, outcome = ?result.outcome, "copy failed; trying again");
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    async fn copy_once(&self, key: &str) -> ObjectResult {
         let head = match self.source.head(key).await {
             Ok(h) => h,
             Err(e) => return result(key, 0, None, failed(e.into()), Vec::new()),
@@ -69,6 +87,17 @@ impl Copier {
             Err(f) => failed(f),
         };
         result(key, head.size, head.etag, outcome, notes)
+    }
+}
+
+impl Copier {
+    /// A source read, through the bandwidth limit when there is one.
+    pub(super) async fn read(&self, req: GetRequest<'_>) -> Result<crate::source::ByteStream, SourceError> {
+        let stream = self.source.get(req).await?;
+        Ok(match &self.options.limiter {
+            Some(limiter) => limiter.limit(stream),
+            None => stream,
+        })
     }
 }
 
@@ -95,7 +124,7 @@ async fn copy_single(copier: &Copier, head: &ObjectHead, options: &ObjectOptions
         let out = dest.client.put_object(&dest.bucket, &key, RequestBody::empty(), options).await?;
         return Ok(out.crc64);
     }
-    let stream = copier.source.get(pinned(head, None)).await?;
+    let stream = copier.read(pinned(head, None)).await?;
     let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, true));
     let out = dest.client.put_object(&dest.bucket, &key, RequestBody::from_stream(head.size, stream), options).await?;
     let read = inspector.digests();

@@ -12,13 +12,18 @@
 //! counts always add up to the objects in scope.
 
 mod copy;
+pub mod diff;
 pub mod integrity;
 pub mod metadata;
 mod multipart;
 pub mod resume;
+pub mod throttle;
+mod walk;
 
 pub use copy::Copier;
+pub use diff::OverwritePolicy;
 pub use metadata::ClassPolicy;
+pub use walk::{ArchivePolicy, RangeSummary, WalkOptions, walk_range};
 
 use crate::oss::OssClient;
 
@@ -51,6 +56,13 @@ pub struct CopyOptions {
     pub storage_class: ClassPolicy,
     /// Refuse to replace an existing destination object (`x-oss-forbid-overwrite`).
     pub forbid_overwrite: bool,
+    /// Attempts per object for failures that may pass (the client retries each request too;
+    /// these cover what it cannot replay: a source stream that broke or was altered).
+    pub attempts: u32,
+    /// Pause before the second attempt, doubled for each further one.
+    pub retry_delay: std::time::Duration,
+    /// A bandwidth limit shared by every stream this copier reads.
+    pub limiter: Option<std::sync::Arc<throttle::RateLimiter>>,
 }
 
 impl Default for CopyOptions {
@@ -61,6 +73,9 @@ impl Default for CopyOptions {
             part_concurrency: 4,
             storage_class: ClassPolicy::Map,
             forbid_overwrite: false,
+            attempts: 3,
+            retry_delay: std::time::Duration::from_millis(500),
+            limiter: None,
         }
     }
 }

@@ -133,7 +133,7 @@ async fn upload_part(
             return Ok(PartDone { part, digests: Digests { len, crc64, ..Default::default() } });
         }
     }
-    let stream = copier.source.get(pinned(head, Some(range))).await?;
+    let stream = copier.read(pinned(head, Some(range))).await?;
     let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));
     let dest = &copier.dest;
     let out = dest

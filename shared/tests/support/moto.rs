@@ -24,7 +24,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 
 /// Access key and secret moto accepts (it does not check signatures by default).
 pub const ACCESS_KEY_ID: &str = "moto-test-key";
@@ -85,7 +87,13 @@ impl Moto {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "moto"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "moto",
+            ))
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
@@ -96,9 +104,16 @@ impl Moto {
     /// Creates `bucket` (panics on failure, so a test fails at its setup line).
     pub async fn create_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
         let s3 = self.s3_client();
-        s3.create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| {
-            panic!("creating bucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))
-        });
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "creating bucket {bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            });
         s3
     }
 
@@ -106,7 +121,8 @@ impl Moto {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = log_dir().join(format!("moto-{port}.log"));
-        let log_file = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let log_file =
+            File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
         let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
         // The guard: runs moto in the background and kills it when stdin reaches EOF, i.e. when
         // this process drops the pipe or dies. It exits when moto does.
@@ -126,7 +142,12 @@ wait "$pid""#;
             .spawn()
             .map_err(|e| format!("running {}: {e}", binary.display()))?;
         let lifeline = guard.stdin.take();
-        let mut moto = Moto { guard, lifeline, addr, log };
+        let mut moto = Moto {
+            guard,
+            lifeline,
+            addr,
+            log,
+        };
         moto.wait_ready()?;
         Ok(moto)
     }
@@ -135,14 +156,21 @@ wait "$pid""#;
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.guard.try_wait() {
-                return Err(format!("moto_server exited with {status}; log:\n{}", self.log_tail()));
+                return Err(format!(
+                    "moto_server exited with {status}; log:\n{}",
+                    self.log_tail()
+                ));
             }
             if probe(self.addr) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("moto_server not ready on {} after {READY_TIMEOUT:?}; log:\n{}", self.addr, self.log_tail()))
+        Err(format!(
+            "moto_server not ready on {} after {READY_TIMEOUT:?}; log:\n{}",
+            self.addr,
+            self.log_tail()
+        ))
     }
 
     fn log_tail(&self) -> String {
@@ -190,8 +218,12 @@ fn log_dir() -> PathBuf {
 }
 
 fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// True when moto answers `GET /moto-api/` with 200.

@@ -1,0 +1,200 @@
+//! Deciding what to copy without a HEAD per object: a merge-join of the source listing with the
+//! destination listing, page by page.
+//!
+//! Both stores list keys in UTF-8 byte order, and the destination key is the source key behind a
+//! fixed prefix, so one cursor over each listing finds every pair in a single pass with memory
+//! for one page of each — whatever the bucket size. Listings decide almost everything:
+//!
+//! * no destination object → copy;
+//! * sizes differ → copy (`if-different`);
+//! * equal plain-MD5 ETags → identical bytes → skip;
+//! * the source was modified after the copy was written → copy;
+//! * otherwise (same size, ETags not comparable, e.g. multipart) → HEAD the destination and
+//!   compare ferry's `ferry-src-etag` stamp with the source ETag: this catches same-size
+//!   rewrites that size/mtime tools miss.
+
+use std::collections::VecDeque;
+
+use super::Destination;
+use super::metadata::STAMP_ETAG;
+use crate::oss::{ListObjectsOptions, ObjectSummary};
+use crate::source::ObjectInfo;
+
+/// When an object that exists at the destination is copied again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverwritePolicy {
+    /// Copy when the content differs (size, ETag, or ferry's source-ETag stamp).
+    #[default]
+    IfDifferent,
+    /// Never replace an existing object (and tell OSS so: `x-oss-forbid-overwrite`).
+    Never,
+    /// Always copy.
+    Always,
+    /// Copy when the source was modified after the destination object was written.
+    IfNewer,
+}
+
+/// What to do with one source object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Copy,
+    Skip(String),
+}
+
+/// Walks the destination listing alongside source pages.
+pub struct Differ<'a> {
+    dest: &'a Destination,
+    policy: OverwritePolicy,
+    /// Listing prefix on the source side (the range's prefix).
+    source_prefix: String,
+    page: VecDeque<ObjectSummary>,
+    next_token: Option<String>,
+    started: bool,
+    exhausted: bool,
+    /// HEAD requests made, for tests and metrics.
+    pub heads: u64,
+}
+
+impl<'a> Differ<'a> {
+    pub fn new(dest: &'a Destination, policy: OverwritePolicy, source_prefix: &str) -> Self {
+        Differ {
+            dest,
+            policy,
+            source_prefix: source_prefix.to_owned(),
+            page: VecDeque::new(),
+            next_token: None,
+            started: false,
+            exhausted: false,
+            heads: 0,
+        }
+    }
+
+    /// Decisions for one page of source objects (in listing order).
+    pub async fn decide(&mut self, objects: &[ObjectInfo]) -> Result<Vec<Decision>, crate::oss::Error> {
+        let mut out = Vec::with_capacity(objects.len());
+        for object in objects {
+            if self.policy == OverwritePolicy::Always {
+                out.push(Decision::Copy);
+                continue;
+            }
+            let dest_key = self.dest.key_for(&object.key);
+            let existing = self.find(&dest_key, &object.key).await?;
+            out.push(match existing {
+                None => Decision::Copy,
+                Some(d) => self.compare(object, &d).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The destination object with `dest_key`, advancing the cursor past smaller keys.
+    async fn find(&mut self, dest_key: &str, source_key: &str) -> Result<Option<ObjectSummary>, crate::oss::Error> {
+        loop {
+            while let Some(front) = self.page.front() {
+                if front.key.as_str() < dest_key {
+                    self.page.pop_front();
+                } else {
+                    return Ok((front.key == dest_key).then(|| front.clone()));
+                }
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            self.fetch(source_key).await?;
+        }
+    }
+
+    async fn fetch(&mut self, first_source_key: &str) -> Result<(), crate::oss::Error> {
+        let mut options = ListObjectsOptions {
+            prefix: Some(self.dest.key_for(&self.source_prefix)).filter(|p| !p.is_empty()),
+            max_keys: Some(1000),
+            ..Default::default()
+        };
+        if self.started {
+            options.continuation_token = self.next_token.clone();
+        } else {
+            // Start just before the first key asked about; earlier destination keys are
+            // outside this range.
+            options.start_after = predecessor(&self.dest.key_for(first_source_key));
+            self.started = true;
+        }
+        let page = self.dest.client.list_objects_v2(&self.dest.bucket, &options).await?;
+        self.page.extend(page.objects);
+        self.next_token = page.next_continuation_token.filter(|_| page.is_truncated);
+        self.exhausted = self.next_token.is_none();
+        Ok(())
+    }
+
+    async fn compare(&mut self, src: &ObjectInfo, dst: &ObjectSummary) -> Result<Decision, crate::oss::Error> {
+        let newer = matches!((src.last_modified, dst.last_modified), (Some(s), Some(d)) if s > d);
+        match self.policy {
+            OverwritePolicy::Always => Ok(Decision::Copy),
+            OverwritePolicy::Never => Ok(Decision::Skip("exists at the destination (overwrite: never)".into())),
+            OverwritePolicy::IfNewer if newer => Ok(Decision::Copy),
+            OverwritePolicy::IfNewer => {
+                Ok(Decision::Skip("destination written after the source was last modified (overwrite: if-newer)".into()))
+            }
+            OverwritePolicy::IfDifferent => {
+                if src.size != dst.size {
+                    return Ok(Decision::Copy);
+                }
+                let dst_etag = dst.etag.as_deref().map(|e| e.trim_matches('"'));
+                if let (Some(a), Some(b)) = (src.etag.as_deref(), dst_etag) {
+                    if is_plain_md5(a) && a.eq_ignore_ascii_case(b) {
+                        return Ok(Decision::Skip("identical at the destination (same size and MD5)".into()));
+                    }
+                }
+                if newer {
+                    return Ok(Decision::Copy);
+                }
+                self.compare_stamp(src, dst).await
+            }
+        }
+    }
+
+    /// The one case listings cannot decide: read ferry's stamp on the destination object.
+    async fn compare_stamp(&mut self, src: &ObjectInfo, dst: &ObjectSummary) -> Result<Decision, crate::oss::Error> {
+        self.heads += 1;
+        let meta = self.dest.client.head_object(&self.dest.bucket, &dst.key).await?;
+        Ok(match (meta.metadata.get(STAMP_ETAG), &src.etag) {
+            (Some(stamp), Some(etag)) if stamp == etag => {
+                Decision::Skip("unchanged since ferry copied it (source ETag matches the stamp)".into())
+            }
+            _ => Decision::Copy,
+        })
+    }
+}
+
+/// A plain MD5 ETag (32 hex digits), as opposed to a multipart `HEX-N` one.
+fn is_plain_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A key that sorts before `key` with nothing in between but keys sharing its prefix, for
+/// `start-after` (none for a one-character key). Dropping the last *character* (not byte) keeps
+/// it valid UTF-8 and below `key`; the few keys it re-reads are skipped by the cursor.
+fn predecessor(key: &str) -> Option<String> {
+    let mut chars = key.chars();
+    chars.next_back();
+    Some(chars.as_str().to_owned()).filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_md5_etags_are_recognised() {
+        assert!(is_plain_md5("5EB63BBBE01EEED093CB22BB8F5ACDC3"));
+        assert!(!is_plain_md5("5EB63BBBE01EEED093CB22BB8F5ACDC3-2"));
+    }
+
+    #[test]
+    fn predecessor_sorts_before() {
+        assert_eq!(predecessor("abc").as_deref(), Some("ab"));
+        assert_eq!(predecessor("a"), None);
+        assert!(predecessor("ab").unwrap().as_str() < "ab");
+        assert_eq!(predecessor("a中").as_deref(), Some("a"));
+    }
+}
