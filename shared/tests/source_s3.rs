@@ -215,6 +215,25 @@ async fn listing_pages_every_awkward_key_once_in_byte_order() {
         assert_eq!(info.storage_class.as_deref(), Some("STANDARD"));
         assert_eq!(info.archive, ArchiveState::NotArchived);
         assert!(info.last_modified.is_some());
+
+        // The listed key addresses the object: HEAD and GET find exactly these bytes.
+        let head = src.head(&info.key).await.unwrap();
+        assert_eq!((head.key.as_str(), head.size), (key.as_str(), info.size));
+        assert_eq!(
+            head.checksums.md5.map(hex::encode),
+            Some(md5_hex(&body)),
+            "{key:?}"
+        );
+        let got = read_all(
+            &src,
+            GetRequest {
+                key: &info.key,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(got == body, "{key:?}: GET returned other bytes");
     }
 }
 
@@ -834,6 +853,9 @@ async fn missing_objects_and_buckets_are_not_found() {
     assert!(get.message.contains("NoSuchKey"), "{get}");
     assert!(get.message.contains("request id"), "{get}");
     assert_eq!(get.resource, "get-missing/nope");
+    let blank = src.head(" ").await.unwrap_err();
+    assert_eq!(blank.kind, SourceErrorKind::Permanent, "{blank}");
+    assert!(blank.message.contains("whitespace"), "{blank}");
 
     let no_bucket = source(moto, "no-such-bucket-here").await;
     let list = no_bucket

@@ -599,6 +599,7 @@ fn archive_state(
 impl S3Source {
     async fn head_object(&self, key: &str) -> Result<ObjectHead, SourceError> {
         let resource = format!("{}/{}", self.bucket, key);
+        check_key(key, &resource)?;
         let out = self
             .client
             .head_object()
@@ -782,6 +783,7 @@ fn quoted_field<'h>(header: &'h str, name: &str) -> Option<&'h str> {
 impl S3Source {
     async fn get_object(&self, req: GetRequest<'_>) -> Result<ByteStream, SourceError> {
         let resource = format!("{}/{}", self.bucket, req.key);
+        check_key(req.key, &resource)?;
         let mut call = self
             .client
             .get_object()
@@ -908,6 +910,7 @@ impl S3Source {
         tier: RestoreTier,
     ) -> Result<RestoreOutcome, SourceError> {
         let resource = format!("{}/{}", self.bucket, key);
+        check_key(key, &resource)?;
         let days = i32::try_from(days)
             .ok()
             .filter(|d| *d >= 1)
@@ -1111,6 +1114,19 @@ fn request_ids(id: Option<&str>, extended: Option<&str>) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // small conversions
+
+/// aws-sdk-s3 will not build a request for an empty or whitespace-only key (S3 itself allows
+/// them); say so plainly instead of surfacing the SDK's "key was missing".
+fn check_key(key: &str, resource: &str) -> Result<(), SourceError> {
+    if !key.trim().is_empty() {
+        return Ok(());
+    }
+    Err(SourceError::new(
+        SourceErrorKind::Permanent,
+        resource,
+        format!("key {key:?} is empty or only whitespace, which aws-sdk-s3 cannot address"),
+    ))
+}
 
 fn unquote(etag: &str) -> String {
     etag.trim_matches('"').to_owned()

@@ -2,22 +2,18 @@
 //! and requests/s for small ones, at high concurrency. Every migration benchmark moves data
 //! through this server, so its numbers are the upper bound those results are read against.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::proc_stats;
+use crate::procs::{EmulatorProcess, emulator_path};
 use crate::raw_oss::RawOss;
 use crate::report::{Row, Table};
 
-const AK: &str = "bench-ak";
-const SK: &str = "bench-sk";
-const REGION: &str = "cn-hangzhou";
+use crate::migrate::{AK, REGION, SK};
 const BUCKET: &str = "ceiling";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -45,35 +41,6 @@ pub struct Args {
     pub small_concurrency: usize,
 }
 
-struct Emulator {
-    child: Child,
-    endpoint: String,
-}
-
-async fn start_emulator(bin: &std::path::Path) -> Result<Emulator, String> {
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--access-key-id", AK, "--access-key-secret", SK, "--region", REGION])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start the emulator {}: {e} (build it: cargo build --release -p oss-emulator)", bin.display()))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .map_err(|_| "the emulator did not print its address within 30 s".to_owned())?
-        .map_err(|e| e.to_string())?
-        .ok_or("the emulator exited before printing its address")?;
-    let endpoint = first
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected first line from the emulator: {first:?}"))?
-        .to_owned();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Emulator { child, endpoint })
-}
-
 /// Runs `count` operations with `concurrency` in flight; returns (elapsed, bytes moved).
 async fn drive<F, Fut>(count: usize, concurrency: usize, op: F) -> Result<(Duration, u64), String>
 where
@@ -91,12 +58,8 @@ where
 }
 
 pub async fn run(args: Args) -> Result<Table, String> {
-    let bin = match &args.emulator {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("oss-emulator"),
-    };
-    let emu = start_emulator(&bin).await?;
-    let pid = emu.child.id().ok_or("the emulator exited")?;
+    let emu = EmulatorProcess::start(&emulator_path(args.emulator.as_deref())?)?;
+    let pid = emu.pid();
     let oss = Arc::new(RawOss::new(&emu.endpoint, AK, SK, REGION));
     oss.create_bucket(BUCKET).await?;
 
@@ -161,8 +124,13 @@ enum Kind {
 
 /// Incompressible, reproducible bytes (xorshift), so nothing on the path can shortcut them.
 pub fn pseudo_random(len: usize) -> Vec<u8> {
+    pseudo_random_seeded(len, 0)
+}
+
+/// [`pseudo_random`] from another starting point.
+pub fn pseudo_random_seeded(len: usize, seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xD6E8_FEB8_6659_FD93);
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;

@@ -5,9 +5,12 @@
 //! Run them from a release build: `cargo run --release -p ferry-bench -- <benchmark> [--record tests/bench/RESULTS.md]`.
 
 mod emulator_ceiling;
+mod migrate;
 mod proc_stats;
+mod procs;
 mod raw_oss;
 mod report;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,11 @@ struct Cli {
 enum Bench {
     /// The OSS emulator's own ceiling: PUT/GET MB/s of large objects, requests/s of small ones.
     EmulatorCeiling(emulator_ceiling::Args),
+    /// Migration datasets from an S3 server to the OSS emulator: ferry, rclone and a raw pipe.
+    Migrate(migrate::Args),
+    /// (internal) One contender of `migrate`, run as its own process.
+    #[command(hide = true)]
+    Worker(worker::Args),
 }
 
 #[tokio::main]
@@ -33,6 +41,14 @@ async fn main() {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let tables = match cli.bench {
         Bench::EmulatorCeiling(args) => emulator_ceiling::run(args).await.map(|t| vec![t]),
+        Bench::Migrate(args) => migrate::run(args).await,
+        Bench::Worker(args) => {
+            if let Err(e) = worker::run(args).await {
+                eprintln!("worker failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
     };
     let tables = match tables {
         Ok(t) => t,

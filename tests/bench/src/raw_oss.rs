@@ -13,6 +13,7 @@ pub struct RawOss {
     http: reqwest::Client,
     endpoint: String,
     signer: Signer,
+    region: String,
 }
 
 impl RawOss {
@@ -22,7 +23,7 @@ impl RawOss {
             .build()
             .expect("a plain HTTP client builds");
         let signer = Signer::new(Credentials::new(access_key_id, access_key_secret), region, SignatureVersion::V4);
-        RawOss { http, endpoint: endpoint.trim_end_matches('/').to_owned(), signer }
+        RawOss { http, endpoint: endpoint.trim_end_matches('/').to_owned(), signer, region: region.to_owned() }
     }
 
     fn request(&self, method: reqwest::Method, bucket: &str, key: Option<&str>) -> reqwest::RequestBuilder {
@@ -55,6 +56,24 @@ impl RawOss {
         check(resp).await.map(|_| ())
     }
 
+    /// PUTs `len` reproducible pseudo-random bytes generated on the fly, 1 MiB at a time, so
+    /// seeding a 1 GiB object never holds it in memory.
+    pub async fn put_generated(&self, bucket: &str, key: &str, len: u64) -> Result<(), String> {
+        const CHUNK: u64 = 1 << 20;
+        let chunks = futures_util::stream::iter((0..len.div_ceil(CHUNK)).map(move |i| {
+            let n = CHUNK.min(len - i * CHUNK) as usize;
+            Ok::<_, std::io::Error>(Bytes::from(crate::emulator_ceiling::pseudo_random_seeded(n, i)))
+        }));
+        let resp = self
+            .request(reqwest::Method::PUT, bucket, Some(key))
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        check(resp).await.map(|_| ())
+    }
+
     /// GETs the object and discards the body as it streams; returns the byte count.
     pub async fn get(&self, bucket: &str, key: &str) -> Result<u64, String> {
         let resp = self.request(reqwest::Method::GET, bucket, Some(key)).send().await.map_err(|e| e.to_string())?;
@@ -65,6 +84,49 @@ impl RawOss {
             n += chunk.map_err(|e| e.to_string())?.len() as u64;
         }
         Ok(n)
+    }
+}
+
+impl RawOss {
+    /// GETs `key` from `src` and PUTs the same byte stream here: no checksums, no retries.
+    pub async fn pipe_from(&self, src: &RawOss, src_bucket: &str, dst_bucket: &str, key: &str) -> Result<(), String> {
+        let resp = src.request(reqwest::Method::GET, src_bucket, Some(key)).send().await.map_err(|e| e.to_string())?;
+        let resp = check(resp).await?;
+        let len = resp.content_length().ok_or("the source sent no Content-Length")?;
+        let body = reqwest::Body::wrap_stream(resp.bytes_stream());
+        let resp = self
+            .request(reqwest::Method::PUT, dst_bucket, Some(key))
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        check(resp).await.map(|_| ())
+    }
+
+    /// How many objects are under `prefix` (through ferry's client, which pages and decodes).
+    pub async fn count(&self, bucket: &str, prefix: &str) -> Result<usize, String> {
+        let client = ferry::oss::OssClient::builder()
+            .endpoint(&self.endpoint)
+            .region(&self.region)
+            .credentials(self.signer.credentials.clone())
+            .allow_http(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut options = ferry::oss::ListObjectsOptions {
+            prefix: Some(prefix.to_owned()),
+            max_keys: Some(1000),
+            ..Default::default()
+        };
+        let mut n = 0;
+        loop {
+            let page = client.list_objects_v2(bucket, &options).await.map_err(|e| e.to_string())?;
+            n += page.objects.len();
+            match page.next_continuation_token.filter(|_| page.is_truncated) {
+                Some(t) => options.continuation_token = Some(t),
+                None => return Ok(n),
+            }
+        }
     }
 }
 

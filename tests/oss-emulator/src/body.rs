@@ -206,9 +206,9 @@ impl ChunkDecoder {
                         };
                         self.state = if size == 0 { ChunkState::Trailer } else { ChunkState::Data(size) };
                     }
+                    None if self.buf.len() > 4096 => return Some(Err(bad_chunk("chunk header is too long"))),
                     None => match self.fill().await {
-                        Ok(true) if self.buf.len() <= 4096 => {}
-                        Ok(true) => return Some(Err(bad_chunk("chunk header is too long"))),
+                        Ok(true) => {}
                         Ok(false) => return Some(Err(bad_chunk("body ended inside a chunk header"))),
                         Err(e) => return Some(Err(e)),
                     },
@@ -305,6 +305,15 @@ mod tests {
         assert_eq!(signed, b"hello");
         let split = decode(vec![b"3\r\nab", b"c\r\n2\r", b"\nde\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n"]).await.unwrap();
         assert_eq!(split, b"abcde");
+    }
+
+    #[tokio::test]
+    async fn header_and_large_data_in_one_frame() {
+        let mut framed = b"2710\r\n".to_vec();
+        framed.extend_from_slice(&[7u8; 10000]);
+        framed.extend_from_slice(b"\r\n0\r\n\r\n");
+        let leaked: &'static [u8] = Box::leak(framed.into_boxed_slice());
+        assert_eq!(decode(vec![leaked]).await.unwrap(), vec![7u8; 10000]);
     }
 
     #[tokio::test]

@@ -229,6 +229,9 @@ fn truncate(resp: Response<Body>, after: Option<u64>) -> Option<Response<Body>> 
             return None;
         }
         if sent >= limit {
+            // Give hyper a moment to flush what was sent; an error right behind the last chunk
+            // would make it drop the connection with the data still in its buffer.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let cut = io::Error::new(io::ErrorKind::ConnectionAborted, "response truncated by an injected fault");
             return Some((Err(cut), (body, sent, true)));
         }
