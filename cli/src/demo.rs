@@ -14,7 +14,7 @@ use ferry::oss::{Credentials, OssClient, SignatureVersion};
 use ferry::source::oss::OssSource;
 use ferry::source::{ListRequest, Source};
 use ferry::transfer::resume::MemoryLedger;
-use ferry::transfer::{CopyOptions, Copier, Destination, ObjectResult, Outcome};
+use ferry::transfer::{Copier, CopyOptions, Destination, ObjectResult, Outcome};
 use futures_util::StreamExt;
 use oss_emulator::{Emulator, PutOptions, StorageClass};
 
@@ -40,27 +40,54 @@ pub async fn run(args: Args) -> Result<(), String> {
     prepare_dir(&args.dir)?;
     let source_emu = start_emulator(&args.dir.join("source"), "demo-source-ak").await?;
     let dest_emu = start_emulator(&args.dir.join("destination"), "demo-dest-ak").await?;
-    println!("source emulator      {}  (bucket {SOURCE_BUCKET})", source_emu.endpoint());
-    println!("destination emulator {}  (bucket {DEST_BUCKET})", dest_emu.endpoint());
+    println!(
+        "source emulator      {}  (bucket {SOURCE_BUCKET})",
+        source_emu.endpoint()
+    );
+    println!(
+        "destination emulator {}  (bucket {DEST_BUCKET})",
+        dest_emu.endpoint()
+    );
 
-    dest_emu.create_bucket(DEST_BUCKET).map_err(|e| e.to_string())?;
+    dest_emu
+        .create_bucket(DEST_BUCKET)
+        .map_err(|e| e.to_string())?;
     let samples = seed(&source_emu, args.objects).await?;
-    println!("seeded {} objects, {:.1} MiB", samples.len(), samples.values().sum::<u64>() as f64 / 1048576.0);
+    println!(
+        "seeded {} objects, {:.1} MiB",
+        samples.len(),
+        samples.values().sum::<u64>() as f64 / 1048576.0
+    );
 
     let source = OssSource::new(client_for(&source_emu)?, SOURCE_BUCKET, "");
-    let dest = Destination { client: client_for(&dest_emu)?, bucket: DEST_BUCKET.into(), prefix: String::new() };
+    let dest = Destination {
+        client: client_for(&dest_emu)?,
+        bucket: DEST_BUCKET.into(),
+        prefix: String::new(),
+    };
     let keys = list_all(&source).await?;
     let results = migrate(&source, &dest, keys, args.concurrency).await;
     let verified = verify(&dest, &results).await;
     let report = Report::new(&results, &verified, samples.len(), started.elapsed());
     report.print();
     let path = args.dir.join("report.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report.json(&results, &verified)).expect("report serialises"))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    println!("\nreport: {}\ndata:   {} (source/ and destination/ hold each emulator's objects)", path.display(), args.dir.display());
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&report.json(&results, &verified)).expect("report serialises"),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "\nreport: {}\ndata:   {} (source/ and destination/ hold each emulator's objects)",
+        path.display(),
+        args.dir.display()
+    );
     source_emu.shutdown().await;
     dest_emu.shutdown().await;
-    if report.complete() { Ok(()) } else { Err("the migration did not verify every object (see the report)".into()) }
+    if report.complete() {
+        Ok(())
+    } else {
+        Err("the migration did not verify every object (see the report)".into())
+    }
 }
 
 /// Starts from clean emulator folders; anything else in `dir` is left alone.
@@ -68,7 +95,8 @@ fn prepare_dir(dir: &Path) -> Result<(), String> {
     for sub in ["source", "destination"] {
         let p = dir.join(sub);
         if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(|e| format!("cannot clear {}: {e}", p.display()))?;
+            std::fs::remove_dir_all(&p)
+                .map_err(|e| format!("cannot clear {}: {e}", p.display()))?;
         }
         std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
     }
@@ -100,7 +128,8 @@ fn client_for(emu: &Emulator) -> Result<OssClient, String> {
 /// Fills the source: keys users really have (unicode, spaces, `+`, `%`, `?`, `#`, `//`), an
 /// empty object, many small objects and two that go by multipart upload.
 async fn seed(emu: &Emulator, count: usize) -> Result<BTreeMap<String, u64>, String> {
-    emu.create_bucket(SOURCE_BUCKET).map_err(|e| e.to_string())?;
+    emu.create_bucket(SOURCE_BUCKET)
+        .map_err(|e| e.to_string())?;
     let mut objects: Vec<(String, usize)> = vec![
         ("文档/季度报告 2024.pdf".into(), 300_000),
         ("photos/summer trip/IMG 0001.jpg".into(), 2_500_000),
@@ -113,7 +142,10 @@ async fn seed(emu: &Emulator, count: usize) -> Result<BTreeMap<String, u64>, Str
         ("video/large-2.mp4".into(), (24 << 20) + 12_345),
     ];
     for i in 0..count {
-        objects.push((format!("logs/2024/{:02}/app-{i:05}.log", i % 12 + 1), 200 + (i * 7919) % 120_000));
+        objects.push((
+            format!("logs/2024/{:02}/app-{i:05}.log", i % 12 + 1),
+            200 + (i * 7919) % 120_000,
+        ));
     }
     let mut seeded = BTreeMap::new();
     for (key, size) in objects {
@@ -142,7 +174,9 @@ fn content_type_of(key: &str) -> &'static str {
 
 /// Reproducible bytes that differ per key.
 fn sample_bytes(key: &str, size: usize) -> Vec<u8> {
-    let mut x = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) | 1;
+    let mut x = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    }) | 1;
     (0..size)
         .map(|_| {
             x ^= x << 13;
@@ -155,7 +189,10 @@ fn sample_bytes(key: &str, size: usize) -> Vec<u8> {
 
 async fn list_all(source: &dyn Source) -> Result<Vec<String>, String> {
     let mut keys = Vec::new();
-    let mut req = ListRequest { max_keys: 1000, ..Default::default() };
+    let mut req = ListRequest {
+        max_keys: 1000,
+        ..Default::default()
+    };
     loop {
         let page = source.list(&req).await.map_err(|e| e.to_string())?;
         keys.extend(page.objects.into_iter().map(|o| o.key));
@@ -166,12 +203,21 @@ async fn list_all(source: &dyn Source) -> Result<Vec<String>, String> {
     }
 }
 
-async fn migrate(source: &OssSource, dest: &Destination, keys: Vec<String>, concurrency: usize) -> Vec<ObjectResult> {
+async fn migrate(
+    source: &OssSource,
+    dest: &Destination,
+    keys: Vec<String>,
+    concurrency: usize,
+) -> Vec<ObjectResult> {
     let total = keys.len();
     let copier = Copier {
         source: Arc::new(source.clone()),
         dest: dest.clone(),
-        options: CopyOptions { multipart_threshold: 16 << 20, part_size: 5 << 20, ..Default::default() },
+        options: CopyOptions {
+            multipart_threshold: 16 << 20,
+            part_size: 5 << 20,
+            ..Default::default()
+        },
         ledger: Arc::new(MemoryLedger::new()),
     };
     let mut done = 0usize;
@@ -204,11 +250,19 @@ struct Check {
 async fn verify(dest: &Destination, results: &[ObjectResult]) -> Vec<Check> {
     let mut checks = Vec::new();
     for r in results {
-        let Outcome::Copied { crc64, .. } = r.outcome else { continue };
-        let check = match dest.client.head_object(&dest.bucket, &dest.key_for(&r.key)).await {
-            Ok(meta) if meta.content_length == r.size && meta.crc64 == Some(crc64) => {
-                Check { key: r.key.clone(), ok: true, detail: format!("size {} and CRC-64 {crc64} match", r.size) }
-            }
+        let Outcome::Copied { crc64, .. } = r.outcome else {
+            continue;
+        };
+        let check = match dest
+            .client
+            .head_object(&dest.bucket, &dest.key_for(&r.key))
+            .await
+        {
+            Ok(meta) if meta.content_length == r.size && meta.crc64 == Some(crc64) => Check {
+                key: r.key.clone(),
+                ok: true,
+                detail: format!("size {} and CRC-64 {crc64} match", r.size),
+            },
             Ok(meta) => Check {
                 key: r.key.clone(),
                 ok: false,
@@ -217,7 +271,11 @@ async fn verify(dest: &Destination, results: &[ObjectResult]) -> Vec<Check> {
                     meta.content_length, meta.crc64, r.size
                 ),
             },
-            Err(e) => Check { key: r.key.clone(), ok: false, detail: format!("HEAD failed: {e}") },
+            Err(e) => Check {
+                key: r.key.clone(),
+                ok: false,
+                detail: format!("HEAD failed: {e}"),
+            },
         };
         checks.push(check);
     }
@@ -245,14 +303,21 @@ impl Report {
             mismatched: checks.iter().filter(|c| !c.ok).count(),
             needs_restore: count(|o| matches!(o, Outcome::NeedsRestore)),
             failed: count(|o| matches!(o, Outcome::Failed { .. })),
-            bytes: results.iter().filter(|r| matches!(r.outcome, Outcome::Copied { .. })).map(|r| r.size).sum(),
+            bytes: results
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Copied { .. }))
+                .map(|r| r.size)
+                .sum(),
             elapsed,
         }
     }
 
     /// Every object in scope copied and independently verified.
     fn complete(&self) -> bool {
-        self.verified == self.in_scope && self.mismatched == 0 && self.failed == 0 && self.needs_restore == 0
+        self.verified == self.in_scope
+            && self.mismatched == 0
+            && self.failed == 0
+            && self.needs_restore == 0
     }
 
     fn print(&self) {
@@ -263,9 +328,19 @@ impl Report {
         println!("  mismatched           {}", self.mismatched);
         println!("  needs restore        {}", self.needs_restore);
         println!("  failed               {}", self.failed);
-        println!("  bytes copied         {:.1} MiB", self.bytes as f64 / 1048576.0);
+        println!(
+            "  bytes copied         {:.1} MiB",
+            self.bytes as f64 / 1048576.0
+        );
         println!("  elapsed              {:.2} s", self.elapsed.as_secs_f64());
-        println!("  result               {}", if self.complete() { "COMPLETE: every object arrived byte-exact" } else { "INCOMPLETE" });
+        println!(
+            "  result               {}",
+            if self.complete() {
+                "COMPLETE: every object arrived byte-exact"
+            } else {
+                "INCOMPLETE"
+            }
+        );
     }
 
     fn json(&self, results: &[ObjectResult], checks: &[Check]) -> serde_json::Value {

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "Migrate S3, S3-compatible and OSS buckets into Alibaba Cloud OSS, and prove it")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Migrate S3, S3-compatible and OSS buckets into Alibaba Cloud OSS, and prove it"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -20,12 +20,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn bytes_uploads_recover_from_503s() {
     let emu = emulator().await;
     let client = client(&emu);
-    emu.add_fault(FaultRule::error("PutObject", 503).count(2)).unwrap();
+    emu.add_fault(FaultRule::error("PutObject", 503).count(2))
+        .unwrap();
     let bytes = data(200_000, 1);
-    let out = client.put_object(BUCKET, "k", RequestBody::from_bytes(bytes.clone()), &ObjectOptions::default()).await.unwrap();
+    let out = client
+        .put_object(
+            BUCKET,
+            "k",
+            RequestBody::from_bytes(bytes.clone()),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.crc64, crc64::checksum(&bytes));
     let c = emu.counters();
-    assert_eq!(c.object(BUCKET, "k", "PutObject"), 3, "two failures, then success");
+    assert_eq!(
+        c.object(BUCKET, "k", "PutObject"),
+        3,
+        "two failures, then success"
+    );
     assert_eq!(c.status("PutObject", 503), 2);
     assert_eq!(c.status("PutObject", 200), 1);
     assert_eq!(emu.object_bytes(BUCKET, "k").await.unwrap(), bytes);
@@ -37,32 +50,68 @@ async fn requests_recover_from_connection_resets() {
     let emu = emulator().await;
     let client = client(&emu);
     let bytes = data(150_000, 2);
-    client.put_object(BUCKET, "r", RequestBody::from_bytes(bytes.clone()), &ObjectOptions::default()).await.unwrap();
+    client
+        .put_object(
+            BUCKET,
+            "r",
+            RequestBody::from_bytes(bytes.clone()),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap();
 
-    emu.add_fault(FaultRule::reset("GetObject").count(2)).unwrap();
-    let got = client.get_object(BUCKET, "r", &GetObjectOptions::default()).await.unwrap();
+    emu.add_fault(FaultRule::reset("GetObject").count(2))
+        .unwrap();
+    let got = client
+        .get_object(BUCKET, "r", &GetObjectOptions::default())
+        .await
+        .unwrap();
     assert_eq!(got.body.collect().await.unwrap(), bytes);
     assert_eq!(emu.counters().object(BUCKET, "r", "GetObject"), 3);
     assert_eq!(emu.counters().status("GetObject", 200), 1);
 
-    let id = client.initiate_multipart_upload(BUCKET, "mp", &ObjectOptions::default()).await.unwrap();
-    emu.add_fault(FaultRule::reset("UploadPart").count(1)).unwrap();
-    let part = client.upload_part(BUCKET, "mp", &id, 1, RequestBody::from_bytes(bytes.clone())).await.unwrap();
+    let id = client
+        .initiate_multipart_upload(BUCKET, "mp", &ObjectOptions::default())
+        .await
+        .unwrap();
+    emu.add_fault(FaultRule::reset("UploadPart").count(1))
+        .unwrap();
+    let part = client
+        .upload_part(BUCKET, "mp", &id, 1, RequestBody::from_bytes(bytes.clone()))
+        .await
+        .unwrap();
     assert_eq!(part.crc64, crc64::checksum(&bytes));
     assert_eq!(emu.counters().object(BUCKET, "mp", "UploadPart"), 2);
 
     // The response is lost after the change was made: the retry must still converge.
-    emu.add_fault(FaultRule::reset("CompleteMultipartUpload").count(1).after_response()).unwrap();
-    let parts = CompleteParts::List(vec![CompletedPart { part_number: 1, etag: part.etag }]);
-    let result = client.complete_multipart_upload(BUCKET, "mp", &id, &parts, &CompleteOptions::default()).await;
+    emu.add_fault(
+        FaultRule::reset("CompleteMultipartUpload")
+            .count(1)
+            .after_response(),
+    )
+    .unwrap();
+    let parts = CompleteParts::List(vec![CompletedPart {
+        part_number: 1,
+        etag: part.etag,
+    }]);
+    let result = client
+        .complete_multipart_upload(BUCKET, "mp", &id, &parts, &CompleteOptions::default())
+        .await;
     // OSS (and the emulator) answer NoSuchUpload to the retry of a completed upload; the object
     // is whole either way, which is what a caller then checks with HEAD.
     match result {
         Ok(out) => assert_eq!(out.crc64, Some(crc64::checksum(&bytes))),
         Err(e) => assert_eq!(e.code(), Some("NoSuchUpload"), "{e}"),
     }
-    assert_eq!(emu.counters().object(BUCKET, "mp", "CompleteMultipartUpload"), 2);
-    assert_eq!(client.head_object(BUCKET, "mp").await.unwrap().crc64, Some(crc64::checksum(&bytes)));
+    assert_eq!(
+        emu.counters()
+            .object(BUCKET, "mp", "CompleteMultipartUpload"),
+        2
+    );
+    assert_eq!(
+        client.head_object(BUCKET, "mp").await.unwrap().crc64,
+        Some(crc64::checksum(&bytes))
+    );
     emu.shutdown().await;
 }
 
@@ -71,17 +120,41 @@ async fn listing_and_xml_responses_are_retried() {
     let emu = emulator().await;
     let client = client(&emu);
     for i in 0..5 {
-        client.put_object(BUCKET, &format!("l/{i}"), RequestBody::from_bytes(vec![i as u8]), &ObjectOptions::default()).await.unwrap();
+        client
+            .put_object(
+                BUCKET,
+                &format!("l/{i}"),
+                RequestBody::from_bytes(vec![i as u8]),
+                &ObjectOptions::default(),
+            )
+            .await
+            .unwrap();
     }
-    emu.add_fault(FaultRule::error("ListObjectsV2", 500).count(1)).unwrap();
-    let page = client.list_objects_v2(BUCKET, &ListObjectsOptions::default()).await.unwrap();
+    emu.add_fault(FaultRule::error("ListObjectsV2", 500).count(1))
+        .unwrap();
+    let page = client
+        .list_objects_v2(BUCKET, &ListObjectsOptions::default())
+        .await
+        .unwrap();
     assert_eq!(page.objects.len(), 5);
-    assert_eq!(emu.counters().operation("ListObjectsV2"), 2, "a 500, then a whole page");
+    assert_eq!(
+        emu.counters().operation("ListObjectsV2"),
+        2,
+        "a 500, then a whole page"
+    );
 
-    emu.add_fault(FaultRule::truncate("ListObjectsV2").count(1)).unwrap();
-    let page = client.list_objects_v2(BUCKET, &ListObjectsOptions::default()).await.unwrap();
+    emu.add_fault(FaultRule::truncate("ListObjectsV2").count(1))
+        .unwrap();
+    let page = client
+        .list_objects_v2(BUCKET, &ListObjectsOptions::default())
+        .await
+        .unwrap();
     assert_eq!(page.objects.len(), 5);
-    assert_eq!(emu.counters().operation("ListObjectsV2"), 4, "a truncated page, then a whole one");
+    assert_eq!(
+        emu.counters().operation("ListObjectsV2"),
+        4,
+        "a truncated page, then a whole one"
+    );
     emu.shutdown().await;
 }
 
@@ -89,13 +162,20 @@ async fn listing_and_xml_responses_are_retried() {
 async fn retries_stop_after_max_attempts() {
     let emu = emulator().await;
     let client = client(&emu);
-    emu.add_fault(FaultRule::error("HeadObject", 503).count(100)).unwrap();
+    emu.add_fault(FaultRule::error("HeadObject", 503).count(100))
+        .unwrap();
     let err = client.head_object(BUCKET, "k").await.unwrap_err();
     assert_eq!(err.status(), Some(503));
     assert!(err.is_retryable(), "the caller may try again later");
-    assert_eq!(emu.counters().operation("HeadObject"), fast_retry().max_attempts as u64);
+    assert_eq!(
+        emu.counters().operation("HeadObject"),
+        fast_retry().max_attempts as u64
+    );
 
-    let once = builder(&emu).retry(RetryConfig::disabled()).build().unwrap();
+    let once = builder(&emu)
+        .retry(RetryConfig::disabled())
+        .build()
+        .unwrap();
     emu.reset_counters();
     once.head_object(BUCKET, "k").await.unwrap_err();
     assert_eq!(emu.counters().operation("HeadObject"), 1);
@@ -104,7 +184,11 @@ async fn retries_stop_after_max_attempts() {
     emu.reset_counters();
     let err = client.head_object(BUCKET, "k").await.unwrap_err();
     assert_eq!(err.code(), Some("NoSuchKey"));
-    assert_eq!(emu.counters().operation("HeadObject"), 1, "a missing key is not retried");
+    assert_eq!(
+        emu.counters().operation("HeadObject"),
+        1,
+        "a missing key is not retried"
+    );
     emu.shutdown().await;
 }
 
@@ -112,11 +196,27 @@ async fn retries_stop_after_max_attempts() {
 async fn qos_delay_is_the_minimum_wait() {
     let emu = emulator().await;
     let client = client(&emu); // backoff ≤ 50 ms
-    emu.add_fault(FaultRule::error("PutObject", 503).qos_delay(Duration::from_millis(600)).count(1)).unwrap();
+    emu.add_fault(
+        FaultRule::error("PutObject", 503)
+            .qos_delay(Duration::from_millis(600))
+            .count(1),
+    )
+    .unwrap();
     let start = Instant::now();
-    client.put_object(BUCKET, "q", RequestBody::from_bytes(&b"throttled"[..]), &ObjectOptions::default()).await.unwrap();
+    client
+        .put_object(
+            BUCKET,
+            "q",
+            RequestBody::from_bytes(&b"throttled"[..]),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap();
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(600), "waited only {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(600),
+        "waited only {waited:?}"
+    );
     assert!(waited < Duration::from_secs(5), "waited {waited:?}");
     assert_eq!(emu.counters().operation("PutObject"), 2);
     emu.shutdown().await;
@@ -134,21 +234,45 @@ async fn one_shot_streams_are_never_replayed() {
         counter.fetch_add(c.len(), Ordering::SeqCst);
         Ok::<_, std::io::Error>(c)
     });
-    emu.add_fault(FaultRule::error("PutObject", 503).count(1)).unwrap();
+    emu.add_fault(FaultRule::error("PutObject", 503).count(1))
+        .unwrap();
     let err = client
-        .put_object(BUCKET, "once", RequestBody::from_stream(bytes.len() as u64, body), &ObjectOptions::default())
+        .put_object(
+            BUCKET,
+            "once",
+            RequestBody::from_stream(bytes.len() as u64, body),
+            &ObjectOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(503));
-    assert!(err.is_retryable(), "the caller re-opens its source and tries again");
-    assert_eq!(emu.counters().operation("PutObject"), 1, "the stream was sent once");
-    assert!(polled.load(Ordering::SeqCst) <= bytes.len(), "no byte was read twice");
+    assert!(
+        err.is_retryable(),
+        "the caller re-opens its source and tries again"
+    );
+    assert_eq!(
+        emu.counters().operation("PutObject"),
+        1,
+        "the stream was sent once"
+    );
+    assert!(
+        polled.load(Ordering::SeqCst) <= bytes.len(),
+        "no byte was read twice"
+    );
     assert!(emu.object_info(BUCKET, "once").is_none());
 
     // The caller's retry with a fresh stream succeeds.
-    let chunks: Vec<Result<Bytes, std::io::Error>> = bytes.chunks(10_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
+        .chunks(10_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     let out = client
-        .put_object(BUCKET, "once", RequestBody::from_stream(bytes.len() as u64, stream::iter(chunks)), &ObjectOptions::default())
+        .put_object(
+            BUCKET,
+            "once",
+            RequestBody::from_stream(bytes.len() as u64, stream::iter(chunks)),
+            &ObjectOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(out.crc64, crc64::checksum(&bytes));
@@ -161,17 +285,39 @@ async fn failing_or_short_sources_fail_the_upload_with_a_body_error() {
     let client = client(&emu);
     let broken = stream::iter(vec![
         Ok(Bytes::from(data(50_000, 4))),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "source connection reset")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "source connection reset",
+        )),
     ]);
-    let err = client.put_object(BUCKET, "b", RequestBody::from_stream(100_000, broken), &ObjectOptions::default()).await.unwrap_err();
+    let err = client
+        .put_object(
+            BUCKET,
+            "b",
+            RequestBody::from_stream(100_000, broken),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Body { .. }), "{err:?}");
     assert!(err.to_string().contains("source connection reset"), "{err}");
     assert!(err.is_retryable());
 
     let short = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(data(10, 5)))]);
-    let err = client.put_object(BUCKET, "b", RequestBody::from_stream(20, short), &ObjectOptions::default()).await.unwrap_err();
+    let err = client
+        .put_object(
+            BUCKET,
+            "b",
+            RequestBody::from_stream(20, short),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("10 of the declared 20"), "{err}");
-    assert!(emu.object_info(BUCKET, "b").is_none(), "no truncated object is stored");
+    assert!(
+        emu.object_info(BUCKET, "b").is_none(),
+        "no truncated object is stored"
+    );
     emu.shutdown().await;
 }
 
@@ -181,12 +327,23 @@ async fn clock_skew_is_learned_from_the_server_date() {
     let client = client(&emu);
     // The local clock is two hours behind: OSS refuses with RequestTimeTooSkewed.
     client.set_clock_offset(chrono::Duration::hours(-2));
-    client.put_object(BUCKET, "skew", RequestBody::from_bytes(&b"on time"[..]), &ObjectOptions::default()).await.unwrap();
+    client
+        .put_object(
+            BUCKET,
+            "skew",
+            RequestBody::from_bytes(&b"on time"[..]),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap();
     let c = emu.counters();
     assert_eq!(c.status("PutObject", 403), 1);
     assert_eq!(c.status("PutObject", 200), 1);
     let offset = client.clock_offset().num_seconds().abs();
-    assert!(offset <= 2, "the corrected clock is within 2 s of the server's, off by {offset} s");
+    assert!(
+        offset <= 2,
+        "the corrected clock is within 2 s of the server's, off by {offset} s"
+    );
 
     // Clones share the correction: the next request is signed right the first time.
     let clone = client.clone();
@@ -202,24 +359,57 @@ async fn truncated_downloads_end_with_a_retryable_error() {
     let client = client(&emu);
     // Large enough that the response head is on the wire before the cut.
     let bytes = data(4_000_000, 6);
-    client.put_object(BUCKET, "t", RequestBody::from_bytes(bytes.clone()), &ObjectOptions::default()).await.unwrap();
-    emu.add_fault(FaultRule::truncate("GetObject").after_bytes(2_000_000).count(1)).unwrap();
-    let mut got = client.get_object(BUCKET, "t", &GetObjectOptions::default()).await.unwrap();
+    client
+        .put_object(
+            BUCKET,
+            "t",
+            RequestBody::from_bytes(bytes.clone()),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap();
+    emu.add_fault(
+        FaultRule::truncate("GetObject")
+            .after_bytes(2_000_000)
+            .count(1),
+    )
+    .unwrap();
+    let mut got = client
+        .get_object(BUCKET, "t", &GetObjectOptions::default())
+        .await
+        .unwrap();
     let mut received = Vec::new();
     let err = loop {
         match got.body.next().await {
             Some(Ok(chunk)) => received.extend_from_slice(&chunk),
             Some(Err(e)) => break e,
-            None => panic!("a truncated body must not end cleanly ({} bytes)", received.len()),
+            None => panic!(
+                "a truncated body must not end cleanly ({} bytes)",
+                received.len()
+            ),
         }
     };
     assert!(err.is_retryable(), "{err:?}");
     assert!(received.len() <= 2_000_000 && bytes.starts_with(&received));
-    assert_eq!(emu.counters().operation("GetObject"), 1, "the body broke after the response head");
+    assert_eq!(
+        emu.counters().operation("GetObject"),
+        1,
+        "the body broke after the response head"
+    );
 
     // Resume from where it stopped.
-    let rest = GetObjectOptions { range: Some(ByteRange::from(received.len() as u64)), ..Default::default() };
-    let tail = client.get_object(BUCKET, "t", &rest).await.unwrap().body.collect().await.unwrap();
+    let rest = GetObjectOptions {
+        range: Some(ByteRange::from(received.len() as u64)),
+        ..Default::default()
+    };
+    let tail = client
+        .get_object(BUCKET, "t", &rest)
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
     received.extend_from_slice(&tail);
     assert_eq!(received, bytes);
     emu.shutdown().await;
@@ -237,9 +427,15 @@ async fn lying_server(bad: usize) -> (String, Arc<AtomicUsize>) {
             let seen = seen.clone();
             tokio::spawn(async move {
                 loop {
-                    let Some(body) = read_request(&mut sock).await else { return };
+                    let Some(body) = read_request(&mut sock).await else {
+                        return;
+                    };
                     let n = seen.fetch_add(1, Ordering::SeqCst);
-                    let crc = if n < bad { crc64::checksum(&body) ^ 1 } else { crc64::checksum(&body) };
+                    let crc = if n < bad {
+                        crc64::checksum(&body) ^ 1
+                    } else {
+                        crc64::checksum(&body)
+                    };
                     let reply = format!(
                         "HTTP/1.1 200 OK\r\nx-oss-request-id: REQ{n}\r\nETag: \"E\"\r\nx-oss-hash-crc64ecma: {crc}\r\ncontent-length: 0\r\n\r\n"
                     );
@@ -296,9 +492,21 @@ async fn crc_mismatches_are_typed_and_retried_for_replayable_bodies() {
         .build()
         .unwrap();
     let bytes = data(20_000, 7);
-    let out = client.put_object(BUCKET, "c", RequestBody::from_bytes(bytes.clone()), &ObjectOptions::default()).await.unwrap();
+    let out = client
+        .put_object(
+            BUCKET,
+            "c",
+            RequestBody::from_bytes(bytes.clone()),
+            &ObjectOptions::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.crc64, crc64::checksum(&bytes));
-    assert_eq!(requests.load(Ordering::SeqCst), 2, "the mismatch was retried once");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        2,
+        "the mismatch was retried once"
+    );
 
     let (endpoint, requests) = lying_server(usize::MAX).await;
     let client = OssClient::builder()
@@ -310,9 +518,23 @@ async fn crc_mismatches_are_typed_and_retried_for_replayable_bodies() {
         .build()
         .unwrap();
     let chunks = vec![Ok::<_, std::io::Error>(Bytes::from(bytes.clone()))];
-    let err = client.upload_part(BUCKET, "c", "U", 1, RequestBody::from_stream(bytes.len() as u64, stream::iter(chunks))).await.unwrap_err();
+    let err = client
+        .upload_part(
+            BUCKET,
+            "c",
+            "U",
+            1,
+            RequestBody::from_stream(bytes.len() as u64, stream::iter(chunks)),
+        )
+        .await
+        .unwrap_err();
     match &err {
-        Error::ChecksumMismatch { client: c, server: s, request_id, .. } => {
+        Error::ChecksumMismatch {
+            client: c,
+            server: s,
+            request_id,
+            ..
+        } => {
             assert_eq!(*c, crc64::checksum(&bytes));
             assert_eq!(*s, crc64::checksum(&bytes) ^ 1);
             assert_eq!(request_id, "REQ0");

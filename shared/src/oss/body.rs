@@ -40,17 +40,26 @@ enum Kind {
     Bytes(Bytes),
     // The Mutex only makes the body `Sync` (requests are borrowed across awaits); it is never
     // contended.
-    Stream { stream: Mutex<Option<BoxStream<'static, Result<Bytes, BoxError>>>>, len: u64 },
+    Stream {
+        stream: Mutex<Option<BoxStream<'static, Result<Bytes, BoxError>>>>,
+        len: u64,
+    },
 }
 
 impl RequestBody {
     pub fn empty() -> Self {
-        RequestBody { kind: Kind::Empty, content_md5: None }
+        RequestBody {
+            kind: Kind::Empty,
+            content_md5: None,
+        }
     }
 
     /// A replayable body held in memory.
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
-        RequestBody { kind: Kind::Bytes(bytes.into()), content_md5: None }
+        RequestBody {
+            kind: Kind::Bytes(bytes.into()),
+            content_md5: None,
+        }
     }
 
     /// A one-shot body: `len` bytes that `stream` yields exactly once.
@@ -60,7 +69,13 @@ impl RequestBody {
         E: Into<BoxError> + 'static,
     {
         let stream = stream.map(|r| r.map_err(Into::into)).boxed();
-        RequestBody { kind: Kind::Stream { stream: Mutex::new(Some(stream)), len }, content_md5: None }
+        RequestBody {
+            kind: Kind::Stream {
+                stream: Mutex::new(Some(stream)),
+                len,
+            },
+            content_md5: None,
+        }
     }
 
     /// Sends this Base64 MD5 as `Content-Md5` so OSS rejects altered bytes with `InvalidDigest`
@@ -113,7 +128,11 @@ impl RequestBody {
             Kind::Stream { stream, len } => {
                 let stream = stream.get_mut().unwrap_or_else(|p| p.into_inner()).take()?;
                 let tracker = StreamTracker::default();
-                let tracked = Tracked { inner: stream, expected: *len, tracker: tracker.clone() };
+                let tracked = Tracked {
+                    inner: stream,
+                    expected: *len,
+                    tracker: tracker.clone(),
+                };
                 Some((reqwest::Body::wrap_stream(tracked), Some(tracker)))
             }
         }
@@ -127,7 +146,10 @@ impl std::fmt::Debug for RequestBody {
             Kind::Bytes(_) => "bytes",
             Kind::Stream { .. } => "stream",
         };
-        f.debug_struct("RequestBody").field("kind", &kind).field("len", &self.len()).finish()
+        f.debug_struct("RequestBody")
+            .field("kind", &kind)
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -213,19 +235,26 @@ impl Stream for Tracked {
                     s.crc.len()
                 });
                 if seen > expected {
-                    return self.fail(format!("the body stream yielded more than the declared {expected} bytes"));
+                    return self.fail(format!(
+                        "the body stream yielded more than the declared {expected} bytes"
+                    ));
                 }
                 if seen == expected {
                     self.tracker.with(|s| s.complete = true);
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => self.fail(format!("the body stream failed: {}", error_chain(e.as_ref()))),
+            Poll::Ready(Some(Err(e))) => self.fail(format!(
+                "the body stream failed: {}",
+                error_chain(e.as_ref())
+            )),
             Poll::Ready(None) => {
                 let seen = self.tracker.with(|s| s.crc.len());
                 if seen < self.expected {
                     let expected = self.expected;
-                    return self.fail(format!("the body stream ended after {seen} of the declared {expected} bytes"));
+                    return self.fail(format!(
+                        "the body stream ended after {seen} of the declared {expected} bytes"
+                    ));
                 }
                 self.tracker.with(|s| s.complete = true);
                 Poll::Ready(None)
@@ -361,8 +390,15 @@ mod tests {
         Ok(out)
     }
 
-    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-        stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -384,7 +420,10 @@ mod tests {
         assert!(!b.is_replayable());
         assert_eq!(b.precompute(true), None);
         let (body, tracker) = b.attempt().unwrap();
-        assert!(b.attempt().is_none(), "a stream must not be handed out twice");
+        assert!(
+            b.attempt().is_none(),
+            "a stream must not be handed out twice"
+        );
         assert_eq!(drain(body).await.unwrap(), b"123456789");
         let tracker = tracker.unwrap();
         assert_eq!(tracker.crc(), Some(0x995dc9bbdf1939fa));
@@ -402,7 +441,14 @@ mod tests {
         let mut long = RequestBody::from_stream(3, chunks(&[b"12", b"34"]));
         let (body, tracker) = long.attempt().unwrap();
         assert!(drain(body).await.is_err());
-        assert!(tracker.as_ref().unwrap().failure().unwrap().contains("more than the declared 3"));
+        assert!(
+            tracker
+                .as_ref()
+                .unwrap()
+                .failure()
+                .unwrap()
+                .contains("more than the declared 3")
+        );
         assert_eq!(tracker.unwrap().crc(), None);
     }
 
@@ -410,7 +456,10 @@ mod tests {
     async fn source_errors_are_reported() {
         let failing = stream::iter(vec![
             Ok(Bytes::from_static(b"ab")),
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "source reset")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "source reset",
+            )),
         ]);
         let mut b = RequestBody::from_stream(4, failing);
         let (body, tracker) = b.attempt().unwrap();

@@ -47,7 +47,9 @@ pub(crate) enum EndpointError {
     Shape(String),
     #[error("endpoint {0:?} has an invalid port: use a number from 1 to 65535")]
     Port(String),
-    #[error("region {0:?} is not a region id: use a value such as cn-hangzhou (or oss-cn-hangzhou)")]
+    #[error(
+        "region {0:?} is not a region id: use a value such as cn-hangzhou (or oss-cn-hangzhou)"
+    )]
     Region(String),
 }
 
@@ -69,22 +71,33 @@ impl Endpoint {
         if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
             return Err(EndpointError::Shape(input.to_owned()));
         }
-        let (host, port) = split_host_port(rest).ok_or_else(|| EndpointError::Port(input.to_owned()))?;
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| EndpointError::Port(input.to_owned()))?;
         if host.is_empty() {
             return Err(EndpointError::Shape(input.to_owned()));
         }
-        Ok(Endpoint { scheme, host: host.to_ascii_lowercase(), port })
+        Ok(Endpoint {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// The public endpoint of a region: `https://oss-<region>.aliyuncs.com`.
     pub fn public(region: &str) -> Result<Self, crate::oss::Error> {
-        Ok(Self::https(format!("oss-{}.aliyuncs.com", region_id(region)?)))
+        Ok(Self::https(format!(
+            "oss-{}.aliyuncs.com",
+            region_id(region)?
+        )))
     }
 
     /// The internal endpoint of a region, reachable from ECS/VPC in that region without traffic
     /// charges: `https://oss-<region>-internal.aliyuncs.com`.
     pub fn internal(region: &str) -> Result<Self, crate::oss::Error> {
-        Ok(Self::https(format!("oss-{}-internal.aliyuncs.com", region_id(region)?)))
+        Ok(Self::https(format!(
+            "oss-{}-internal.aliyuncs.com",
+            region_id(region)?
+        )))
     }
 
     /// The global transfer-acceleration endpoint (acceleration must be enabled on the bucket).
@@ -98,7 +111,11 @@ impl Endpoint {
     }
 
     fn https(host: String) -> Self {
-        Endpoint { scheme: Scheme::Https, host, port: None }
+        Endpoint {
+            scheme: Scheme::Https,
+            host,
+            port: None,
+        }
     }
 
     pub fn is_https(&self) -> bool {
@@ -137,7 +154,11 @@ impl Endpoint {
         query: &[(String, String)],
     ) -> String {
         let mut url = String::with_capacity(64);
-        url.push_str(if self.is_https() { "https://" } else { "http://" });
+        url.push_str(if self.is_https() {
+            "https://"
+        } else {
+            "http://"
+        });
         if let (Addressing::VirtualHosted, Some(b)) = (addressing, bucket) {
             url.push_str(b);
             url.push('.');
@@ -177,7 +198,13 @@ impl fmt::Display for Endpoint {
 pub(crate) fn render_query(query: &[(String, String)]) -> String {
     query
         .iter()
-        .map(|(k, v)| if v.is_empty() { uri_encode(k) } else { format!("{}={}", uri_encode(k), uri_encode(v)) })
+        .map(|(k, v)| {
+            if v.is_empty() {
+                uri_encode(k)
+            } else {
+                format!("{}={}", uri_encode(k), uri_encode(v))
+            }
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -229,7 +256,10 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -242,15 +272,40 @@ mod tests {
         assert!(!e.is_https());
         assert_eq!(e.port(), Some(9000));
         assert!(e.needs_path_style());
-        assert_eq!(Endpoint::parse("oss-cn-beijing.aliyuncs.com").unwrap().to_string(), "https://oss-cn-beijing.aliyuncs.com");
-        assert!(Endpoint::parse("http://[::1]:8080").unwrap().needs_path_style());
-        assert!(Endpoint::parse("http://localhost:8080").unwrap().needs_path_style());
-        assert!(!Endpoint::parse("https://oss-cn-hangzhou.aliyuncs.com").unwrap().needs_path_style());
+        assert_eq!(
+            Endpoint::parse("oss-cn-beijing.aliyuncs.com")
+                .unwrap()
+                .to_string(),
+            "https://oss-cn-beijing.aliyuncs.com"
+        );
+        assert!(
+            Endpoint::parse("http://[::1]:8080")
+                .unwrap()
+                .needs_path_style()
+        );
+        assert!(
+            Endpoint::parse("http://localhost:8080")
+                .unwrap()
+                .needs_path_style()
+        );
+        assert!(
+            !Endpoint::parse("https://oss-cn-hangzhou.aliyuncs.com")
+                .unwrap()
+                .needs_path_style()
+        );
     }
 
     #[test]
     fn refuses_malformed_endpoints_with_the_value_in_the_message() {
-        for bad in ["", "ftp://x", "https://host/path", "https://host:0", "https://host:99999", "https://u@host", "https://"] {
+        for bad in [
+            "",
+            "ftp://x",
+            "https://host/path",
+            "https://host:0",
+            "https://host:99999",
+            "https://u@host",
+            "https://",
+        ] {
             let err = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
@@ -264,27 +319,64 @@ mod tests {
         assert!(region_id("").is_err());
         assert!(region_id("cn/hangzhou").is_err());
         assert_eq!(location_of("cn-hangzhou").unwrap(), "oss-cn-hangzhou");
-        assert_eq!(Endpoint::public("oss-cn-hangzhou").unwrap().to_string(), "https://oss-cn-hangzhou.aliyuncs.com");
+        assert_eq!(
+            Endpoint::public("oss-cn-hangzhou").unwrap().to_string(),
+            "https://oss-cn-hangzhou.aliyuncs.com"
+        );
         assert_eq!(
             Endpoint::internal("cn-shanghai").unwrap().to_string(),
             "https://oss-cn-shanghai-internal.aliyuncs.com"
         );
-        assert_eq!(Endpoint::accelerate().to_string(), "https://oss-accelerate.aliyuncs.com");
-        assert_eq!(Endpoint::accelerate_overseas().to_string(), "https://oss-accelerate-overseas.aliyuncs.com");
-        assert_eq!(Endpoint::internal("cn-shanghai").unwrap().region_from_host().as_deref(), Some("cn-shanghai"));
-        assert_eq!(Endpoint::public("eu-central-1").unwrap().region_from_host().as_deref(), Some("eu-central-1"));
+        assert_eq!(
+            Endpoint::accelerate().to_string(),
+            "https://oss-accelerate.aliyuncs.com"
+        );
+        assert_eq!(
+            Endpoint::accelerate_overseas().to_string(),
+            "https://oss-accelerate-overseas.aliyuncs.com"
+        );
+        assert_eq!(
+            Endpoint::internal("cn-shanghai")
+                .unwrap()
+                .region_from_host()
+                .as_deref(),
+            Some("cn-shanghai")
+        );
+        assert_eq!(
+            Endpoint::public("eu-central-1")
+                .unwrap()
+                .region_from_host()
+                .as_deref(),
+            Some("eu-central-1")
+        );
         assert_eq!(Endpoint::accelerate().region_from_host(), None);
-        assert_eq!(Endpoint::parse("http://127.0.0.1:1").unwrap().region_from_host(), None);
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:1")
+                .unwrap()
+                .region_from_host(),
+            None
+        );
     }
 
     #[test]
     fn virtual_hosted_urls() {
         let e = Endpoint::parse("https://oss-cn-hangzhou.aliyuncs.com").unwrap();
         let v = Addressing::VirtualHosted;
-        assert_eq!(e.url(v, None, None, &[]), "https://oss-cn-hangzhou.aliyuncs.com/");
-        assert_eq!(e.url(v, Some("b"), None, &q(&[("uploads", "")])), "https://b.oss-cn-hangzhou.aliyuncs.com/?uploads");
         assert_eq!(
-            e.url(v, Some("b"), Some("dir/中文 a+b.txt"), &q(&[("partNumber", "3"), ("uploadId", "x/y")])),
+            e.url(v, None, None, &[]),
+            "https://oss-cn-hangzhou.aliyuncs.com/"
+        );
+        assert_eq!(
+            e.url(v, Some("b"), None, &q(&[("uploads", "")])),
+            "https://b.oss-cn-hangzhou.aliyuncs.com/?uploads"
+        );
+        assert_eq!(
+            e.url(
+                v,
+                Some("b"),
+                Some("dir/中文 a+b.txt"),
+                &q(&[("partNumber", "3"), ("uploadId", "x/y")])
+            ),
             "https://b.oss-cn-hangzhou.aliyuncs.com/dir/%E4%B8%AD%E6%96%87%20a%2Bb.txt?partNumber=3&uploadId=x%2Fy"
         );
     }
@@ -294,7 +386,18 @@ mod tests {
         let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
         let p = Addressing::PathStyle;
         assert_eq!(e.url(p, None, None, &[]), "http://127.0.0.1:9000/");
-        assert_eq!(e.url(p, Some("b"), None, &q(&[("list-type", "2"), ("prefix", "a b/")])), "http://127.0.0.1:9000/b/?list-type=2&prefix=a%20b%2F");
-        assert_eq!(e.url(p, Some("b"), Some("a/b~c"), &[]), "http://127.0.0.1:9000/b/a/b~c");
+        assert_eq!(
+            e.url(
+                p,
+                Some("b"),
+                None,
+                &q(&[("list-type", "2"), ("prefix", "a b/")])
+            ),
+            "http://127.0.0.1:9000/b/?list-type=2&prefix=a%20b%2F"
+        );
+        assert_eq!(
+            e.url(p, Some("b"), Some("a/b~c"), &[]),
+            "http://127.0.0.1:9000/b/a/b~c"
+        );
     }
 }

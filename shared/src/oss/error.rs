@@ -30,25 +30,46 @@ pub enum Error {
     Service(Box<ServiceError>),
     /// The request or response did not make it across the network.
     #[error("OSS {operation}: {kind} error: {message}")]
-    Transport { operation: &'static str, kind: TransportKind, message: String },
+    Transport {
+        operation: &'static str,
+        kind: TransportKind,
+        message: String,
+    },
     /// The request body (the caller's stream) failed or had the wrong length. Retryable: the
     /// caller re-opens its source and tries again.
     #[error("OSS {operation}: request body failed: {message}")]
-    Body { operation: &'static str, message: String },
+    Body {
+        operation: &'static str,
+        message: String,
+    },
     /// The bytes OSS stored are not the bytes ferry sent or read (CRC-64 differs).
     #[error(
         "OSS {operation}: CRC-64 mismatch for {resource}: client computed {client}, server reports {server} (request id {request_id})"
     )]
-    ChecksumMismatch { operation: &'static str, resource: String, client: u64, server: u64, request_id: String },
+    ChecksumMismatch {
+        operation: &'static str,
+        resource: String,
+        client: u64,
+        server: u64,
+        request_id: String,
+    },
     /// OSS answered 2xx but the body or headers could not be understood.
     #[error("OSS {operation}: invalid response (request id {request_id}): {message}")]
-    InvalidResponse { operation: &'static str, request_id: String, message: String },
+    InvalidResponse {
+        operation: &'static str,
+        request_id: String,
+        message: String,
+    },
     /// The client configuration is unusable (endpoint, region, credentials, retry settings).
     #[error("invalid OSS client configuration: {0}")]
     InvalidConfig(String),
     /// A request argument is unusable (bucket name, key, header value).
     #[error("invalid {name} {value:?}: {fix}")]
-    InvalidArgument { name: &'static str, value: String, fix: String },
+    InvalidArgument {
+        name: &'static str,
+        value: String,
+        fix: String,
+    },
 }
 
 /// What kind of network failure a [`Error::Transport`] was.
@@ -105,12 +126,28 @@ pub struct ServiceError {
 
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code = if self.code.is_empty() { "(no error code)" } else { &self.code };
-        write!(f, "OSS {} {}: HTTP {} {code}", self.operation, self.resource, self.status)?;
+        let code = if self.code.is_empty() {
+            "(no error code)"
+        } else {
+            &self.code
+        };
+        write!(
+            f,
+            "OSS {} {}: HTTP {} {code}",
+            self.operation, self.resource, self.status
+        )?;
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
-        write!(f, " (request id {}", if self.request_id.is_empty() { "-" } else { &self.request_id })?;
+        write!(
+            f,
+            " (request id {}",
+            if self.request_id.is_empty() {
+                "-"
+            } else {
+                &self.request_id
+            }
+        )?;
         if !self.ec.is_empty() {
             write!(f, ", EC {}", self.ec)?;
         }
@@ -138,7 +175,9 @@ impl Error {
             Error::Service(e) => e.is_retryable(),
             Error::Transport { kind, .. } => *kind != TransportKind::Other,
             Error::Body { .. } | Error::ChecksumMismatch { .. } => true,
-            Error::InvalidResponse { .. } | Error::InvalidConfig(_) | Error::InvalidArgument { .. } => false,
+            Error::InvalidResponse { .. }
+            | Error::InvalidConfig(_)
+            | Error::InvalidArgument { .. } => false,
         }
     }
 
@@ -152,7 +191,9 @@ impl Error {
 
     /// The OSS error code (`NoSuchKey`), if OSS answered with one.
     pub fn code(&self) -> Option<&str> {
-        self.service().map(|e| e.code.as_str()).filter(|c| !c.is_empty())
+        self.service()
+            .map(|e| e.code.as_str())
+            .filter(|c| !c.is_empty())
     }
 
     /// The HTTP status, if OSS answered.
@@ -164,9 +205,8 @@ impl Error {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Service(e) => Some(e.request_id.as_str()),
-            Error::ChecksumMismatch { request_id, .. } | Error::InvalidResponse { request_id, .. } => {
-                Some(request_id.as_str())
-            }
+            Error::ChecksumMismatch { request_id, .. }
+            | Error::InvalidResponse { request_id, .. } => Some(request_id.as_str()),
             _ => None,
         }
         .filter(|r| !r.is_empty())
@@ -177,8 +217,16 @@ impl Error {
         self.status() == Some(404)
     }
 
-    pub(crate) fn invalid_argument(name: &'static str, value: impl Into<String>, fix: impl Into<String>) -> Self {
-        Error::InvalidArgument { name, value: value.into(), fix: fix.into() }
+    pub(crate) fn invalid_argument(
+        name: &'static str,
+        value: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Error::InvalidArgument {
+            name,
+            value: value.into(),
+            fix: fix.into(),
+        }
     }
 
     /// Maps a reqwest failure to a transport error. reqwest's own message never includes
@@ -195,7 +243,11 @@ impl Error {
         } else {
             TransportKind::Other
         };
-        Error::Transport { operation, kind, message: error_chain(&err) }
+        Error::Transport {
+            operation,
+            kind,
+            message: error_chain(&err),
+        }
     }
 }
 
@@ -225,7 +277,10 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 pub(crate) fn redact_string_to_sign(s: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     for line in s.split('\n') {
-        if line.to_ascii_lowercase().starts_with("x-oss-security-token:") {
+        if line
+            .to_ascii_lowercase()
+            .starts_with("x-oss-security-token:")
+        {
             out.push("x-oss-security-token:***".to_owned());
         } else {
             out.push(redact_query_token(line));
@@ -239,7 +294,9 @@ fn redact_query_token(line: &str) -> String {
         return line.to_owned();
     };
     let value_start = start + "security-token=".len();
-    let value_end = line[value_start..].find('&').map_or(line.len(), |i| value_start + i);
+    let value_end = line[value_start..]
+        .find('&')
+        .map_or(line.len(), |i| value_start + i);
     format!("{}***{}", &line[..value_start], &line[value_end..])
 }
 
@@ -254,8 +311,14 @@ mod tests {
     use super::*;
 
     fn service(status: u16, code: &str) -> Error {
-        ServiceError { operation: "GetObject", resource: "b/k".into(), status, code: code.into(), ..Default::default() }
-            .into()
+        ServiceError {
+            operation: "GetObject",
+            resource: "b/k".into(),
+            status,
+            code: code.into(),
+            ..Default::default()
+        }
+        .into()
     }
 
     #[test]
@@ -270,7 +333,10 @@ mod tests {
             (403, "RequestTimeTooSkewed"),
             (400, "BadRequest"),
         ] {
-            assert!(service(status, code).is_retryable(), "{status} {code} should be retryable");
+            assert!(
+                service(status, code).is_retryable(),
+                "{status} {code} should be retryable"
+            );
         }
         for (status, code) in [
             (404, "NoSuchKey"),
@@ -285,13 +351,20 @@ mod tests {
             (409, "FileAlreadyExists"),
             (400, "InvalidDigest"),
         ] {
-            assert!(!service(status, code).is_retryable(), "{status} {code} should not be retryable");
+            assert!(
+                !service(status, code).is_retryable(),
+                "{status} {code} should not be retryable"
+            );
         }
     }
 
     #[test]
     fn non_service_classification() {
-        let t = |kind| Error::Transport { operation: "PutObject", kind, message: "reset".into() };
+        let t = |kind| Error::Transport {
+            operation: "PutObject",
+            kind,
+            message: "reset".into(),
+        };
         assert!(t(TransportKind::Connect).is_retryable());
         assert!(t(TransportKind::Request).is_retryable());
         assert!(t(TransportKind::Body).is_retryable());
@@ -305,9 +378,22 @@ mod tests {
             request_id: "r".into(),
         };
         assert!(crc.is_retryable());
-        assert!(Error::Body { operation: "PutObject", message: "source reset".into() }.is_retryable());
+        assert!(
+            Error::Body {
+                operation: "PutObject",
+                message: "source reset".into()
+            }
+            .is_retryable()
+        );
         assert!(!Error::InvalidConfig("x".into()).is_retryable());
-        assert!(!Error::InvalidResponse { operation: "ListParts", request_id: "r".into(), message: "bad".into() }.is_retryable());
+        assert!(
+            !Error::InvalidResponse {
+                operation: "ListParts",
+                request_id: "r".into(),
+                message: "bad".into()
+            }
+            .is_retryable()
+        );
     }
 
     #[test]
@@ -324,7 +410,15 @@ mod tests {
         }
         .into();
         let text = e.to_string();
-        for part in ["GetObject", "bucket/key.txt", "404", "NoSuchKey", "The specified key does not exist.", "RID123", "0026-00000001"] {
+        for part in [
+            "GetObject",
+            "bucket/key.txt",
+            "404",
+            "NoSuchKey",
+            "The specified key does not exist.",
+            "RID123",
+            "0026-00000001",
+        ] {
             assert!(text.contains(part), "{text} lacks {part}");
         }
         assert_eq!(e.code(), Some("NoSuchKey"));

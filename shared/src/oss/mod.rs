@@ -31,16 +31,19 @@ pub use ops::bucket::{BucketInfo, ListBucketsOptions, ListBucketsPage, PutBucket
 pub use ops::copy::{CopyObjectOptions, CopyObjectOutput, MetadataDirective, TaggingDirective};
 pub use ops::list::{ListObjectsOptions, ListObjectsPage, ObjectSummary};
 pub use ops::multipart::{
-    CompleteMultipartUploadOutput, CompleteOptions, CompleteParts, CompletedPart, ListPartsOptions, ListPartsPage,
-    ListUploadsOptions, ListUploadsPage, PartInfo, UploadInfo, UploadPartCopyOptions, UploadPartCopyOutput,
-    UploadPartOutput,
+    CompleteMultipartUploadOutput, CompleteOptions, CompleteParts, CompletedPart, ListPartsOptions,
+    ListPartsPage, ListUploadsOptions, ListUploadsPage, PartInfo, UploadInfo,
+    UploadPartCopyOptions, UploadPartCopyOutput, UploadPartOutput,
 };
 pub use ops::object::{GetObjectOptions, GetObjectOutput, PutObjectOutput};
 pub use ops::restore::{RestoreOptions, RestoreOutcome, RestoreTier};
 pub use ops::website::{
-    ErrorDocument, IncludeHeader, IndexDocument, MirrorHeaderSet, MirrorHeaders, Redirect, RoutingCondition, RoutingRule,
-    WebsiteConfiguration,
+    ErrorDocument, IncludeHeader, IndexDocument, MirrorHeaderSet, MirrorHeaders, Redirect,
+    RoutingCondition, RoutingRule, WebsiteConfiguration,
 };
 pub use retry::RetryConfig;
 pub use sign::{SignatureVersion, Signer};
-pub use types::{ByteRange, Conditions, ContentRange, CopySource, ObjectMeta, ObjectOptions, RestoreState, StorageClass};
+pub use types::{
+    ByteRange, Conditions, ContentRange, CopySource, ObjectMeta, ObjectOptions, RestoreState,
+    StorageClass,
+};

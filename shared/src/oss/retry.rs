@@ -27,14 +27,21 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        RetryConfig { max_attempts: 3, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(20) }
+        RetryConfig {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+        }
     }
 }
 
 impl RetryConfig {
     /// No retries: every error goes straight to the caller.
     pub fn disabled() -> Self {
-        RetryConfig { max_attempts: 1, ..Self::default() }
+        RetryConfig {
+            max_attempts: 1,
+            ..Self::default()
+        }
     }
 
     /// The upper bound of the backoff before retry `retry` (1 for the first retry).
@@ -56,7 +63,9 @@ impl RetryConfig {
 
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_attempts == 0 {
-            return Err("retry max_attempts is 0: use 1 to disable retries, or more to allow them".into());
+            return Err(
+                "retry max_attempts is 0: use 1 to disable retries, or more to allow them".into(),
+            );
         }
         if self.base_delay > self.max_delay {
             return Err(format!(
@@ -82,13 +91,19 @@ impl ClockOffset {
 
     /// Learns the offset from the server's time (a `Date` header) observed now.
     pub(crate) fn learn(&self, server_time: DateTime<Utc>) {
-        let offset = server_time.signed_duration_since(Utc::now()).num_milliseconds();
+        let offset = server_time
+            .signed_duration_since(Utc::now())
+            .num_milliseconds();
         self.millis.store(offset, Ordering::Relaxed);
-        tracing::warn!(offset_ms = offset, "OSS reported clock skew; signing with the server's time from now on");
+        tracing::warn!(
+            offset_ms = offset,
+            "OSS reported clock skew; signing with the server's time from now on"
+        );
     }
 
     pub(crate) fn set(&self, offset: chrono::Duration) {
-        self.millis.store(offset.num_milliseconds(), Ordering::Relaxed);
+        self.millis
+            .store(offset.num_milliseconds(), Ordering::Relaxed);
     }
 
     pub(crate) fn get(&self) -> chrono::Duration {
@@ -107,8 +122,22 @@ mod tests {
         assert_eq!(c.base_delay, Duration::from_millis(200));
         assert_eq!(c.max_delay, Duration::from_secs(20));
         assert!(c.validate().is_ok());
-        assert!(RetryConfig { max_attempts: 0, ..c }.validate().is_err());
-        assert!(RetryConfig { base_delay: Duration::from_secs(30), ..c }.validate().is_err());
+        assert!(
+            RetryConfig {
+                max_attempts: 0,
+                ..c
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            RetryConfig {
+                base_delay: Duration::from_secs(30),
+                ..c
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]
@@ -117,7 +146,10 @@ mod tests {
         assert_eq!(c.backoff_cap(1), Duration::from_millis(200));
         assert_eq!(c.backoff_cap(2), Duration::from_millis(400));
         assert_eq!(c.backoff_cap(3), Duration::from_millis(800));
-        assert_eq!(c.backoff_cap(8), Duration::from_millis(25_600).min(c.max_delay));
+        assert_eq!(
+            c.backoff_cap(8),
+            Duration::from_millis(25_600).min(c.max_delay)
+        );
         assert_eq!(c.backoff_cap(60), c.max_delay);
         assert_eq!(c.backoff_cap(u32::MAX), c.max_delay);
     }
@@ -137,7 +169,11 @@ mod tests {
 
     #[test]
     fn server_delay_is_a_minimum() {
-        let c = RetryConfig { base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2), ..Default::default() };
+        let c = RetryConfig {
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            ..Default::default()
+        };
         for _ in 0..100 {
             assert!(c.delay(1, Some(Duration::from_millis(300))) >= Duration::from_millis(300));
             assert!(c.delay(1, None) <= Duration::from_millis(2));
@@ -149,7 +185,11 @@ mod tests {
         let clock = ClockOffset::default();
         let server = Utc::now() + chrono::Duration::hours(1);
         clock.learn(server);
-        let diff = clock.now().signed_duration_since(server).num_seconds().abs();
+        let diff = clock
+            .now()
+            .signed_duration_since(server)
+            .num_seconds()
+            .abs();
         assert!(diff <= 1, "corrected clock is {diff}s from the server's");
     }
 }

@@ -38,12 +38,16 @@ impl StorageClass {
 
     /// Archive classes must be restored before their bytes can be read.
     pub fn needs_restore(&self) -> bool {
-        matches!(self, StorageClass::Archive | StorageClass::ColdArchive | StorageClass::DeepColdArchive)
+        matches!(
+            self,
+            StorageClass::Archive | StorageClass::ColdArchive | StorageClass::DeepColdArchive
+        )
     }
 
     /// Parses a value OSS sent; unknown values are kept rather than refused.
     pub fn from_server(s: &str) -> Self {
-        s.parse().unwrap_or_else(|_| StorageClass::Other(s.to_owned()))
+        s.parse()
+            .unwrap_or_else(|_| StorageClass::Other(s.to_owned()))
     }
 }
 
@@ -94,7 +98,9 @@ impl RestoreState {
         };
         match field("ongoing-request")?.as_str() {
             "true" => Some(RestoreState::InProgress),
-            "false" => Some(RestoreState::Restored { expiry: field("expiry-date") }),
+            "false" => Some(RestoreState::Restored {
+                expiry: field("expiry-date"),
+            }),
             _ => None,
         }
     }
@@ -134,7 +140,9 @@ impl ObjectMeta {
     pub(crate) fn from_headers(h: &HeaderMap) -> Result<Self, String> {
         let mut meta = ObjectMeta {
             content_length: match get(h, "content-length") {
-                Some(v) => v.parse().map_err(|_| format!("Content-Length {v:?} is not a number"))?,
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("Content-Length {v:?} is not a number"))?,
                 None => 0,
             },
             content_type: get(h, "content-type"),
@@ -158,7 +166,10 @@ impl ObjectMeta {
             request_id: get(h, "x-oss-request-id"),
         };
         if let Some(v) = get(h, "last-modified") {
-            meta.last_modified = Some(parse_http_date(&v).ok_or_else(|| format!("Last-Modified {v:?} is not an HTTP date"))?);
+            meta.last_modified = Some(
+                parse_http_date(&v)
+                    .ok_or_else(|| format!("Last-Modified {v:?} is not an HTTP date"))?,
+            );
         }
         for (name, value) in h {
             if let Some(meta_name) = name.as_str().strip_prefix("x-oss-meta-") {
@@ -172,7 +183,8 @@ impl ObjectMeta {
 
 /// A header as a string (lossy for non-UTF-8 bytes).
 pub(crate) fn get(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// `x-oss-hash-crc64ecma`, if present; a malformed value is an error, not "absent".
@@ -186,11 +198,15 @@ pub(crate) fn crc64_header(h: &HeaderMap) -> Result<Option<u64>, String> {
 }
 
 pub(crate) fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim()).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 pub(crate) fn parse_iso_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim()).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// The headers written with a new object (PutObject, InitiateMultipartUpload, and CopyObject
@@ -232,7 +248,10 @@ impl ObjectOptions {
         }
         for (name, value) in &self.metadata {
             check_meta_name(name)?;
-            out.push((format!("x-oss-meta-{}", name.to_ascii_lowercase()), value.clone()));
+            out.push((
+                format!("x-oss-meta-{}", name.to_ascii_lowercase()),
+                value.clone(),
+            ));
         }
         if let Some(class) = &self.storage_class {
             out.push(("x-oss-storage-class".to_owned(), class.as_str().to_owned()));
@@ -241,7 +260,10 @@ impl ObjectOptions {
             out.push(("x-oss-forbid-overwrite".to_owned(), "true".to_owned()));
         }
         if !self.tags.is_empty() {
-            out.push(("x-oss-tagging".to_owned(), super::endpoint::render_query(&self.tags)));
+            out.push((
+                "x-oss-tagging".to_owned(),
+                super::endpoint::render_query(&self.tags),
+            ));
         }
         Ok(())
     }
@@ -270,7 +292,10 @@ pub struct ByteRange {
 impl ByteRange {
     /// `len` bytes from `start`; `len` must be at least 1.
     pub fn new(start: u64, len: u64) -> Self {
-        ByteRange { start, end: Some(start + len.max(1) - 1) }
+        ByteRange {
+            start,
+            end: Some(start + len.max(1) - 1),
+        }
     }
 
     pub fn from(start: u64) -> Self {
@@ -298,7 +323,11 @@ impl ContentRange {
         let rest = s.trim().strip_prefix("bytes ")?;
         let (range, total) = rest.split_once('/')?;
         let (start, end) = range.split_once('-')?;
-        Some(ContentRange { start: start.parse().ok()?, end: end.parse().ok()?, total: total.parse().ok()? })
+        Some(ContentRange {
+            start: start.parse().ok()?,
+            end: end.parse().ok()?,
+            total: total.parse().ok()?,
+        })
     }
 }
 
@@ -312,7 +341,11 @@ pub struct CopySource {
 
 impl CopySource {
     pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
-        CopySource { bucket: bucket.into(), key: key.into(), version_id: None }
+        CopySource {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: None,
+        }
     }
 
     /// `/bucket/url-encoded-key[?versionId=V]`, the `x-oss-copy-source` value.
@@ -361,19 +394,38 @@ mod tests {
     #[test]
     fn storage_classes_parse_and_print() {
         assert_eq!("ia".parse::<StorageClass>().unwrap(), StorageClass::IA);
-        assert_eq!("ColdArchive".parse::<StorageClass>().unwrap().to_string(), "ColdArchive");
-        assert!("Glacier".parse::<StorageClass>().unwrap_err().to_string().contains("\"Glacier\""));
-        assert_eq!(StorageClass::from_server("Future"), StorageClass::Other("Future".into()));
+        assert_eq!(
+            "ColdArchive".parse::<StorageClass>().unwrap().to_string(),
+            "ColdArchive"
+        );
+        assert!(
+            "Glacier"
+                .parse::<StorageClass>()
+                .unwrap_err()
+                .to_string()
+                .contains("\"Glacier\"")
+        );
+        assert_eq!(
+            StorageClass::from_server("Future"),
+            StorageClass::Other("Future".into())
+        );
         assert!(StorageClass::Archive.needs_restore());
         assert!(!StorageClass::IA.needs_restore());
     }
 
     #[test]
     fn restore_header_forms() {
-        assert_eq!(RestoreState::parse("ongoing-request=\"true\""), Some(RestoreState::InProgress));
         assert_eq!(
-            RestoreState::parse("ongoing-request=\"false\", expiry-date=\"Sun, 16 Apr 2017 08:12:33 GMT\""),
-            Some(RestoreState::Restored { expiry: Some("Sun, 16 Apr 2017 08:12:33 GMT".into()) })
+            RestoreState::parse("ongoing-request=\"true\""),
+            Some(RestoreState::InProgress)
+        );
+        assert_eq!(
+            RestoreState::parse(
+                "ongoing-request=\"false\", expiry-date=\"Sun, 16 Apr 2017 08:12:33 GMT\""
+            ),
+            Some(RestoreState::Restored {
+                expiry: Some("Sun, 16 Apr 2017 08:12:33 GMT".into())
+            })
         );
         assert_eq!(RestoreState::parse("garbage"), None);
     }
@@ -383,18 +435,30 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("content-length", HeaderValue::from_static("42"));
         h.insert("etag", HeaderValue::from_static("\"ABC\""));
-        h.insert("last-modified", HeaderValue::from_static("Thu, 02 Jan 2025 03:04:05 GMT"));
+        h.insert(
+            "last-modified",
+            HeaderValue::from_static("Thu, 02 Jan 2025 03:04:05 GMT"),
+        );
         h.insert("x-oss-meta-author", HeaderValue::from_static("alice"));
         h.insert("x-oss-storage-class", HeaderValue::from_static("Archive"));
-        h.insert("x-oss-hash-crc64ecma", HeaderValue::from_static("11051210869376104954"));
-        h.insert("x-oss-restore", HeaderValue::from_static("ongoing-request=\"true\""));
+        h.insert(
+            "x-oss-hash-crc64ecma",
+            HeaderValue::from_static("11051210869376104954"),
+        );
+        h.insert(
+            "x-oss-restore",
+            HeaderValue::from_static("ongoing-request=\"true\""),
+        );
         let m = ObjectMeta::from_headers(&h).unwrap();
         assert_eq!(m.content_length, 42);
         assert_eq!(m.metadata.get("author").map(String::as_str), Some("alice"));
         assert_eq!(m.storage_class, Some(StorageClass::Archive));
         assert_eq!(m.crc64, Some(0x995dc9bbdf1939fa));
         assert_eq!(m.restore, Some(RestoreState::InProgress));
-        assert_eq!(m.last_modified.unwrap().to_rfc3339(), "2025-01-02T03:04:05+00:00");
+        assert_eq!(
+            m.last_modified.unwrap().to_rfc3339(),
+            "2025-01-02T03:04:05+00:00"
+        );
         h.insert("x-oss-hash-crc64ecma", HeaderValue::from_static("nope"));
         assert!(ObjectMeta::from_headers(&h).unwrap_err().contains("nope"));
     }
@@ -417,14 +481,26 @@ mod tests {
         assert_eq!(find("x-oss-forbid-overwrite"), Some("true"));
         assert_eq!(find("x-oss-tagging"), Some("a%20b=c%26d&k=v"));
         o.metadata.insert("bad_name".into(), "x".into());
-        assert!(o.write_headers(&mut Vec::new()).unwrap_err().to_string().contains("bad_name"));
+        assert!(
+            o.write_headers(&mut Vec::new())
+                .unwrap_err()
+                .to_string()
+                .contains("bad_name")
+        );
     }
 
     #[test]
     fn ranges_and_copy_sources() {
         assert_eq!(ByteRange::new(0, 100).header(), "bytes=0-99");
         assert_eq!(ByteRange::from(5).header(), "bytes=5-");
-        assert_eq!(ContentRange::parse("bytes 0-99/1000"), Some(ContentRange { start: 0, end: 99, total: 1000 }));
+        assert_eq!(
+            ContentRange::parse("bytes 0-99/1000"),
+            Some(ContentRange {
+                start: 0,
+                end: 99,
+                total: 1000
+            })
+        );
         assert_eq!(ContentRange::parse("bytes */1000"), None);
         let mut src = CopySource::new("src", "dir/中 a+b.txt");
         assert_eq!(src.header(), "/src/dir/%E4%B8%AD%20a%2Bb.txt");

@@ -17,7 +17,10 @@ enum XmlError {
     #[error("the body is not UTF-8")]
     Utf8,
     #[error("cannot parse <{root}>: {source}")]
-    Parse { root: &'static str, source: quick_xml::DeError },
+    Parse {
+        root: &'static str,
+        source: quick_xml::DeError,
+    },
     #[error("cannot URL-decode {what} {value:?}")]
     Decode { what: &'static str, value: String },
 }
@@ -29,19 +32,26 @@ pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
     operation: &'static str,
     request_id: &str,
 ) -> Result<T, Error> {
-    let text = std::str::from_utf8(body).map_err(|_| invalid(operation, request_id, XmlError::Utf8))?;
-    quick_xml::de::from_str(text).map_err(|source| invalid(operation, request_id, XmlError::Parse { root, source }))
+    let text =
+        std::str::from_utf8(body).map_err(|_| invalid(operation, request_id, XmlError::Utf8))?;
+    quick_xml::de::from_str(text)
+        .map_err(|source| invalid(operation, request_id, XmlError::Parse { root, source }))
 }
 
 /// Serialises a request document with the XML declaration.
 pub(crate) fn render<T: Serialize>(root: &str, value: &T) -> Result<String, Error> {
-    let body = quick_xml::se::to_string_with_root(root, value)
-        .map_err(|e| Error::invalid_argument("XML document", root, format!("cannot serialise it: {e}")))?;
+    let body = quick_xml::se::to_string_with_root(root, value).map_err(|e| {
+        Error::invalid_argument("XML document", root, format!("cannot serialise it: {e}"))
+    })?;
     Ok(format!("{XML_DECLARATION}{body}"))
 }
 
 fn invalid(operation: &'static str, request_id: &str, e: XmlError) -> Error {
-    Error::InvalidResponse { operation, request_id: request_id.to_owned(), message: e.to_string() }
+    Error::InvalidResponse {
+        operation,
+        request_id: request_id.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// Decodes a value OSS URL-encoded for `encoding-type=url`. OSS follows form encoding, so `+`
@@ -52,7 +62,16 @@ pub(crate) fn url_decode(
     operation: &'static str,
     request_id: &str,
 ) -> Result<String, Error> {
-    decode_form(value).ok_or_else(|| invalid(operation, request_id, XmlError::Decode { what, value: value.to_owned() }))
+    decode_form(value).ok_or_else(|| {
+        invalid(
+            operation,
+            request_id,
+            XmlError::Decode {
+                what,
+                value: value.to_owned(),
+            },
+        )
+    })
 }
 
 fn decode_form(value: &str) -> Option<String> {
@@ -315,13 +334,21 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(decode_form("a%2Fb%20c+d%2B%E4%B8%AD").unwrap(), "a/b c d+中");
+        assert_eq!(
+            decode_form("a%2Fb%20c+d%2B%E4%B8%AD").unwrap(),
+            "a/b c d+中"
+        );
         assert_eq!(decode_form("plain").unwrap(), "plain");
         assert_eq!(decode_form("bad%zz"), None);
         assert_eq!(decode_form("cut%4"), None);
         assert_eq!(decode_form("%FF"), None, "not UTF-8");
-        let err = url_decode("x%", "key", "ListObjectsV2", "RID").unwrap_err().to_string();
-        assert!(err.contains("ListObjectsV2") && err.contains("RID") && err.contains("\"x%\""), "{err}");
+        let err = url_decode("x%", "key", "ListObjectsV2", "RID")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ListObjectsV2") && err.contains("RID") && err.contains("\"x%\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -342,7 +369,11 @@ deadbeef</StringToSign>
         assert_eq!(e.code, "SignatureDoesNotMatch");
         assert_eq!(e.request_id, "65AF5037");
         assert_eq!(e.ec, "0002-00000040");
-        assert!(e.string_to_sign.unwrap().starts_with("OSS4-HMAC-SHA256\n20250102T030405Z\n"));
+        assert!(
+            e.string_to_sign
+                .unwrap()
+                .starts_with("OSS4-HMAC-SHA256\n20250102T030405Z\n")
+        );
     }
 
     #[test]
@@ -374,14 +405,19 @@ deadbeef</StringToSign>
         assert!(r.is_truncated);
         assert_eq!(r.contents.len(), 2);
         assert_eq!(r.contents[0].size, 344606);
-        assert_eq!(r.contents[0].etag.as_deref(), Some("\"5B3C1A2E053D763E1B002CC607C5A0FE\""));
+        assert_eq!(
+            r.contents[0].etag.as_deref(),
+            Some("\"5B3C1A2E053D763E1B002CC607C5A0FE\"")
+        );
         assert_eq!(r.common_prefixes[0].prefix, "a%2Fsub%2F");
         assert_eq!(decode_form(&r.contents[0].key).unwrap(), "a/中 1.txt");
     }
 
     #[test]
     fn empty_listing() {
-        let r: ListBucketResult = p("<ListBucketResult><Name>b</Name><Prefix></Prefix><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount></ListBucketResult>");
+        let r: ListBucketResult = p(
+            "<ListBucketResult><Name>b</Name><Prefix></Prefix><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount></ListBucketResult>",
+        );
         assert!(r.contents.is_empty() && r.common_prefixes.is_empty() && !r.is_truncated);
         assert_eq!(non_empty(r.next_continuation_token), None);
     }
@@ -397,31 +433,52 @@ deadbeef</StringToSign>
   <Part><PartNumber>2</PartNumber><ETag>"E2"</ETag><Size>5</Size></Part>
 </ListPartsResult>"#);
         assert_eq!(r.parts.len(), 2);
-        assert_eq!(r.parts[0].hash_crc64ecma.as_deref(), Some("5409316634556368277"));
+        assert_eq!(
+            r.parts[0].hash_crc64ecma.as_deref(),
+            Some("5409316634556368277")
+        );
         assert_eq!(r.parts[1].hash_crc64ecma, None);
         assert_eq!(r.next_part_number_marker.as_deref(), Some("2"));
     }
 
     #[test]
     fn list_uploads_and_buckets_and_location() {
-        let r: ListMultipartUploadsResult = p("<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated>\
+        let r: ListMultipartUploadsResult = p(
+            "<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated>\
             <Upload><Key>k1</Key><UploadId>U1</UploadId><Initiated>2012-02-23T04:18:23.000Z</Initiated></Upload>\
-            <Upload><Key>k2</Key><UploadId>U2</UploadId></Upload></ListMultipartUploadsResult>");
+            <Upload><Key>k2</Key><UploadId>U2</UploadId></Upload></ListMultipartUploadsResult>",
+        );
         assert_eq!(r.uploads.len(), 2);
         assert_eq!(r.uploads[1].upload_id, "U2");
 
-        let b: ListAllMyBucketsResult = p("<ListAllMyBucketsResult><Owner><ID>1</ID><DisplayName>1</DisplayName></Owner><Buckets>\
+        let b: ListAllMyBucketsResult = p(
+            "<ListAllMyBucketsResult><Owner><ID>1</ID><DisplayName>1</DisplayName></Owner><Buckets>\
             <Bucket><CreationDate>2014-02-17T18:12:43.000Z</CreationDate><Location>oss-cn-hangzhou</Location><Name>one</Name><StorageClass>Standard</StorageClass></Bucket>\
-            <Bucket><Name>two</Name></Bucket></Buckets></ListAllMyBucketsResult>");
-        assert_eq!(b.buckets.buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["one", "two"]);
+            <Bucket><Name>two</Name></Bucket></Buckets></ListAllMyBucketsResult>",
+        );
+        assert_eq!(
+            b.buckets
+                .buckets
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>(),
+            ["one", "two"]
+        );
 
-        let l: LocationConstraintXml = p("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint>oss-cn-hangzhou</LocationConstraint>");
+        let l: LocationConstraintXml = p(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint>oss-cn-hangzhou</LocationConstraint>",
+        );
         assert_eq!(l.value, "oss-cn-hangzhou");
 
-        let i: BucketInfoXml = p("<BucketInfo><Bucket><Name>b</Name><Location>oss-cn-hangzhou</Location>\
+        let i: BucketInfoXml = p(
+            "<BucketInfo><Bucket><Name>b</Name><Location>oss-cn-hangzhou</Location>\
             <ExtranetEndpoint>oss-cn-hangzhou.aliyuncs.com</ExtranetEndpoint><AccessControlList><Grant>private</Grant></AccessControlList>\
-            <DataRedundancyType>LRS</DataRedundancyType><Owner><ID>42</ID><DisplayName>42</DisplayName></Owner></Bucket></BucketInfo>");
-        assert_eq!(i.bucket.access_control_list.unwrap().grant.as_deref(), Some("private"));
+            <DataRedundancyType>LRS</DataRedundancyType><Owner><ID>42</ID><DisplayName>42</DisplayName></Owner></Bucket></BucketInfo>",
+        );
+        assert_eq!(
+            i.bucket.access_control_list.unwrap().grant.as_deref(),
+            Some("private")
+        );
         assert_eq!(i.bucket.owner.unwrap().id, "42");
     }
 
@@ -429,23 +486,46 @@ deadbeef</StringToSign>
     fn request_documents() {
         let c = CompleteMultipartUploadXml {
             parts: vec![
-                CompletePartXml { part_number: 1, etag: "\"A\"".into() },
-                CompletePartXml { part_number: 3, etag: "\"B\"".into() },
+                CompletePartXml {
+                    part_number: 1,
+                    etag: "\"A\"".into(),
+                },
+                CompletePartXml {
+                    part_number: 3,
+                    etag: "\"B\"".into(),
+                },
             ],
         };
         let xml = render("CompleteMultipartUpload", &c).unwrap();
         assert!(xml.starts_with("<?xml"));
         assert!(xml.contains("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"A\"</ETag></Part><Part><PartNumber>3</PartNumber>"), "{xml}");
 
-        let r = RestoreRequestXml { days: 2, job_parameters: Some(JobParametersXml { tier: "Bulk".into() }) };
+        let r = RestoreRequestXml {
+            days: 2,
+            job_parameters: Some(JobParametersXml {
+                tier: "Bulk".into(),
+            }),
+        };
         assert!(render("RestoreRequest", &r).unwrap().ends_with("<RestoreRequest><Days>2</Days><JobParameters><Tier>Bulk</Tier></JobParameters></RestoreRequest>"));
-        let r = RestoreRequestXml { days: 1, job_parameters: None };
-        assert!(render("RestoreRequest", &r).unwrap().ends_with("<RestoreRequest><Days>1</Days></RestoreRequest>"));
+        let r = RestoreRequestXml {
+            days: 1,
+            job_parameters: None,
+        };
+        assert!(
+            render("RestoreRequest", &r)
+                .unwrap()
+                .ends_with("<RestoreRequest><Days>1</Days></RestoreRequest>")
+        );
     }
 
     #[test]
     fn bad_xml_is_an_invalid_response() {
-        let r: Result<ListBucketResult, _> = parse(b"<ListBucketResult><IsTruncated>maybe</IsTruncated>", "ListBucketResult", "ListObjectsV2", "RID9");
+        let r: Result<ListBucketResult, _> = parse(
+            b"<ListBucketResult><IsTruncated>maybe</IsTruncated>",
+            "ListBucketResult",
+            "ListObjectsV2",
+            "RID9",
+        );
         let err = r.unwrap_err();
         assert!(matches!(err, Error::InvalidResponse { .. }));
         assert!(err.to_string().contains("RID9"));

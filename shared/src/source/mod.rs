@@ -175,12 +175,23 @@ pub enum SourceErrorKind {
 }
 
 impl SourceError {
-    pub fn new(kind: SourceErrorKind, resource: impl Into<String>, message: impl Into<String>) -> Self {
-        SourceError { kind, resource: resource.into(), message: message.into() }
+    pub fn new(
+        kind: SourceErrorKind,
+        resource: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        SourceError {
+            kind,
+            resource: resource.into(),
+            message: message.into(),
+        }
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, SourceErrorKind::Throttled | SourceErrorKind::Transient | SourceErrorKind::Integrity)
+        matches!(
+            self.kind,
+            SourceErrorKind::Throttled | SourceErrorKind::Transient | SourceErrorKind::Integrity
+        )
     }
 }
 
@@ -203,5 +214,6 @@ pub trait Source: Send + Sync {
     fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream>;
 
     /// Asks the store to restore an archived object for `days`.
-    fn restore<'a>(&'a self, key: &'a str, days: u32, tier: RestoreTier) -> Fut<'a, RestoreOutcome>;
+    fn restore<'a>(&'a self, key: &'a str, days: u32, tier: RestoreTier)
+    -> Fut<'a, RestoreOutcome>;
 }

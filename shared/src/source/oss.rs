@@ -4,8 +4,8 @@
 use futures_util::StreamExt;
 
 use super::{
-    ArchiveState, ByteStream, Fut, GetRequest, ListPage, ListRequest, ObjectHead, ObjectInfo, RestoreOutcome,
-    RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
+    ArchiveState, ByteStream, Fut, GetRequest, ListPage, ListRequest, ObjectHead, ObjectInfo,
+    RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
 };
 use crate::oss::types::{ByteRange, Conditions, RestoreState, StorageClass};
 use crate::oss::{self, GetObjectOptions, ListObjectsOptions, OssClient, RestoreOptions};
@@ -20,7 +20,11 @@ pub struct OssSource {
 
 impl OssSource {
     pub fn new(client: OssClient, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        OssSource { client, bucket: bucket.into(), prefix: prefix.into() }
+        OssSource {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
     }
 
     fn error(&self, key: &str, e: oss::Error) -> SourceError {
@@ -54,7 +58,12 @@ fn unquote(etag: &str) -> String {
 
 impl Source for OssSource {
     fn describe(&self) -> String {
-        format!("oss://{}/{} ({})", self.bucket, self.prefix, self.client.endpoint())
+        format!(
+            "oss://{}/{} ({})",
+            self.bucket,
+            self.prefix,
+            self.client.endpoint()
+        )
     }
 
     fn list<'a>(&'a self, req: &'a ListRequest) -> Fut<'a, ListPage> {
@@ -67,7 +76,11 @@ impl Source for OssSource {
                 max_keys: Some(req.max_keys.clamp(1, 1000)),
                 fetch_owner: false,
             };
-            let page = self.client.list_objects_v2(&self.bucket, &options).await.map_err(|e| self.error(&req.prefix, e))?;
+            let page = self
+                .client
+                .list_objects_v2(&self.bucket, &options)
+                .await
+                .map_err(|e| self.error(&req.prefix, e))?;
             let objects = page
                 .objects
                 .into_iter()
@@ -83,14 +96,26 @@ impl Source for OssSource {
                     }
                 })
                 .collect();
-            let next = if page.is_truncated { page.next_continuation_token } else { None };
-            Ok(ListPage { objects, common_prefixes: page.common_prefixes, next })
+            let next = if page.is_truncated {
+                page.next_continuation_token
+            } else {
+                None
+            };
+            Ok(ListPage {
+                objects,
+                common_prefixes: page.common_prefixes,
+                next,
+            })
         })
     }
 
     fn head<'a>(&'a self, key: &'a str) -> Fut<'a, ObjectHead> {
         Box::pin(async move {
-            let meta = self.client.head_object(&self.bucket, key).await.map_err(|e| self.error(key, e))?;
+            let meta = self
+                .client
+                .head_object(&self.bucket, key)
+                .await
+                .map_err(|e| self.error(key, e))?;
             Ok(ObjectHead {
                 key: key.to_owned(),
                 size: meta.content_length,
@@ -107,7 +132,10 @@ impl Source for OssSource {
                 expires: meta.expires,
                 user_metadata: meta.metadata.into_iter().collect(),
                 tags: Vec::new(),
-                checksums: SourceChecksums { oss_crc64: meta.crc64, ..Default::default() },
+                checksums: SourceChecksums {
+                    oss_crc64: meta.crc64,
+                    ..Default::default()
+                },
             })
         })
     }
@@ -115,16 +143,31 @@ impl Source for OssSource {
     fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream> {
         Box::pin(async move {
             let options = GetObjectOptions {
-                range: req.range.as_ref().filter(|r| r.end > r.start).map(|r| ByteRange::new(r.start, r.end - r.start)),
-                conditions: Conditions { if_match: req.if_match.map(|e| format!("\"{e}\"")), ..Default::default() },
+                range: req
+                    .range
+                    .as_ref()
+                    .filter(|r| r.end > r.start)
+                    .map(|r| ByteRange::new(r.start, r.end - r.start)),
+                conditions: Conditions {
+                    if_match: req.if_match.map(|e| format!("\"{e}\"")),
+                    ..Default::default()
+                },
                 version_id: req.version_id.map(str::to_owned),
                 standard_range: true,
             };
-            let out = self.client.get_object(&self.bucket, req.key, &options).await.map_err(|e| self.error(req.key, e))?;
+            let out = self
+                .client
+                .get_object(&self.bucket, req.key, &options)
+                .await
+                .map_err(|e| self.error(req.key, e))?;
             let resource = format!("oss://{}/{}", self.bucket, req.key);
             let stream = out.body.map(move |chunk| {
                 chunk.map_err(|e| {
-                    let kind = if e.is_retryable() { SourceErrorKind::Transient } else { SourceErrorKind::Integrity };
+                    let kind = if e.is_retryable() {
+                        SourceErrorKind::Transient
+                    } else {
+                        SourceErrorKind::Integrity
+                    };
                     SourceError::new(kind, resource.clone(), e.to_string())
                 })
             });
@@ -132,15 +175,28 @@ impl Source for OssSource {
         })
     }
 
-    fn restore<'a>(&'a self, key: &'a str, days: u32, tier: RestoreTier) -> Fut<'a, RestoreOutcome> {
+    fn restore<'a>(
+        &'a self,
+        key: &'a str,
+        days: u32,
+        tier: RestoreTier,
+    ) -> Fut<'a, RestoreOutcome> {
         Box::pin(async move {
             let tier = match tier {
                 RestoreTier::Expedited => oss::RestoreTier::Expedited,
                 RestoreTier::Standard => oss::RestoreTier::Standard,
                 RestoreTier::Bulk => oss::RestoreTier::Bulk,
             };
-            let options = RestoreOptions { days, tier: Some(tier), version_id: None };
-            let outcome = self.client.restore_object(&self.bucket, key, &options).await.map_err(|e| self.error(key, e))?;
+            let options = RestoreOptions {
+                days,
+                tier: Some(tier),
+                version_id: None,
+            };
+            let outcome = self
+                .client
+                .restore_object(&self.bucket, key, &options)
+                .await
+                .map_err(|e| self.error(key, e))?;
             Ok(match outcome {
                 oss::RestoreOutcome::Started => RestoreOutcome::Started,
                 oss::RestoreOutcome::InProgress => RestoreOutcome::AlreadyInProgress,

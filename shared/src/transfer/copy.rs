@@ -18,19 +18,28 @@ pub(super) struct Failure {
 
 impl Failure {
     pub fn permanent(reason: impl Into<String>) -> Self {
-        Failure { reason: reason.into(), retryable: false }
+        Failure {
+            reason: reason.into(),
+            retryable: false,
+        }
     }
 }
 
 impl From<SourceError> for Failure {
     fn from(e: SourceError) -> Self {
-        Failure { retryable: e.is_retryable(), reason: e.to_string() }
+        Failure {
+            retryable: e.is_retryable(),
+            reason: e.to_string(),
+        }
     }
 }
 
 impl From<crate::oss::Error> for Failure {
     fn from(e: crate::oss::Error) -> Self {
-        Failure { retryable: e.is_retryable(), reason: format!("destination: {e}") }
+        Failure {
+            retryable: e.is_retryable(),
+            reason: format!("destination: {e}"),
+        }
     }
 }
 
@@ -53,7 +62,13 @@ impl Copier {
         let mut attempt = 1;
         loop {
             let result = self.copy_once(key).await;
-            let retry = matches!(result.outcome, Outcome::Failed { retryable: true, .. });
+            let retry = matches!(
+                result.outcome,
+                Outcome::Failed {
+                    retryable: true,
+                    ..
+                }
+            );
             if !retry || attempt >= self.options.attempts.max(1) {
                 return result;
             }
@@ -69,18 +84,39 @@ impl Copier {
             Ok(h) => h,
             Err(e) => return result(key, 0, None, failed(e.into()), Vec::new()),
         };
-        if matches!(head.archive, ArchiveState::Archived | ArchiveState::Restoring) {
-            return result(key, head.size, head.etag.clone(), Outcome::NeedsRestore, Vec::new());
+        if matches!(
+            head.archive,
+            ArchiveState::Archived | ArchiveState::Restoring
+        ) {
+            return result(
+                key,
+                head.size,
+                head.etag.clone(),
+                Outcome::NeedsRestore,
+                Vec::new(),
+            );
         }
         let (mut options, notes) = match destination_options(&head, &self.options.storage_class) {
             Ok(o) => o,
-            Err(reason) => return result(key, head.size, head.etag.clone(), failed(Failure::permanent(reason)), Vec::new()),
+            Err(reason) => {
+                return result(
+                    key,
+                    head.size,
+                    head.etag.clone(),
+                    failed(Failure::permanent(reason)),
+                    Vec::new(),
+                );
+            }
         };
         options.forbid_overwrite = self.options.forbid_overwrite;
         let copied = if head.size >= self.options.multipart_threshold {
-            multipart::copy(self, &head, &options).await.map(|crc| (crc, true))
+            multipart::copy(self, &head, &options)
+                .await
+                .map(|crc| (crc, true))
         } else {
-            copy_single(self, &head, &options).await.map(|crc| (crc, false))
+            copy_single(self, &head, &options)
+                .await
+                .map(|crc| (crc, false))
         };
         let outcome = match copied {
             Ok((crc64, multipart)) => Outcome::Copied { crc64, multipart },
@@ -92,7 +128,10 @@ impl Copier {
 
 impl Copier {
     /// A source read, through the bandwidth limit when there is one.
-    pub(super) async fn read(&self, req: GetRequest<'_>) -> Result<crate::source::ByteStream, SourceError> {
+    pub(super) async fn read(
+        &self,
+        req: GetRequest<'_>,
+    ) -> Result<crate::source::ByteStream, SourceError> {
         let stream = self.source.get(req).await?;
         Ok(match &self.options.limiter {
             Some(limiter) => limiter.limit(stream),
@@ -102,46 +141,94 @@ impl Copier {
 }
 
 fn failed(f: Failure) -> Outcome {
-    Outcome::Failed { reason: f.reason, retryable: f.retryable }
+    Outcome::Failed {
+        reason: f.reason,
+        retryable: f.retryable,
+    }
 }
 
-fn result(key: &str, size: u64, source_etag: Option<String>, outcome: Outcome, notes: Vec<String>) -> ObjectResult {
-    ObjectResult { key: key.to_owned(), size, source_etag, outcome, notes }
+fn result(
+    key: &str,
+    size: u64,
+    source_etag: Option<String>,
+    outcome: Outcome,
+    notes: Vec<String>,
+) -> ObjectResult {
+    ObjectResult {
+        key: key.to_owned(),
+        size,
+        source_etag,
+        outcome,
+        notes,
+    }
 }
 
 /// A read of `range` pinned to the version and ETag HEAD saw.
 pub(super) fn pinned(head: &ObjectHead, range: Option<std::ops::Range<u64>>) -> GetRequest<'_> {
-    GetRequest { key: &head.key, range, version_id: head.version_id.as_deref(), if_match: head.etag.as_deref() }
+    GetRequest {
+        key: &head.key,
+        range,
+        version_id: head.version_id.as_deref(),
+        if_match: head.etag.as_deref(),
+    }
 }
 
 /// One streamed PutObject. The client checks OSS's CRC-64 against the bytes it sent; the
 /// inspector checks the source's own checksum against the same bytes.
-async fn copy_single(copier: &Copier, head: &ObjectHead, options: &ObjectOptions) -> Result<u64, Failure> {
+async fn copy_single(
+    copier: &Copier,
+    head: &ObjectHead,
+    options: &ObjectOptions,
+) -> Result<u64, Failure> {
     let dest = &copier.dest;
     let key = dest.key_for(&head.key);
     if head.size == 0 {
         // An empty object has no bytes to read (a ranged read of it is an invalid range).
-        let out = dest.client.put_object(&dest.bucket, &key, RequestBody::empty(), options).await?;
+        let out = dest
+            .client
+            .put_object(&dest.bucket, &key, RequestBody::empty(), options)
+            .await?;
         return Ok(out.crc64);
     }
     let stream = copier.read(pinned(head, None)).await?;
     let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, true));
-    let out = dest.client.put_object(&dest.bucket, &key, RequestBody::from_stream(head.size, stream), options).await?;
+    let out = dest
+        .client
+        .put_object(
+            &dest.bucket,
+            &key,
+            RequestBody::from_stream(head.size, stream),
+            options,
+        )
+        .await?;
     let read = inspector.digests();
     prove(head, &read, out.crc64)?;
     Ok(out.crc64)
 }
 
 /// The bytes read are the source's (its checksum agrees) and are what OSS stored (CRC-64).
-pub(super) fn prove(head: &ObjectHead, read: &integrity::Digests, oss_crc64: u64) -> Result<(), Failure> {
+pub(super) fn prove(
+    head: &ObjectHead,
+    read: &integrity::Digests,
+    oss_crc64: u64,
+) -> Result<(), Failure> {
     if read.len != head.size {
-        return Err(Failure { reason: format!("read {} bytes of a {}-byte object", read.len, head.size), retryable: true });
-    }
-    if read.crc64 != oss_crc64 {
         return Err(Failure {
-            reason: format!("CRC-64 of the bytes read is {} but OSS stored {oss_crc64}", read.crc64),
+            reason: format!("read {} bytes of a {}-byte object", read.len, head.size),
             retryable: true,
         });
     }
-    integrity::check_source(&head.checksums, read).map_err(|reason| Failure { reason, retryable: true })
+    if read.crc64 != oss_crc64 {
+        return Err(Failure {
+            reason: format!(
+                "CRC-64 of the bytes read is {} but OSS stored {oss_crc64}",
+                read.crc64
+            ),
+            retryable: true,
+        });
+    }
+    integrity::check_source(&head.checksums, read).map_err(|reason| Failure {
+        reason,
+        retryable: true,
+    })
 }

@@ -71,7 +71,10 @@ impl<'a> Differ<'a> {
     }
 
     /// Decisions for one page of source objects (in listing order).
-    pub async fn decide(&mut self, objects: &[ObjectInfo]) -> Result<Vec<Decision>, crate::oss::Error> {
+    pub async fn decide(
+        &mut self,
+        objects: &[ObjectInfo],
+    ) -> Result<Vec<Decision>, crate::oss::Error> {
         let mut out = Vec::with_capacity(objects.len());
         for object in objects {
             if self.policy == OverwritePolicy::Always {
@@ -89,7 +92,11 @@ impl<'a> Differ<'a> {
     }
 
     /// The destination object with `dest_key`, advancing the cursor past smaller keys.
-    async fn find(&mut self, dest_key: &str, source_key: &str) -> Result<Option<ObjectSummary>, crate::oss::Error> {
+    async fn find(
+        &mut self,
+        dest_key: &str,
+        source_key: &str,
+    ) -> Result<Option<ObjectSummary>, crate::oss::Error> {
         loop {
             while let Some(front) = self.page.front() {
                 if front.key.as_str() < dest_key {
@@ -119,22 +126,33 @@ impl<'a> Differ<'a> {
             options.start_after = predecessor(&self.dest.key_for(first_source_key));
             self.started = true;
         }
-        let page = self.dest.client.list_objects_v2(&self.dest.bucket, &options).await?;
+        let page = self
+            .dest
+            .client
+            .list_objects_v2(&self.dest.bucket, &options)
+            .await?;
         self.page.extend(page.objects);
         self.next_token = page.next_continuation_token.filter(|_| page.is_truncated);
         self.exhausted = self.next_token.is_none();
         Ok(())
     }
 
-    async fn compare(&mut self, src: &ObjectInfo, dst: &ObjectSummary) -> Result<Decision, crate::oss::Error> {
+    async fn compare(
+        &mut self,
+        src: &ObjectInfo,
+        dst: &ObjectSummary,
+    ) -> Result<Decision, crate::oss::Error> {
         let newer = matches!((src.last_modified, dst.last_modified), (Some(s), Some(d)) if s > d);
         match self.policy {
             OverwritePolicy::Always => Ok(Decision::Copy),
-            OverwritePolicy::Never => Ok(Decision::Skip("exists at the destination (overwrite: never)".into())),
+            OverwritePolicy::Never => Ok(Decision::Skip(
+                "exists at the destination (overwrite: never)".into(),
+            )),
             OverwritePolicy::IfNewer if newer => Ok(Decision::Copy),
-            OverwritePolicy::IfNewer => {
-                Ok(Decision::Skip("destination written after the source was last modified (overwrite: if-newer)".into()))
-            }
+            OverwritePolicy::IfNewer => Ok(Decision::Skip(
+                "destination written after the source was last modified (overwrite: if-newer)"
+                    .into(),
+            )),
             OverwritePolicy::IfDifferent => {
                 if src.size != dst.size {
                     return Ok(Decision::Copy);
@@ -142,7 +160,9 @@ impl<'a> Differ<'a> {
                 let dst_etag = dst.etag.as_deref().map(|e| e.trim_matches('"'));
                 if let (Some(a), Some(b)) = (src.etag.as_deref(), dst_etag) {
                     if is_plain_md5(a) && a.eq_ignore_ascii_case(b) {
-                        return Ok(Decision::Skip("identical at the destination (same size and MD5)".into()));
+                        return Ok(Decision::Skip(
+                            "identical at the destination (same size and MD5)".into(),
+                        ));
                     }
                 }
                 if newer {
@@ -154,13 +174,21 @@ impl<'a> Differ<'a> {
     }
 
     /// The one case listings cannot decide: read ferry's stamp on the destination object.
-    async fn compare_stamp(&mut self, src: &ObjectInfo, dst: &ObjectSummary) -> Result<Decision, crate::oss::Error> {
+    async fn compare_stamp(
+        &mut self,
+        src: &ObjectInfo,
+        dst: &ObjectSummary,
+    ) -> Result<Decision, crate::oss::Error> {
         self.heads += 1;
-        let meta = self.dest.client.head_object(&self.dest.bucket, &dst.key).await?;
+        let meta = self
+            .dest
+            .client
+            .head_object(&self.dest.bucket, &dst.key)
+            .await?;
         Ok(match (meta.metadata.get(STAMP_ETAG), &src.etag) {
-            (Some(stamp), Some(etag)) if stamp == etag => {
-                Decision::Skip("unchanged since ferry copied it (source ETag matches the stamp)".into())
-            }
+            (Some(stamp), Some(etag)) if stamp == etag => Decision::Skip(
+                "unchanged since ferry copied it (source ETag matches the stamp)".into(),
+            ),
             _ => Decision::Copy,
         })
     }

@@ -61,8 +61,12 @@ impl Running {
             len: 0,
             crc64: CrcDigest::new(CrcAlgorithm::Crc64Xz),
             md5: wanted.md5.then(Md5::new),
-            crc64nvme: wanted.crc64nvme.then(|| CrcDigest::new(CrcAlgorithm::Crc64Nvme)),
-            crc32c: wanted.crc32c.then(|| CrcDigest::new(CrcAlgorithm::Crc32Iscsi)),
+            crc64nvme: wanted
+                .crc64nvme
+                .then(|| CrcDigest::new(CrcAlgorithm::Crc64Nvme)),
+            crc32c: wanted
+                .crc32c
+                .then(|| CrcDigest::new(CrcAlgorithm::Crc32Iscsi)),
         }
     }
 
@@ -103,7 +107,10 @@ impl Inspector {
         let feed = inspector.clone();
         let stream = stream.map(move |chunk| {
             if let Ok(bytes) = &chunk {
-                feed.0.lock().expect("digest lock is never poisoned").update(bytes);
+                feed.0
+                    .lock()
+                    .expect("digest lock is never poisoned")
+                    .update(bytes);
             }
             chunk
         });
@@ -111,14 +118,21 @@ impl Inspector {
     }
 
     pub fn digests(&self) -> Digests {
-        self.0.lock().expect("digest lock is never poisoned").digests()
+        self.0
+            .lock()
+            .expect("digest lock is never poisoned")
+            .digests()
     }
 }
 
 /// Joins the digests of consecutive pieces (multipart parts, in order) into the whole object's.
 /// MD5 cannot be joined and is dropped.
 pub fn combine(pieces: &[Digests]) -> Digests {
-    let mut whole = Digests { crc64nvme: Some(0), crc32c: Some(0), ..Default::default() };
+    let mut whole = Digests {
+        crc64nvme: Some(0),
+        crc32c: Some(0),
+        ..Default::default()
+    };
     for p in pieces {
         whole.crc64 = crate::crc64::combine(whole.crc64, p.crc64, p.len);
         whole.crc64nvme = match (whole.crc64nvme, p.crc64nvme) {
@@ -126,7 +140,9 @@ pub fn combine(pieces: &[Digests]) -> Digests {
             _ => None,
         };
         whole.crc32c = match (whole.crc32c, p.crc32c) {
-            (Some(a), Some(b)) => Some(join(CrcAlgorithm::Crc32Iscsi, a as u64, b as u64, p.len) as u32),
+            (Some(a), Some(b)) => {
+                Some(join(CrcAlgorithm::Crc32Iscsi, a as u64, b as u64, p.len) as u32)
+            }
             _ => None,
         };
         whole.len += p.len;
@@ -139,7 +155,11 @@ pub fn combine(pieces: &[Digests]) -> Digests {
 }
 
 fn join(algorithm: CrcAlgorithm, a: u64, b: u64, len_b: u64) -> u64 {
-    if len_b == 0 { a } else { crc_fast::checksum_combine(algorithm, a, b, len_b) }
+    if len_b == 0 {
+        a
+    } else {
+        crc_fast::checksum_combine(algorithm, a, b, len_b)
+    }
 }
 
 /// Checks the bytes read against every checksum the source holds for them. The error names the
@@ -147,22 +167,33 @@ fn join(algorithm: CrcAlgorithm, a: u64, b: u64, len_b: u64) -> u64 {
 pub fn check_source(checksums: &SourceChecksums, read: &Digests) -> Result<(), String> {
     if let (Some(expected), Some(got)) = (checksums.md5, read.md5) {
         if expected != got {
-            return Err(format!("source MD5 is {} but the bytes read give {}", hex::encode(expected), hex::encode(got)));
+            return Err(format!(
+                "source MD5 is {} but the bytes read give {}",
+                hex::encode(expected),
+                hex::encode(got)
+            ));
         }
     }
     if let (Some(expected), Some(got)) = (checksums.crc64nvme, read.crc64nvme) {
         if expected != got {
-            return Err(format!("source CRC-64/NVME is {expected:016x} but the bytes read give {got:016x}"));
+            return Err(format!(
+                "source CRC-64/NVME is {expected:016x} but the bytes read give {got:016x}"
+            ));
         }
     }
     if let (Some(expected), Some(got)) = (checksums.crc32c, read.crc32c) {
         if expected != got {
-            return Err(format!("source CRC-32C is {expected:08x} but the bytes read give {got:08x}"));
+            return Err(format!(
+                "source CRC-32C is {expected:08x} but the bytes read give {got:08x}"
+            ));
         }
     }
     if let Some(expected) = checksums.oss_crc64 {
         if expected != read.crc64 {
-            return Err(format!("source CRC-64 is {expected} but the bytes read give {}", read.crc64));
+            return Err(format!(
+                "source CRC-64 is {expected} but the bytes read give {}",
+                read.crc64
+            ));
         }
     }
     Ok(())
@@ -174,12 +205,18 @@ mod tests {
     use bytes::Bytes;
 
     fn stream_of(chunks: Vec<&'static [u8]>) -> ByteStream {
-        Box::pin(futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))))
+        Box::pin(futures_util::stream::iter(
+            chunks.into_iter().map(|c| Ok(Bytes::from_static(c))),
+        ))
     }
 
     #[tokio::test]
     async fn inspector_sees_every_byte() {
-        let all = Wanted { md5: true, crc64nvme: true, crc32c: true };
+        let all = Wanted {
+            md5: true,
+            crc64nvme: true,
+            crc32c: true,
+        };
         let (mut s, inspector) = Inspector::wrap(stream_of(vec![b"1234", b"56789"]), all);
         while s.next().await.is_some() {}
         let d = inspector.digests();
@@ -187,15 +224,27 @@ mod tests {
         assert_eq!(d.crc64, 0x995dc9bbdf1939fa);
         assert_eq!(d.crc64nvme, Some(0xae8b14860a799888));
         assert_eq!(d.crc32c, Some(0xe3069283));
-        assert_eq!(hex::encode(d.md5.unwrap()), "25f9e794323b453885f5181f1b624d0b");
+        assert_eq!(
+            hex::encode(d.md5.unwrap()),
+            "25f9e794323b453885f5181f1b624d0b"
+        );
     }
 
     #[tokio::test]
     async fn parts_combine_into_the_whole() {
-        let all = Wanted { md5: false, crc64nvme: true, crc32c: true };
+        let all = Wanted {
+            md5: false,
+            crc64nvme: true,
+            crc32c: true,
+        };
         let mut pieces = Vec::new();
         for part in [&b"1234"[..], b"", b"56789"] {
-            let (mut s, i) = Inspector::wrap(Box::pin(futures_util::stream::iter([Ok(Bytes::copy_from_slice(part))])), all);
+            let (mut s, i) = Inspector::wrap(
+                Box::pin(futures_util::stream::iter([Ok(Bytes::copy_from_slice(
+                    part,
+                ))])),
+                all,
+            );
             while s.next().await.is_some() {}
             pieces.push(i.digests());
         }
@@ -207,8 +256,14 @@ mod tests {
 
     #[test]
     fn a_mismatch_names_the_algorithm() {
-        let sums = SourceChecksums { crc32c: Some(1), ..Default::default() };
-        let read = Digests { crc32c: Some(2), ..Default::default() };
+        let sums = SourceChecksums {
+            crc32c: Some(1),
+            ..Default::default()
+        };
+        let read = Digests {
+            crc32c: Some(2),
+            ..Default::default()
+        };
         assert!(check_source(&sums, &read).unwrap_err().contains("CRC-32C"));
         assert!(check_source(&SourceChecksums::default(), &read).is_ok());
     }

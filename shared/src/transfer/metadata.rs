@@ -37,9 +37,11 @@ pub enum ClassPolicy {
 /// Glacier Flexible Retrieval Archive, Deep Archive ColdArchive; OSS names map to themselves.
 pub fn map_storage_class(source_class: Option<&str>) -> StorageClass {
     match source_class.unwrap_or("STANDARD") {
-        "STANDARD" | "INTELLIGENT_TIERING" | "REDUCED_REDUNDANCY" | "EXPRESS_ONEZONE" | "OUTPOSTS" => {
-            StorageClass::Standard
-        }
+        "STANDARD"
+        | "INTELLIGENT_TIERING"
+        | "REDUCED_REDUNDANCY"
+        | "EXPRESS_ONEZONE"
+        | "OUTPOSTS" => StorageClass::Standard,
         "STANDARD_IA" | "ONEZONE_IA" | "GLACIER_IR" => StorageClass::IA,
         "GLACIER" => StorageClass::Archive,
         "DEEP_ARCHIVE" => StorageClass::ColdArchive,
@@ -57,7 +59,10 @@ pub fn valid_metadata_name(name: &str) -> bool {
 /// A metadata name OSS refuses is left out and named in the notes (the object is still copied:
 /// its bytes are what users need most). Metadata over OSS's 8 KB limit cannot be stored
 /// faithfully, so that is an error and the object fails with the reason.
-pub fn destination_options(head: &ObjectHead, class: &ClassPolicy) -> Result<(ObjectOptions, Vec<String>), String> {
+pub fn destination_options(
+    head: &ObjectHead,
+    class: &ClassPolicy,
+) -> Result<(ObjectOptions, Vec<String>), String> {
     let mut notes = Vec::new();
     let mut metadata = BTreeMap::new();
     for (name, value) in &head.user_metadata {
@@ -67,7 +72,9 @@ pub fn destination_options(head: &ObjectHead, class: &ClassPolicy) -> Result<(Ob
                 "user metadata {name:?} not carried: OSS allows only letters, digits and hyphens in metadata names"
             ));
         } else if lower.starts_with("ferry-src-") {
-            notes.push(format!("user metadata {name:?} replaced by ferry's own change-detection stamp"));
+            notes.push(format!(
+                "user metadata {name:?} replaced by ferry's own change-detection stamp"
+            ));
         } else {
             metadata.insert(lower, value.clone());
         }
@@ -76,12 +83,18 @@ pub fn destination_options(head: &ObjectHead, class: &ClassPolicy) -> Result<(Ob
         metadata.insert(STAMP_ETAG.into(), etag.clone());
     }
     if let Some(mtime) = head.last_modified {
-        metadata.insert(STAMP_MTIME.into(), mtime.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        metadata.insert(
+            STAMP_MTIME.into(),
+            mtime.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        );
     }
     if let Some(version) = &head.version_id {
         metadata.insert(STAMP_VERSION.into(), version.clone());
     }
-    let size: usize = metadata.iter().map(|(k, v)| "x-oss-meta-".len() + k.len() + v.len()).sum();
+    let size: usize = metadata
+        .iter()
+        .map(|(k, v)| "x-oss-meta-".len() + k.len() + v.len())
+        .sum();
     if size > MAX_USER_METADATA_BYTES {
         return Err(format!(
             "user metadata is {size} bytes; OSS allows {MAX_USER_METADATA_BYTES}: shorten the source's metadata"
@@ -116,8 +129,14 @@ mod tests {
         assert_eq!(map_storage_class(Some("STANDARD_IA")), StorageClass::IA);
         assert_eq!(map_storage_class(Some("GLACIER_IR")), StorageClass::IA);
         assert_eq!(map_storage_class(Some("GLACIER")), StorageClass::Archive);
-        assert_eq!(map_storage_class(Some("DEEP_ARCHIVE")), StorageClass::ColdArchive);
-        assert_eq!(map_storage_class(Some("ColdArchive")), StorageClass::ColdArchive);
+        assert_eq!(
+            map_storage_class(Some("DEEP_ARCHIVE")),
+            StorageClass::ColdArchive
+        );
+        assert_eq!(
+            map_storage_class(Some("ColdArchive")),
+            StorageClass::ColdArchive
+        );
         assert_eq!(map_storage_class(Some("IA")), StorageClass::IA);
     }
 
@@ -126,13 +145,22 @@ mod tests {
         let head = ObjectHead {
             key: "k".into(),
             etag: Some("abc".into()),
-            user_metadata: vec![("Owner".into(), "bob".into()), ("my_name".into(), "x".into())],
+            user_metadata: vec![
+                ("Owner".into(), "bob".into()),
+                ("my_name".into(), "x".into()),
+            ],
             content_type: Some("text/plain".into()),
             ..Default::default()
         };
         let (options, notes) = destination_options(&head, &ClassPolicy::Map).unwrap();
-        assert_eq!(options.metadata.get("owner").map(String::as_str), Some("bob"));
-        assert_eq!(options.metadata.get(STAMP_ETAG).map(String::as_str), Some("abc"));
+        assert_eq!(
+            options.metadata.get("owner").map(String::as_str),
+            Some("bob")
+        );
+        assert_eq!(
+            options.metadata.get(STAMP_ETAG).map(String::as_str),
+            Some("abc")
+        );
         assert!(!options.metadata.contains_key("my_name"));
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("my_name"));
@@ -141,7 +169,14 @@ mod tests {
 
     #[test]
     fn oversized_metadata_fails_with_the_reason() {
-        let head = ObjectHead { user_metadata: vec![("big".into(), "x".repeat(9000))], ..Default::default() };
-        assert!(destination_options(&head, &ClassPolicy::Map).unwrap_err().contains("8192"));
+        let head = ObjectHead {
+            user_metadata: vec![("big".into(), "x".repeat(9000))],
+            ..Default::default()
+        };
+        assert!(
+            destination_options(&head, &ClassPolicy::Map)
+                .unwrap_err()
+                .contains("8192")
+        );
     }
 }

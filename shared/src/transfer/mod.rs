@@ -111,7 +111,9 @@ pub struct ObjectResult {
 pub fn part_size_for(size: u64, preferred: u64) -> u64 {
     const MAX_PARTS: u64 = 10_000;
     let min_for_count = size.div_ceil(MAX_PARTS);
-    preferred.max(min_for_count).max(crate::oss::ops::multipart::MIN_PART_SIZE)
+    preferred
+        .max(min_for_count)
+        .max(crate::oss::ops::multipart::MIN_PART_SIZE)
 }
 
 #[cfg(test)]

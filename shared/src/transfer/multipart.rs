@@ -24,7 +24,11 @@ struct PartDone {
 }
 
 /// Copies `head` by multipart upload; returns the whole object's CRC-64.
-pub(super) async fn copy(copier: &Copier, head: &ObjectHead, options: &ObjectOptions) -> Result<u64, Failure> {
+pub(super) async fn copy(
+    copier: &Copier,
+    head: &ObjectHead,
+    options: &ObjectOptions,
+) -> Result<u64, Failure> {
     let (record, existing) = open_upload(copier, head, options).await?;
     let result = upload_and_complete(copier, head, &record, &existing).await;
     match &result {
@@ -33,7 +37,10 @@ pub(super) async fn copy(copier: &Copier, head: &ObjectHead, options: &ObjectOpt
         Err(f) if f.retryable => {}
         Err(_) => {
             let dest = &copier.dest;
-            let _ = dest.client.abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id).await;
+            let _ = dest
+                .client
+                .abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id)
+                .await;
             forget(copier, &record).await;
         }
     }
@@ -53,19 +60,38 @@ async fn open_upload(
 ) -> Result<(UploadRecord, HashMap<u32, PartInfo>), Failure> {
     let dest = &copier.dest;
     let key = dest.key_for(&head.key);
-    let recorded = copier.ledger.get(&dest.bucket, &key).await.map_err(ledger_failure)?;
+    let recorded = copier
+        .ledger
+        .get(&dest.bucket, &key)
+        .await
+        .map_err(ledger_failure)?;
     if let Some(record) = recorded {
         if record.source_etag == head.etag && record.size == head.size {
-            match dest.client.list_all_parts(&dest.bucket, &key, &record.upload_id).await {
-                Ok(parts) => return Ok((record, parts.into_iter().map(|p| (p.part_number, p)).collect())),
+            match dest
+                .client
+                .list_all_parts(&dest.bucket, &key, &record.upload_id)
+                .await
+            {
+                Ok(parts) => {
+                    return Ok((
+                        record,
+                        parts.into_iter().map(|p| (p.part_number, p)).collect(),
+                    ));
+                }
                 Err(e) if e.code() == Some("NoSuchUpload") => {}
                 Err(e) => return Err(e.into()),
             }
         } else {
-            let _ = dest.client.abort_multipart_upload(&dest.bucket, &key, &record.upload_id).await;
+            let _ = dest
+                .client
+                .abort_multipart_upload(&dest.bucket, &key, &record.upload_id)
+                .await;
         }
     }
-    let upload_id = dest.client.initiate_multipart_upload(&dest.bucket, &key, options).await?;
+    let upload_id = dest
+        .client
+        .initiate_multipart_upload(&dest.bucket, &key, options)
+        .await?;
     let record = UploadRecord {
         bucket: dest.bucket.clone(),
         key,
@@ -79,7 +105,10 @@ async fn open_upload(
 }
 
 fn ledger_failure(e: String) -> Failure {
-    Failure { reason: format!("upload ledger: {e}"), retryable: true }
+    Failure {
+        reason: format!("upload ledger: {e}"),
+        retryable: true,
+    }
 }
 
 /// Part numbers and byte ranges, in order.
@@ -96,7 +125,9 @@ async fn upload_and_complete(
     existing: &HashMap<u32, PartInfo>,
 ) -> Result<u64, Failure> {
     let parts: Vec<PartDone> = stream::iter(plan(head.size, record.part_size))
-        .map(|(number, range)| upload_part(copier, head, record, number, range, existing.get(&number)))
+        .map(|(number, range)| {
+            upload_part(copier, head, record, number, range, existing.get(&number))
+        })
         .buffered(copier.options.part_concurrency.max(1))
         .try_collect()
         .await?;
@@ -105,14 +136,22 @@ async fn upload_and_complete(
     let dest = &copier.dest;
     let out = dest
         .client
-        .complete_multipart_upload(&dest.bucket, &record.key, &record.upload_id, &CompleteParts::List(list), &CompleteOptions {
-            forbid_overwrite: copier.options.forbid_overwrite,
-            ..Default::default()
-        })
+        .complete_multipart_upload(
+            &dest.bucket,
+            &record.key,
+            &record.upload_id,
+            &CompleteParts::List(list),
+            &CompleteOptions {
+                forbid_overwrite: copier.options.forbid_overwrite,
+                ..Default::default()
+            },
+        )
         .await?;
-    let server_crc = out
-        .crc64
-        .ok_or_else(|| Failure::permanent("OSS reported no CRC-64 for the assembled object, so it cannot be proven"))?;
+    let server_crc = out.crc64.ok_or_else(|| {
+        Failure::permanent(
+            "OSS reported no CRC-64 for the assembled object, so it cannot be proven",
+        )
+    })?;
     prove(head, &integrity::combine(&digests), server_crc)?;
     Ok(server_crc)
 }
@@ -129,8 +168,18 @@ async fn upload_part(
     let len = range.end - range.start;
     if let Some(p) = existing.filter(|p| p.size == len) {
         if let Some(crc64) = p.crc64 {
-            let part = CompletedPart { part_number: number, etag: p.etag.clone() };
-            return Ok(PartDone { part, digests: Digests { len, crc64, ..Default::default() } });
+            let part = CompletedPart {
+                part_number: number,
+                etag: p.etag.clone(),
+            };
+            return Ok(PartDone {
+                part,
+                digests: Digests {
+                    len,
+                    crc64,
+                    ..Default::default()
+                },
+            });
         }
     }
     let stream = copier.read(pinned(head, Some(range))).await?;
@@ -138,16 +187,31 @@ async fn upload_part(
     let dest = &copier.dest;
     let out = dest
         .client
-        .upload_part(&dest.bucket, &record.key, &record.upload_id, number, RequestBody::from_stream(len, stream))
+        .upload_part(
+            &dest.bucket,
+            &record.key,
+            &record.upload_id,
+            number,
+            RequestBody::from_stream(len, stream),
+        )
         .await?;
     let digests = inspector.digests();
     if digests.crc64 != out.crc64 || digests.len != len {
         return Err(Failure {
-            reason: format!("part {number}: read {} bytes with CRC-64 {}, OSS stored CRC-64 {}", digests.len, digests.crc64, out.crc64),
+            reason: format!(
+                "part {number}: read {} bytes with CRC-64 {}, OSS stored CRC-64 {}",
+                digests.len, digests.crc64, out.crc64
+            ),
             retryable: true,
         });
     }
-    Ok(PartDone { part: CompletedPart { part_number: number, etag: out.etag }, digests })
+    Ok(PartDone {
+        part: CompletedPart {
+            part_number: number,
+            etag: out.etag,
+        },
+        digests,
+    })
 }
 
 #[cfg(test)]

@@ -54,7 +54,12 @@ impl MemoryLedger {
 
 impl UploadLedger for MemoryLedger {
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, Option<UploadRecord>> {
-        let found = self.0.lock().expect("ledger lock").get(&(bucket.to_owned(), key.to_owned())).cloned();
+        let found = self
+            .0
+            .lock()
+            .expect("ledger lock")
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned();
         Box::pin(async move { Ok(found) })
     }
 
@@ -67,7 +72,10 @@ impl UploadLedger for MemoryLedger {
     }
 
     fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, ()> {
-        self.0.lock().expect("ledger lock").remove(&(bucket.to_owned(), key.to_owned()));
+        self.0
+            .lock()
+            .expect("ledger lock")
+            .remove(&(bucket.to_owned(), key.to_owned()));
         Box::pin(async { Ok(()) })
     }
 }

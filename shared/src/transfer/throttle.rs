@@ -29,7 +29,13 @@ impl RateLimiter {
     /// A limiter allowing `bytes_per_second` (at least 1).
     pub fn new(bytes_per_second: u64) -> Self {
         let rate = bytes_per_second.max(1);
-        RateLimiter { bytes_per_second: rate, state: Mutex::new(Bucket { tokens: rate as f64, refilled: Instant::now() }) }
+        RateLimiter {
+            bytes_per_second: rate,
+            state: Mutex::new(Bucket {
+                tokens: rate as f64,
+                refilled: Instant::now(),
+            }),
+        }
     }
 
     pub fn bytes_per_second(&self) -> u64 {
@@ -46,7 +52,11 @@ impl RateLimiter {
             b.tokens = (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate).min(rate);
             b.refilled = now;
             b.tokens -= n as f64;
-            if b.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-b.tokens / rate) }
+            if b.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-b.tokens / rate)
+            }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -81,6 +91,9 @@ mod tests {
         }
         // One second of burst, then 4,000 bytes at 1,000 B/s.
         let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(3900) && elapsed <= Duration::from_millis(4100), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(3900) && elapsed <= Duration::from_millis(4100),
+            "{elapsed:?}"
+        );
     }
 }

@@ -97,20 +97,36 @@ pub async fn walk_range(
             None => false,
         };
         let budget_hit = take_budget(&mut objects, options, &mut summary);
-        let decisions = differ.decide(&objects).await.map_err(|e| format!("destination listing: {e}"))?;
+        let decisions = differ
+            .decide(&objects)
+            .await
+            .map_err(|e| format!("destination listing: {e}"))?;
         process_page(copier, options, objects, decisions, sink).await;
         if budget_hit {
-            return Ok(RangeSummary { heads: differ.heads, ..summary });
+            return Ok(RangeSummary {
+                heads: differ.heads,
+                ..summary
+            });
         }
         match page.next {
             Some(token) if !range_ended => req.continuation = Some(token),
-            _ => return Ok(RangeSummary { heads: differ.heads, resume_after: None, ..summary }),
+            _ => {
+                return Ok(RangeSummary {
+                    heads: differ.heads,
+                    resume_after: None,
+                    ..summary
+                });
+            }
         }
     }
 }
 
 /// Trims `objects` to what the budget allows; true when it ran out.
-fn take_budget(objects: &mut Vec<ObjectInfo>, options: &WalkOptions, summary: &mut RangeSummary) -> bool {
+fn take_budget(
+    objects: &mut Vec<ObjectInfo>,
+    options: &WalkOptions,
+    summary: &mut RangeSummary,
+) -> bool {
     let mut keep = 0;
     for o in objects.iter() {
         let over_count = options.max_objects.is_some_and(|m| summary.objects >= m);
@@ -125,7 +141,10 @@ fn take_budget(objects: &mut Vec<ObjectInfo>, options: &WalkOptions, summary: &m
     let hit = keep < objects.len();
     objects.truncate(keep);
     if hit {
-        summary.resume_after = objects.last().map(|o| o.key.clone()).or_else(|| summary.resume_after.clone());
+        summary.resume_after = objects
+            .last()
+            .map(|o| o.key.clone())
+            .or_else(|| summary.resume_after.clone());
     }
     hit
 }
@@ -162,12 +181,22 @@ async fn process_page(
 }
 
 /// With `archive: restore`, asks the source to restore an object that needs it.
-async fn restore_if_asked(copier: &Copier, options: &WalkOptions, mut result: ObjectResult) -> ObjectResult {
+async fn restore_if_asked(
+    copier: &Copier,
+    options: &WalkOptions,
+    mut result: ObjectResult,
+) -> ObjectResult {
     if result.outcome != Outcome::NeedsRestore || options.archive != ArchivePolicy::Restore {
         return result;
     }
-    let note = match copier.source.restore(&result.key, options.restore_days, options.restore_tier).await {
-        Ok(RestoreOutcome::Started) => format!("restore requested for {} days", options.restore_days),
+    let note = match copier
+        .source
+        .restore(&result.key, options.restore_days, options.restore_tier)
+        .await
+    {
+        Ok(RestoreOutcome::Started) => {
+            format!("restore requested for {} days", options.restore_days)
+        }
         Ok(RestoreOutcome::AlreadyInProgress) => "restore already in progress".to_owned(),
         Ok(RestoreOutcome::AlreadyRestored) => "already restored; copy on the next run".to_owned(),
         Err(e) => format!("restore request failed: {e}"),

@@ -28,7 +28,11 @@ pub async fn emulator() -> Emulator {
 
 /// Fast retries so fault tests finish quickly.
 pub fn fast_retry() -> RetryConfig {
-    RetryConfig { max_attempts: 4, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(50) }
+    RetryConfig {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+    }
 }
 
 pub fn builder(emu: &Emulator) -> OssClientBuilder {
@@ -45,7 +49,10 @@ pub fn client(emu: &Emulator) -> OssClient {
 }
 
 pub fn client_v1(emu: &Emulator) -> OssClient {
-    builder(emu).signature_version(SignatureVersion::V1).build().expect("client builds")
+    builder(emu)
+        .signature_version(SignatureVersion::V1)
+        .build()
+        .expect("client builds")
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different per seed.

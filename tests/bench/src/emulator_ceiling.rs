@@ -48,7 +48,11 @@ where
     Fut: std::future::Future<Output = Result<u64, String>>,
 {
     let start = Instant::now();
-    let results: Vec<Result<u64, String>> = stream::iter(0..count).map(op).buffer_unordered(concurrency).collect().await;
+    let results: Vec<Result<u64, String>> = stream::iter(0..count)
+        .map(op)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let elapsed = start.elapsed();
     let mut bytes = 0;
     for r in results {
@@ -67,49 +71,91 @@ pub async fn run(args: Args) -> Result<Table, String> {
     let small = Bytes::from(pseudo_random(args.small_kib << 10));
     let mut table = Table::new(format!(
         "OSS emulator ceiling (in memory, loopback): {} × {} MiB at {} in flight; {} × {} KiB at {} in flight",
-        args.large_count, args.large_mib, args.large_concurrency, args.small_count, args.small_kib, args.small_concurrency
+        args.large_count,
+        args.large_mib,
+        args.large_concurrency,
+        args.small_count,
+        args.small_kib,
+        args.small_concurrency
     ));
 
-    let mut measure = async |name: &str, count: usize, concurrency: usize, kind: Kind| -> Result<(), String> {
-        let cpu_before = proc_stats::cpu_time(pid).unwrap_or_default();
-        let (elapsed, bytes) = match kind {
-            Kind::PutLarge => {
-                drive(count, concurrency, |i| {
-                    let (oss, body) = (oss.clone(), large.clone());
-                    async move { oss.put(BUCKET, &format!("large/{i:05}"), body.clone()).await.map(|_| body.len() as u64) }
-                })
-                .await?
-            }
-            Kind::GetLarge => {
-                drive(count, concurrency, |i| {
-                    let oss = oss.clone();
-                    async move { oss.get(BUCKET, &format!("large/{i:05}")).await }
-                })
-                .await?
-            }
-            Kind::PutSmall => {
-                drive(count, concurrency, |i| {
-                    let (oss, body) = (oss.clone(), small.clone());
-                    async move { oss.put(BUCKET, &format!("small/{i:07}"), body.clone()).await.map(|_| body.len() as u64) }
-                })
-                .await?
-            }
-            Kind::GetSmall => {
-                drive(count, concurrency, |i| {
-                    let oss = oss.clone();
-                    async move { oss.get(BUCKET, &format!("small/{i:07}")).await }
-                })
-                .await?
-            }
+    let mut measure =
+        async |name: &str, count: usize, concurrency: usize, kind: Kind| -> Result<(), String> {
+            let cpu_before = proc_stats::cpu_time(pid).unwrap_or_default();
+            let (elapsed, bytes) = match kind {
+                Kind::PutLarge => {
+                    drive(count, concurrency, |i| {
+                        let (oss, body) = (oss.clone(), large.clone());
+                        async move {
+                            oss.put(BUCKET, &format!("large/{i:05}"), body.clone())
+                                .await
+                                .map(|_| body.len() as u64)
+                        }
+                    })
+                    .await?
+                }
+                Kind::GetLarge => {
+                    drive(count, concurrency, |i| {
+                        let oss = oss.clone();
+                        async move { oss.get(BUCKET, &format!("large/{i:05}")).await }
+                    })
+                    .await?
+                }
+                Kind::PutSmall => {
+                    drive(count, concurrency, |i| {
+                        let (oss, body) = (oss.clone(), small.clone());
+                        async move {
+                            oss.put(BUCKET, &format!("small/{i:07}"), body.clone())
+                                .await
+                                .map(|_| body.len() as u64)
+                        }
+                    })
+                    .await?
+                }
+                Kind::GetSmall => {
+                    drive(count, concurrency, |i| {
+                        let oss = oss.clone();
+                        async move { oss.get(BUCKET, &format!("small/{i:07}")).await }
+                    })
+                    .await?
+                }
+            };
+            let cpu = proc_stats::cpu_time(pid)
+                .unwrap_or_default()
+                .saturating_sub(cpu_before);
+            table.push(
+                Row::new(name, count as u64, bytes, elapsed).server(proc_stats::peak_rss(pid), cpu),
+            );
+            Ok(())
         };
-        let cpu = proc_stats::cpu_time(pid).unwrap_or_default().saturating_sub(cpu_before);
-        table.push(Row::new(name, count as u64, bytes, elapsed).server(proc_stats::peak_rss(pid), cpu));
-        Ok(())
-    };
-    measure("PUT large", args.large_count, args.large_concurrency, Kind::PutLarge).await?;
-    measure("GET large", args.large_count, args.large_concurrency, Kind::GetLarge).await?;
-    measure("PUT small", args.small_count, args.small_concurrency, Kind::PutSmall).await?;
-    measure("GET small", args.small_count, args.small_concurrency, Kind::GetSmall).await?;
+    measure(
+        "PUT large",
+        args.large_count,
+        args.large_concurrency,
+        Kind::PutLarge,
+    )
+    .await?;
+    measure(
+        "GET large",
+        args.large_count,
+        args.large_concurrency,
+        Kind::GetLarge,
+    )
+    .await?;
+    measure(
+        "PUT small",
+        args.small_count,
+        args.small_concurrency,
+        Kind::PutSmall,
+    )
+    .await?;
+    measure(
+        "GET small",
+        args.small_count,
+        args.small_concurrency,
+        Kind::GetSmall,
+    )
+    .await?;
     drop(emu);
     Ok(table)
 }

@@ -89,18 +89,44 @@ pub async fn run(args: Args) -> Result<Vec<Table>, String> {
         ));
         for contender in ["ferry", "rclone", "raw GET→PUT"] {
             let dest = EmulatorProcess::start(&emulator)?;
-            RawOss::new(&dest.endpoint, AK, SK, REGION).create_bucket(DEST_BUCKET).await?;
+            RawOss::new(&dest.endpoint, AK, SK, REGION)
+                .create_bucket(DEST_BUCKET)
+                .await?;
             let command = match contender {
-                "ferry" => worker(&me, "ferry", &source.endpoint, &dest.endpoint, name, count, args.concurrency),
+                "ferry" => worker(
+                    &me,
+                    "ferry",
+                    &source.endpoint,
+                    &dest.endpoint,
+                    name,
+                    count,
+                    args.concurrency,
+                ),
                 "rclone" => rclone(&args.rclone, &source.endpoint, &dest.endpoint, name),
-                _ => worker(&me, "raw", &source.endpoint, &dest.endpoint, name, count, args.concurrency),
+                _ => worker(
+                    &me,
+                    "raw",
+                    &source.endpoint,
+                    &dest.endpoint,
+                    name,
+                    count,
+                    args.concurrency,
+                ),
             };
             let run = procs::measure(command)?;
-            let copied = RawOss::new(&dest.endpoint, AK, SK, REGION).count(DEST_BUCKET, name).await?;
+            let copied = RawOss::new(&dest.endpoint, AK, SK, REGION)
+                .count(DEST_BUCKET, name)
+                .await?;
             if copied != count {
-                return Err(format!("{contender} copied {copied} of {count} objects in {name}: {}", run.output));
+                return Err(format!(
+                    "{contender} copied {copied} of {count} objects in {name}: {}",
+                    run.output
+                ));
             }
-            table.push(Row::new(contender, count as u64, (count * size) as u64, run.elapsed).server(run.peak_rss, run.cpu));
+            table.push(
+                Row::new(contender, count as u64, (count * size) as u64, run.elapsed)
+                    .server(run.peak_rss, run.cpu),
+            );
         }
         tables.push(table);
     }
@@ -141,11 +167,32 @@ async fn seed(endpoint: &str, name: &str, count: usize, size: usize) -> Result<(
     results.into_iter().collect()
 }
 
-fn worker(me: &Path, kind: &str, src: &str, dst: &str, name: &str, count: usize, concurrency: usize) -> Command {
+fn worker(
+    me: &Path,
+    kind: &str,
+    src: &str,
+    dst: &str,
+    name: &str,
+    count: usize,
+    concurrency: usize,
+) -> Command {
     let mut c = Command::new(me);
-    c.args(["worker", kind, "--source", src, "--destination", dst, "--prefix"])
-        .arg(format!("{name}/"))
-        .args(["--count", &count.to_string(), "--concurrency", &concurrency.to_string()]);
+    c.args([
+        "worker",
+        kind,
+        "--source",
+        src,
+        "--destination",
+        dst,
+        "--prefix",
+    ])
+    .arg(format!("{name}/"))
+    .args([
+        "--count",
+        &count.to_string(),
+        "--concurrency",
+        &concurrency.to_string(),
+    ]);
     c
 }
 
@@ -171,4 +218,3 @@ fn rclone(bin: &str, src: &str, dst: &str, name: &str) -> Command {
         .args(RCLONE_FLAGS);
     c
 }
-

@@ -11,12 +11,17 @@ use crate::migrate::{AK, REGION, SK};
 pub fn emulator_path(given: Option<&Path>) -> Result<PathBuf, String> {
     let path = match given {
         Some(p) => p.to_owned(),
-        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("oss-emulator"),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("oss-emulator"),
     };
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!("no emulator at {}: build it with `cargo build --release -p oss-emulator`", path.display()))
+        Err(format!(
+            "no emulator at {}: build it with `cargo build --release -p oss-emulator`",
+            path.display()
+        ))
     }
 }
 
@@ -29,7 +34,16 @@ pub struct EmulatorProcess {
 impl EmulatorProcess {
     pub fn start(bin: &Path) -> Result<Self, String> {
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--access-key-id", AK, "--access-key-secret", SK, "--region", REGION])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--access-key-id",
+                AK,
+                "--access-key-secret",
+                SK,
+                "--region",
+                REGION,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -97,7 +111,9 @@ pub fn measure(mut command: Command) -> Result<Measured, String> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("{command:?} failed (status {status}): {output}"));
     }
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     Ok(Measured {
         elapsed,
         peak_rss: Some(usage.ru_maxrss as u64 * 1024),

@@ -22,13 +22,36 @@ impl RawOss {
             .pool_max_idle_per_host(1024)
             .build()
             .expect("a plain HTTP client builds");
-        let signer = Signer::new(Credentials::new(access_key_id, access_key_secret), region, SignatureVersion::V4);
-        RawOss { http, endpoint: endpoint.trim_end_matches('/').to_owned(), signer, region: region.to_owned() }
+        let signer = Signer::new(
+            Credentials::new(access_key_id, access_key_secret),
+            region,
+            SignatureVersion::V4,
+        );
+        RawOss {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            signer,
+            region: region.to_owned(),
+        }
     }
 
-    fn request(&self, method: reqwest::Method, bucket: &str, key: Option<&str>) -> reqwest::RequestBuilder {
-        let headers = vec![("Content-Type".to_owned(), "application/octet-stream".to_owned())];
-        let req = Signable { method: method.as_str(), bucket: Some(bucket), key, query: &[], headers: &headers };
+    fn request(
+        &self,
+        method: reqwest::Method,
+        bucket: &str,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let headers = vec![(
+            "Content-Type".to_owned(),
+            "application/octet-stream".to_owned(),
+        )];
+        let req = Signable {
+            method: method.as_str(),
+            bucket: Some(bucket),
+            key,
+            query: &[],
+            headers: &headers,
+        };
         let signed = self.signer.sign_header(&req, Utc::now(), &[]);
         let url = match key {
             Some(k) => format!("{}/{bucket}/{}", self.endpoint, uri_encode_path(k)),
@@ -42,7 +65,11 @@ impl RawOss {
     }
 
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), String> {
-        let resp = self.request(reqwest::Method::PUT, bucket, None).send().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .request(reqwest::Method::PUT, bucket, None)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         check(resp).await.map(|_| ())
     }
 
@@ -62,7 +89,9 @@ impl RawOss {
         const CHUNK: u64 = 1 << 20;
         let chunks = futures_util::stream::iter((0..len.div_ceil(CHUNK)).map(move |i| {
             let n = CHUNK.min(len - i * CHUNK) as usize;
-            Ok::<_, std::io::Error>(Bytes::from(crate::emulator_ceiling::pseudo_random_seeded(n, i)))
+            Ok::<_, std::io::Error>(Bytes::from(crate::emulator_ceiling::pseudo_random_seeded(
+                n, i,
+            )))
         }));
         let resp = self
             .request(reqwest::Method::PUT, bucket, Some(key))
@@ -76,7 +105,11 @@ impl RawOss {
 
     /// GETs the object and discards the body as it streams; returns the byte count.
     pub async fn get(&self, bucket: &str, key: &str) -> Result<u64, String> {
-        let resp = self.request(reqwest::Method::GET, bucket, Some(key)).send().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .request(reqwest::Method::GET, bucket, Some(key))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let resp = check(resp).await?;
         let mut stream = resp.bytes_stream();
         let mut n = 0u64;
@@ -89,10 +122,22 @@ impl RawOss {
 
 impl RawOss {
     /// GETs `key` from `src` and PUTs the same byte stream here: no checksums, no retries.
-    pub async fn pipe_from(&self, src: &RawOss, src_bucket: &str, dst_bucket: &str, key: &str) -> Result<(), String> {
-        let resp = src.request(reqwest::Method::GET, src_bucket, Some(key)).send().await.map_err(|e| e.to_string())?;
+    pub async fn pipe_from(
+        &self,
+        src: &RawOss,
+        src_bucket: &str,
+        dst_bucket: &str,
+        key: &str,
+    ) -> Result<(), String> {
+        let resp = src
+            .request(reqwest::Method::GET, src_bucket, Some(key))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let resp = check(resp).await?;
-        let len = resp.content_length().ok_or("the source sent no Content-Length")?;
+        let len = resp
+            .content_length()
+            .ok_or("the source sent no Content-Length")?;
         let body = reqwest::Body::wrap_stream(resp.bytes_stream());
         let resp = self
             .request(reqwest::Method::PUT, dst_bucket, Some(key))
@@ -120,7 +165,10 @@ impl RawOss {
         };
         let mut n = 0;
         loop {
-            let page = client.list_objects_v2(bucket, &options).await.map_err(|e| e.to_string())?;
+            let page = client
+                .list_objects_v2(bucket, &options)
+                .await
+                .map_err(|e| e.to_string())?;
             n += page.objects.len();
             match page.next_continuation_token.filter(|_| page.is_truncated) {
                 Some(t) => options.continuation_token = Some(t),

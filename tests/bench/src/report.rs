@@ -15,7 +15,14 @@ pub struct Row {
 
 impl Row {
     pub fn new(name: &str, ops: u64, bytes: u64, elapsed: Duration) -> Self {
-        Row { name: name.to_owned(), ops, bytes, elapsed, peak_rss: None, cpu: None }
+        Row {
+            name: name.to_owned(),
+            ops,
+            bytes,
+            elapsed,
+            peak_rss: None,
+            cpu: None,
+        }
     }
 
     /// Resource use of the process under test.
@@ -46,7 +53,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(title: impl Into<String>) -> Self {
-        Table { title: title.into(), rows: Vec::new() }
+        Table {
+            title: title.into(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, row: Row) {
@@ -67,8 +77,10 @@ impl Table {
                 r.elapsed.as_secs_f64(),
                 r.mb_per_s(),
                 r.ops_per_s(),
-                r.peak_rss.map_or("–".into(), |b| format!("{:.0}", b as f64 / 1048576.0)),
-                r.cpu.map_or("–".into(), |c| format!("{:.2}", c.as_secs_f64())),
+                r.peak_rss
+                    .map_or("–".into(), |b| format!("{:.0}", b as f64 / 1048576.0)),
+                r.cpu
+                    .map_or("–".into(), |c| format!("{:.2}", c.as_secs_f64())),
                 r.cpu_per_gb().map_or("–".into(), |c| format!("{c:.2}")),
             );
         }
@@ -79,9 +91,18 @@ impl Table {
 /// Appends the tables to `path` under a heading with the date, the command and the machine.
 pub fn record(path: &std::path::Path, command: &str, tables: &[Table]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    writeln!(f, "\n### {} — `{command}`\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    writeln!(
+        f,
+        "\n### {} — `{command}`\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )?;
     writeln!(f, "Machine: {cores} cores, loopback only.\n")?;
     for t in tables {
         writeln!(f, "{}", t.markdown())?;

@@ -11,7 +11,7 @@ use ferry::oss::{Credentials, OssClient};
 use ferry::secret::Secret;
 use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
 use ferry::transfer::resume::MemoryLedger;
-use ferry::transfer::{CopyOptions, Copier, Destination, Outcome, WalkOptions, walk_range};
+use ferry::transfer::{Copier, CopyOptions, Destination, Outcome, WalkOptions, walk_range};
 use futures_util::stream::{self, StreamExt};
 
 use crate::migrate::{AK, DEST_BUCKET, REGION, SK, SOURCE_BUCKET};
@@ -62,11 +62,19 @@ async fn ferry(args: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let copier = Copier {
         source: Arc::new(source),
-        dest: Destination { client, bucket: DEST_BUCKET.into(), prefix: String::new() },
+        dest: Destination {
+            client,
+            bucket: DEST_BUCKET.into(),
+            prefix: String::new(),
+        },
         options: CopyOptions::default(),
         ledger: Arc::new(MemoryLedger::new()),
     };
-    let options = WalkOptions { prefix: args.prefix.clone(), object_concurrency: args.concurrency, ..Default::default() };
+    let options = WalkOptions {
+        prefix: args.prefix.clone(),
+        object_concurrency: args.concurrency,
+        ..Default::default()
+    };
     let mut copied = 0usize;
     let mut failures = Vec::new();
     walk_range(&copier, &options, &mut |r| match &r.outcome {
@@ -75,7 +83,12 @@ async fn ferry(args: &Args) -> Result<(), String> {
     })
     .await?;
     if copied != args.count || !failures.is_empty() {
-        return Err(format!("ferry copied {copied} of {}; {} not copied: {:?}", args.count, failures.len(), failures.first()));
+        return Err(format!(
+            "ferry copied {copied} of {}; {} not copied: {:?}",
+            args.count,
+            failures.len(),
+            failures.first()
+        ));
     }
     Ok(())
 }

@@ -69,11 +69,20 @@ struct ConfigBody {
 /// Handles one admin request.
 pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
-    let path = req.uri().path().trim_start_matches("/-/admin").trim_matches('/').to_owned();
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/-/admin")
+        .trim_matches('/')
+        .to_owned();
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let body = match read_body(req).await {
@@ -85,7 +94,12 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+fn route(
+    state: &State,
+    method: &Method,
+    segs: &[&str],
+    body: &[u8],
+) -> Result<Response<Body>, Response<Body>> {
     Ok(match (method.clone(), segs) {
         (Method::GET, ["health"]) => json_reply(200, json!({ "status": "ok" })),
         (Method::GET, ["counters"]) => json_reply(200, json!(state.counters.snapshot())),
@@ -93,13 +107,17 @@ fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<R
             state.counters.reset();
             no_content()
         }
-        (Method::GET, ["faults"]) => {
-            json_reply(200, json!({ "seed": state.faults.seed(), "faults": state.faults.list() }))
-        }
+        (Method::GET, ["faults"]) => json_reply(
+            200,
+            json!({ "seed": state.faults.seed(), "faults": state.faults.list() }),
+        ),
         (Method::POST, ["faults"]) => {
-            let rule: FaultRule =
-                serde_json::from_slice(body).map_err(|e| error(400, format!("invalid fault rule: {e}")))?;
-            let id = state.faults.add(rule).map_err(|e| error(400, e.to_string()))?;
+            let rule: FaultRule = serde_json::from_slice(body)
+                .map_err(|e| error(400, format!("invalid fault rule: {e}")))?;
+            let id = state
+                .faults
+                .add(rule)
+                .map_err(|e| error(400, e.to_string()))?;
             json_reply(201, json!({ "id": id }))
         }
         (Method::DELETE, ["faults"]) => {
@@ -113,7 +131,9 @@ fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<R
             no_content()
         }
         (Method::DELETE, ["faults", id]) => {
-            let id: u64 = id.parse().map_err(|_| error(400, format!("fault id '{id}' is not a number")))?;
+            let id: u64 = id
+                .parse()
+                .map_err(|_| error(400, format!("fault id '{id}' is not a number")))?;
             if !state.faults.remove(id) {
                 return Err(error(404, format!("no fault rule with id {id}")));
             }
@@ -125,7 +145,10 @@ fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<R
         }
         (Method::PUT, ["buckets", name]) => create_bucket(state, name, body)?,
         (Method::DELETE, ["buckets", name]) => {
-            state.store.delete_bucket(name, true).map_err(|e| error(e.status.as_u16(), e.message))?;
+            state
+                .store
+                .delete_bucket(name, true)
+                .map_err(|e| error(e.status.as_u16(), e.message))?;
             no_content()
         }
         (Method::GET, ["config"]) => json_reply(
@@ -147,7 +170,10 @@ fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<R
         _ => {
             return Err(error(
                 404,
-                format!("no admin route {method} /-/admin/{}; see the oss-emulator crate documentation", segs.join("/")),
+                format!(
+                    "no admin route {method} /-/admin/{}; see the oss-emulator crate documentation",
+                    segs.join("/")
+                ),
             ));
         }
     })
@@ -158,9 +184,15 @@ fn create_bucket(state: &State, name: &str, body: &[u8]) -> Result<Response<Body
     let b: BucketBody = parse_json(body)?;
     let mut info = BucketInfo::new(name);
     if let Some(sc) = b.storage_class {
-        info.storage_class =
-            StorageClass::parse_oss(&sc).ok_or_else(|| error(400, format!("unknown storage class '{sc}'")))?;
+        info.storage_class = StorageClass::parse_oss(&sc)
+            .ok_or_else(|| error(400, format!("unknown storage class '{sc}'")))?;
     }
-    let created = state.store.create_bucket(info).map_err(|e| error(e.status.as_u16(), e.message))?;
-    Ok(json_reply(if created { 201 } else { 200 }, json!({ "bucket": name, "created": created })))
+    let created = state
+        .store
+        .create_bucket(info)
+        .map_err(|e| error(e.status.as_u16(), e.message))?;
+    Ok(json_reply(
+        if created { 201 } else { 200 },
+        json!({ "bucket": name, "created": created }),
+    ))
 }

@@ -22,7 +22,9 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn empty() -> Body {
@@ -44,7 +46,11 @@ pub struct Payload {
 
 impl Payload {
     /// Wraps a request body, removing aws-chunked framing when the headers announce it.
-    pub fn new(incoming: Incoming, headers: &HeaderMap, expected_sha256: Option<String>) -> Payload {
+    pub fn new(
+        incoming: Incoming,
+        headers: &HeaderMap,
+        expected_sha256: Option<String>,
+    ) -> Payload {
         let raw: ByteStream = Box::pin(BodyStream::new(incoming).filter_map(|frame| async move {
             match frame {
                 Ok(f) => f.into_data().ok().map(Ok),
@@ -56,16 +62,32 @@ impl Payload {
             .get("x-amz-decoded-content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let stream = if chunked { decode_aws_chunked(raw) } else { raw };
-        Payload { stream, expected_sha256, decoded_length }
+        let stream = if chunked {
+            decode_aws_chunked(raw)
+        } else {
+            raw
+        };
+        Payload {
+            stream,
+            expected_sha256,
+            decoded_length,
+        }
     }
 
     pub fn from_bytes(bytes: Bytes) -> Payload {
-        Payload { stream: Box::pin(futures_util::stream::once(async { Ok(bytes) })), expected_sha256: None, decoded_length: None }
+        Payload {
+            stream: Box::pin(futures_util::stream::once(async { Ok(bytes) })),
+            expected_sha256: None,
+            decoded_length: None,
+        }
     }
 
     pub fn empty() -> Payload {
-        Payload { stream: Box::pin(futures_util::stream::empty()), expected_sha256: None, decoded_length: None }
+        Payload {
+            stream: Box::pin(futures_util::stream::empty()),
+            expected_sha256: None,
+            decoded_length: None,
+        }
     }
 
     /// The next chunk, mapping transport failures to an API error.
@@ -88,7 +110,9 @@ impl Payload {
         while let Some(chunk) = self.next_chunk().await? {
             check.update(&chunk);
             if buf.len() + chunk.len() > limit {
-                return Err(ApiError::invalid_argument(format!("The request body is larger than {limit} bytes")));
+                return Err(ApiError::invalid_argument(format!(
+                    "The request body is larger than {limit} bytes"
+                )));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -136,7 +160,9 @@ impl BodyCheck {
             return Err(ApiError::new(
                 400,
                 "IncompleteBody",
-                format!("x-amz-decoded-content-length says {d} bytes but the body decoded to {len}"),
+                format!(
+                    "x-amz-decoded-content-length says {d} bytes but the body decoded to {len}"
+                ),
             ));
         }
         Ok(())
@@ -144,11 +170,19 @@ impl BodyCheck {
 }
 
 fn is_aws_chunked(headers: &HeaderMap) -> bool {
-    let sha = headers.get("x-amz-content-sha256").map(|v| v.as_bytes()).unwrap_or_default();
+    let sha = headers
+        .get("x-amz-content-sha256")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     let encoding = headers
         .get_all(http::header::CONTENT_ENCODING)
         .iter()
-        .any(|v| v.to_str().unwrap_or("").split(',').any(|e| e.trim().eq_ignore_ascii_case("aws-chunked")));
+        .any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))
+        });
     sha.starts_with(b"STREAMING-") || encoding
 }
 
@@ -159,7 +193,11 @@ pub fn stored_content_encoding(value: &str) -> Option<String> {
         .map(str::trim)
         .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
         .collect();
-    if rest.is_empty() { None } else { Some(rest.join(", ")) }
+    if rest.is_empty() {
+        None
+    } else {
+        Some(rest.join(", "))
+    }
 }
 
 enum ChunkState {
@@ -177,7 +215,10 @@ struct ChunkDecoder {
 }
 
 fn bad_chunk(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("malformed aws-chunked body: {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed aws-chunked body: {what}"),
+    )
 }
 
 impl ChunkDecoder {
@@ -204,12 +245,20 @@ impl ChunkDecoder {
                         let Ok(size) = u64::from_str_radix(size_text, 16) else {
                             return Some(Err(bad_chunk("chunk size is not hexadecimal")));
                         };
-                        self.state = if size == 0 { ChunkState::Trailer } else { ChunkState::Data(size) };
+                        self.state = if size == 0 {
+                            ChunkState::Trailer
+                        } else {
+                            ChunkState::Data(size)
+                        };
                     }
-                    None if self.buf.len() > 4096 => return Some(Err(bad_chunk("chunk header is too long"))),
+                    None if self.buf.len() > 4096 => {
+                        return Some(Err(bad_chunk("chunk header is too long")));
+                    }
                     None => match self.fill().await {
                         Ok(true) => {}
-                        Ok(false) => return Some(Err(bad_chunk("body ended inside a chunk header"))),
+                        Ok(false) => {
+                            return Some(Err(bad_chunk("body ended inside a chunk header")));
+                        }
                         Err(e) => return Some(Err(e)),
                     },
                 },
@@ -218,12 +267,16 @@ impl ChunkDecoder {
                     if self.buf.len() < 2 {
                         match self.fill().await {
                             Ok(true) => continue,
-                            Ok(false) => return Some(Err(bad_chunk("body ended after chunk data"))),
+                            Ok(false) => {
+                                return Some(Err(bad_chunk("body ended after chunk data")));
+                            }
                             Err(e) => return Some(Err(e)),
                         }
                     }
                     if &self.buf[..2] != b"\r\n" {
-                        return Some(Err(bad_chunk("chunk data is longer than its declared size")));
+                        return Some(Err(bad_chunk(
+                            "chunk data is longer than its declared size",
+                        )));
                     }
                     self.buf.advance(2);
                     self.state = ChunkState::Size;
@@ -268,12 +321,20 @@ impl ChunkDecoder {
     }
 
     fn advance_data(&mut self, left: u64, taken: u64) {
-        self.state = if left == taken { ChunkState::DataEnd } else { ChunkState::Data(left - taken) };
+        self.state = if left == taken {
+            ChunkState::DataEnd
+        } else {
+            ChunkState::Data(left - taken)
+        };
     }
 }
 
 fn decode_aws_chunked(inner: ByteStream) -> ByteStream {
-    let decoder = ChunkDecoder { inner, buf: BytesMut::new(), state: ChunkState::Size };
+    let decoder = ChunkDecoder {
+        inner,
+        buf: BytesMut::new(),
+        state: ChunkState::Size,
+    };
     Box::pin(futures_util::stream::unfold(decoder, |mut d| async move {
         let item = d.next().await?;
         let failed = item.is_err();
@@ -289,8 +350,9 @@ mod tests {
     use super::*;
 
     async fn decode(pieces: Vec<&'static [u8]>) -> io::Result<Vec<u8>> {
-        let inner: ByteStream =
-            Box::pin(futures_util::stream::iter(pieces.into_iter().map(|p| Ok(Bytes::from_static(p)))));
+        let inner: ByteStream = Box::pin(futures_util::stream::iter(
+            pieces.into_iter().map(|p| Ok(Bytes::from_static(p))),
+        ));
         let mut s = decode_aws_chunked(inner);
         let mut out = Vec::new();
         while let Some(c) = s.next().await {
@@ -301,9 +363,19 @@ mod tests {
 
     #[tokio::test]
     async fn decodes_signed_and_trailer_forms() {
-        let signed = decode(vec![b"5;chunk-signature=abc\r\nhello\r\n0;chunk-signature=def\r\n\r\n"]).await.unwrap();
+        let signed = decode(vec![
+            b"5;chunk-signature=abc\r\nhello\r\n0;chunk-signature=def\r\n\r\n",
+        ])
+        .await
+        .unwrap();
         assert_eq!(signed, b"hello");
-        let split = decode(vec![b"3\r\nab", b"c\r\n2\r", b"\nde\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n"]).await.unwrap();
+        let split = decode(vec![
+            b"3\r\nab",
+            b"c\r\n2\r",
+            b"\nde\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n",
+        ])
+        .await
+        .unwrap();
         assert_eq!(split, b"abcde");
     }
 
@@ -326,6 +398,9 @@ mod tests {
     #[test]
     fn strips_aws_chunked_from_content_encoding() {
         assert_eq!(stored_content_encoding("aws-chunked"), None);
-        assert_eq!(stored_content_encoding("aws-chunked, gzip"), Some("gzip".into()));
+        assert_eq!(
+            stored_content_encoding("aws-chunked, gzip"),
+            Some("gzip".into())
+        );
     }
 }

@@ -43,7 +43,11 @@ impl CounterSnapshot {
     pub fn object(&self, bucket: &str, key: &str, op: &str) -> u64 {
         self.by_object
             .iter()
-            .filter(|c| c.bucket.as_deref() == Some(bucket) && c.key.as_deref() == Some(key) && c.operation == op)
+            .filter(|c| {
+                c.bucket.as_deref() == Some(bucket)
+                    && c.key.as_deref() == Some(key)
+                    && c.operation == op
+            })
             .map(|c| c.count)
             .sum()
     }
@@ -88,7 +92,11 @@ impl Counters {
         let mut d = self.lock();
         d.total += 1;
         *d.by_operation.entry(op.to_owned()).or_default() += 1;
-        let k = (bucket.map(str::to_owned), key.map(str::to_owned), op.to_owned());
+        let k = (
+            bucket.map(str::to_owned),
+            key.map(str::to_owned),
+            op.to_owned(),
+        );
         *d.by_object.entry(k).or_default() += 1;
     }
 
@@ -96,11 +104,19 @@ impl Counters {
     pub fn response(&self, op: &str, outcome: &str) {
         let mut d = self.lock();
         *d.by_status.entry(outcome.to_owned()).or_default() += 1;
-        *d.by_operation_status.entry(op.to_owned()).or_default().entry(outcome.to_owned()).or_default() += 1;
+        *d.by_operation_status
+            .entry(op.to_owned())
+            .or_default()
+            .entry(outcome.to_owned())
+            .or_default() += 1;
     }
 
     pub fn fault(&self, op: &str) {
-        *self.lock().faults_injected.entry(op.to_owned()).or_default() += 1;
+        *self
+            .lock()
+            .faults_injected
+            .entry(op.to_owned())
+            .or_default() += 1;
     }
 
     pub fn snapshot(&self) -> CounterSnapshot {

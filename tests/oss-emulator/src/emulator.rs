@@ -21,16 +21,24 @@ use crate::counters::CounterSnapshot;
 use crate::error::ApiError;
 use crate::faults::{FaultEntry, FaultError, FaultRule, Faults};
 use crate::state::{Config, State};
-use crate::store::model::{BucketInfo, ContentHeaders, ObjectAttrs, ObjectMeta, ObjectType, RestoreState, StorageClass};
+use crate::store::model::{
+    BucketInfo, ContentHeaders, ObjectAttrs, ObjectMeta, ObjectType, RestoreState, StorageClass,
+};
 use crate::store::{Object, Store};
 
 /// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot use data directory {}: {source}", dir.display())]
-    DataDir { dir: PathBuf, source: std::io::Error },
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Fault(#[from] FaultError),
     #[error("cannot create bucket '{name}': {source}")]
@@ -73,7 +81,11 @@ impl Default for EmulatorBuilder {
 
 impl EmulatorBuilder {
     /// The only AccessKey pair requests may be signed with.
-    pub fn credentials(mut self, access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
+    pub fn credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        access_key_secret: impl Into<Secret>,
+    ) -> Self {
         self.access_key_id = access_key_id.into();
         self.secret = access_key_secret.into();
         self
@@ -135,16 +147,26 @@ impl EmulatorBuilder {
             return Err(StartError::NoCredentials);
         }
         let store = match &self.data_dir {
-            Some(dir) => Store::open(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?,
+            Some(dir) => Store::open(dir).map_err(|source| StartError::DataDir {
+                dir: dir.clone(),
+                source,
+            })?,
             None => Store::memory(),
         };
         let faults = Faults::new(self.fault_seed.unwrap_or_else(|| fastrand::u64(..)));
         for rule in self.faults {
             faults.add(rule)?;
         }
-        let listener =
-            TcpListener::bind(self.listen).await.map_err(|source| StartError::Bind { addr: self.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: self.listen, source })?;
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: self.listen,
+            source,
+        })?;
         let config = Config {
             access_key_id: self.access_key_id,
             secret: self.secret,
@@ -155,11 +177,19 @@ impl EmulatorBuilder {
         for name in self.buckets {
             crate::ops::bucket::validate_bucket_name(&name)
                 .and_then(|_| state.store.create_bucket(BucketInfo::new(&name)))
-                .map_err(|source| StartError::Bucket { name: name.clone(), source })?;
+                .map_err(|source| StartError::Bucket {
+                    name: name.clone(),
+                    source,
+                })?;
         }
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(crate::server::run(listener, state.clone(), rx));
-        Ok(Emulator { state, addr, shutdown: tx, task: Some(task) })
+        Ok(Emulator {
+            state,
+            addr,
+            shutdown: tx,
+            task: Some(task),
+        })
     }
 }
 
@@ -210,7 +240,9 @@ impl ObjectInfo {
 
     /// Whether a restore is running.
     pub fn restoring(&self) -> bool {
-        self.restore.as_deref().is_some_and(|r| r.contains("\"true\""))
+        self.restore
+            .as_deref()
+            .is_some_and(|r| r.contains("\"true\""))
     }
 }
 
@@ -225,7 +257,10 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("addr", &self.addr).field("region", &self.state.config.region).finish()
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("region", &self.state.config.region)
+            .finish()
     }
 }
 
@@ -265,12 +300,23 @@ impl Emulator {
     }
 
     pub fn bucket_names(&self) -> Vec<String> {
-        self.state.store.buckets().into_iter().map(|b| b.name).collect()
+        self.state
+            .store
+            .buckets()
+            .into_iter()
+            .map(|b| b.name)
+            .collect()
     }
 
     /// Stores an object directly (test setup, benchmarks), as a PutObject would.
-    pub async fn put_object(&self, bucket: &str, key: &str, data: impl Into<Bytes>) -> Result<ObjectInfo, ApiError> {
-        self.put_object_with(bucket, key, data, PutOptions::default()).await
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<ObjectInfo, ApiError> {
+        self.put_object_with(bucket, key, data, PutOptions::default())
+            .await
     }
 
     pub async fn put_object_with(
@@ -282,7 +328,11 @@ impl Emulator {
     ) -> Result<ObjectInfo, ApiError> {
         crate::ops::attrs::validate_key(key)?;
         self.state.store.bucket(bucket)?;
-        let written = self.state.store.write_payload(Payload::from_bytes(data.into()), u64::MAX).await?;
+        let written = self
+            .state
+            .store
+            .write_payload(Payload::from_bytes(data.into()), u64::MAX)
+            .await?;
         let meta = ObjectMeta {
             key: key.to_owned(),
             size: written.blob.len(),
@@ -292,7 +342,10 @@ impl Emulator {
             last_modified_ms: crate::time::now_millis(),
             object_type: ObjectType::Normal,
             attrs: ObjectAttrs {
-                content: ContentHeaders { content_type: opts.content_type, ..ContentHeaders::default() },
+                content: ContentHeaders {
+                    content_type: opts.content_type,
+                    ..ContentHeaders::default()
+                },
                 user_meta: opts.user_meta,
                 storage_class: opts.storage_class,
                 ..ObjectAttrs::default()
@@ -300,13 +353,24 @@ impl Emulator {
             restore: None,
         };
         let info = ObjectInfo::from_meta(&meta);
-        self.state.store.put_object(bucket, Object { meta, blob: written.blob }, false)?;
+        self.state.store.put_object(
+            bucket,
+            Object {
+                meta,
+                blob: written.blob,
+            },
+            false,
+        )?;
         Ok(info)
     }
 
     /// An object's metadata, or `None`.
     pub fn object_info(&self, bucket: &str, key: &str) -> Option<ObjectInfo> {
-        self.state.store.object(bucket, key).ok().map(|o| ObjectInfo::from_meta(&o.meta))
+        self.state
+            .store
+            .object(bucket, key)
+            .ok()
+            .map(|o| ObjectInfo::from_meta(&o.meta))
     }
 
     /// An object's bytes (read whole; meant for test assertions), or `None`.
@@ -322,7 +386,9 @@ impl Emulator {
 
     /// Keys in a bucket, in listing order.
     pub fn keys(&self, bucket: &str) -> Result<Vec<String>, ApiError> {
-        self.state.store.read(bucket, |b| b.objects.keys().cloned().collect())
+        self.state
+            .store
+            .read(bucket, |b| b.objects.keys().cloned().collect())
     }
 
     /// Finishes any running restore of an archived object now.

@@ -49,7 +49,8 @@ impl ApiError {
     }
 
     pub fn no_such_bucket(bucket: &str) -> Self {
-        ApiError::new(404, "NoSuchBucket", "The specified bucket does not exist.").with("BucketName", bucket)
+        ApiError::new(404, "NoSuchBucket", "The specified bucket does not exist.")
+            .with("BucketName", bucket)
     }
 
     pub fn no_such_key(key: &str) -> Self {
@@ -73,7 +74,9 @@ impl ApiError {
         ApiError::new(
             400,
             "MalformedXML",
-            format!("The XML you provided was not well-formed or did not validate against the published schema: {detail}"),
+            format!(
+                "The XML you provided was not well-formed or did not validate against the published schema: {detail}"
+            ),
         )
     }
 
@@ -96,7 +99,13 @@ impl ApiError {
     }
 
     /// The error document for `dialect`.
-    pub fn document(&self, dialect: Dialect, request_id: &str, host: &str, resource: &str) -> String {
+    pub fn document(
+        &self,
+        dialect: Dialect,
+        request_id: &str,
+        host: &str,
+        resource: &str,
+    ) -> String {
         let mut x = Xml::new();
         x.open("Error");
         x.leaf("Code", &self.code);
@@ -106,7 +115,10 @@ impl ApiError {
             Dialect::Oss => {
                 x.leaf("HostId", host);
                 x.leaf("EC", self.ec());
-                x.leaf("RecommendDoc", format!("https://api.aliyun.com/troubleshoot?q={}", self.ec()));
+                x.leaf(
+                    "RecommendDoc",
+                    format!("https://api.aliyun.com/troubleshoot?q={}", self.ec()),
+                );
             }
             Dialect::S3 => {
                 x.leaf("Resource", resource);
@@ -128,7 +140,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 

@@ -111,12 +111,18 @@ impl FaultRule {
 
     /// Answer `op` with an error status (500, 503, …).
     pub fn error(op: &str, status: u16) -> FaultRule {
-        FaultRule { status: Some(status), ..FaultRule::base(op, FaultKind::Error) }
+        FaultRule {
+            status: Some(status),
+            ..FaultRule::base(op, FaultKind::Error)
+        }
     }
 
     /// Delay `op`.
     pub fn latency(op: &str, delay: Duration) -> FaultRule {
-        FaultRule { latency_ms: Some(delay.as_millis() as u64), ..FaultRule::base(op, FaultKind::Latency) }
+        FaultRule {
+            latency_ms: Some(delay.as_millis() as u64),
+            ..FaultRule::base(op, FaultKind::Latency)
+        }
     }
 
     /// Close the connection without answering `op`.
@@ -184,11 +190,17 @@ impl FaultRule {
     /// Checks the rule and fills in the inferred kind.
     pub fn validate(&mut self) -> Result<(), FaultError> {
         let kind = self.resolved_kind().ok_or_else(|| {
-            FaultError("set kind (error, latency, reset, truncate), or status for an error, or latency_ms".into())
+            FaultError(
+                "set kind (error, latency, reset, truncate), or status for an error, or latency_ms"
+                    .into(),
+            )
         })?;
         self.kind = Some(kind);
         if !(0.0..=1.0).contains(&self.rate) || self.rate.is_nan() {
-            return Err(FaultError(format!("rate {} must be between 0 and 1", self.rate)));
+            return Err(FaultError(format!(
+                "rate {} must be between 0 and 1",
+                self.rate
+            )));
         }
         if self.op.is_empty() {
             return Err(FaultError("op must be an operation name or *".into()));
@@ -196,8 +208,16 @@ impl FaultRule {
         match kind {
             FaultKind::Error => match self.status {
                 Some(s) if (400..=599).contains(&s) => {}
-                Some(s) => return Err(FaultError(format!("status {s} must be between 400 and 599"))),
-                None => return Err(FaultError("an error fault needs status (e.g. 500 or 503)".into())),
+                Some(s) => {
+                    return Err(FaultError(format!(
+                        "status {s} must be between 400 and 599"
+                    )));
+                }
+                None => {
+                    return Err(FaultError(
+                        "an error fault needs status (e.g. 500 or 503)".into(),
+                    ));
+                }
             },
             FaultKind::Latency if self.latency_ms.is_none() => {
                 return Err(FaultError("a latency fault needs latency_ms".into()));
@@ -210,16 +230,21 @@ impl FaultRule {
     fn matches(&self, op: &str, bucket: Option<&str>, key: Option<&str>) -> bool {
         (self.op == "*" || self.op.eq_ignore_ascii_case(op))
             && self.bucket.as_deref().is_none_or(|b| Some(b) == bucket)
-            && self.key_prefix.as_deref().is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
+            && self
+                .key_prefix
+                .as_deref()
+                .is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
     }
 
     fn to_api_error(&self, op: &str) -> ApiError {
         let status = self.status.unwrap_or(500);
-        let code = self.code.clone().unwrap_or_else(|| default_code(status).to_owned());
-        let message = self
-            .message
+        let code = self
+            .code
             .clone()
-            .unwrap_or_else(|| format!("Injected fault: {op} answered {status} by the emulator's fault rules."));
+            .unwrap_or_else(|| default_code(status).to_owned());
+        let message = self.message.clone().unwrap_or_else(|| {
+            format!("Injected fault: {op} answered {status} by the emulator's fault rules.")
+        });
         let mut err = ApiError::new(status, &code, message);
         if let Some(ms) = self.qos_delay_ms {
             err = err.header("x-oss-qos-delay-time", ms.to_string());
@@ -245,18 +270,29 @@ impl FromStr for FaultRule {
     type Err = FaultError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut rule = FaultRule { kind: None, ..FaultRule::base("*", FaultKind::Error) };
+        let mut rule = FaultRule {
+            kind: None,
+            ..FaultRule::base("*", FaultKind::Error)
+        };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
                 .split_once('=')
                 .ok_or_else(|| FaultError(format!("'{part}' is not key=value")))?;
-            let num = |v: &str| v.parse::<u64>().map_err(|_| FaultError(format!("{k}={v}: expected a number")));
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| FaultError(format!("{k}={v}: expected a number")))
+            };
             match k.trim().replace('_', "-").as_str() {
                 "op" => rule.op = v.to_owned(),
                 "kind" => {
-                    rule.kind = Some(serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase())).map_err(
-                        |_| FaultError(format!("kind={v}: expected error, latency, reset or truncate")),
-                    )?)
+                    rule.kind = Some(
+                        serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase()))
+                            .map_err(|_| {
+                            FaultError(format!(
+                                "kind={v}: expected error, latency, reset or truncate"
+                            ))
+                        })?,
+                    )
                 }
                 "status" => rule.status = Some(num(v)? as u16),
                 "code" => rule.code = Some(v.to_owned()),
@@ -264,7 +300,11 @@ impl FromStr for FaultRule {
                 "qos-delay-ms" => rule.qos_delay_ms = Some(num(v)?),
                 "latency-ms" => rule.latency_ms = Some(num(v)?),
                 "after-bytes" => rule.after_bytes = Some(num(v)?),
-                "rate" => rule.rate = v.parse().map_err(|_| FaultError(format!("rate={v}: expected a number")))?,
+                "rate" => {
+                    rule.rate = v
+                        .parse()
+                        .map_err(|_| FaultError(format!("rate={v}: expected a number")))?
+                }
                 "count" => rule.count = Some(num(v)?),
                 "bucket" => rule.bucket = Some(v.to_owned()),
                 "key-prefix" => rule.key_prefix = Some(v.to_owned()),
@@ -272,7 +312,9 @@ impl FromStr for FaultRule {
                     rule.phase = match v {
                         "before" => FaultPhase::Before,
                         "after" => FaultPhase::After,
-                        _ => return Err(FaultError(format!("phase={v}: expected before or after"))),
+                        _ => {
+                            return Err(FaultError(format!("phase={v}: expected before or after")));
+                        }
                     }
                 }
                 other => return Err(FaultError(format!("unknown key '{other}'"))),
@@ -325,7 +367,14 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(seed: u64) -> Faults {
-        Faults { inner: Mutex::new(Inner { rules: Vec::new(), next_id: 1, seed, rng: fastrand::Rng::with_seed(seed) }) }
+        Faults {
+            inner: Mutex::new(Inner {
+                rules: Vec::new(),
+                next_id: 1,
+                seed,
+                rng: fastrand::Rng::with_seed(seed),
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -384,7 +433,8 @@ impl Faults {
                 FaultPhase::Before => plan.before.is_some(),
                 FaultPhase::After => plan.after.is_some(),
             };
-            if (terminal && slot_taken) || (kind == FaultKind::Truncate && plan.truncate.is_some()) {
+            if (terminal && slot_taken) || (kind == FaultKind::Truncate && plan.truncate.is_some())
+            {
                 continue;
             }
             if rule.rate < 1.0 && rng.f64() >= rule.rate {
@@ -393,10 +443,16 @@ impl Faults {
             entry.fired += 1;
             plan.fired += 1;
             match kind {
-                FaultKind::Latency => plan.latency += Duration::from_millis(rule.latency_ms.unwrap_or(0)),
+                FaultKind::Latency => {
+                    plan.latency += Duration::from_millis(rule.latency_ms.unwrap_or(0))
+                }
                 FaultKind::Truncate => plan.truncate = Some(rule.after_bytes),
                 FaultKind::Error | FaultKind::Reset => {
-                    let action = if kind == FaultKind::Reset { Action::Reset } else { Action::Error(rule.to_api_error(op)) };
+                    let action = if kind == FaultKind::Reset {
+                        Action::Reset
+                    } else {
+                        Action::Error(rule.to_api_error(op))
+                    };
                     match rule.phase {
                         FaultPhase::Before => plan.before = Some(action),
                         FaultPhase::After => plan.after = Some(action),
@@ -418,8 +474,13 @@ mod tests {
         assert_eq!(r.op, "PutObject");
         assert_eq!(r.kind, Some(FaultKind::Error));
         assert_eq!(r.status, Some(503));
-        let r: FaultRule = "op=GetObject,kind=truncate,after-bytes=10,count=2".parse().unwrap();
-        assert_eq!((r.kind, r.after_bytes, r.count), (Some(FaultKind::Truncate), Some(10), Some(2)));
+        let r: FaultRule = "op=GetObject,kind=truncate,after-bytes=10,count=2"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (r.kind, r.after_bytes, r.count),
+            (Some(FaultKind::Truncate), Some(10), Some(2))
+        );
         assert!("op=PutObject".parse::<FaultRule>().is_err());
         assert!("status=200".parse::<FaultRule>().is_err());
         assert!("status=500,rate=2".parse::<FaultRule>().is_err());
@@ -431,7 +492,9 @@ mod tests {
         let run = |seed| {
             let f = Faults::new(seed);
             f.add(FaultRule::error("PutObject", 503).rate(0.5)).unwrap();
-            (0..64).map(|_| f.plan("PutObject", Some("b"), Some("k")).before.is_some()).collect::<Vec<_>>()
+            (0..64)
+                .map(|_| f.plan("PutObject", Some("b"), Some("k")).before.is_some())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         let hits = run(7).iter().filter(|h| **h).count();
@@ -439,14 +502,17 @@ mod tests {
 
         let f = Faults::new(1);
         f.add(FaultRule::reset("*").count(2)).unwrap();
-        let fired: Vec<bool> = (0..4).map(|_| f.plan("GetObject", None, None).before.is_some()).collect();
+        let fired: Vec<bool> = (0..4)
+            .map(|_| f.plan("GetObject", None, None).before.is_some())
+            .collect();
         assert_eq!(fired, [true, true, false, false]);
     }
 
     #[test]
     fn filters_by_bucket_and_key_prefix() {
         let f = Faults::new(1);
-        f.add(FaultRule::error("*", 500).bucket("b").key_prefix("x/")).unwrap();
+        f.add(FaultRule::error("*", 500).bucket("b").key_prefix("x/"))
+            .unwrap();
         assert!(f.plan("GetObject", Some("b"), Some("x/1")).before.is_some());
         assert!(f.plan("GetObject", Some("b"), Some("y/1")).before.is_none());
         assert!(f.plan("GetObject", Some("c"), Some("x/1")).before.is_none());

@@ -13,7 +13,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: u16) -> Reply {
-        Reply { status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK), headers: Vec::new() }
+        Reply {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            headers: Vec::new(),
+        }
     }
 
     pub fn ok() -> Reply {
@@ -26,7 +29,10 @@ impl Reply {
     }
 
     pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Reply {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_ref().as_bytes())) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_ref().as_bytes()),
+        ) {
             self.headers.retain(|(existing, _)| *existing != n);
             self.headers.push((n, v));
         }
@@ -51,7 +57,9 @@ impl Reply {
 
     pub fn xml(self, doc: String) -> Response<Body> {
         let len = doc.len().to_string();
-        self.header("content-type", "application/xml").header("content-length", len).body(body::full(doc))
+        self.header("content-type", "application/xml")
+            .header("content-length", len)
+            .body(body::full(doc))
     }
 
     /// No body. 204 and 304 carry no Content-Length at all.

@@ -16,19 +16,25 @@ impl Dialect {
     /// Detects the dialect from the authentication a request carries. Anonymous requests with
     /// `x-amz-*` headers are treated as S3 so that their error is in a form the client reads.
     pub fn detect(headers: &HeaderMap, query: &[(String, String)]) -> Dialect {
-        let auth = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+        let auth = headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
         if auth.starts_with(b"AWS4-HMAC-SHA256") || auth.starts_with(b"AWS ") {
             return Dialect::S3;
         }
         if !auth.is_empty() {
             return Dialect::Oss;
         }
-        if query.iter().any(|(k, _)| k == "X-Amz-Algorithm" || k == "AWSAccessKeyId") {
+        if query
+            .iter()
+            .any(|(k, _)| k == "X-Amz-Algorithm" || k == "AWSAccessKeyId")
+        {
             return Dialect::S3;
         }
-        let oss_query = query
-            .iter()
-            .any(|(k, _)| k == "OSSAccessKeyId" || k == "x-oss-signature" || k == "x-oss-credential");
+        let oss_query = query.iter().any(|(k, _)| {
+            k == "OSSAccessKeyId" || k == "x-oss-signature" || k == "x-oss-credential"
+        });
         if !oss_query && headers.keys().any(|n| n.as_str().starts_with("x-amz-")) {
             return Dialect::S3;
         }
@@ -71,7 +77,10 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// The first value of query parameter `name`.
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn has_q(&self, name: &str) -> bool {
@@ -80,7 +89,9 @@ impl RequestInfo {
 
     /// A header value as text (bytes that are not UTF-8 are replaced).
     pub fn h(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 
     /// A dialect-prefixed header (`x-oss-<suffix>` or `x-amz-<suffix>`).
@@ -99,7 +110,8 @@ impl RequestInfo {
 
     /// Whether the client asked for `encoding-type=url` in listings.
     pub fn url_encoding(&self) -> bool {
-        self.q("encoding-type").is_some_and(|v| v.eq_ignore_ascii_case("url"))
+        self.q("encoding-type")
+            .is_some_and(|v| v.eq_ignore_ascii_case("url"))
     }
 }
 
@@ -107,6 +119,11 @@ impl RequestInfo {
 pub fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect()
 }

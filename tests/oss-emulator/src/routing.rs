@@ -29,7 +29,12 @@ pub fn resolve(host: &str, raw_path: &str, domains: &[String]) -> Result<Target,
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     if let Some(bucket) = host_bucket(host, domains) {
         let key = non_empty(decode_path(path)?);
-        return Ok(Target { bucket: Some(bucket), key, decoded_path, virtual_hosted: true });
+        return Ok(Target {
+            bucket: Some(bucket),
+            key,
+            decoded_path,
+            virtual_hosted: true,
+        });
     }
     let (bucket, rest) = match path.split_once('/') {
         Some((b, rest)) => (b, Some(rest)),
@@ -40,13 +45,19 @@ pub fn resolve(host: &str, raw_path: &str, domains: &[String]) -> Result<Target,
         Some(r) if bucket.is_some() => non_empty(decode_path(r)?),
         _ => None,
     };
-    Ok(Target { bucket, key, decoded_path, virtual_hosted: false })
+    Ok(Target {
+        bucket,
+        key,
+        decoded_path,
+        virtual_hosted: false,
+    })
 }
 
 /// Whether a path-style request is for the admin API (`/-/admin/...`); bucket names cannot
 /// start with `-`, so this never shadows a bucket.
 pub fn is_admin(host: &str, raw_path: &str, domains: &[String]) -> bool {
-    host_bucket(host, domains).is_none() && (raw_path == "/-/admin" || raw_path.starts_with("/-/admin/"))
+    host_bucket(host, domains).is_none()
+        && (raw_path == "/-/admin" || raw_path.starts_with("/-/admin/"))
 }
 
 /// The bucket label of a virtual-hosted Host header, if it is one.
@@ -63,7 +74,9 @@ fn host_bucket(host: &str, domains: &[String]) -> Option<String> {
 }
 
 fn is_base(name: &str, domains: &[String]) -> bool {
-    name == "localhost" || name.parse::<IpAddr>().is_ok() || domains.iter().any(|d| d.eq_ignore_ascii_case(name))
+    name == "localhost"
+        || name.parse::<IpAddr>().is_ok()
+        || domains.iter().any(|d| d.eq_ignore_ascii_case(name))
 }
 
 fn strip_port(host: &str) -> &str {
@@ -82,9 +95,16 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 fn decode_path(s: &str) -> Result<String, ApiError> {
-    percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| {
-        ApiError::new(400, "InvalidURI", "The request path is not valid UTF-8 after percent-decoding.")
-    })
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| {
+            ApiError::new(
+                400,
+                "InvalidURI",
+                "The request path is not valid UTF-8 after percent-decoding.",
+            )
+        })
 }
 
 /// Decodes a query string into (key, value) pairs in order; `+` means space.
@@ -115,23 +135,41 @@ mod tests {
 
     #[test]
     fn virtual_hosted_and_path_style() {
-        assert_eq!(t("b1.127.0.0.1:9000", "/a%20b/c"), (Some("b1".into()), Some("a b/c".into()), true));
+        assert_eq!(
+            t("b1.127.0.0.1:9000", "/a%20b/c"),
+            (Some("b1".into()), Some("a b/c".into()), true)
+        );
         assert_eq!(t("b1.localhost:9000", "/"), (Some("b1".into()), None, true));
-        assert_eq!(t("127.0.0.1:9000", "/b1/k%2B1"), (Some("b1".into()), Some("k+1".into()), false));
+        assert_eq!(
+            t("127.0.0.1:9000", "/b1/k%2B1"),
+            (Some("b1".into()), Some("k+1".into()), false)
+        );
         assert_eq!(t("localhost", "/b1/"), (Some("b1".into()), None, false));
         assert_eq!(t("localhost", "/b1"), (Some("b1".into()), None, false));
         assert_eq!(t("127.0.0.1", "/"), (None, None, false));
-        assert_eq!(t("[::1]:80", "/b/x//y"), (Some("b".into()), Some("x//y".into()), false));
-        assert_eq!(t("b1.127.0.0.1", "//x"), (Some("b1".into()), Some("/x".into()), true));
+        assert_eq!(
+            t("[::1]:80", "/b/x//y"),
+            (Some("b".into()), Some("x//y".into()), false)
+        );
+        assert_eq!(
+            t("b1.127.0.0.1", "//x"),
+            (Some("b1".into()), Some("/x".into()), true)
+        );
     }
 
     #[test]
     fn configured_domains() {
         let d = vec!["oss-cn-hangzhou.aliyuncs.com".to_owned()];
         let r = resolve("bk.oss-cn-hangzhou.aliyuncs.com", "/k", &d).unwrap();
-        assert_eq!((r.bucket.as_deref(), r.key.as_deref()), (Some("bk"), Some("k")));
+        assert_eq!(
+            (r.bucket.as_deref(), r.key.as_deref()),
+            (Some("bk"), Some("k"))
+        );
         let r = resolve("oss-cn-hangzhou.aliyuncs.com", "/bk/k", &d).unwrap();
-        assert_eq!((r.bucket.as_deref(), r.key.as_deref()), (Some("bk"), Some("k")));
+        assert_eq!(
+            (r.bucket.as_deref(), r.key.as_deref()),
+            (Some("bk"), Some("k"))
+        );
     }
 
     #[test]
@@ -145,7 +183,11 @@ mod tests {
         let q = parse_query(Some("uploads&prefix=a%2Fb+c&x="));
         assert_eq!(
             q,
-            vec![("uploads".into(), "".into()), ("prefix".into(), "a/b c".into()), ("x".into(), "".into())]
+            vec![
+                ("uploads".into(), "".into()),
+                ("prefix".into(), "a/b c".into()),
+                ("x".into(), "".into())
+            ]
         );
     }
 }

@@ -68,10 +68,16 @@ pub async fn run(listener: TcpListener, state: Arc<State>, mut shutdown: watch::
     }
 }
 
-async fn serve_connection(stream: TcpStream, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |req| handle(state.clone(), req));
-    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -86,7 +92,10 @@ fn new_request_id() -> String {
     format!("{:08X}{:016X}", fastrand::u32(..), fastrand::u64(..))
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, ResetConnection> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ResetConnection> {
     let host = req
         .headers()
         .get(http::header::HOST)
@@ -122,8 +131,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     let op = ops::classify(&info);
     let name = op.name();
-    state.counters.request(name, info.bucket.as_deref(), info.key.as_deref());
-    let plan = state.faults.plan(name, info.bucket.as_deref(), info.key.as_deref());
+    state
+        .counters
+        .request(name, info.bucket.as_deref(), info.key.as_deref());
+    let plan = state
+        .faults
+        .plan(name, info.bucket.as_deref(), info.key.as_deref());
     for _ in 0..plan.fired {
         state.counters.fault(name);
     }
@@ -143,7 +156,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         }
     };
     let resp = finish(resp, &info);
-    state.counters.response(name, &resp.status().as_u16().to_string());
+    state
+        .counters
+        .response(name, &resp.status().as_u16().to_string());
     tracing::debug!(method = %info.method, op = name, status = resp.status().as_u16(), "request");
     match plan.truncate {
         Some(after) => truncate(resp, after).ok_or_else(|| reset_quiet(&state, name)),
@@ -160,13 +175,22 @@ fn reset_quiet(state: &State, op: &str) -> ResetConnection {
     ResetConnection
 }
 
-async fn run_operation(state: &State, info: &RequestInfo, op: Op, incoming: Incoming) -> Response<Body> {
+async fn run_operation(
+    state: &State,
+    info: &RequestInfo,
+    op: Op,
+    incoming: Incoming,
+) -> Response<Body> {
     let verified = match auth::verify(info, &state.config, chrono::Utc::now()) {
         Ok(v) => v,
         Err(e) => return render_error(info, e),
     };
     let payload = Payload::new(incoming, &info.headers, verified.payload_sha256.clone());
-    let ctx = Ctx { req: info, state, verified };
+    let ctx = Ctx {
+        req: info,
+        state,
+        verified,
+    };
     match ops::execute(op, &ctx, payload).await {
         Ok(resp) => resp,
         Err(e) => render_error(info, e),
@@ -187,7 +211,12 @@ pub fn render_error(info: &RequestInfo, e: ApiError) -> Response<Body> {
         reply = reply.header(name, value);
     }
     if info.method == Method::HEAD {
-        return reply.header("x-oss-err", e.head_header(&info.request_id, &info.host, &resource)).empty();
+        return reply
+            .header(
+                "x-oss-err",
+                e.head_header(&info.request_id, &info.host, &resource),
+            )
+            .empty();
     }
     reply.xml(e.document(info.dialect, &info.request_id, &info.host, &resource))
 }
@@ -224,26 +253,38 @@ fn truncate(resp: Response<Body>, after: Option<u64>) -> Option<Response<Body>> 
     }
     let limit = after.unwrap_or(len / 2).min(len - 1);
     let (parts, body) = resp.into_parts();
-    let stream = futures_util::stream::unfold((body, 0u64, false), move |(mut body, sent, done)| async move {
-        if done {
-            return None;
-        }
-        if sent >= limit {
-            // Give hyper a moment to flush what was sent; an error right behind the last chunk
-            // would make it drop the connection with the data still in its buffer.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let cut = io::Error::new(io::ErrorKind::ConnectionAborted, "response truncated by an injected fault");
-            return Some((Err(cut), (body, sent, true)));
-        }
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                let data = frame.into_data().unwrap_or_default();
-                let take = (data.len() as u64).min(limit - sent) as usize;
-                Some((Ok::<Bytes, io::Error>(data.slice(..take)), (body, sent + take as u64, false)))
+    let stream = futures_util::stream::unfold(
+        (body, 0u64, false),
+        move |(mut body, sent, done)| async move {
+            if done {
+                return None;
             }
-            Some(Err(e)) => Some((Err(e), (body, sent, true))),
-            None => None,
-        }
-    });
-    Some(Response::from_parts(parts, body::from_stream(Box::pin(stream))))
+            if sent >= limit {
+                // Give hyper a moment to flush what was sent; an error right behind the last chunk
+                // would make it drop the connection with the data still in its buffer.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let cut = io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "response truncated by an injected fault",
+                );
+                return Some((Err(cut), (body, sent, true)));
+            }
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    let data = frame.into_data().unwrap_or_default();
+                    let take = (data.len() as u64).min(limit - sent) as usize;
+                    Some((
+                        Ok::<Bytes, io::Error>(data.slice(..take)),
+                        (body, sent + take as u64, false),
+                    ))
+                }
+                Some(Err(e)) => Some((Err(e), (body, sent, true))),
+                None => None,
+            }
+        },
+    );
+    Some(Response::from_parts(
+        parts,
+        body::from_stream(Box::pin(stream)),
+    ))
 }

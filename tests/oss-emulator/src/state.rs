@@ -31,7 +31,13 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(config: Config, store: Store, faults: Faults, addr: SocketAddr, restore_delay: Duration) -> State {
+    pub fn new(
+        config: Config,
+        store: Store,
+        faults: Faults,
+        addr: SocketAddr,
+        restore_delay: Duration,
+    ) -> State {
         State {
             config,
             store,
@@ -48,6 +54,7 @@ impl State {
     }
 
     pub fn set_restore_delay(&self, d: Duration) {
-        self.restore_delay_ms.store(d.as_millis() as u64, Ordering::Relaxed);
+        self.restore_delay_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
     }
 }

@@ -18,10 +18,14 @@ pub fn http_date(ms: i64) -> String {
 
 /// Parses an RFC 1123 / RFC 2822 date.
 pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim()).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Parses the compact `YYYYMMDDTHHMMSSZ` form used by V4 signatures.
 pub fn parse_compact(s: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ").ok().map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|n| n.and_utc())
 }

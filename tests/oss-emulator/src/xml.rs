@@ -19,7 +19,9 @@ pub struct Xml {
 
 impl Xml {
     pub fn new() -> Self {
-        Xml { out: String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n") }
+        Xml {
+            out: String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
+        }
     }
 
     pub fn open(&mut self, tag: &str) {
@@ -88,7 +90,8 @@ pub fn escape(s: &str) -> String {
 
 /// Parses a request body, mapping any failure to `MalformedXML`.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::malformed_xml("the body is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::malformed_xml("the body is not UTF-8"))?;
     if text.trim().is_empty() {
         return Err(ApiError::malformed_xml("the body is empty"));
     }
@@ -106,7 +109,9 @@ pub fn check_root(body: &[u8], root: &str) -> Result<(), ApiError> {
             Ok(Event::Start(e)) => {
                 if depth == 0 {
                     if seen_root || e.local_name().into_inner() != root {
-                        return Err(ApiError::malformed_xml(format!("the root element must be <{root}>")));
+                        return Err(ApiError::malformed_xml(format!(
+                            "the root element must be <{root}>"
+                        )));
                     }
                     seen_root = true;
                 }
@@ -115,7 +120,9 @@ pub fn check_root(body: &[u8], root: &str) -> Result<(), ApiError> {
             Ok(Event::End(_)) => depth = depth.saturating_sub(1),
             Ok(Event::Empty(e)) if depth == 0 => {
                 if e.local_name().into_inner() != root {
-                    return Err(ApiError::malformed_xml(format!("the root element must be <{root}>")));
+                    return Err(ApiError::malformed_xml(format!(
+                        "the root element must be <{root}>"
+                    )));
                 }
                 seen_root = true;
             }
@@ -125,7 +132,9 @@ pub fn check_root(body: &[u8], root: &str) -> Result<(), ApiError> {
         }
     }
     if !seen_root || depth != 0 {
-        return Err(ApiError::malformed_xml(format!("expected one complete <{root}> element")));
+        return Err(ApiError::malformed_xml(format!(
+            "expected one complete <{root}> element"
+        )));
     }
     Ok(())
 }
@@ -133,7 +142,9 @@ pub fn check_root(body: &[u8], root: &str) -> Result<(), ApiError> {
 /// ISO 8601 as OSS writes it in listings: whole seconds with a literal `.000`
 /// (`2020-06-22T11:42:32.000Z`); oss2 refuses any other fraction.
 pub fn iso8601(ms: i64) -> String {
-    crate::time::from_millis(ms).format("%Y-%m-%dT%H:%M:%S.000Z").to_string()
+    crate::time::from_millis(ms)
+        .format("%Y-%m-%dT%H:%M:%S.000Z")
+        .to_string()
 }
 
 #[cfg(test)]

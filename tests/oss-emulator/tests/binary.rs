@@ -33,20 +33,64 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::pr
 #[tokio::test]
 async fn serves_after_printing_its_address_and_exits_on_sigterm() {
     let mut child = spawn(&[
-        "--listen", "127.0.0.1:0", "--access-key-id", AK, "--access-key-secret", SK, "--region", "oss-cn-hangzhou",
-        "--fault", "op=GetObject,status=503,count=1", "--fault-seed", "1", "--bucket", "bin-bucket",
+        "--listen",
+        "127.0.0.1:0",
+        "--access-key-id",
+        AK,
+        "--access-key-secret",
+        SK,
+        "--region",
+        "oss-cn-hangzhou",
+        "--fault",
+        "op=GetObject,status=503,count=1",
+        "--fault-seed",
+        "1",
+        "--bucket",
+        "bin-bucket",
     ]);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let endpoint = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"));
 
-    let oss = Oss { http: reqwest::Client::new(), endpoint: endpoint.clone(), signer: signer(ferry::oss::sign::SignatureVersion::V4) };
-    assert_eq!(oss.req("PUT", Some("bin-bucket"), Some("k")).body("v").send().await.status, 200);
-    assert_eq!(oss.req("GET", Some("bin-bucket"), Some("k")).send().await.status, 503);
-    assert_eq!(oss.req("GET", Some("bin-bucket"), Some("k")).send().await.text(), "v");
+    let oss = Oss {
+        http: reqwest::Client::new(),
+        endpoint: endpoint.clone(),
+        signer: signer(ferry::oss::sign::SignatureVersion::V4),
+    };
+    assert_eq!(
+        oss.req("PUT", Some("bin-bucket"), Some("k"))
+            .body("v")
+            .send()
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        oss.req("GET", Some("bin-bucket"), Some("k"))
+            .send()
+            .await
+            .status,
+        503
+    );
+    assert_eq!(
+        oss.req("GET", Some("bin-bucket"), Some("k"))
+            .send()
+            .await
+            .text(),
+        "v"
+    );
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
@@ -55,11 +99,20 @@ async fn serves_after_printing_its_address_and_exits_on_sigterm() {
 #[test]
 fn bad_arguments_fail_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_oss-emulator"))
-        .args(["--access-key-id", AK, "--access-key-secret", SK, "--fault", "op=PutObject,status=200"])
+        .args([
+            "--access-key-id",
+            AK,
+            "--access-key-secret",
+            SK,
+            "--fault",
+            "op=PutObject,status=200",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("status 200 must be between 400 and 599"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("status 200 must be between 400 and 599")
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_oss-emulator"))
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("OSS_EMULATOR_ACCESS_KEY_ID")

@@ -29,7 +29,12 @@ const AWKWARD: &[&str] = &[
 ];
 
 /// Lists everything with V2 in pages of `max_keys`, following continuation tokens.
-async fn list_all_v2(oss: &Oss, prefix: &str, delimiter: &str, max_keys: usize) -> (Vec<String>, Vec<String>, usize) {
+async fn list_all_v2(
+    oss: &Oss,
+    prefix: &str,
+    delimiter: &str,
+    max_keys: usize,
+) -> (Vec<String>, Vec<String>, usize) {
     let (mut keys, mut prefixes, mut pages) = (Vec::new(), Vec::new(), 0);
     let mut token: Option<String> = None;
     loop {
@@ -61,7 +66,10 @@ async fn list_all_v2(oss: &Oss, prefix: &str, delimiter: &str, max_keys: usize) 
         if r.xml("IsTruncated").as_deref() != Some("true") {
             break;
         }
-        token = Some(r.xml("NextContinuationToken").expect("NextContinuationToken"));
+        token = Some(
+            r.xml("NextContinuationToken")
+                .expect("NextContinuationToken"),
+        );
         assert!(pages < 1000);
     }
     (keys, prefixes, pages)
@@ -79,7 +87,12 @@ async fn awkward_keys_round_trip_through_url_encoded_pages() {
         assert_eq!(r.status, 200, "{k:?}: {}", r.text());
         assert_eq!(oss.get(k).await.text(), *k, "{k:?}");
     }
-    let expected: Vec<String> = all.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let expected: Vec<String> = all
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     for max in [1, 2, 5, 1000] {
         let (keys, prefixes, _) = list_all_v2(&oss, "", "", max).await;
         assert!(prefixes.is_empty());
@@ -99,7 +112,12 @@ async fn v2_fields_start_after_and_max_keys_rules() {
     for k in ["a", "b", "c", "d"] {
         oss.put(k, "x").await;
     }
-    let r = oss.bucket("GET", "bkt").query("list-type", "2").query("start-after", "b").send().await;
+    let r = oss
+        .bucket("GET", "bkt")
+        .query("list-type", "2")
+        .query("start-after", "b")
+        .send()
+        .await;
     assert_eq!(r.xml_all("Key"), ["c", "d"]);
     assert_eq!(r.xml("StartAfter").as_deref(), Some("b"));
     assert_eq!(r.xml("MaxKeys").as_deref(), Some("100"));
@@ -108,19 +126,51 @@ async fn v2_fields_start_after_and_max_keys_rules() {
     assert_eq!(r.xml("Size").as_deref(), Some("1"));
     assert_eq!(r.xml("ETag"), Some(format!("\"{}\"", md5_hex_upper(b"x"))));
     assert!(r.xml("LastModified").unwrap().ends_with(".000Z"));
-    assert!(r.xml("Owner").is_none(), "V2 lists owners only with fetch-owner");
-    let r = oss.bucket("GET", "bkt").query("list-type", "2").query("fetch-owner", "true").send().await;
+    assert!(
+        r.xml("Owner").is_none(),
+        "V2 lists owners only with fetch-owner"
+    );
+    let r = oss
+        .bucket("GET", "bkt")
+        .query("list-type", "2")
+        .query("fetch-owner", "true")
+        .send()
+        .await;
     assert!(r.xml("Owner").is_some());
     for bad in ["0", "1001", "x"] {
-        let r = oss.bucket("GET", "bkt").query("list-type", "2").query("max-keys", bad).send().await;
-        assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"), "max-keys {bad}");
+        let r = oss
+            .bucket("GET", "bkt")
+            .query("list-type", "2")
+            .query("max-keys", bad)
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "InvalidArgument"),
+            "max-keys {bad}"
+        );
     }
-    let r = oss.bucket("GET", "bkt").query("list-type", "2").query("continuation-token", "!!!").send().await;
+    let r = oss
+        .bucket("GET", "bkt")
+        .query("list-type", "2")
+        .query("continuation-token", "!!!")
+        .send()
+        .await;
     assert_eq!(r.code(), "InvalidArgument");
     // V1 signs continuation-token as a sub-resource.
-    let first = Oss::v1(&emu).bucket("GET", "bkt").query("list-type", "2").query("max-keys", "2").send().await;
+    let first = Oss::v1(&emu)
+        .bucket("GET", "bkt")
+        .query("list-type", "2")
+        .query("max-keys", "2")
+        .send()
+        .await;
     let token = first.xml("NextContinuationToken").unwrap();
-    let next = Oss::v1(&emu).bucket("GET", "bkt").query("list-type", "2").query("continuation-token", &token).send().await;
+    let next = Oss::v1(&emu)
+        .bucket("GET", "bkt")
+        .query("list-type", "2")
+        .query("continuation-token", &token)
+        .send()
+        .await;
     assert_eq!(next.status, 200, "{}", next.text());
     assert_eq!(next.xml_all("Key"), ["c", "d"]);
 }
@@ -132,15 +182,31 @@ async fn v1_marker_paging() {
     for k in ["x/1", "x/2", "y", "z/1"] {
         oss.put(k, "x").await;
     }
-    let r = oss.bucket("GET", "bkt").query("delimiter", "/").query("max-keys", "2").send().await;
+    let r = oss
+        .bucket("GET", "bkt")
+        .query("delimiter", "/")
+        .query("max-keys", "2")
+        .send()
+        .await;
     assert_eq!(r.xml_all("Prefix")[1..], ["x/"]);
     assert_eq!(r.xml_all("Key"), ["y"]);
     assert_eq!(r.xml("NextMarker").as_deref(), Some("y"));
     assert!(r.xml("Owner").is_some());
-    let r = oss.bucket("GET", "bkt").query("delimiter", "/").query("marker", "y").send().await;
+    let r = oss
+        .bucket("GET", "bkt")
+        .query("delimiter", "/")
+        .query("marker", "y")
+        .send()
+        .await;
     assert_eq!(r.xml_all("Prefix")[1..], ["z/"]);
     assert_eq!(r.xml("IsTruncated").as_deref(), Some("false"));
-    let r = oss.bucket("GET", "bkt").query("marker", "x/1").query("encoding-type", "url").query("prefix", "x/").send().await;
+    let r = oss
+        .bucket("GET", "bkt")
+        .query("marker", "x/1")
+        .query("encoding-type", "url")
+        .query("prefix", "x/")
+        .send()
+        .await;
     assert_eq!(r.xml_all("Key"), ["x/2"]);
     assert_eq!(r.xml("EncodingType").as_deref(), Some("url"));
 }

@@ -59,11 +59,26 @@ async fn put_then_head_returns_every_stored_header() {
 async fn content_md5_is_checked() {
     let emu = emulator().await;
     let oss = Oss::v4(&emu);
-    let r = oss.object("PUT", "m").header("content-md5", &md5_b64(b"abc")).body("abc").send().await;
+    let r = oss
+        .object("PUT", "m")
+        .header("content-md5", &md5_b64(b"abc"))
+        .body("abc")
+        .send()
+        .await;
     assert_eq!(r.status, 200);
-    let r = oss.object("PUT", "m2").header("content-md5", &md5_b64(b"abd")).body("abc").send().await;
+    let r = oss
+        .object("PUT", "m2")
+        .header("content-md5", &md5_b64(b"abd"))
+        .body("abc")
+        .send()
+        .await;
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidDigest"));
-    let r = oss.object("PUT", "m2").header("content-md5", "not-base64!").body("abc").send().await;
+    let r = oss
+        .object("PUT", "m2")
+        .header("content-md5", "not-base64!")
+        .body("abc")
+        .send()
+        .await;
     assert_eq!(r.code(), "InvalidDigest");
     assert!(emu.object_info("bkt", "m2").is_none());
 }
@@ -72,11 +87,26 @@ async fn content_md5_is_checked() {
 async fn forbid_overwrite_keeps_the_first_object() {
     let emu = emulator().await;
     let oss = Oss::v4(&emu);
-    let r = oss.object("PUT", "f").header("x-oss-forbid-overwrite", "true").body("one").send().await;
+    let r = oss
+        .object("PUT", "f")
+        .header("x-oss-forbid-overwrite", "true")
+        .body("one")
+        .send()
+        .await;
     assert_eq!(r.status, 200);
-    let r = oss.object("PUT", "f").header("x-oss-forbid-overwrite", "true").body("two").send().await;
+    let r = oss
+        .object("PUT", "f")
+        .header("x-oss-forbid-overwrite", "true")
+        .body("two")
+        .send()
+        .await;
     assert_eq!((r.status, r.code().as_str()), (409, "FileAlreadyExists"));
-    let r = oss.object("PUT", "f").header("x-oss-forbid-overwrite", "false").body("three").send().await;
+    let r = oss
+        .object("PUT", "f")
+        .header("x-oss-forbid-overwrite", "false")
+        .body("three")
+        .send()
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(oss.get("f").await.text(), "three");
 }
@@ -85,25 +115,68 @@ async fn forbid_overwrite_keeps_the_first_object() {
 async fn storage_class_metadata_and_tag_rules() {
     let emu = emulator().await;
     let oss = Oss::v4(&emu);
-    let r = oss.object("PUT", "s").header("x-oss-storage-class", "Glacier").body("x").send().await;
+    let r = oss
+        .object("PUT", "s")
+        .header("x-oss-storage-class", "Glacier")
+        .body("x")
+        .send()
+        .await;
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
     assert_eq!(r.header("x-oss-ec").as_deref(), Some("0013-00000101"));
-    let r = oss.object("PUT", "s").header("x-oss-meta-bad_name", "x").body("x").send().await;
+    let r = oss
+        .object("PUT", "s")
+        .header("x-oss-meta-bad_name", "x")
+        .body("x")
+        .send()
+        .await;
     assert_eq!(r.code(), "InvalidArgument");
     let big = "v".repeat(8 * 1024);
-    let r = oss.object("PUT", "s").header("x-oss-meta-big", &big).body("x").send().await;
+    let r = oss
+        .object("PUT", "s")
+        .header("x-oss-meta-big", &big)
+        .body("x")
+        .send()
+        .await;
     assert_eq!(r.code(), "InvalidArgument");
     let ok = "v".repeat(8 * 1024 - 10);
-    let r = oss.object("PUT", "s").header("x-oss-meta-big", &ok).body("x").send().await;
+    let r = oss
+        .object("PUT", "s")
+        .header("x-oss-meta-big", &ok)
+        .body("x")
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
-    let r = oss.object("PUT", "t").header("x-oss-tagging", &eleven.join("&")).body("x").send().await;
+    let r = oss
+        .object("PUT", "t")
+        .header("x-oss-tagging", &eleven.join("&"))
+        .body("x")
+        .send()
+        .await;
     assert_eq!(r.code(), "InvalidArgument");
-    for class in ["Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive"] {
+    for class in [
+        "Standard",
+        "IA",
+        "Archive",
+        "ColdArchive",
+        "DeepColdArchive",
+    ] {
         let key = format!("class-{class}");
-        let r = oss.object("PUT", &key).header("x-oss-storage-class", class).body("x").send().await;
+        let r = oss
+            .object("PUT", &key)
+            .header("x-oss-storage-class", class)
+            .body("x")
+            .send()
+            .await;
         assert_eq!(r.status, 200);
-        assert_eq!(oss.object("HEAD", &key).send().await.header("x-oss-storage-class").as_deref(), Some(class));
+        assert_eq!(
+            oss.object("HEAD", &key)
+                .send()
+                .await
+                .header("x-oss-storage-class")
+                .as_deref(),
+            Some(class)
+        );
     }
 }
 
@@ -114,9 +187,17 @@ async fn object_name_rules() {
     let longest = "k".repeat(1023);
     assert_eq!(oss.put(&longest, "x").await.status, 200);
     assert_eq!(oss.get(&longest).await.text(), "x");
-    for bad in ["k".repeat(1024), "/leading-slash".to_owned(), "\\leading-backslash".to_owned()] {
+    for bad in [
+        "k".repeat(1024),
+        "/leading-slash".to_owned(),
+        "\\leading-backslash".to_owned(),
+    ] {
         let r = oss.put(&bad, "x").await;
-        assert_eq!((r.status, r.code().as_str()), (400, "InvalidObjectName"), "{bad:.20}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "InvalidObjectName"),
+            "{bad:.20}"
+        );
     }
     // A 1024-byte UTF-8 key made of 3-byte characters is refused too (bytes, not characters).
     let r = oss.put(&"中".repeat(342), "x").await;
@@ -131,29 +212,63 @@ async fn ranges_default_and_standard_behaviour() {
     oss.put("r", data.clone()).await;
     let whole_crc = ferry::crc64::checksum(&data).to_string();
 
-    let r = oss.object("GET", "r").header("range", "bytes=10-19").send().await;
+    let r = oss
+        .object("GET", "r")
+        .header("range", "bytes=10-19")
+        .send()
+        .await;
     assert_eq!(r.status, 206);
-    assert_eq!(r.header("content-range").as_deref(), Some("bytes 10-19/1000"));
+    assert_eq!(
+        r.header("content-range").as_deref(),
+        Some("bytes 10-19/1000")
+    );
     assert_eq!(r.body.as_ref(), &data[10..20]);
-    assert_eq!(r.header("x-oss-hash-crc64ecma"), Some(whole_crc.clone()), "ranges report the whole-object CRC");
+    assert_eq!(
+        r.header("x-oss-hash-crc64ecma"),
+        Some(whole_crc.clone()),
+        "ranges report the whole-object CRC"
+    );
 
-    let r = oss.object("GET", "r").header("range", "bytes=-5").send().await;
+    let r = oss
+        .object("GET", "r")
+        .header("range", "bytes=-5")
+        .send()
+        .await;
     assert_eq!((r.status, r.body.as_ref()), (206, &data[995..]));
-    let r = oss.object("GET", "r").header("range", "bytes=990-").send().await;
+    let r = oss
+        .object("GET", "r")
+        .header("range", "bytes=990-")
+        .send()
+        .await;
     assert_eq!((r.status, r.body.len()), (206, 10));
 
     // Invalid ranges: the whole object, unless the client asks for standard behaviour.
-    let r = oss.object("GET", "r").header("range", "bytes=500-5000").send().await;
+    let r = oss
+        .object("GET", "r")
+        .header("range", "bytes=500-5000")
+        .send()
+        .await;
     assert_eq!((r.status, r.body.len()), (200, 1000));
     assert!(r.header("content-range").is_none());
-    let r = oss.object("GET", "r").header("range", "bytes=2000-3000").send().await;
+    let r = oss
+        .object("GET", "r")
+        .header("range", "bytes=2000-3000")
+        .send()
+        .await;
     assert_eq!((r.status, r.body.len()), (200, 1000));
-    let std_range = |range: &'static str| oss.object("GET", "r").header("range", range).header("x-oss-range-behavior", "standard");
+    let std_range = |range: &'static str| {
+        oss.object("GET", "r")
+            .header("range", range)
+            .header("x-oss-range-behavior", "standard")
+    };
     let r = std_range("bytes=2000-3000").send().await;
     assert_eq!((r.status, r.code().as_str()), (416, "InvalidRange"));
     assert_eq!(r.header("content-range").as_deref(), Some("bytes */1000"));
     let r = std_range("bytes=500-5000").send().await;
-    assert_eq!((r.status, r.header("content-range").as_deref()), (206, Some("bytes 500-999/1000")));
+    assert_eq!(
+        (r.status, r.header("content-range").as_deref()),
+        (206, Some("bytes 500-999/1000"))
+    );
     assert_eq!(r.body.as_ref(), &data[500..]);
 }
 
@@ -161,32 +276,65 @@ async fn ranges_default_and_standard_behaviour() {
 async fn response_overrides_and_conditionals() {
     let emu = emulator().await;
     let oss = Oss::v4(&emu);
-    let put = oss.object("PUT", "c").header("content-type", "text/plain").body("data").send().await;
+    let put = oss
+        .object("PUT", "c")
+        .header("content-type", "text/plain")
+        .body("data")
+        .send()
+        .await;
     let etag = put.header("etag").unwrap();
     let r = oss
         .object("GET", "c")
         .query("response-content-type", "application/json")
-        .query("response-content-disposition", "attachment; filename=x.json")
+        .query(
+            "response-content-disposition",
+            "attachment; filename=x.json",
+        )
         .query("response-cache-control", "max-age=5")
         .send()
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
-    assert_eq!(r.header("content-disposition").as_deref(), Some("attachment; filename=x.json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        r.header("content-disposition").as_deref(),
+        Some("attachment; filename=x.json")
+    );
     assert_eq!(r.header("cache-control").as_deref(), Some("max-age=5"));
     // The same with V1, where response-* are signed sub-resources.
-    let r = Oss::v1(&emu).object("GET", "c").query("response-content-type", "a/b").send().await;
+    let r = Oss::v1(&emu)
+        .object("GET", "c")
+        .query("response-content-type", "a/b")
+        .send()
+        .await;
     assert_eq!(r.header("content-type").as_deref(), Some("a/b"));
 
     let cond = |name: &'static str, value: String| oss.object("GET", "c").header(name, &value);
     assert_eq!(cond("if-match", etag.clone()).send().await.status, 200);
-    assert_eq!(cond("if-match", "\"0000\"".into()).send().await.code(), "PreconditionFailed");
+    assert_eq!(
+        cond("if-match", "\"0000\"".into()).send().await.code(),
+        "PreconditionFailed"
+    );
     assert_eq!(cond("if-none-match", etag.clone()).send().await.status, 304);
-    assert_eq!(cond("if-none-match", "\"0000\"".into()).send().await.status, 200);
+    assert_eq!(
+        cond("if-none-match", "\"0000\"".into()).send().await.status,
+        200
+    );
     let future = "Wed, 21 Oct 2037 07:28:00 GMT".to_owned();
     let past = "Wed, 21 Oct 2015 07:28:00 GMT".to_owned();
-    assert_eq!(cond("if-modified-since", future.clone()).send().await.status, 304);
-    assert_eq!(cond("if-modified-since", past.clone()).send().await.status, 200);
+    assert_eq!(
+        cond("if-modified-since", future.clone())
+            .send()
+            .await
+            .status,
+        304
+    );
+    assert_eq!(
+        cond("if-modified-since", past.clone()).send().await.status,
+        200
+    );
     let r = cond("if-unmodified-since", past).send().await;
     assert_eq!((r.status, r.code().as_str()), (412, "PreconditionFailed"));
     assert_eq!(cond("if-unmodified-since", future).send().await.status, 200);
@@ -202,11 +350,21 @@ async fn delete_is_idempotent_and_missing_things_have_their_codes() {
     let r = oss.get("d").await;
     assert_eq!((r.status, r.code().as_str()), (404, "NoSuchKey"));
     assert_eq!(r.header("x-oss-ec").as_deref(), Some("0026-00000001"));
-    let r = oss.req("GET", Some("no-such-bucket"), Some("k")).send().await;
+    let r = oss
+        .req("GET", Some("no-such-bucket"), Some("k"))
+        .send()
+        .await;
     assert_eq!((r.status, r.code().as_str()), (404, "NoSuchBucket"));
-    let r = oss.req("DELETE", Some("no-such-bucket"), Some("k")).send().await;
+    let r = oss
+        .req("DELETE", Some("no-such-bucket"), Some("k"))
+        .send()
+        .await;
     assert_eq!(r.code(), "NoSuchBucket");
-    let r = oss.req("PUT", Some("no-such-bucket"), Some("k")).body("x").send().await;
+    let r = oss
+        .req("PUT", Some("no-such-bucket"), Some("k"))
+        .body("x")
+        .send()
+        .await;
     assert_eq!(r.code(), "NoSuchBucket");
 }
 
@@ -218,7 +376,13 @@ async fn delete_multiple_objects() {
         oss.put(k, "x").await;
     }
     let body = "<Delete><Quiet>false</Quiet><Object><Key>a</Key></Object><Object><Key>b</Key></Object><Object><Key>zz</Key></Object></Delete>";
-    let r = oss.bucket("POST", "bkt").query("delete", "").header("content-md5", &md5_b64(body.as_bytes())).body(body).send().await;
+    let r = oss
+        .bucket("POST", "bkt")
+        .query("delete", "")
+        .header("content-md5", &md5_b64(body.as_bytes()))
+        .body(body)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.xml_all("Key"), ["a", "b", "zz"]);
     assert_eq!(emu.keys("bkt").unwrap(), ["c"]);
@@ -230,10 +394,17 @@ async fn large_objects_stream_through_intact() {
     let oss = Oss::v4(&emu);
     let data = pattern(24 << 20, 9);
     let r = oss.put("big", data.clone()).await;
-    assert_eq!(r.header("x-oss-hash-crc64ecma"), Some(ferry::crc64::checksum(&data).to_string()));
+    assert_eq!(
+        r.header("x-oss-hash-crc64ecma"),
+        Some(ferry::crc64::checksum(&data).to_string())
+    );
     let got = oss.get("big").await;
     assert_eq!(got.body.len(), data.len());
     assert!(got.body.as_ref() == data.as_slice());
-    let part = oss.object("GET", "big").header("range", "bytes=10000000-10999999").send().await;
+    let part = oss
+        .object("GET", "big")
+        .header("range", "bytes=10000000-10999999")
+        .send()
+        .await;
     assert!(part.body.as_ref() == &data[10_000_000..11_000_000]);
 }

@@ -53,7 +53,9 @@ pub struct BucketInfo {
 impl BucketInfo {
     /// The region id of the bucket (`cn-hangzhou`), from its location.
     pub fn region(&self) -> Option<String> {
-        self.location.as_deref().and_then(|l| crate::oss::endpoint::region_id(l).ok())
+        self.location
+            .as_deref()
+            .and_then(|l| crate::oss::endpoint::region_id(l).ok())
     }
 }
 
@@ -99,7 +101,10 @@ impl OssClient {
         }
         if options.storage_class.is_some() || options.data_redundancy_type.is_some() {
             let doc = xml::CreateBucketConfigurationXml {
-                storage_class: options.storage_class.as_ref().map(|c| c.as_str().to_owned()),
+                storage_class: options
+                    .storage_class
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned()),
                 data_redundancy_type: options.data_redundancy_type.clone(),
             };
             req = req.xml_body(xml::render("CreateBucketConfiguration", &doc)?);
@@ -114,9 +119,16 @@ impl OssClient {
     }
 
     /// One page of the account's buckets.
-    pub async fn list_buckets(&self, options: &ListBucketsOptions) -> Result<ListBucketsPage, Error> {
+    pub async fn list_buckets(
+        &self,
+        options: &ListBucketsOptions,
+    ) -> Result<ListBucketsPage, Error> {
         if let Some(n) = options.max_keys.filter(|n| !(1..=1000).contains(n)) {
-            return Err(Error::invalid_argument("max_keys", n.to_string(), "use 1 to 1000"));
+            return Err(Error::invalid_argument(
+                "max_keys",
+                n.to_string(),
+                "use 1 to 1000",
+            ));
         }
         let req = Request::new("ListBuckets", Method::GET)
             .query_opt("prefix", options.prefix.clone())
@@ -143,7 +155,9 @@ impl OssClient {
 
     /// The bucket's details: location, endpoints, storage class, redundancy, versioning, ACL.
     pub async fn get_bucket_info(&self, bucket: &str) -> Result<BucketInfo, Error> {
-        let req = Request::new("GetBucketInfo", Method::GET).bucket(bucket).query("bucketInfo", "");
+        let req = Request::new("GetBucketInfo", Method::GET)
+            .bucket(bucket)
+            .query("bucketInfo", "");
         self.execute(req, |sent| async move {
             let rid = sent.request_id.clone();
             let doc: xml::BucketInfoXml = sent.xml("BucketInfo").await?;
@@ -155,7 +169,9 @@ impl OssClient {
     /// The bucket's location constraint (`oss-cn-hangzhou`); strip `oss-` (or use
     /// [`crate::oss::region_id`]) for the signing region.
     pub async fn get_bucket_location(&self, bucket: &str) -> Result<String, Error> {
-        let req = Request::new("GetBucketLocation", Method::GET).bucket(bucket).query("location", "");
+        let req = Request::new("GetBucketLocation", Method::GET)
+            .bucket(bucket)
+            .query("location", "");
         self.execute(req, |sent| async move {
             let rid = sent.request_id.clone();
             let doc: xml::LocationConstraintXml = sent.xml("LocationConstraint").await?;

@@ -73,13 +73,18 @@ impl OssClient {
             .header("x-oss-metadata-directive", directive);
         match options.tagging_directive {
             Some(TaggingDirective::Copy) => req = req.header("x-oss-tagging-directive", "Copy"),
-            Some(TaggingDirective::Replace) => req = req.header("x-oss-tagging-directive", "Replace"),
+            Some(TaggingDirective::Replace) => {
+                req = req.header("x-oss-tagging-directive", "Replace")
+            }
             None => {}
         }
         options.object.write_headers(&mut req.headers)?;
-        options.source_conditions.write_headers("x-oss-copy-source-", &mut req.headers);
+        options
+            .source_conditions
+            .write_headers("x-oss-copy-source-", &mut req.headers);
         self.execute(req, |sent| async move {
-            let crc64 = crate::oss::types::crc64_header(sent.headers()).map_err(|m| sent.invalid(m))?;
+            let crc64 =
+                crate::oss::types::crc64_header(sent.headers()).map_err(|m| sent.invalid(m))?;
             let version_id = sent.header("x-oss-version-id");
             let source_version_id = sent.header("x-oss-copy-source-version-id");
             let rid = sent.request_id.clone();

@@ -56,9 +56,17 @@ pub struct ListObjectsPage {
 
 impl OssClient {
     /// One page of ListObjectsV2.
-    pub async fn list_objects_v2(&self, bucket: &str, options: &ListObjectsOptions) -> Result<ListObjectsPage, Error> {
+    pub async fn list_objects_v2(
+        &self,
+        bucket: &str,
+        options: &ListObjectsOptions,
+    ) -> Result<ListObjectsPage, Error> {
         if let Some(n) = options.max_keys.filter(|n| !(1..=1000).contains(n)) {
-            return Err(Error::invalid_argument("max_keys", n.to_string(), "use 1 to 1000"));
+            return Err(Error::invalid_argument(
+                "max_keys",
+                n.to_string(),
+                "use 1 to 1000",
+            ));
         }
         let req = Request::new("ListObjectsV2", Method::GET)
             .bucket(bucket)
@@ -99,7 +107,8 @@ impl OssClient {
                     return Err(Error::InvalidResponse {
                         operation: "ListObjectsV2",
                         request_id: page.request_id,
-                        message: "the page is truncated but has no new NextContinuationToken".into(),
+                        message: "the page is truncated but has no new NextContinuationToken"
+                            .into(),
                     });
                 }
                 (_, false) => None,
@@ -112,9 +121,16 @@ impl OssClient {
 
 fn page_from_xml(doc: ListBucketResult, rid: String) -> Result<ListObjectsPage, Error> {
     let op = "ListObjectsV2";
-    let encoded = doc.encoding_type.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("url"));
+    let encoded = doc
+        .encoding_type
+        .as_deref()
+        .is_some_and(|e| e.eq_ignore_ascii_case("url"));
     let decode = |v: String, what: &'static str| -> Result<String, Error> {
-        if encoded { xml::url_decode(&v, what, op, &rid) } else { Ok(v) }
+        if encoded {
+            xml::url_decode(&v, what, op, &rid)
+        } else {
+            Ok(v)
+        }
     };
     let mut objects = Vec::with_capacity(doc.contents.len());
     for c in doc.contents {
@@ -137,11 +153,21 @@ fn page_from_xml(doc: ListBucketResult, rid: String) -> Result<ListObjectsPage, 
             owner_id: c.owner.map(|o| o.id).filter(|s| !s.is_empty()),
         });
     }
-    let common_prefixes =
-        doc.common_prefixes.into_iter().map(|p| decode(p.prefix, "Prefix")).collect::<Result<Vec<_>, _>>()?;
-    let next_continuation_token =
-        non_empty(doc.next_continuation_token).map(|t| decode(t, "NextContinuationToken")).transpose()?;
-    Ok(ListObjectsPage { objects, common_prefixes, is_truncated: doc.is_truncated, next_continuation_token, request_id: rid })
+    let common_prefixes = doc
+        .common_prefixes
+        .into_iter()
+        .map(|p| decode(p.prefix, "Prefix"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_continuation_token = non_empty(doc.next_continuation_token)
+        .map(|t| decode(t, "NextContinuationToken"))
+        .transpose()?;
+    Ok(ListObjectsPage {
+        objects,
+        common_prefixes,
+        is_truncated: doc.is_truncated,
+        next_continuation_token,
+        request_id: rid,
+    })
 }
 
 #[cfg(test)]
@@ -163,7 +189,10 @@ mod tests {
         let page = page_from_xml(doc, "rid".into()).unwrap();
         assert_eq!(page.objects[0].key, "a/中 x+y");
         assert_eq!(page.objects[0].storage_class, Some(StorageClass::IA));
-        assert_eq!(page.objects[0].last_modified.unwrap().timestamp(), 1592826152);
+        assert_eq!(
+            page.objects[0].last_modified.unwrap().timestamp(),
+            1592826152
+        );
         assert_eq!(page.common_prefixes, ["a/d e/"]);
         assert_eq!(page.next_continuation_token.as_deref(), Some("a/next+1"));
     }
@@ -177,6 +206,9 @@ mod tests {
             "rid",
         )
         .unwrap();
-        assert_eq!(page_from_xml(doc, "rid".into()).unwrap().objects[0].key, "a%20b");
+        assert_eq!(
+            page_from_xml(doc, "rid".into()).unwrap().objects[0].key,
+            "a%20b"
+        );
     }
 }

@@ -12,7 +12,9 @@ use reqwest::Method;
 use crate::oss::body::RequestBody;
 use crate::oss::client::{OssClient, Request};
 use crate::oss::error::Error;
-use crate::oss::types::{ByteRange, Conditions, CopySource, ObjectOptions, StorageClass, parse_iso_date};
+use crate::oss::types::{
+    ByteRange, Conditions, CopySource, ObjectOptions, StorageClass, parse_iso_date,
+};
 use crate::oss::xml::{self, non_empty};
 
 /// OSS's part-number range.
@@ -155,25 +157,40 @@ fn check_part_number(n: u32) -> Result<(), Error> {
     if (1..=MAX_PARTS).contains(&n) {
         Ok(())
     } else {
-        Err(Error::invalid_argument("part number", n.to_string(), "use 1 to 10000"))
+        Err(Error::invalid_argument(
+            "part number",
+            n.to_string(),
+            "use 1 to 10000",
+        ))
     }
 }
 
 fn check_max(name: &'static str, n: Option<u32>) -> Result<(), Error> {
     match n.filter(|n| !(1..=1000).contains(n)) {
-        Some(n) => Err(Error::invalid_argument(name, n.to_string(), "use 1 to 1000")),
+        Some(n) => Err(Error::invalid_argument(
+            name,
+            n.to_string(),
+            "use 1 to 1000",
+        )),
         None => Ok(()),
     }
 }
 
-fn time(s: Option<String>, what: &str, op: &'static str, rid: &str) -> Result<Option<DateTime<Utc>>, Error> {
+fn time(
+    s: Option<String>,
+    what: &str,
+    op: &'static str,
+    rid: &str,
+) -> Result<Option<DateTime<Utc>>, Error> {
     match non_empty(s) {
         None => Ok(None),
-        Some(s) => parse_iso_date(&s).map(Some).ok_or_else(|| Error::InvalidResponse {
-            operation: op,
-            request_id: rid.to_owned(),
-            message: format!("{what} {s:?} is not an ISO 8601 time"),
-        }),
+        Some(s) => parse_iso_date(&s)
+            .map(Some)
+            .ok_or_else(|| Error::InvalidResponse {
+                operation: op,
+                request_id: rid.to_owned(),
+                message: format!("{what} {s:?} is not an ISO 8601 time"),
+            }),
     }
 }
 
@@ -186,10 +203,13 @@ impl OssClient {
         key: &str,
         options: &ObjectOptions,
     ) -> Result<String, Error> {
-        let mut req = Request::new("InitiateMultipartUpload", Method::POST).object(bucket, key).query("uploads", "");
+        let mut req = Request::new("InitiateMultipartUpload", Method::POST)
+            .object(bucket, key)
+            .query("uploads", "");
         options.write_headers(&mut req.headers)?;
         self.execute(req, |sent| async move {
-            let doc: xml::InitiateMultipartUploadResult = sent.xml("InitiateMultipartUploadResult").await?;
+            let doc: xml::InitiateMultipartUploadResult =
+                sent.xml("InitiateMultipartUploadResult").await?;
             Ok(doc.upload_id)
         })
         .await
@@ -213,7 +233,9 @@ impl OssClient {
             .body(body);
         req.verify_crc = true;
         self.execute(req, |sent| async move {
-            let etag = sent.header("etag").ok_or_else(|| sent.invalid("UploadPart answered without an ETag"))?;
+            let etag = sent
+                .header("etag")
+                .ok_or_else(|| sent.invalid("UploadPart answered without an ETag"))?;
             Ok(UploadPartOutput {
                 part_number,
                 etag,
@@ -245,9 +267,12 @@ impl OssClient {
         if let Some(range) = &options.range {
             req = req.header("x-oss-copy-source-range", range.header());
         }
-        options.conditions.write_headers("x-oss-copy-source-", &mut req.headers);
+        options
+            .conditions
+            .write_headers("x-oss-copy-source-", &mut req.headers);
         self.execute(req, |sent| async move {
-            let crc64 = crate::oss::types::crc64_header(sent.headers()).map_err(|m| sent.invalid(m))?;
+            let crc64 =
+                crate::oss::types::crc64_header(sent.headers()).map_err(|m| sent.invalid(m))?;
             let source_version_id = sent.header("x-oss-copy-source-version-id");
             let rid = sent.request_id.clone();
             let doc: xml::CopyResultXml = sent.xml("CopyPartResult").await?;
@@ -286,7 +311,10 @@ impl OssClient {
                 let doc = xml::CompleteMultipartUploadXml {
                     parts: list
                         .iter()
-                        .map(|p| xml::CompletePartXml { part_number: p.part_number, etag: p.etag.clone() })
+                        .map(|p| xml::CompletePartXml {
+                            part_number: p.part_number,
+                            etag: p.etag.clone(),
+                        })
                         .collect(),
                 };
                 req = req.xml_body(xml::render("CompleteMultipartUpload", &doc)?);
@@ -300,10 +328,12 @@ impl OssClient {
             req = req.header("x-oss-object-acl", acl.clone());
         }
         self.execute(req, |sent| async move {
-            let crc64 = crate::oss::types::crc64_header(sent.headers()).map_err(|m| sent.invalid(m))?;
+            let crc64 =
+                crate::oss::types::crc64_header(sent.headers()).map_err(|m| sent.invalid(m))?;
             let version_id = sent.header("x-oss-version-id");
             let rid = sent.request_id.clone();
-            let doc: xml::CompleteMultipartUploadResult = sent.xml("CompleteMultipartUploadResult").await?;
+            let doc: xml::CompleteMultipartUploadResult =
+                sent.xml("CompleteMultipartUploadResult").await?;
             Ok(CompleteMultipartUploadOutput {
                 etag: non_empty(doc.etag),
                 crc64,
@@ -316,8 +346,15 @@ impl OssClient {
     }
 
     /// Abandons an upload and frees its parts.
-    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), Error> {
-        let req = Request::new("AbortMultipartUpload", Method::DELETE).object(bucket, key).query("uploadId", upload_id);
+    pub async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), Error> {
+        let req = Request::new("AbortMultipartUpload", Method::DELETE)
+            .object(bucket, key)
+            .query("uploadId", upload_id);
         self.execute(req, |_| async { Ok(()) }).await
     }
 
@@ -334,7 +371,10 @@ impl OssClient {
             .object(bucket, key)
             .query("uploadId", upload_id)
             .query_opt("max-parts", options.max_parts.map(|n| n.to_string()))
-            .query_opt("part-number-marker", options.part_number_marker.map(|n| n.to_string()));
+            .query_opt(
+                "part-number-marker",
+                options.part_number_marker.map(|n| n.to_string()),
+            );
         self.execute(req, |sent| async move {
             let rid = sent.request_id.clone();
             let doc: xml::ListPartsResult = sent.xml("ListPartsResult").await?;
@@ -344,7 +384,12 @@ impl OssClient {
     }
 
     /// Every part of an upload, across pages.
-    pub async fn list_all_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<PartInfo>, Error> {
+    pub async fn list_all_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<PartInfo>, Error> {
         let mut options = ListPartsOptions::default();
         let mut all = Vec::new();
         loop {
@@ -358,7 +403,8 @@ impl OssClient {
                     return Err(Error::InvalidResponse {
                         operation: "ListParts",
                         request_id: page.request_id,
-                        message: "the page is truncated but NextPartNumberMarker does not advance".into(),
+                        message: "the page is truncated but NextPartNumberMarker does not advance"
+                            .into(),
                     });
                 }
                 (false, _) => return Ok(all),
@@ -384,7 +430,8 @@ impl OssClient {
             .query_opt("max-uploads", options.max_uploads.map(|n| n.to_string()));
         self.execute(req, |sent| async move {
             let rid = sent.request_id.clone();
-            let doc: xml::ListMultipartUploadsResult = sent.xml("ListMultipartUploadsResult").await?;
+            let doc: xml::ListMultipartUploadsResult =
+                sent.xml("ListMultipartUploadsResult").await?;
             uploads_page(doc, rid)
         })
         .await
@@ -405,8 +452,13 @@ impl OssClient {
             if !page.is_truncated {
                 return Ok(Some((page, None)));
             }
-            let advanced = (page.next_key_marker.clone(), page.next_upload_id_marker.clone());
-            if advanced.0.is_none() || advanced == (options.key_marker.clone(), options.upload_id_marker.clone()) {
+            let advanced = (
+                page.next_key_marker.clone(),
+                page.next_upload_id_marker.clone(),
+            );
+            if advanced.0.is_none()
+                || advanced == (options.key_marker.clone(), options.upload_id_marker.clone())
+            {
                 return Err(Error::InvalidResponse {
                     operation: "ListMultipartUploads",
                     request_id: page.request_id,
@@ -422,12 +474,17 @@ impl OssClient {
 
 fn parts_page(doc: xml::ListPartsResult, rid: String) -> Result<ListPartsPage, Error> {
     let op = "ListParts";
-    let invalid = |message: String| Error::InvalidResponse { operation: op, request_id: rid.clone(), message };
+    let invalid = |message: String| Error::InvalidResponse {
+        operation: op,
+        request_id: rid.clone(),
+        message,
+    };
     let mut parts = Vec::with_capacity(doc.parts.len());
     for p in doc.parts {
         let crc64 = match non_empty(p.hash_crc64ecma) {
             Some(v) => Some(
-                crate::crc64::parse_header(&v).ok_or_else(|| invalid(format!("HashCrc64ecma {v:?} is not a number")))?,
+                crate::crc64::parse_header(&v)
+                    .ok_or_else(|| invalid(format!("HashCrc64ecma {v:?} is not a number")))?,
             ),
             None => None,
         };
@@ -440,7 +497,11 @@ fn parts_page(doc: xml::ListPartsResult, rid: String) -> Result<ListPartsPage, E
         });
     }
     let next_part_number_marker = match non_empty(doc.next_part_number_marker) {
-        Some(v) => Some(v.trim().parse().map_err(|_| invalid(format!("NextPartNumberMarker {v:?} is not a number")))?),
+        Some(v) => Some(
+            v.trim()
+                .parse()
+                .map_err(|_| invalid(format!("NextPartNumberMarker {v:?} is not a number")))?,
+        ),
         None => None,
     };
     Ok(ListPartsPage {
@@ -452,11 +513,21 @@ fn parts_page(doc: xml::ListPartsResult, rid: String) -> Result<ListPartsPage, E
     })
 }
 
-fn uploads_page(doc: xml::ListMultipartUploadsResult, rid: String) -> Result<ListUploadsPage, Error> {
+fn uploads_page(
+    doc: xml::ListMultipartUploadsResult,
+    rid: String,
+) -> Result<ListUploadsPage, Error> {
     let op = "ListMultipartUploads";
-    let encoded = doc.encoding_type.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("url"));
+    let encoded = doc
+        .encoding_type
+        .as_deref()
+        .is_some_and(|e| e.eq_ignore_ascii_case("url"));
     let decode = |v: String, what: &'static str| -> Result<String, Error> {
-        if encoded { xml::url_decode(&v, what, op, &rid) } else { Ok(v) }
+        if encoded {
+            xml::url_decode(&v, what, op, &rid)
+        } else {
+            Ok(v)
+        }
     };
     let mut uploads = Vec::with_capacity(doc.uploads.len());
     for u in doc.uploads {
@@ -467,13 +538,18 @@ fn uploads_page(doc: xml::ListMultipartUploadsResult, rid: String) -> Result<Lis
             storage_class: non_empty(u.storage_class).map(|s| StorageClass::from_server(&s)),
         });
     }
-    let common_prefixes =
-        doc.common_prefixes.into_iter().map(|p| decode(p.prefix, "Prefix")).collect::<Result<Vec<_>, _>>()?;
+    let common_prefixes = doc
+        .common_prefixes
+        .into_iter()
+        .map(|p| decode(p.prefix, "Prefix"))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ListUploadsPage {
         uploads,
         common_prefixes,
         is_truncated: doc.is_truncated,
-        next_key_marker: non_empty(doc.next_key_marker).map(|k| decode(k, "NextKeyMarker")).transpose()?,
+        next_key_marker: non_empty(doc.next_key_marker)
+            .map(|k| decode(k, "NextKeyMarker"))
+            .transpose()?,
         next_upload_id_marker: non_empty(doc.next_upload_id_marker),
         request_id: rid,
     })

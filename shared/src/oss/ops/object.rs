@@ -42,7 +42,8 @@ pub struct GetObjectOutput {
 impl GetObjectOutput {
     /// The size of the whole object (not just the returned range).
     pub fn object_size(&self) -> u64 {
-        self.content_range.map_or(self.meta.content_length, |r| r.total)
+        self.content_range
+            .map_or(self.meta.content_length, |r| r.total)
     }
 }
 
@@ -57,7 +58,9 @@ impl OssClient {
         body: RequestBody,
         options: &ObjectOptions,
     ) -> Result<PutObjectOutput, Error> {
-        let mut req = Request::new("PutObject", Method::PUT).object(bucket, key).body(body);
+        let mut req = Request::new("PutObject", Method::PUT)
+            .object(bucket, key)
+            .body(body);
         options.write_headers(&mut req.headers)?;
         req.verify_crc = true;
         self.execute(req, |sent| async move {
@@ -91,7 +94,8 @@ impl OssClient {
             req = req.header("x-oss-range-behavior", "standard");
         }
         options.conditions.write_headers("", &mut req.headers);
-        self.execute(req, |sent| async move { read_get(sent) }).await
+        self.execute(req, |sent| async move { read_get(sent) })
+            .await
     }
 
     /// Reads an object's metadata (size, CRC-64, storage class, restore state, …).
@@ -106,9 +110,13 @@ impl OssClient {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<ObjectMeta, Error> {
-        let req = Request::new("HeadObject", Method::HEAD).object(bucket, key).query_opt("versionId", version_id);
-        self.execute(req, |sent| async move { ObjectMeta::from_headers(sent.headers()).map_err(|m| sent.invalid(m)) })
-            .await
+        let req = Request::new("HeadObject", Method::HEAD)
+            .object(bucket, key)
+            .query_opt("versionId", version_id);
+        self.execute(req, |sent| async move {
+            ObjectMeta::from_headers(sent.headers()).map_err(|m| sent.invalid(m))
+        })
+        .await
     }
 
     /// Deletes an object. Deleting a missing key succeeds, as in OSS.
@@ -121,12 +129,19 @@ impl OssClient {
 fn read_get(sent: Sent) -> Result<GetObjectOutput, Error> {
     let meta = ObjectMeta::from_headers(sent.headers()).map_err(|m| sent.invalid(m))?;
     let content_range = match sent.header("content-range") {
-        Some(v) => Some(ContentRange::parse(&v).ok_or_else(|| sent.invalid(format!("Content-Range {v:?} is malformed")))?),
+        Some(v) => Some(
+            ContentRange::parse(&v)
+                .ok_or_else(|| sent.invalid(format!("Content-Range {v:?} is malformed")))?,
+        ),
         None => None,
     };
     // OSS's CRC covers the whole object, so only a whole-object body can be checked against it.
     let whole = sent.response.status().as_u16() == 200 && content_range.is_none();
     let expected_crc = if whole { meta.crc64 } else { None };
     let body = ObjectBody::new(sent.response, expected_crc, sent.resource, sent.request_id);
-    Ok(GetObjectOutput { meta, content_range, body })
+    Ok(GetObjectOutput {
+        meta,
+        content_range,
+        body,
+    })
 }

@@ -39,7 +39,11 @@ pub struct RestoreOptions {
 
 impl Default for RestoreOptions {
     fn default() -> Self {
-        RestoreOptions { days: 1, tier: None, version_id: None }
+        RestoreOptions {
+            days: 1,
+            tier: None,
+            version_id: None,
+        }
     }
 }
 
@@ -63,11 +67,17 @@ impl OssClient {
         options: &RestoreOptions,
     ) -> Result<RestoreOutcome, Error> {
         if !(1..=365).contains(&options.days) {
-            return Err(Error::invalid_argument("restore days", options.days.to_string(), "use 1 to 365"));
+            return Err(Error::invalid_argument(
+                "restore days",
+                options.days.to_string(),
+                "use 1 to 365",
+            ));
         }
         let doc = xml::RestoreRequestXml {
             days: options.days,
-            job_parameters: options.tier.map(|t| xml::JobParametersXml { tier: t.as_str().to_owned() }),
+            job_parameters: options.tier.map(|t| xml::JobParametersXml {
+                tier: t.as_str().to_owned(),
+            }),
         };
         let req = Request::new("RestoreObject", Method::POST)
             .object(bucket, key)
@@ -84,7 +94,9 @@ impl OssClient {
             })
             .await;
         match result {
-            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(RestoreOutcome::InProgress),
+            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => {
+                Ok(RestoreOutcome::InProgress)
+            }
             other => other,
         }
     }

@@ -65,7 +65,11 @@ pub struct RoutingCondition {
     /// Must be 404 for `Mirror` rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_error_code_returned_equals: Option<u16>,
-    #[serde(default, rename = "IncludeHeader", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "IncludeHeader",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub include_headers: Vec<IncludeHeader>,
 }
 
@@ -98,9 +102,17 @@ pub struct Redirect {
     pub mirror_check_md5: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_pass_original_slashes: Option<bool>,
-    #[serde(default, rename = "MirrorURLSlave", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "MirrorURLSlave",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mirror_url_slave: Option<String>,
-    #[serde(default, rename = "MirrorURLProbe", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "MirrorURLProbe",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mirror_url_probe: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_headers: Option<MirrorHeaders>,
@@ -182,25 +194,45 @@ impl WebsiteConfiguration {
 
     /// Parses a `<WebsiteConfiguration>` document.
     pub fn from_xml(document: &str) -> Result<Self, Error> {
-        xml::parse(document.as_bytes(), "WebsiteConfiguration", "GetBucketWebsite", "")
+        xml::parse(
+            document.as_bytes(),
+            "WebsiteConfiguration",
+            "GetBucketWebsite",
+            "",
+        )
     }
 }
 
 impl OssClient {
     /// Sets the bucket's website configuration (index/error documents, routing rules).
-    pub async fn put_bucket_website(&self, bucket: &str, config: &WebsiteConfiguration) -> Result<(), Error> {
-        let req = Request::new("PutBucketWebsite", Method::PUT).bucket(bucket).query("website", "").xml_body(config.to_xml()?);
+    pub async fn put_bucket_website(
+        &self,
+        bucket: &str,
+        config: &WebsiteConfiguration,
+    ) -> Result<(), Error> {
+        let req = Request::new("PutBucketWebsite", Method::PUT)
+            .bucket(bucket)
+            .query("website", "")
+            .xml_body(config.to_xml()?);
         self.execute(req, |_| async { Ok(()) }).await
     }
 
     /// The bucket's website configuration (`NoSuchWebsiteConfiguration` if none is set).
     pub async fn get_bucket_website(&self, bucket: &str) -> Result<WebsiteConfiguration, Error> {
-        let req = Request::new("GetBucketWebsite", Method::GET).bucket(bucket).query("website", "");
-        self.execute(req, |sent| async move { sent.xml("WebsiteConfiguration").await }).await
+        let req = Request::new("GetBucketWebsite", Method::GET)
+            .bucket(bucket)
+            .query("website", "");
+        self.execute(
+            req,
+            |sent| async move { sent.xml("WebsiteConfiguration").await },
+        )
+        .await
     }
 
     pub async fn delete_bucket_website(&self, bucket: &str) -> Result<(), Error> {
-        let req = Request::new("DeleteBucketWebsite", Method::DELETE).bucket(bucket).query("website", "");
+        let req = Request::new("DeleteBucketWebsite", Method::DELETE)
+            .bucket(bucket)
+            .query("website", "");
         self.execute(req, |_| async { Ok(()) }).await
     }
 }
@@ -246,22 +278,43 @@ mod tests {
         assert_eq!(r.condition.key_prefix_equals.as_deref(), Some("images/"));
         assert_eq!(r.condition.http_error_code_returned_equals, Some(404));
         assert_eq!(r.redirect.redirect_type.as_deref(), Some("Mirror"));
-        assert_eq!(r.redirect.mirror_url.as_deref(), Some("https://origin.example.com/"));
+        assert_eq!(
+            r.redirect.mirror_url.as_deref(),
+            Some("https://origin.example.com/")
+        );
         assert_eq!(r.redirect.mirror_check_md5, Some(true));
         let h = r.redirect.mirror_headers.as_ref().unwrap();
         assert_eq!(h.pass, ["x-a", "x-b"]);
-        assert_eq!(h.set[0], MirrorHeaderSet { key: "x-c".into(), value: "1".into() });
+        assert_eq!(
+            h.set[0],
+            MirrorHeaderSet {
+                key: "x-c".into(),
+                value: "1".into()
+            }
+        );
     }
 
     #[test]
     fn round_trips() {
         let c = WebsiteConfiguration::from_xml(MIRROR).unwrap();
         let xml = c.to_xml().unwrap();
-        assert!(xml.contains("<RoutingRules><RoutingRule><RuleNumber>1</RuleNumber>"), "{xml}");
-        assert!(xml.contains("<MirrorURL>https://origin.example.com/</MirrorURL>"), "{xml}");
-        assert!(!xml.contains("ErrorDocument"), "absent fields stay absent: {xml}");
+        assert!(
+            xml.contains("<RoutingRules><RoutingRule><RuleNumber>1</RuleNumber>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<MirrorURL>https://origin.example.com/</MirrorURL>"),
+            "{xml}"
+        );
+        assert!(
+            !xml.contains("ErrorDocument"),
+            "absent fields stay absent: {xml}"
+        );
         assert_eq!(WebsiteConfiguration::from_xml(&xml).unwrap(), c);
         let empty = WebsiteConfiguration::default();
-        assert_eq!(WebsiteConfiguration::from_xml(&empty.to_xml().unwrap()).unwrap(), empty);
+        assert_eq!(
+            WebsiteConfiguration::from_xml(&empty.to_xml().unwrap()).unwrap(),
+            empty
+        );
     }
 }

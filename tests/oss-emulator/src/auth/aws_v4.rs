@@ -62,7 +62,10 @@ impl Scope {
             .with("Region", cfg.region.clone()));
         }
         if self.service != "s3" {
-            return Err(malformed(format!("the service '{}' is wrong; expecting 's3'", self.service)));
+            return Err(malformed(format!(
+                "the service '{}' is wrong; expecting 's3'",
+                self.service
+            )));
         }
         if !amz_date.starts_with(&self.date) {
             return Err(malformed(format!(
@@ -74,12 +77,19 @@ impl Scope {
     }
 
     fn string(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
 fn malformed(detail: String) -> ApiError {
-    ApiError::new(400, "AuthorizationHeaderMalformed", format!("The authorization header is malformed; {detail}"))
+    ApiError::new(
+        400,
+        "AuthorizationHeaderMalformed",
+        format!("The authorization header is malformed; {detail}"),
+    )
 }
 
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
@@ -89,7 +99,13 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
 }
 
 /// The hex SigV4 signature of `string_to_sign`.
-pub fn signature(secret: &str, scope_date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
+pub fn signature(
+    secret: &str,
+    scope_date: &str,
+    region: &str,
+    service: &str,
+    string_to_sign: &str,
+) -> String {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), scope_date);
     let k_region = hmac(&k_date, region);
     let k_service = hmac(&k_region, service);
@@ -99,9 +115,16 @@ pub fn signature(secret: &str, scope_date: &str, region: &str, service: &str, st
 
 /// `k=v` pairs, both URI-encoded, sorted by key then value.
 pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (uri_encode(k), uri_encode(v))).collect();
+    let mut pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+        .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The signed headers, in the order of `SignedHeaders`, values trimmed with inner runs of
@@ -131,7 +154,11 @@ pub fn canonical_request(
     signed: &[String],
     payload: &str,
 ) -> String {
-    let uri = if decoded_path.is_empty() { "/".to_owned() } else { uri_encode_path(decoded_path) };
+    let uri = if decoded_path.is_empty() {
+        "/".to_owned()
+    } else {
+        uri_encode_path(decoded_path)
+    };
     format!(
         "{method}\n{uri}\n{}\n{}\n{}\n{payload}",
         canonical_query(query),
@@ -146,12 +173,20 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical: &str) -> String {
 }
 
 fn signed_list(value: &str) -> Vec<String> {
-    value.split(';').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
+    value
+        .split(';')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn check_payload_header(value: Option<String>) -> Result<String, ApiError> {
     let value = value.ok_or_else(|| {
-        ApiError::new(400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+        ApiError::new(
+            400,
+            "InvalidRequest",
+            "Missing required header for this request: x-amz-content-sha256",
+        )
     })?;
     let ok = value == "UNSIGNED-PAYLOAD"
         || value.starts_with("STREAMING-")
@@ -160,15 +195,29 @@ fn check_payload_header(value: Option<String>) -> Result<String, ApiError> {
         return Err(ApiError::new(
             400,
             "InvalidArgument",
-            format!("x-amz-content-sha256 '{value}' must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*"),
+            format!(
+                "x-amz-content-sha256 '{value}' must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-*"
+            ),
         ));
     }
     Ok(value)
 }
 
-fn compare(cfg: &Config, scope: &Scope, amz_date: &str, canonical: &str, provided: &str) -> Result<(), ApiError> {
+fn compare(
+    cfg: &Config,
+    scope: &Scope,
+    amz_date: &str,
+    canonical: &str,
+    provided: &str,
+) -> Result<(), ApiError> {
     let sts = string_to_sign(amz_date, &scope.string(), canonical);
-    let expected = signature(cfg.secret.expose(), &scope.date, &scope.region, &scope.service, &sts);
+    let expected = signature(
+        cfg.secret.expose(),
+        &scope.date,
+        &scope.region,
+        &scope.service,
+        &sts,
+    );
     if !same(&expected, provided) {
         return Err(mismatch(&sts, provided)
             .with("CanonicalRequest", canonical)
@@ -178,21 +227,37 @@ fn compare(cfg: &Config, scope: &Scope, amz_date: &str, canonical: &str, provide
 }
 
 /// Checks `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
-pub fn verify_header(info: &RequestInfo, cfg: &Config, rest: &str, now: DateTime<Utc>) -> Result<Verified, ApiError> {
+pub fn verify_header(
+    info: &RequestInfo,
+    cfg: &Config,
+    rest: &str,
+    now: DateTime<Utc>,
+) -> Result<Verified, ApiError> {
     let fields = parse_fields(rest);
-    let credential = field(&fields, "Credential").ok_or_else(|| malformed("Credential is missing".into()))?;
-    let signed = signed_list(field(&fields, "SignedHeaders").ok_or_else(|| malformed("SignedHeaders is missing".into()))?);
-    let provided = field(&fields, "Signature").ok_or_else(|| malformed("Signature is missing".into()))?;
+    let credential =
+        field(&fields, "Credential").ok_or_else(|| malformed("Credential is missing".into()))?;
+    let signed = signed_list(
+        field(&fields, "SignedHeaders")
+            .ok_or_else(|| malformed("SignedHeaders is missing".into()))?,
+    );
+    let provided =
+        field(&fields, "Signature").ok_or_else(|| malformed("Signature is missing".into()))?;
     let scope = Scope::parse(credential)?;
     let (amz_date, t) = match info.h("x-amz-date") {
         Some(d) => {
-            let t = parse_compact(d.trim())
-                .ok_or_else(|| ApiError::access_denied(format!("x-amz-date '{d}' is invalid: use YYYYMMDDTHHMMSSZ")))?;
+            let t = parse_compact(d.trim()).ok_or_else(|| {
+                ApiError::access_denied(format!(
+                    "x-amz-date '{d}' is invalid: use YYYYMMDDTHHMMSSZ"
+                ))
+            })?;
             (d.trim().to_owned(), t)
         }
         None => {
-            let d = info.h("date").ok_or_else(|| ApiError::access_denied("x-amz-date or Date is required"))?;
-            let t = parse_http_date(&d).ok_or_else(|| ApiError::access_denied(format!("Date '{d}' is invalid")))?;
+            let d = info
+                .h("date")
+                .ok_or_else(|| ApiError::access_denied("x-amz-date or Date is required"))?;
+            let t = parse_http_date(&d)
+                .ok_or_else(|| ApiError::access_denied(format!("Date '{d}' is invalid")))?;
             (t.format("%Y%m%dT%H%M%SZ").to_string(), t)
         }
     };
@@ -204,33 +269,57 @@ pub fn verify_header(info: &RequestInfo, cfg: &Config, rest: &str, now: DateTime
     let token = info.h("x-amz-security-token");
     check_token(token.as_deref())?;
     if token.is_some() && !signed.iter().any(|h| h == "x-amz-security-token") {
-        return Err(ApiError::access_denied("x-amz-security-token must be a signed header"));
+        return Err(ApiError::access_denied(
+            "x-amz-security-token must be a signed header",
+        ));
     }
     let payload = check_payload_header(info.h("x-amz-content-sha256"))?;
-    let canonical =
-        canonical_request(info.method.as_str(), &info.decoded_path, &info.query, &info.header_list, &signed, &payload);
+    let canonical = canonical_request(
+        info.method.as_str(),
+        &info.decoded_path,
+        &info.query,
+        &info.header_list,
+        &signed,
+        &payload,
+    );
     compare(cfg, &scope, &amz_date, &canonical, provided)?;
     let hashed = payload.len() == 64 && !payload.starts_with("STREAMING-");
-    Ok(Verified { payload_sha256: hashed.then_some(payload.to_ascii_lowercase()) })
+    Ok(Verified {
+        payload_sha256: hashed.then_some(payload.to_ascii_lowercase()),
+    })
 }
 
 /// Checks an S3 presigned URL (`X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`,
 /// `X-Amz-Expires`, `X-Amz-SignedHeaders`, `X-Amz-Signature`).
-pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Result<Verified, ApiError> {
+pub fn verify_query(
+    info: &RequestInfo,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<Verified, ApiError> {
     let required = |name: &str| {
-        info.q(name)
-            .ok_or_else(|| ApiError::access_denied(format!("The presigned URL lacks the query parameter {name}")))
+        info.q(name).ok_or_else(|| {
+            ApiError::access_denied(format!(
+                "The presigned URL lacks the query parameter {name}"
+            ))
+        })
     };
     if required("X-Amz-Algorithm")? != ALGORITHM {
-        return Err(ApiError::access_denied(format!("X-Amz-Algorithm must be {ALGORITHM}")));
+        return Err(ApiError::access_denied(format!(
+            "X-Amz-Algorithm must be {ALGORITHM}"
+        )));
     }
     let scope = Scope::parse(required("X-Amz-Credential")?)?;
     let amz_date = required("X-Amz-Date")?;
-    let t = parse_compact(amz_date)
-        .ok_or_else(|| ApiError::access_denied(format!("X-Amz-Date '{amz_date}' is invalid: use YYYYMMDDTHHMMSSZ")))?;
+    let t = parse_compact(amz_date).ok_or_else(|| {
+        ApiError::access_denied(format!(
+            "X-Amz-Date '{amz_date}' is invalid: use YYYYMMDDTHHMMSSZ"
+        ))
+    })?;
     let expires: i64 = required("X-Amz-Expires")?.parse().unwrap_or(-1);
     if !(1..=MAX_EXPIRES_SECS).contains(&expires) {
-        return Err(ApiError::access_denied(format!("X-Amz-Expires must be between 1 and {MAX_EXPIRES_SECS}")));
+        return Err(ApiError::access_denied(format!(
+            "X-Amz-Expires must be between 1 and {MAX_EXPIRES_SECS}"
+        )));
     }
     let signed = signed_list(required("X-Amz-SignedHeaders")?);
     let provided = required("X-Amz-Signature")?;
@@ -242,10 +331,21 @@ pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Res
         return Err(ApiError::access_denied("Request has expired"));
     }
     check_token(info.q("X-Amz-Security-Token"))?;
-    let query: Vec<(String, String)> = info.query.iter().filter(|(k, _)| k != "X-Amz-Signature").cloned().collect();
+    let query: Vec<(String, String)> = info
+        .query
+        .iter()
+        .filter(|(k, _)| k != "X-Amz-Signature")
+        .cloned()
+        .collect();
     let payload = info.q("X-Amz-Content-Sha256").unwrap_or("UNSIGNED-PAYLOAD");
-    let canonical =
-        canonical_request(info.method.as_str(), &info.decoded_path, &query, &info.header_list, &signed, payload);
+    let canonical = canonical_request(
+        info.method.as_str(),
+        &info.decoded_path,
+        &query,
+        &info.header_list,
+        &signed,
+        payload,
+    );
     compare(cfg, &scope, amz_date, &canonical, provided)?;
     Ok(Verified::default())
 }
@@ -259,7 +359,10 @@ mod tests {
     #[test]
     fn aws_documentation_get_object_vector() {
         let headers = vec![
-            ("Host".to_owned(), "examplebucket.s3.amazonaws.com".to_owned()),
+            (
+                "Host".to_owned(),
+                "examplebucket.s3.amazonaws.com".to_owned(),
+            ),
             ("Range".to_owned(), "bytes=0-9".to_owned()),
             (
                 "x-amz-content-sha256".to_owned(),
@@ -267,7 +370,9 @@ mod tests {
             ),
             ("x-amz-date".to_owned(), "20130524T000000Z".to_owned()),
         ];
-        let signed: Vec<String> = ["host", "range", "x-amz-content-sha256", "x-amz-date"].map(String::from).to_vec();
+        let signed: Vec<String> = ["host", "range", "x-amz-content-sha256", "x-amz-date"]
+            .map(String::from)
+            .to_vec();
         let canonical = canonical_request(
             "GET",
             "/test.txt",
@@ -276,14 +381,30 @@ mod tests {
             &signed,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         );
-        let sts = string_to_sign("20130524T000000Z", "20130524/us-east-1/s3/aws4_request", &canonical);
-        let sig = signature("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3", &sts);
-        assert_eq!(sig, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+        let sts = string_to_sign(
+            "20130524T000000Z",
+            "20130524/us-east-1/s3/aws4_request",
+            &canonical,
+        );
+        let sig = signature(
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "20130524",
+            "us-east-1",
+            "s3",
+            &sts,
+        );
+        assert_eq!(
+            sig,
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
     }
 
     #[test]
     fn query_keeps_empty_values_with_equals() {
-        let q = vec![("uploads".to_owned(), String::new()), ("a b".to_owned(), "x/y".to_owned())];
+        let q = vec![
+            ("uploads".to_owned(), String::new()),
+            ("a b".to_owned(), "x/y".to_owned()),
+        ];
         assert_eq!(canonical_query(&q), "a%20b=x%2Fy&uploads=");
     }
 }

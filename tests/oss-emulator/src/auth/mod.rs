@@ -70,7 +70,10 @@ pub fn check_skew(request_time: DateTime<Utc>, now: DateTime<Utc>) -> Result<(),
         )
         .with("RequestTime", request_time.to_rfc3339())
         .with("ServerTime", now.to_rfc3339())
-        .with("MaxAllowedSkewMilliseconds", (MAX_SKEW_SECS * 1000).to_string()));
+        .with(
+            "MaxAllowedSkewMilliseconds",
+            (MAX_SKEW_SECS * 1000).to_string(),
+        ));
     }
     Ok(())
 }
@@ -78,8 +81,12 @@ pub fn check_skew(request_time: DateTime<Utc>, now: DateTime<Utc>) -> Result<(),
 /// The AccessKey id must be the configured one.
 pub fn check_access_key(given: &str, cfg: &Config) -> Result<(), ApiError> {
     if given != cfg.access_key_id {
-        return Err(ApiError::new(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
-            .with("OSSAccessKeyId", given));
+        return Err(ApiError::new(
+            403,
+            "InvalidAccessKeyId",
+            "The OSS Access Key Id you provided does not exist in our records.",
+        )
+        .with("OSSAccessKeyId", given));
     }
     Ok(())
 }
@@ -87,16 +94,22 @@ pub fn check_access_key(given: &str, cfg: &Config) -> Result<(), ApiError> {
 /// A security token, when present, must not be empty (there is no STS here to validate it).
 pub fn check_token(token: Option<&str>) -> Result<(), ApiError> {
     match token {
-        Some(t) if t.trim().is_empty() => {
-            Err(ApiError::new(403, "InvalidSecurityToken", "The security token you provided is empty."))
-        }
+        Some(t) if t.trim().is_empty() => Err(ApiError::new(
+            403,
+            "InvalidSecurityToken",
+            "The security token you provided is empty.",
+        )),
         _ => Ok(()),
     }
 }
 
 /// Compares signatures without an early exit.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The `SignatureDoesNotMatch` error, echoing what the server signed.
@@ -122,7 +135,10 @@ pub fn parse_fields(s: &str) -> Vec<(String, String)> {
 }
 
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

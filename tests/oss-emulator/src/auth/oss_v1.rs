@@ -22,7 +22,12 @@ fn signable(info: &RequestInfo) -> Signable<'_> {
     }
 }
 
-fn compare(info: &RequestInfo, cfg: &Config, date_slot: &str, provided: &str) -> Result<(), ApiError> {
+fn compare(
+    info: &RequestInfo,
+    cfg: &Config,
+    date_slot: &str,
+    provided: &str,
+) -> Result<(), ApiError> {
     let sts = sign::v1_string_to_sign(&signable(info), date_slot);
     let expected = sign::v1_signature(cfg.secret.expose(), &sts);
     if !same(&expected, provided) {
@@ -35,19 +40,31 @@ fn compare(info: &RequestInfo, cfg: &Config, date_slot: &str, provided: &str) ->
 }
 
 /// Checks `Authorization: OSS <AccessKeyId>:<Signature>`.
-pub fn verify_header(info: &RequestInfo, cfg: &Config, rest: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
-    let (ak, provided) = rest
-        .trim()
-        .split_once(':')
-        .ok_or_else(|| ApiError::invalid_argument("The Authorization header must look like 'OSS AccessKeyId:Signature'"))?;
+pub fn verify_header(
+    info: &RequestInfo,
+    cfg: &Config,
+    rest: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let (ak, provided) = rest.trim().split_once(':').ok_or_else(|| {
+        ApiError::invalid_argument(
+            "The Authorization header must look like 'OSS AccessKeyId:Signature'",
+        )
+    })?;
     check_access_key(ak, cfg)?;
     let slot = info
         .h("x-oss-date")
         .or_else(|| info.h("date"))
-        .ok_or_else(|| ApiError::access_denied("V1 signatures need a Date (or x-oss-date) header"))?;
-    let t = parse_http_date(&slot).or_else(|| parse_compact(slot.trim())).ok_or_else(|| {
-        ApiError::access_denied(format!("The request date '{slot}' is invalid: use the RFC 1123 form (x-oss-date / Date)"))
-    })?;
+        .ok_or_else(|| {
+            ApiError::access_denied("V1 signatures need a Date (or x-oss-date) header")
+        })?;
+    let t = parse_http_date(&slot)
+        .or_else(|| parse_compact(slot.trim()))
+        .ok_or_else(|| {
+            ApiError::access_denied(format!(
+                "The request date '{slot}' is invalid: use the RFC 1123 form (x-oss-date / Date)"
+            ))
+        })?;
     check_skew(t, now)?;
     check_token(info.h("x-oss-security-token").as_deref())?;
     compare(info, cfg, &slot, provided)
@@ -56,16 +73,21 @@ pub fn verify_header(info: &RequestInfo, cfg: &Config, rest: &str, now: DateTime
 /// Checks a V1 presigned URL.
 pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Result<(), ApiError> {
     let required = |name: &str| {
-        info.q(name)
-            .ok_or_else(|| ApiError::invalid_argument(format!("The presigned URL lacks the query parameter {name}")))
+        info.q(name).ok_or_else(|| {
+            ApiError::invalid_argument(format!(
+                "The presigned URL lacks the query parameter {name}"
+            ))
+        })
     };
     let ak = required("OSSAccessKeyId")?;
     let expires = required("Expires")?;
     let provided = required("Signature")?;
     check_access_key(ak, cfg)?;
-    let expires_at: i64 = expires
-        .parse()
-        .map_err(|_| ApiError::invalid_argument(format!("Expires '{expires}' must be a Unix time in seconds")))?;
+    let expires_at: i64 = expires.parse().map_err(|_| {
+        ApiError::invalid_argument(format!(
+            "Expires '{expires}' must be a Unix time in seconds"
+        ))
+    })?;
     if now.timestamp() > expires_at {
         return Err(ApiError::access_denied("Request has expired.")
             .with("Expires", expires.to_owned())

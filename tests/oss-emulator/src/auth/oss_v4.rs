@@ -67,17 +67,26 @@ impl Scope {
 
 fn parse_datetime(value: Option<&str>) -> Result<(String, DateTime<Utc>), ApiError> {
     let value = value.ok_or_else(|| {
-        ApiError::access_denied("x-oss-date is required for V4 signatures (format YYYYMMDDTHHMMSSZ)")
+        ApiError::access_denied(
+            "x-oss-date is required for V4 signatures (format YYYYMMDDTHHMMSSZ)",
+        )
     })?;
     let t = parse_compact(value).ok_or_else(|| {
-        ApiError::access_denied(format!("x-oss-date '{value}' is invalid: expected the format YYYYMMDDTHHMMSSZ"))
+        ApiError::access_denied(format!(
+            "x-oss-date '{value}' is invalid: expected the format YYYYMMDDTHHMMSSZ"
+        ))
     })?;
     Ok((value.to_owned(), t))
 }
 
 fn additional_list(value: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
-    let names: Vec<String> = value.split(';').map(|n| n.trim().to_ascii_lowercase()).collect();
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = value
+        .split(';')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
     if names.iter().any(|n| n.is_empty()) {
         return Err(ApiError::invalid_argument(format!(
             "AdditionalHeaders '{value}' is invalid: names must be non-empty and separated by ';'"
@@ -104,7 +113,13 @@ fn compare(
     provided: &str,
 ) -> Result<(), ApiError> {
     let sts = sign::v4_string_to_sign(datetime, &scope.string(), canonical);
-    let expected = sign::v4_signature(cfg.secret.expose(), &scope.date, &scope.region, &scope.product, &sts);
+    let expected = sign::v4_signature(
+        cfg.secret.expose(),
+        &scope.date,
+        &scope.region,
+        &scope.product,
+        &sts,
+    );
     if !same(&expected, &provided.to_ascii_lowercase()) {
         return Err(mismatch(&sts, provided).with("CanonicalRequest", canonical));
     }
@@ -112,12 +127,19 @@ fn compare(
 }
 
 /// Checks `Authorization: OSS4-HMAC-SHA256 Credential=…,AdditionalHeaders=…,Signature=…`.
-pub fn verify_header(info: &RequestInfo, cfg: &Config, rest: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+pub fn verify_header(
+    info: &RequestInfo,
+    cfg: &Config,
+    rest: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let fields = parse_fields(rest);
-    let credential = field(&fields, "Credential")
-        .ok_or_else(|| ApiError::invalid_argument("The Authorization header has no Credential field"))?;
-    let provided = field(&fields, "Signature")
-        .ok_or_else(|| ApiError::invalid_argument("The Authorization header has no Signature field"))?;
+    let credential = field(&fields, "Credential").ok_or_else(|| {
+        ApiError::invalid_argument("The Authorization header has no Credential field")
+    })?;
+    let provided = field(&fields, "Signature").ok_or_else(|| {
+        ApiError::invalid_argument("The Authorization header has no Signature field")
+    })?;
     let additional = additional_list(field(&fields, "AdditionalHeaders"))?;
     let scope = Scope::parse(credential)?;
     let (datetime, t) = parse_datetime(info.h("x-oss-date").as_deref())?;
@@ -137,7 +159,8 @@ pub fn verify_header(info: &RequestInfo, cfg: &Config, rest: &str, now: DateTime
         }
     }
     check_token(info.h("x-oss-security-token").as_deref())?;
-    let canonical = sign::v4_canonical_request(&signable(info, &info.query), &additional, UNSIGNED_PAYLOAD);
+    let canonical =
+        sign::v4_canonical_request(&signable(info, &info.query), &additional, UNSIGNED_PAYLOAD);
     compare(cfg, &scope, &datetime, &canonical, provided)
 }
 
@@ -151,8 +174,11 @@ pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Res
         )));
     }
     let required = |name: &str| {
-        info.q(name)
-            .ok_or_else(|| ApiError::invalid_argument(format!("The presigned URL lacks the query parameter {name}")))
+        info.q(name).ok_or_else(|| {
+            ApiError::invalid_argument(format!(
+                "The presigned URL lacks the query parameter {name}"
+            ))
+        })
     };
     let credential = required("x-oss-credential")?;
     let provided = required("x-oss-signature")?;
@@ -170,12 +196,21 @@ pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Res
     }
     if now > t + chrono::Duration::seconds(expires) {
         return Err(ApiError::access_denied("Request has expired.")
-            .with("Expires", (t + chrono::Duration::seconds(expires)).to_rfc3339())
+            .with(
+                "Expires",
+                (t + chrono::Duration::seconds(expires)).to_rfc3339(),
+            )
             .with("ServerTime", now.to_rfc3339()));
     }
     check_token(info.q("x-oss-security-token"))?;
     let additional = additional_list(info.q("x-oss-additional-headers"))?;
-    let query: Vec<(String, String)> = info.query.iter().filter(|(k, _)| k != "x-oss-signature").cloned().collect();
-    let canonical = sign::v4_canonical_request(&signable(info, &query), &additional, UNSIGNED_PAYLOAD);
+    let query: Vec<(String, String)> = info
+        .query
+        .iter()
+        .filter(|(k, _)| k != "x-oss-signature")
+        .cloned()
+        .collect();
+    let canonical =
+        sign::v4_canonical_request(&signable(info, &query), &additional, UNSIGNED_PAYLOAD);
     compare(cfg, &scope, &datetime, &canonical, provided)
 }

@@ -20,22 +20,31 @@ pub fn validate_key(key: &str) -> Result<(), ApiError> {
     let problem = if key.is_empty() {
         Some("it is empty".to_owned())
     } else if key.len() > MAX_KEY_BYTES {
-        Some(format!("it is {} bytes long (at most {MAX_KEY_BYTES})", key.len()))
+        Some(format!(
+            "it is {} bytes long (at most {MAX_KEY_BYTES})",
+            key.len()
+        ))
     } else if key.starts_with('/') || key.starts_with('\\') {
         Some("it starts with '/' or '\\'".to_owned())
     } else {
         None
     };
     match problem {
-        Some(p) => Err(ApiError::new(400, "InvalidObjectName", format!("The specified object name is not valid: {p}."))
-            .with("Key", key)),
+        Some(p) => Err(ApiError::new(
+            400,
+            "InvalidObjectName",
+            format!("The specified object name is not valid: {p}."),
+        )
+        .with("Key", key)),
         None => Ok(()),
     }
 }
 
 /// The storage class the request asks for, in its dialect's names.
 pub fn storage_class(req: &RequestInfo) -> Result<Option<StorageClass>, ApiError> {
-    let Some(v) = req.dh("storage-class") else { return Ok(None) };
+    let Some(v) = req.dh("storage-class") else {
+        return Ok(None);
+    };
     let parsed = match req.dialect {
         Dialect::Oss => StorageClass::parse_oss(&v),
         Dialect::S3 => StorageClass::parse_s3(&v),
@@ -59,8 +68,14 @@ pub fn user_meta(req: &RequestInfo) -> Result<BTreeMap<String, String>, ApiError
     let mut meta = BTreeMap::new();
     let mut total = 0usize;
     for (name, value) in &req.header_list {
-        let Some(short) = name.strip_prefix(&prefix) else { continue };
-        if short.is_empty() || !short.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        let Some(short) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if short.is_empty()
+            || !short
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(ApiError::invalid_argument(format!(
                 "The user metadata name '{name}' is invalid: use letters, digits and hyphens after '{prefix}'"
             )));
@@ -79,8 +94,12 @@ pub fn user_meta(req: &RequestInfo) -> Result<BTreeMap<String, String>, ApiError
             Dialect::Oss => ApiError::invalid_argument(format!(
                 "The user metadata is {total} bytes; at most {MAX_USER_META_BYTES} bytes are allowed"
             )),
-            Dialect::S3 => ApiError::new(400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.")
-                .with("MaxSizeAllowed", MAX_USER_META_BYTES.to_string()),
+            Dialect::S3 => ApiError::new(
+                400,
+                "MetadataTooLarge",
+                "Your metadata headers exceed the maximum allowed metadata size.",
+            )
+            .with("MaxSizeAllowed", MAX_USER_META_BYTES.to_string()),
         };
         return Err(err);
     }
@@ -98,7 +117,10 @@ pub fn tags(req: &RequestInfo) -> Result<Vec<(String, String)>, ApiError> {
 pub fn parse_tags(value: &str) -> Result<Vec<(String, String)>, ApiError> {
     let tags = crate::routing::parse_query(Some(value));
     if tags.len() > 10 {
-        return Err(ApiError::invalid_argument(format!("{} tags given; an object has at most 10", tags.len())));
+        return Err(ApiError::invalid_argument(format!(
+            "{} tags given; an object has at most 10",
+            tags.len()
+        )));
     }
     for (i, (k, v)) in tags.iter().enumerate() {
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
@@ -107,7 +129,9 @@ pub fn parse_tags(value: &str) -> Result<Vec<(String, String)>, ApiError> {
             )));
         }
         if tags[..i].iter().any(|(other, _)| other == k) {
-            return Err(ApiError::invalid_argument(format!("The tag key '{k}' is given twice")));
+            return Err(ApiError::invalid_argument(format!(
+                "The tag key '{k}' is given twice"
+            )));
         }
     }
     Ok(tags)
@@ -118,7 +142,9 @@ pub fn content_headers(req: &RequestInfo) -> ContentHeaders {
         content_type: req.h("content-type"),
         cache_control: req.h("cache-control"),
         content_disposition: req.h("content-disposition"),
-        content_encoding: req.h("content-encoding").and_then(|v| crate::body::stored_content_encoding(&v)),
+        content_encoding: req
+            .h("content-encoding")
+            .and_then(|v| crate::body::stored_content_encoding(&v)),
         content_language: req.h("content-language"),
         expires: req.h("expires"),
     }
@@ -127,21 +153,38 @@ pub fn content_headers(req: &RequestInfo) -> ContentHeaders {
 /// The object ACL header, validated.
 pub fn object_acl(req: &RequestInfo) -> Result<Option<String>, ApiError> {
     let (name, allowed): (&str, &[&str]) = match req.dialect {
-        Dialect::Oss => ("x-oss-object-acl", &["default", "private", "public-read", "public-read-write"]),
+        Dialect::Oss => (
+            "x-oss-object-acl",
+            &["default", "private", "public-read", "public-read-write"],
+        ),
         Dialect::S3 => (
             "x-amz-acl",
-            &["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"],
+            &[
+                "private",
+                "public-read",
+                "public-read-write",
+                "authenticated-read",
+                "aws-exec-read",
+                "bucket-owner-read",
+                "bucket-owner-full-control",
+            ],
         ),
     };
     match req.h(name) {
         Some(v) if allowed.contains(&v.as_str()) => Ok(Some(v)),
-        Some(v) => Err(ApiError::invalid_argument(format!("{name} '{v}' is invalid: use one of {}", allowed.join(", ")))),
+        Some(v) => Err(ApiError::invalid_argument(format!(
+            "{name} '{v}' is invalid: use one of {}",
+            allowed.join(", ")
+        ))),
         None => Ok(None),
     }
 }
 
 /// Everything a new object takes from the request headers.
-pub fn attrs_from_request(req: &RequestInfo, default_class: StorageClass) -> Result<ObjectAttrs, ApiError> {
+pub fn attrs_from_request(
+    req: &RequestInfo,
+    default_class: StorageClass,
+) -> Result<ObjectAttrs, ApiError> {
     Ok(ObjectAttrs {
         content: content_headers(req),
         user_meta: user_meta(req)?,
@@ -154,26 +197,42 @@ pub fn attrs_from_request(req: &RequestInfo, default_class: StorageClass) -> Res
 /// `x-oss-forbid-overwrite: true` (OSS) or `If-None-Match: *` (S3 conditional write).
 pub fn forbid_overwrite(req: &RequestInfo) -> bool {
     match req.dialect {
-        Dialect::Oss => req.h("x-oss-forbid-overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        Dialect::Oss => req
+            .h("x-oss-forbid-overwrite")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         Dialect::S3 => req.h("if-none-match").is_some_and(|v| v.trim() == "*"),
     }
 }
 
 /// The Content-MD5 the client sent, if any (malformed → `InvalidDigest`).
 pub fn content_md5(req: &RequestInfo) -> Result<Option<[u8; 16]>, ApiError> {
-    let Some(v) = req.h("content-md5") else { return Ok(None) };
-    let bytes = BASE64.decode(v.trim()).ok().filter(|b| b.len() == 16).ok_or_else(|| {
-        ApiError::new(400, "InvalidDigest", "The Content-MD5 you specified is not a Base64-encoded 128-bit MD5.")
+    let Some(v) = req.h("content-md5") else {
+        return Ok(None);
+    };
+    let bytes = BASE64
+        .decode(v.trim())
+        .ok()
+        .filter(|b| b.len() == 16)
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "InvalidDigest",
+                "The Content-MD5 you specified is not a Base64-encoded 128-bit MD5.",
+            )
             .with("ContentMD5", v.clone())
-    })?;
+        })?;
     Ok(Some(bytes.try_into().expect("length checked")))
 }
 
 pub fn check_md5(expected: Option<[u8; 16]>, actual: &[u8; 16]) -> Result<(), ApiError> {
     match expected {
-        Some(e) if e != *actual => Err(ApiError::new(400, "InvalidDigest", "The Content-MD5 you specified did not match what we received.")
-            .with("ContentMD5", BASE64.encode(e))
-            .with("CalculatedMD5", BASE64.encode(actual))),
+        Some(e) if e != *actual => Err(ApiError::new(
+            400,
+            "InvalidDigest",
+            "The Content-MD5 you specified did not match what we received.",
+        )
+        .with("ContentMD5", BASE64.encode(e))
+        .with("CalculatedMD5", BASE64.encode(actual))),
         _ => Ok(()),
     }
 }
@@ -191,15 +250,25 @@ pub enum RangeSpec {
 /// invalid range with the whole object; `standard` (`x-oss-range-behavior: standard`, and
 /// always for S3) clips an over-long end and answers an impossible start with 416.
 pub fn resolve_range(header: Option<&str>, size: u64, standard: bool) -> RangeSpec {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return RangeSpec::Whole };
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeSpec::Whole;
+    };
     if spec.contains(',') {
         return RangeSpec::Whole;
     }
-    let Some((a, b)) = spec.split_once('-') else { return RangeSpec::Whole };
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeSpec::Whole;
+    };
     let (a, b) = (a.trim(), b.trim());
-    let invalid = if standard { RangeSpec::Unsatisfiable } else { RangeSpec::Whole };
+    let invalid = if standard {
+        RangeSpec::Unsatisfiable
+    } else {
+        RangeSpec::Whole
+    };
     if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else { return RangeSpec::Whole };
+        let Ok(n) = b.parse::<u64>() else {
+            return RangeSpec::Whole;
+        };
         if n == 0 || size == 0 {
             return invalid;
         }
@@ -208,7 +277,9 @@ pub fn resolve_range(header: Option<&str>, size: u64, standard: bool) -> RangeSp
         }
         return RangeSpec::Part(size - n.min(size), size - 1);
     }
-    let Ok(start) = a.parse::<u64>() else { return RangeSpec::Whole };
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeSpec::Whole;
+    };
     let end = if b.is_empty() {
         None
     } else {
@@ -228,19 +299,29 @@ pub fn resolve_range(header: Option<&str>, size: u64, standard: bool) -> RangeSp
 }
 
 fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t.eq_ignore_ascii_case(etag))
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|t| t == "*" || t.eq_ignore_ascii_case(etag))
 }
 
 /// Evaluates If-Match / If-Unmodified-Since (→ 412) and If-None-Match / If-Modified-Since
 /// (→ 304) for GET and HEAD; `prefix` is `""` or `x-oss-copy-source-` for copies, where every
 /// failure is 412.
-pub fn check_conditions(req: &RequestInfo, meta: &ObjectMeta, prefix: &str) -> Result<(), ApiError> {
+pub fn check_conditions(
+    req: &RequestInfo,
+    meta: &ObjectMeta,
+    prefix: &str,
+) -> Result<(), ApiError> {
     let h = |name: &str| req.h(&format!("{prefix}{name}"));
     let copy = !prefix.is_empty();
     let modified = meta.last_modified_ms / 1000;
     let failed = |what: &str| {
-        ApiError::new(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
-            .with("Condition", what.to_owned())
+        ApiError::new(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold.",
+        )
+        .with("Condition", what.to_owned())
     };
     let not_modified = || ApiError::new(304, "NotModified", "Not Modified");
     let if_match = h("if-match");
@@ -259,13 +340,21 @@ pub fn check_conditions(req: &RequestInfo, meta: &ObjectMeta, prefix: &str) -> R
     if let Some(v) = &if_none_match
         && etag_matches(v, &meta.etag)
     {
-        return Err(if copy { failed("If-None-Match") } else { not_modified() });
+        return Err(if copy {
+            failed("If-None-Match")
+        } else {
+            not_modified()
+        });
     }
     if if_none_match.is_none()
         && let Some(t) = h("if-modified-since").and_then(|v| crate::time::parse_http_date(&v))
         && modified <= t.timestamp()
     {
-        return Err(if copy { failed("If-Modified-Since") } else { not_modified() });
+        return Err(if copy {
+            failed("If-Modified-Since")
+        } else {
+            not_modified()
+        });
     }
     Ok(())
 }
@@ -289,9 +378,17 @@ pub fn storage_class_name(dialect: Dialect, class: StorageClass) -> &'static str
 pub fn object_headers(mut r: Reply, dialect: Dialect, meta: &ObjectMeta, now_ms: i64) -> Reply {
     let c = &meta.attrs.content;
     r = r
-        .header("content-type", c.content_type.as_deref().unwrap_or("application/octet-stream"))
+        .header(
+            "content-type",
+            c.content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream"),
+        )
         .header("etag", quoted_etag(dialect, &meta.etag))
-        .header("last-modified", crate::time::http_date(meta.last_modified_ms))
+        .header(
+            "last-modified",
+            crate::time::http_date(meta.last_modified_ms),
+        )
         .header("accept-ranges", "bytes")
         .header("x-oss-object-type", meta.object_type.name())
         .opt_header("content-md5", meta.content_md5.as_deref())
@@ -304,10 +401,16 @@ pub fn object_headers(mut r: Reply, dialect: Dialect, meta: &ObjectMeta, now_ms:
         .opt_header(&dialect.header("restore"), meta.restore_header(now_ms));
     let class = meta.attrs.storage_class;
     if dialect == Dialect::Oss || class != StorageClass::Standard {
-        r = r.header(&dialect.header("storage-class"), storage_class_name(dialect, class));
+        r = r.header(
+            &dialect.header("storage-class"),
+            storage_class_name(dialect, class),
+        );
     }
     if !meta.attrs.tags.is_empty() {
-        r = r.header(&dialect.header("tagging-count"), meta.attrs.tags.len().to_string());
+        r = r.header(
+            &dialect.header("tagging-count"),
+            meta.attrs.tags.len().to_string(),
+        );
     }
     for (name, value) in &meta.attrs.user_meta {
         r = r.header(&format!("{}meta-{name}", dialect.prefix()), value);
@@ -337,7 +440,10 @@ mod tests {
 
     #[test]
     fn tags_rules() {
-        assert_eq!(parse_tags("a=1&b=x%20y").unwrap(), vec![("a".into(), "1".into()), ("b".into(), "x y".into())]);
+        assert_eq!(
+            parse_tags("a=1&b=x%20y").unwrap(),
+            vec![("a".into(), "1".into()), ("b".into(), "x y".into())]
+        );
         assert!(parse_tags("a=1&a=2").is_err());
         let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
         assert!(parse_tags(&many.join("&")).is_err());

@@ -17,7 +17,9 @@ use crate::xml::{S3_NAMESPACE, Xml, iso8601};
 /// ending with a letter or digit.
 pub fn validate_bucket_name(name: &str) -> Result<(), ApiError> {
     let ok = (3..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if !ok {
@@ -43,23 +45,31 @@ pub async fn put_bucket(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body
     let name = ctx.bucket();
     validate_bucket_name(name)?;
     let body = payload.read_all(64 * 1024).await?;
-    let config: CreateBucketConfiguration =
-        if body.iter().all(|b| b.is_ascii_whitespace()) { CreateBucketConfiguration::default() } else { crate::xml::parse(&body)? };
+    let config: CreateBucketConfiguration = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        CreateBucketConfiguration::default()
+    } else {
+        crate::xml::parse(&body)?
+    };
     let mut info = BucketInfo::new(name);
     if let Some(sc) = config.storage_class {
-        info.storage_class = StorageClass::parse_oss(&sc)
-            .ok_or_else(|| ApiError::invalid_argument(format!("The storage class '{sc}' is invalid for a bucket")))?;
+        info.storage_class = StorageClass::parse_oss(&sc).ok_or_else(|| {
+            ApiError::invalid_argument(format!("The storage class '{sc}' is invalid for a bucket"))
+        })?;
     }
     if let Some(r) = config.redundancy {
         if r != "LRS" && r != "ZRS" {
-            return Err(ApiError::invalid_argument(format!("DataRedundancyType '{r}' is invalid: use LRS or ZRS")));
+            return Err(ApiError::invalid_argument(format!(
+                "DataRedundancyType '{r}' is invalid: use LRS or ZRS"
+            )));
         }
         info.redundancy = r;
     }
     let acl_header = ctx.req.dialect.header("acl");
     if let Some(acl) = ctx.req.h(&acl_header) {
         if !["private", "public-read", "public-read-write"].contains(&acl.as_str()) {
-            return Err(ApiError::invalid_argument(format!("{acl_header} '{acl}' is invalid")));
+            return Err(ApiError::invalid_argument(format!(
+                "{acl_header} '{acl}' is invalid"
+            )));
         }
         info.acl = acl;
     }
@@ -135,8 +145,14 @@ pub fn list_buckets(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     for b in shown {
         x.open("Bucket");
         x.leaf("CreationDate", iso8601(b.created_ms));
-        x.leaf("ExtranetEndpoint", format!("{}.aliyuncs.com", location(ctx)));
-        x.leaf("IntranetEndpoint", format!("{}-internal.aliyuncs.com", location(ctx)));
+        x.leaf(
+            "ExtranetEndpoint",
+            format!("{}.aliyuncs.com", location(ctx)),
+        );
+        x.leaf(
+            "IntranetEndpoint",
+            format!("{}-internal.aliyuncs.com", location(ctx)),
+        );
         x.leaf("Location", location(ctx));
         x.leaf("Name", &b.name);
         x.leaf("Region", &ctx.state.config.region);

@@ -27,11 +27,16 @@ pub fn parse_copy_source(value: &str, header: &str) -> Result<(String, String), 
     let path = path.split_once('?').map(|(p, _)| p).unwrap_or(path);
     let path = path.strip_prefix('/').unwrap_or(path);
     let bad = || {
-        ApiError::invalid_argument(format!("{header} '{value}' is invalid: it must look like /bucket/url-encoded-key"))
-            .with("ArgumentName", header)
+        ApiError::invalid_argument(format!(
+            "{header} '{value}' is invalid: it must look like /bucket/url-encoded-key"
+        ))
+        .with("ArgumentName", header)
     };
     let (bucket, key) = path.split_once('/').ok_or_else(bad)?;
-    let key = percent_decode_str(key).decode_utf8().map_err(|_| bad())?.into_owned();
+    let key = percent_decode_str(key)
+        .decode_utf8()
+        .map_err(|_| bad())?
+        .into_owned();
     if bucket.is_empty() || key.is_empty() {
         return Err(bad());
     }
@@ -57,7 +62,9 @@ fn directive(ctx: &Ctx<'_>, suffix: &str) -> Result<bool, ApiError> {
         None => Ok(false),
         Some(v) if v.trim().eq_ignore_ascii_case("copy") => Ok(false),
         Some(v) if v.trim().eq_ignore_ascii_case("replace") => Ok(true),
-        Some(v) => Err(ApiError::invalid_argument(format!("{header} '{v}' is invalid: use COPY or REPLACE"))),
+        Some(v) => Err(ApiError::invalid_argument(format!(
+            "{header} '{v}' is invalid: use COPY or REPLACE"
+        ))),
     }
 }
 
@@ -72,7 +79,11 @@ pub async fn copy_object(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     attrs::validate_key(key)?;
     let info = ctx.state.store.bucket(bucket)?;
     let src = source(ctx)?;
-    let max = if ctx.req.dialect == Dialect::S3 { MAX_COPY_S3 } else { MAX_COPY_OSS };
+    let max = if ctx.req.dialect == Dialect::S3 {
+        MAX_COPY_S3
+    } else {
+        MAX_COPY_OSS
+    };
     if src.meta.size > max {
         return Err(entity_too_large(max).with(
             "Hint",
@@ -92,9 +103,16 @@ pub async fn copy_object(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let (content, user_meta) = if replace_meta {
         (attrs::content_headers(ctx.req), attrs::user_meta(ctx.req)?)
     } else {
-        (src.meta.attrs.content.clone(), src.meta.attrs.user_meta.clone())
+        (
+            src.meta.attrs.content.clone(),
+            src.meta.attrs.user_meta.clone(),
+        )
     };
-    let tags = if replace_tags { attrs::tags(ctx.req)? } else { src.meta.attrs.tags.clone() };
+    let tags = if replace_tags {
+        attrs::tags(ctx.req)?
+    } else {
+        src.meta.attrs.tags.clone()
+    };
     let forbid = attrs::forbid_overwrite(ctx.req) && ctx.req.dialect == Dialect::Oss;
     if forbid && !same_object(ctx) && ctx.state.store.object(bucket, key).is_ok() {
         return Err(file_already_exists());
@@ -106,7 +124,11 @@ pub async fn copy_object(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         storage_class: class.unwrap_or(info.storage_class),
         acl: attrs::object_acl(ctx.req)?,
     };
-    let written = ctx.state.store.write_stream(src.blob.stream(0, src.meta.size)).await?;
+    let written = ctx
+        .state
+        .store
+        .write_stream(src.blob.stream(0, src.meta.size))
+        .await?;
     let meta = ObjectMeta {
         key: key.to_owned(),
         size: written.blob.len(),
@@ -119,13 +141,25 @@ pub async fn copy_object(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         restore: None,
     };
     let (etag, modified, crc) = (meta.etag.clone(), meta.last_modified_ms, written.crc64);
-    ctx.state.store.put_object(bucket, Object { meta, blob: written.blob }, forbid && !same_object(ctx))?;
+    ctx.state.store.put_object(
+        bucket,
+        Object {
+            meta,
+            blob: written.blob,
+        },
+        forbid && !same_object(ctx),
+    )?;
     let mut x = Xml::new();
-    x.open_root("CopyObjectResult", (ctx.req.dialect == Dialect::S3).then_some(S3_NAMESPACE));
+    x.open_root(
+        "CopyObjectResult",
+        (ctx.req.dialect == Dialect::S3).then_some(S3_NAMESPACE),
+    );
     x.leaf("ETag", quoted_etag(ctx.req.dialect, &etag));
     x.leaf("LastModified", iso8601(modified));
     x.close("CopyObjectResult");
-    Ok(Reply::ok().header("x-oss-hash-crc64ecma", crc.to_string()).xml(x.finish()))
+    Ok(Reply::ok()
+        .header("x-oss-hash-crc64ecma", crc.to_string())
+        .xml(x.finish()))
 }
 
 pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
@@ -139,8 +173,12 @@ pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError>
         Some(r) => match attrs::resolve_range(Some(&r), src.meta.size, true) {
             RangeSpec::Part(a, b) => (a, b + 1),
             RangeSpec::Unsatisfiable => {
-                return Err(ApiError::new(416, "InvalidRange", "The requested range is not satisfiable")
-                    .with("ActualObjectSize", src.meta.size.to_string()));
+                return Err(ApiError::new(
+                    416,
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                )
+                .with("ActualObjectSize", src.meta.size.to_string()));
             }
             RangeSpec::Whole => {
                 return Err(ApiError::invalid_argument(format!(
@@ -152,7 +190,11 @@ pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError>
     if end - start > MAX_PART_BYTES {
         return Err(entity_too_large(MAX_PART_BYTES));
     }
-    let written = ctx.state.store.write_stream(src.blob.stream(start, end)).await?;
+    let written = ctx
+        .state
+        .store
+        .write_stream(src.blob.stream(start, end))
+        .await?;
     let part = Part {
         meta: PartMeta {
             number,
@@ -163,14 +205,23 @@ pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError>
         },
         blob: written.blob,
     };
-    let (etag, modified, crc) = (part.meta.etag.clone(), part.meta.last_modified_ms, written.crc64);
+    let (etag, modified, crc) = (
+        part.meta.etag.clone(),
+        part.meta.last_modified_ms,
+        written.crc64,
+    );
     ctx.state.store.put_part(bucket, key, &upload_id, part)?;
     let mut x = Xml::new();
-    x.open_root("CopyPartResult", (ctx.req.dialect == Dialect::S3).then_some(S3_NAMESPACE));
+    x.open_root(
+        "CopyPartResult",
+        (ctx.req.dialect == Dialect::S3).then_some(S3_NAMESPACE),
+    );
     x.leaf("LastModified", iso8601(modified));
     x.leaf("ETag", quoted_etag(ctx.req.dialect, &etag));
     x.close("CopyPartResult");
-    Ok(Reply::ok().header("x-oss-hash-crc64ecma", crc.to_string()).xml(x.finish()))
+    Ok(Reply::ok()
+        .header("x-oss-hash-crc64ecma", crc.to_string())
+        .xml(x.finish()))
 }
 
 #[cfg(test)]
@@ -180,8 +231,14 @@ mod tests {
     #[test]
     fn copy_source_forms() {
         let h = "x-oss-copy-source";
-        assert_eq!(parse_copy_source("/b/a%20b/%E4%B8%AD.txt", h).unwrap(), ("b".into(), "a b/中.txt".into()));
-        assert_eq!(parse_copy_source("b/k?versionId=1", h).unwrap(), ("b".into(), "k".into()));
+        assert_eq!(
+            parse_copy_source("/b/a%20b/%E4%B8%AD.txt", h).unwrap(),
+            ("b".into(), "a b/中.txt".into())
+        );
+        assert_eq!(
+            parse_copy_source("b/k?versionId=1", h).unwrap(),
+            ("b".into(), "k".into())
+        );
         assert!(parse_copy_source("/b", h).is_err());
         assert!(parse_copy_source("/b/", h).is_err());
     }

@@ -61,7 +61,11 @@ pub fn page<'a, V>(
             break;
         }
         let common = (!delimiter.is_empty())
-            .then(|| key[prefix.len()..].find(delimiter).map(|i| key[..prefix.len() + i + delimiter.len()].to_owned()))
+            .then(|| {
+                key[prefix.len()..]
+                    .find(delimiter)
+                    .map(|i| key[..prefix.len() + i + delimiter.len()].to_owned())
+            })
             .flatten();
         if let Some(cp) = &common
             && (last_prefix.as_deref() == Some(cp.as_str()) || after == Some(cp.as_str()))
@@ -88,7 +92,11 @@ pub fn page<'a, V>(
     } else {
         None
     };
-    Page { entries, truncated, next_marker }
+    Page {
+        entries,
+        truncated,
+        next_marker,
+    }
 }
 
 /// URL-encodes listing fields for `encoding-type=url` (`/` stays, space is `%20`, `+` is `%2B`).
@@ -110,8 +118,10 @@ pub fn decode_token(token: &str) -> Result<String, ApiError> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| {
-            ApiError::invalid_argument(format!("The continuation-token '{token}' is not one this server issued"))
-                .with("ArgumentName", "continuation-token")
+            ApiError::invalid_argument(format!(
+                "The continuation-token '{token}' is not one this server issued"
+            ))
+            .with("ArgumentName", "continuation-token")
         })
 }
 
@@ -119,7 +129,11 @@ pub fn decode_token(token: &str) -> Result<String, ApiError> {
 pub fn max_keys(ctx: &Ctx<'_>, name: &str, oss_default: usize) -> Result<usize, ApiError> {
     let dialect = ctx.req.dialect;
     let Some(v) = ctx.req.q(name) else {
-        return Ok(if dialect == Dialect::S3 { 1000 } else { oss_default });
+        return Ok(if dialect == Dialect::S3 {
+            1000
+        } else {
+            oss_default
+        });
     };
     let n: i64 = v.trim().parse().map_err(|_| bad_max(name, v))?;
     match dialect {
@@ -130,9 +144,11 @@ pub fn max_keys(ctx: &Ctx<'_>, name: &str, oss_default: usize) -> Result<usize, 
 }
 
 fn bad_max(name: &str, v: &str) -> ApiError {
-    ApiError::invalid_argument(format!("{name} '{v}' is invalid: use a number from 1 to 1000"))
-        .with("ArgumentName", name)
-        .with("ArgumentValue", v)
+    ApiError::invalid_argument(format!(
+        "{name} '{v}' is invalid: use a number from 1 to 1000"
+    ))
+    .with("ArgumentName", name)
+    .with("ArgumentValue", v)
 }
 
 /// ListObjects (`v2 == false`) and ListObjectsV2.
@@ -142,13 +158,19 @@ pub fn list_objects(ctx: &Ctx<'_>, v2: bool) -> Result<Response<Body>, ApiError>
     let delimiter = req.q("delimiter").unwrap_or("");
     let max = max_keys(ctx, "max-keys", 100)?;
     if prefix.len() > 1023 {
-        return Err(ApiError::invalid_argument("prefix is longer than 1023 bytes"));
+        return Err(ApiError::invalid_argument(
+            "prefix is longer than 1023 bytes",
+        ));
     }
     let token = match req.q("continuation-token").filter(|_| v2) {
         Some(t) => Some(decode_token(t)?),
         None => None,
     };
-    let start_after = if v2 { req.q("start-after") } else { req.q("marker") };
+    let start_after = if v2 {
+        req.q("start-after")
+    } else {
+        req.q("marker")
+    };
     let after = match (&token, start_after) {
         (Some(t), _) => Some(t.as_str()),
         (None, Some(s)) if !s.is_empty() => Some(s),
@@ -169,7 +191,10 @@ fn render(ctx: &Ctx<'_>, v2: bool, page: &Page<'_, Object>, max: usize, now: i64
     let encode = req.url_encoding();
     let enc = |s: &str| if encode { url_encode(s) } else { s.to_owned() };
     let mut x = Xml::new();
-    x.open_root("ListBucketResult", (dialect == Dialect::S3).then_some(S3_NAMESPACE));
+    x.open_root(
+        "ListBucketResult",
+        (dialect == Dialect::S3).then_some(S3_NAMESPACE),
+    );
     x.leaf("Name", ctx.bucket());
     x.leaf("Prefix", enc(req.q("prefix").unwrap_or("")));
     if v2 {
@@ -192,7 +217,10 @@ fn render(ctx: &Ctx<'_>, v2: bool, page: &Page<'_, Object>, max: usize, now: i64
     if v2 {
         x.leaf("KeyCount", page.entries.len().to_string());
     }
-    let owner = !v2 || req.q("fetch-owner").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let owner = !v2
+        || req
+            .q("fetch-owner")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     for e in &page.entries {
         if let Entry::Key(_, obj) = e {
             contents(&mut x, dialect, &obj.meta, &enc(&obj.meta.key), owner, now);
@@ -218,7 +246,10 @@ fn contents(x: &mut Xml, dialect: Dialect, meta: &ObjectMeta, key: &str, owner: 
         x.leaf("Type", meta.object_type.name());
     }
     x.leaf("Size", meta.size.to_string());
-    x.leaf("StorageClass", storage_class_name(dialect, meta.attrs.storage_class));
+    x.leaf(
+        "StorageClass",
+        storage_class_name(dialect, meta.attrs.storage_class),
+    );
     if owner {
         owner_xml(x);
     }

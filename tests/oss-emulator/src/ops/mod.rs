@@ -105,8 +105,19 @@ const IGNORED_SUBRESOURCES: &[&str] = &[
 
 /// S3 sub-resources OSS's list lacks; requests carrying them are not implemented.
 const S3_SUBRESOURCES: &[&str] = &[
-    "accelerate", "analytics", "attributes", "intelligent-tiering", "legal-hold", "metrics", "notification",
-    "object-lock", "ownershipControls", "retention", "select", "torrent", "session",
+    "accelerate",
+    "analytics",
+    "attributes",
+    "intelligent-tiering",
+    "legal-hold",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "retention",
+    "select",
+    "torrent",
+    "session",
 ];
 
 /// Query keys that name an operation this emulator does not implement.
@@ -123,7 +134,9 @@ fn unsupported_subresources(req: &RequestInfo, handled: &[&str]) -> Vec<String> 
 /// Which operation a routed request is.
 pub fn classify(req: &RequestInfo) -> Op {
     match (&req.bucket, &req.key) {
-        (None, _) if req.method == Method::GET && unsupported_subresources(req, &[]).is_empty() => Op::ListBuckets,
+        (None, _) if req.method == Method::GET && unsupported_subresources(req, &[]).is_empty() => {
+            Op::ListBuckets
+        }
         (None, _) => Op::Unknown,
         (Some(_), None) => classify_bucket(req),
         (Some(_), Some(_)) => classify_object(req),
@@ -244,7 +257,11 @@ fn not_implemented(req: &RequestInfo) -> ApiError {
         _ => "object",
     };
     let subs: Vec<&str> = req.query.iter().map(|(k, _)| k.as_str()).collect();
-    let subs = if subs.is_empty() { "no query".to_owned() } else { format!("query '{}'", subs.join("&")) };
+    let subs = if subs.is_empty() {
+        "no query".to_owned()
+    } else {
+        format!("query '{}'", subs.join("&"))
+    };
     ApiError::not_implemented(format!(
         "The OSS emulator does not implement {} on a {level} with {subs}; supported operations are listed in the oss-emulator crate documentation.",
         req.method

@@ -31,7 +31,11 @@ fn ns(ctx: &Ctx<'_>) -> Option<&'static str> {
 }
 
 fn enc(ctx: &Ctx<'_>, s: &str) -> String {
-    if ctx.req.url_encoding() { url_encode(s) } else { s.to_owned() }
+    if ctx.req.url_encoding() {
+        url_encode(s)
+    } else {
+        s.to_owned()
+    }
 }
 
 pub fn initiate(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
@@ -43,7 +47,12 @@ pub fn initiate(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         return Err(crate::store::file_already_exists());
     }
     let upload_id = format!("{:016X}{:016X}", fastrand::u64(..), fastrand::u64(..));
-    let meta = UploadMeta { upload_id: upload_id.clone(), key: key.to_owned(), initiated_ms: now_millis(), attrs };
+    let meta = UploadMeta {
+        upload_id: upload_id.clone(),
+        key: key.to_owned(),
+        initiated_ms: now_millis(),
+        attrs,
+    };
     ctx.state.store.create_upload(bucket, meta)?;
     let mut x = Xml::new();
     x.open_root("InitiateMultipartUploadResult", ns(ctx));
@@ -70,9 +79,11 @@ pub fn part_target(ctx: &Ctx<'_>) -> Result<(u32, String), ApiError> {
         .ok()
         .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
         .ok_or_else(|| {
-            ApiError::invalid_argument(format!("partNumber '{raw}' is invalid: use 1 to {MAX_PART_NUMBER}"))
-                .with("ArgumentName", "partNumber")
-                .with("ArgumentValue", raw)
+            ApiError::invalid_argument(format!(
+                "partNumber '{raw}' is invalid: use 1 to {MAX_PART_NUMBER}"
+            ))
+            .with("ArgumentName", "partNumber")
+            .with("ArgumentValue", raw)
         })?;
     Ok((number, upload_id.to_owned()))
 }
@@ -83,7 +94,11 @@ pub async fn upload_part(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Bod
     ctx.state.store.upload(bucket, key, &upload_id)?;
     let md5 = attrs::content_md5(ctx.req)?;
     check_declared_length(ctx, MAX_PART_BYTES)?;
-    let written = ctx.state.store.write_payload(payload, MAX_PART_BYTES).await?;
+    let written = ctx
+        .state
+        .store
+        .write_payload(payload, MAX_PART_BYTES)
+        .await?;
     attrs::check_md5(md5, &written.md5)?;
     let part = Part {
         meta: PartMeta {
@@ -132,7 +147,10 @@ fn invalid_part(number: u32, why: &str) -> ApiError {
 }
 
 /// The parts a complete request names, checked against the upload.
-fn chosen_parts<'u>(upload: &'u Upload, list: Option<&[CompletePart]>) -> Result<Vec<&'u Part>, ApiError> {
+fn chosen_parts<'u>(
+    upload: &'u Upload,
+    list: Option<&[CompletePart]>,
+) -> Result<Vec<&'u Part>, ApiError> {
     let Some(list) = list else {
         // x-oss-complete-all: every uploaded part, in order.
         if upload.parts.is_empty() {
@@ -153,10 +171,16 @@ fn chosen_parts<'u>(upload: &'u Upload, list: Option<&[CompletePart]>) -> Result
             )
             .with("PartNumber", p.number.to_string()));
         }
-        let part = upload.parts.get(&p.number).ok_or_else(|| invalid_part(p.number, "was not uploaded"))?;
+        let part = upload
+            .parts
+            .get(&p.number)
+            .ok_or_else(|| invalid_part(p.number, "was not uploaded"))?;
         let given = p.etag.trim().trim_matches('"');
         if !given.eq_ignore_ascii_case(&part.meta.etag) {
-            return Err(invalid_part(p.number, &format!("has ETag {} but the list says {given}", part.meta.etag)));
+            return Err(invalid_part(
+                p.number,
+                &format!("has ETag {} but the list says {given}", part.meta.etag),
+            ));
         }
         chosen.push(part);
     }
@@ -169,10 +193,14 @@ fn assemble(upload: &Upload, list: Option<&[CompletePart]>) -> Result<Object, Ap
     let last = parts.len() - 1;
     for (i, p) in parts.iter().enumerate() {
         if i < last && p.meta.size < MIN_PART_BYTES {
-            return Err(ApiError::new(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
-                .with("PartNumber", p.meta.number.to_string())
-                .with("PartSize", p.meta.size.to_string())
-                .with("MinSizeAllowed", MIN_PART_BYTES.to_string()));
+            return Err(ApiError::new(
+                400,
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            )
+            .with("PartNumber", p.meta.number.to_string())
+            .with("PartSize", p.meta.size.to_string())
+            .with("MinSizeAllowed", MIN_PART_BYTES.to_string()));
         }
     }
     let mut md5s = Md5::new();
@@ -207,12 +235,17 @@ pub async fn complete(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>,
     if let Some(md5) = attrs::content_md5(ctx.req)? {
         attrs::check_md5(Some(md5), &Md5::digest(&body).into())?;
     }
-    let complete_all = ctx.req.h("x-oss-complete-all").is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+    let complete_all = ctx
+        .req
+        .h("x-oss-complete-all")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
     let empty = body.iter().all(|b| b.is_ascii_whitespace());
     let list = match (complete_all, empty) {
         (true, true) => None,
         (true, false) => {
-            return Err(ApiError::invalid_argument("With x-oss-complete-all: yes the request must not carry a part list"));
+            return Err(ApiError::invalid_argument(
+                "With x-oss-complete-all: yes the request must not carry a part list",
+            ));
         }
         (false, _) => Some(crate::xml::parse::<CompleteBody>(&body)?.parts),
     };
@@ -220,27 +253,40 @@ pub async fn complete(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>,
     let obj = ctx
         .state
         .store
-        .complete_upload(bucket, key, &upload_id, forbid, |u| assemble(u, list.as_deref()))?;
+        .complete_upload(bucket, key, &upload_id, forbid, |u| {
+            assemble(u, list.as_deref())
+        })?;
     let mut x = Xml::new();
     x.open_root("CompleteMultipartUploadResult", ns(ctx));
     if ctx.req.url_encoding() {
         x.leaf("EncodingType", "url");
     }
     let scheme_host = format!("http://{}", ctx.req.host);
-    x.leaf("Location", format!("{scheme_host}/{bucket}/{}", ferry::oss::sign::uri_encode_path(key)));
+    x.leaf(
+        "Location",
+        format!(
+            "{scheme_host}/{bucket}/{}",
+            ferry::oss::sign::uri_encode_path(key)
+        ),
+    );
     x.leaf("Bucket", bucket);
     x.leaf("Key", enc(ctx, key));
     x.leaf("ETag", quoted_etag(ctx.req.dialect, &obj.meta.etag));
     x.close("CompleteMultipartUploadResult");
     Ok(Reply::ok()
-        .opt_header("x-oss-hash-crc64ecma", obj.meta.crc64.map(|c| c.to_string()))
+        .opt_header(
+            "x-oss-hash-crc64ecma",
+            obj.meta.crc64.map(|c| c.to_string()),
+        )
         .header("etag", quoted_etag(ctx.req.dialect, &obj.meta.etag))
         .xml(x.finish()))
 }
 
 pub fn abort(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let upload_id = ctx.req.q("uploadId").unwrap_or("");
-    ctx.state.store.abort_upload(ctx.bucket(), ctx.key(), upload_id)?;
+    ctx.state
+        .store
+        .abort_upload(ctx.bucket(), ctx.key(), upload_id)?;
     Ok(Reply::new(204).empty())
 }
 
@@ -250,12 +296,16 @@ pub fn list_parts(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let upload = ctx.state.store.upload(bucket, key, upload_id)?;
     let max = max_keys(ctx, "max-parts", 1000)?;
     let marker: u32 = match ctx.req.q("part-number-marker") {
-        Some(m) if !m.is_empty() => m
-            .parse()
-            .map_err(|_| ApiError::invalid_argument(format!("part-number-marker '{m}' is not a number")))?,
+        Some(m) if !m.is_empty() => m.parse().map_err(|_| {
+            ApiError::invalid_argument(format!("part-number-marker '{m}' is not a number"))
+        })?,
         _ => 0,
     };
-    let after: Vec<&Part> = upload.parts.range(marker.saturating_add(1)..).map(|(_, p)| p).collect();
+    let after: Vec<&Part> = upload
+        .parts
+        .range(marker.saturating_add(1)..)
+        .map(|(_, p)| p)
+        .collect();
     let shown = &after[..after.len().min(max)];
     let truncated = after.len() > shown.len();
     let dialect = ctx.req.dialect;
@@ -268,10 +318,20 @@ pub fn list_parts(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         x.leaf("EncodingType", "url");
     }
     x.leaf("PartNumberMarker", marker.to_string());
-    x.leaf("NextPartNumberMarker", shown.last().map(|p| p.meta.number).unwrap_or(marker).to_string());
+    x.leaf(
+        "NextPartNumberMarker",
+        shown
+            .last()
+            .map(|p| p.meta.number)
+            .unwrap_or(marker)
+            .to_string(),
+    );
     x.leaf("MaxParts", max.to_string());
     x.leaf("IsTruncated", truncated.to_string());
-    x.leaf("StorageClass", storage_class_name(dialect, upload.meta.attrs.storage_class));
+    x.leaf(
+        "StorageClass",
+        storage_class_name(dialect, upload.meta.attrs.storage_class),
+    );
     if dialect == Dialect::S3 {
         owner_xml(&mut x);
     }
@@ -297,9 +357,12 @@ pub fn list_uploads(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let key_marker = req.q("key-marker").unwrap_or("");
     let id_marker = req.q("upload-id-marker").unwrap_or("");
     let max = max_keys(ctx, "max-uploads", 1000)?;
-    let mut uploads: Vec<UploadMeta> =
-        ctx.state.store.read(ctx.bucket(), |b| b.uploads.values().map(|u| u.meta.clone()).collect())?;
-    uploads.sort_by(|a, b| (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id)));
+    let mut uploads: Vec<UploadMeta> = ctx.state.store.read(ctx.bucket(), |b| {
+        b.uploads.values().map(|u| u.meta.clone()).collect()
+    })?;
+    uploads.sort_by(|a, b| {
+        (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id))
+    });
     let after_marker = |u: &UploadMeta| {
         key_marker.is_empty()
             || u.key.as_str() > key_marker
@@ -309,9 +372,16 @@ pub fn list_uploads(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let mut prefixes: Vec<String> = Vec::new();
     let mut truncated = false;
     let mut last: (String, String) = (String::new(), String::new());
-    for u in uploads.into_iter().filter(|u| u.key.starts_with(prefix) && after_marker(u)) {
+    for u in uploads
+        .into_iter()
+        .filter(|u| u.key.starts_with(prefix) && after_marker(u))
+    {
         let cp = (!delimiter.is_empty())
-            .then(|| u.key[prefix.len()..].find(delimiter).map(|i| u.key[..prefix.len() + i + delimiter.len()].to_owned()))
+            .then(|| {
+                u.key[prefix.len()..]
+                    .find(delimiter)
+                    .map(|i| u.key[..prefix.len() + i + delimiter.len()].to_owned())
+            })
             .flatten();
         if cp.as_ref().is_some_and(|c| prefixes.contains(c)) {
             continue;
@@ -349,7 +419,10 @@ pub fn list_uploads(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         x.open("Upload");
         x.leaf("Key", enc(ctx, &u.key));
         x.leaf("UploadId", &u.upload_id);
-        x.leaf("StorageClass", storage_class_name(req.dialect, u.attrs.storage_class));
+        x.leaf(
+            "StorageClass",
+            storage_class_name(req.dialect, u.attrs.storage_class),
+        );
         x.leaf("Initiated", iso8601(u.initiated_ms));
         x.close("Upload");
     }

@@ -43,7 +43,11 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
         return Err(precondition_or_exists(ctx));
     }
     check_declared_length(ctx, MAX_PUT_BYTES)?;
-    let written = ctx.state.store.write_payload(payload, MAX_PUT_BYTES).await?;
+    let written = ctx
+        .state
+        .store
+        .write_payload(payload, MAX_PUT_BYTES)
+        .await?;
     attrs::check_md5(md5, &written.md5)?;
     let meta = ObjectMeta {
         key: key.to_owned(),
@@ -62,8 +66,21 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
         .header("content-md5", BASE64.encode(written.md5));
     ctx.state
         .store
-        .put_object(bucket, Object { meta, blob: written.blob }, forbid)
-        .map_err(|e| if e.code == "FileAlreadyExists" { precondition_or_exists(ctx) } else { e })?;
+        .put_object(
+            bucket,
+            Object {
+                meta,
+                blob: written.blob,
+            },
+            forbid,
+        )
+        .map_err(|e| {
+            if e.code == "FileAlreadyExists" {
+                precondition_or_exists(ctx)
+            } else {
+                e
+            }
+        })?;
     Ok(reply.empty())
 }
 
@@ -71,8 +88,12 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
 fn precondition_or_exists(ctx: &Ctx<'_>) -> ApiError {
     match ctx.req.dialect {
         Dialect::Oss => file_already_exists(),
-        Dialect::S3 => ApiError::new(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
-            .with("Condition", "If-None-Match"),
+        Dialect::S3 => ApiError::new(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold.",
+        )
+        .with("Condition", "If-None-Match"),
     }
 }
 
@@ -99,22 +120,34 @@ pub fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>, ApiError> {
     let mut reply = attrs::object_headers(Reply::ok(), ctx.req.dialect, meta, now);
     reply = response_overrides(reply, ctx);
     if head {
-        return Ok(reply.header("content-length", meta.size.to_string()).body(body::empty()));
+        return Ok(reply
+            .header("content-length", meta.size.to_string())
+            .body(body::empty()));
     }
     let standard = ctx.req.dialect == Dialect::S3
-        || ctx.req.h("x-oss-range-behavior").is_some_and(|v| v.eq_ignore_ascii_case("standard"));
+        || ctx
+            .req
+            .h("x-oss-range-behavior")
+            .is_some_and(|v| v.eq_ignore_ascii_case("standard"));
     match attrs::resolve_range(ctx.req.h("range").as_deref(), meta.size, standard) {
         RangeSpec::Whole => Ok(reply
             .header("content-length", meta.size.to_string())
             .body(body::from_stream(obj.blob.stream(0, meta.size)))),
         RangeSpec::Part(start, end) => Ok(reply
             .status(206)
-            .header("content-range", format!("bytes {start}-{end}/{}", meta.size))
+            .header(
+                "content-range",
+                format!("bytes {start}-{end}/{}", meta.size),
+            )
             .header("content-length", (end - start + 1).to_string())
             .body(body::from_stream(obj.blob.stream(start, end + 1)))),
-        RangeSpec::Unsatisfiable => Err(ApiError::new(416, "InvalidRange", "The requested range is not satisfiable")
-            .with("ActualObjectSize", meta.size.to_string())
-            .header("content-range", format!("bytes */{}", meta.size))),
+        RangeSpec::Unsatisfiable => Err(ApiError::new(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+        )
+        .with("ActualObjectSize", meta.size.to_string())
+        .header("content-range", format!("bytes */{}", meta.size))),
     }
 }
 
@@ -165,9 +198,13 @@ pub async fn delete_multiple(ctx: &Ctx<'_>, payload: Payload) -> Result<Response
     }
     let request: DeleteRequest = crate::xml::parse(&body)?;
     if request.objects.len() > 1000 {
-        return Err(ApiError::malformed_xml("at most 1000 objects can be deleted per request"));
+        return Err(ApiError::malformed_xml(
+            "at most 1000 objects can be deleted per request",
+        ));
     }
-    let quiet = request.quiet.is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
+    let quiet = request
+        .quiet
+        .is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
     let encode = ctx.req.url_encoding();
     let mut x = Xml::new();
     let ns = (ctx.req.dialect == Dialect::S3).then_some(S3_NAMESPACE);
@@ -176,7 +213,11 @@ pub async fn delete_multiple(ctx: &Ctx<'_>, payload: Payload) -> Result<Response
         x.leaf("EncodingType", "url");
     }
     for entry in &request.objects {
-        let key = if encode { super::list::url_decode(&entry.key) } else { entry.key.clone() };
+        let key = if encode {
+            super::list::url_decode(&entry.key)
+        } else {
+            entry.key.clone()
+        };
         ctx.state.store.delete_object(bucket, &key)?;
         if !quiet {
             x.open("Deleted");

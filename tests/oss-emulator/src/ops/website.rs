@@ -50,24 +50,31 @@ struct Redirect {
 }
 
 fn validate(config: &WebsiteConfiguration) -> Result<(), ApiError> {
-    let rules = config.routing_rules.as_ref().map(|r| r.rules.as_slice()).unwrap_or_default();
+    let rules = config
+        .routing_rules
+        .as_ref()
+        .map(|r| r.rules.as_slice())
+        .unwrap_or_default();
     if rules.len() > MAX_RULES {
-        return Err(ApiError::invalid_argument(format!("{} routing rules given; at most {MAX_RULES}", rules.len())));
+        return Err(ApiError::invalid_argument(format!(
+            "{} routing rules given; at most {MAX_RULES}",
+            rules.len()
+        )));
     }
     let mut numbers = Vec::new();
     for rule in rules {
-        let n = rule
-            .number
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ApiError::invalid_argument("Every RoutingRule needs a positive RuleNumber"))?;
+        let n = rule.number.filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::invalid_argument("Every RoutingRule needs a positive RuleNumber")
+        })?;
         if numbers.contains(&n) {
-            return Err(ApiError::invalid_argument(format!("RuleNumber {n} is used twice")));
+            return Err(ApiError::invalid_argument(format!(
+                "RuleNumber {n} is used twice"
+            )));
         }
         numbers.push(n);
-        let redirect = rule
-            .redirect
-            .as_ref()
-            .ok_or_else(|| ApiError::invalid_argument(format!("RoutingRule {n} has no Redirect")))?;
+        let redirect = rule.redirect.as_ref().ok_or_else(|| {
+            ApiError::invalid_argument(format!("RoutingRule {n} has no Redirect"))
+        })?;
         let kind = redirect.redirect_type.as_deref().unwrap_or("External");
         if !["Mirror", "External", "AliCDN"].contains(&kind) {
             return Err(ApiError::invalid_argument(format!(
@@ -81,7 +88,11 @@ fn validate(config: &WebsiteConfiguration) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate_mirror(n: i64, redirect: &Redirect, condition: Option<&Condition>) -> Result<(), ApiError> {
+fn validate_mirror(
+    n: i64,
+    redirect: &Redirect,
+    condition: Option<&Condition>,
+) -> Result<(), ApiError> {
     let url = redirect.mirror_url.as_deref().unwrap_or("");
     if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
         return Err(ApiError::invalid_argument(format!(
@@ -105,20 +116,28 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
     let config: WebsiteConfiguration = crate::xml::parse(&body)?;
     validate(&config)?;
     let text = String::from_utf8_lossy(&body).into_owned();
-    ctx.state.store.update_bucket(ctx.bucket(), |info| info.website = Some(text))?;
+    ctx.state
+        .store
+        .update_bucket(ctx.bucket(), |info| info.website = Some(text))?;
     Ok(Reply::ok().empty())
 }
 
 pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let info = ctx.state.store.bucket(ctx.bucket())?;
     let doc = info.website.ok_or_else(|| {
-        ApiError::new(404, "NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration.")
-            .with("BucketName", ctx.bucket())
+        ApiError::new(
+            404,
+            "NoSuchWebsiteConfiguration",
+            "The specified bucket does not have a website configuration.",
+        )
+        .with("BucketName", ctx.bucket())
     })?;
     Ok(Reply::ok().xml(doc))
 }
 
 pub fn delete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
-    ctx.state.store.update_bucket(ctx.bucket(), |info| info.website = None)?;
+    ctx.state
+        .store
+        .update_bucket(ctx.bucket(), |info| info.website = None)?;
     Ok(Reply::new(204).empty())
 }

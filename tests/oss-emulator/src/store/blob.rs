@@ -33,7 +33,11 @@ pub struct BlobFile {
 
 impl BlobFile {
     pub fn new(id: String, path: PathBuf, committed: bool) -> Arc<BlobFile> {
-        Arc::new(BlobFile { id, path, doomed: AtomicBool::new(!committed) })
+        Arc::new(BlobFile {
+            id,
+            path,
+            doomed: AtomicBool::new(!committed),
+        })
     }
 
     pub fn commit(&self) {
@@ -98,7 +102,12 @@ impl Blob {
 
     /// The data of several blobs one after another (shares segments, copies nothing).
     pub fn concat<'a>(blobs: impl IntoIterator<Item = &'a Blob>) -> Blob {
-        Blob::from_segments(blobs.into_iter().flat_map(|b| b.segments.iter().cloned()).collect())
+        Blob::from_segments(
+            blobs
+                .into_iter()
+                .flat_map(|b| b.segments.iter().cloned())
+                .collect(),
+        )
     }
 
     /// Marks the files for removal once nothing references them.
@@ -123,7 +132,10 @@ impl Blob {
         self.segments
             .iter()
             .filter_map(|s| match s {
-                Segment::File { file, len } => Some(BlobRef { id: file.id.clone(), len: *len }),
+                Segment::File { file, len } => Some(BlobRef {
+                    id: file.id.clone(),
+                    len: *len,
+                }),
                 Segment::Mem(_) => None,
             })
             .collect()
@@ -144,15 +156,17 @@ impl Blob {
                 break;
             }
         }
-        Box::pin(futures_util::stream::iter(pieces).flat_map(|(seg, from, to)| -> ByteStream {
-            match seg {
-                Segment::Mem(b) => {
-                    let piece = b.slice(from as usize..to as usize);
-                    Box::pin(futures_util::stream::once(async move { Ok(piece) }))
+        Box::pin(
+            futures_util::stream::iter(pieces).flat_map(|(seg, from, to)| -> ByteStream {
+                match seg {
+                    Segment::Mem(b) => {
+                        let piece = b.slice(from as usize..to as usize);
+                        Box::pin(futures_util::stream::once(async move { Ok(piece) }))
+                    }
+                    Segment::File { file, .. } => read_file(file, from, to - from),
                 }
-                Segment::File { file, .. } => read_file(file, from, to - from),
-            }
-        }))
+            }),
+        )
     }
 }
 
@@ -164,7 +178,12 @@ struct FileRead {
 }
 
 fn read_file(file: Arc<BlobFile>, offset: u64, len: u64) -> ByteStream {
-    let state = FileRead { file, handle: None, offset, left: len };
+    let state = FileRead {
+        file,
+        handle: None,
+        offset,
+        left: len,
+    };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         if st.left == 0 {
             return None;
@@ -191,7 +210,10 @@ impl FileRead {
         while filled < want {
             let n = handle.read(&mut buf[filled..]).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stored data file is shorter than recorded"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "stored data file is shorter than recorded",
+                ));
             }
             filled += n;
         }
@@ -215,7 +237,10 @@ impl Written {
 
 enum Sink {
     Mem(Vec<Segment>),
-    File { out: BufWriter<tokio::fs::File>, file: Arc<BlobFile> },
+    File {
+        out: BufWriter<tokio::fs::File>,
+        file: Arc<BlobFile>,
+    },
 }
 
 /// Receives a body chunk by chunk, hashing as it goes.
@@ -234,11 +259,19 @@ impl BlobWriter {
     /// Writes into a new (uncommitted) file.
     pub async fn file(file: Arc<BlobFile>) -> io::Result<BlobWriter> {
         let handle = tokio::fs::File::create(&file.path).await?;
-        Ok(BlobWriter::with_sink(Sink::File { out: BufWriter::with_capacity(1 << 20, handle), file }))
+        Ok(BlobWriter::with_sink(Sink::File {
+            out: BufWriter::with_capacity(1 << 20, handle),
+            file,
+        }))
     }
 
     fn with_sink(sink: Sink) -> BlobWriter {
-        BlobWriter { sink, len: 0, md5: Md5::new(), crc: ferry::crc64::Crc64::new() }
+        BlobWriter {
+            sink,
+            len: 0,
+            md5: Md5::new(),
+            crc: ferry::crc64::Crc64::new(),
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -269,10 +302,17 @@ impl BlobWriter {
             Sink::File { mut out, file } => {
                 out.flush().await?;
                 out.get_mut().sync_data().await?;
-                Blob::from_segments(vec![Segment::File { file, len: self.len }])
+                Blob::from_segments(vec![Segment::File {
+                    file,
+                    len: self.len,
+                }])
             }
         };
-        Ok(Written { blob, md5: self.md5.finalize().into(), crc64: self.crc.value() })
+        Ok(Written {
+            blob,
+            md5: self.md5.finalize().into(),
+            crc64: self.crc.value(),
+        })
     }
 }
 
@@ -306,7 +346,10 @@ mod tests {
         assert_eq!(collect(blob.stream(4, 5)).await, b"e");
         blob.doom();
         drop(blob);
-        assert!(!path.exists(), "a doomed file goes away with its last reference");
+        assert!(
+            !path.exists(),
+            "a doomed file goes away with its last reference"
+        );
     }
 
     #[tokio::test]

@@ -16,8 +16,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::blob::{Blob, BlobFile, BlobRef, Segment};
@@ -53,7 +53,9 @@ impl Disk {
     pub fn open(root: &Path) -> io::Result<(Disk, BTreeMap<String, Bucket>)> {
         std::fs::create_dir_all(root.join("blobs"))?;
         std::fs::create_dir_all(root.join("buckets"))?;
-        let disk = Disk { root: root.to_owned() };
+        let disk = Disk {
+            root: root.to_owned(),
+        };
         let mut files: HashMap<String, Arc<BlobFile>> = HashMap::new();
         let mut buckets = BTreeMap::new();
         for entry in std::fs::read_dir(root.join("buckets"))? {
@@ -68,20 +70,35 @@ impl Disk {
         Ok((disk, buckets))
     }
 
-    fn load_bucket(&self, dir: &Path, files: &mut HashMap<String, Arc<BlobFile>>) -> io::Result<Bucket> {
+    fn load_bucket(
+        &self,
+        dir: &Path,
+        files: &mut HashMap<String, Arc<BlobFile>>,
+    ) -> io::Result<Bucket> {
         let info: BucketInfo = read_json(&dir.join("bucket.json"))?;
         let mut bucket = Bucket::new(info);
         for path in json_files(&dir.join("objects"))? {
             let rec: ObjectRecord = read_json(&path)?;
             let blob = self.blob_from_refs(&rec.blobs, files);
-            bucket.objects.insert(rec.meta.key.clone(), Object { meta: rec.meta, blob });
+            bucket.objects.insert(
+                rec.meta.key.clone(),
+                Object {
+                    meta: rec.meta,
+                    blob,
+                },
+            );
         }
         for path in json_files(&dir.join("uploads"))? {
             let rec: UploadRecord = read_json(&path)?;
-            let mut upload = Upload { meta: rec.meta, parts: BTreeMap::new() };
+            let mut upload = Upload {
+                meta: rec.meta,
+                parts: BTreeMap::new(),
+            };
             for p in rec.parts {
                 let blob = self.blob_from_refs(&p.blobs, files);
-                upload.parts.insert(p.meta.number, Part { meta: p.meta, blob });
+                upload
+                    .parts
+                    .insert(p.meta.number, Part { meta: p.meta, blob });
             }
             bucket.uploads.insert(upload.meta.upload_id.clone(), upload);
         }
@@ -144,11 +161,16 @@ impl Disk {
 
     fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
         let name = hex::encode(Sha256::digest(key.as_bytes()));
-        self.bucket_dir(bucket).join("objects").join(format!("{name}.json"))
+        self.bucket_dir(bucket)
+            .join("objects")
+            .join(format!("{name}.json"))
     }
 
     pub fn save_object(&self, bucket: &str, obj: &Object) -> io::Result<()> {
-        let rec = ObjectRecord { meta: obj.meta.clone(), blobs: obj.blob.refs() };
+        let rec = ObjectRecord {
+            meta: obj.meta.clone(),
+            blobs: obj.blob.refs(),
+        };
         write_json(&self.object_path(bucket, &obj.meta.key), &rec)
     }
 
@@ -157,16 +179,24 @@ impl Disk {
     }
 
     fn upload_path(&self, bucket: &str, upload_id: &str) -> PathBuf {
-        self.bucket_dir(bucket).join("uploads").join(format!("{upload_id}.json"))
+        self.bucket_dir(bucket)
+            .join("uploads")
+            .join(format!("{upload_id}.json"))
     }
 
     pub fn save_upload(&self, bucket: &str, upload: &Upload) -> io::Result<()> {
         let parts = upload
             .parts
             .values()
-            .map(|p| PartRecord { meta: p.meta.clone(), blobs: p.blob.refs() })
+            .map(|p| PartRecord {
+                meta: p.meta.clone(),
+                blobs: p.blob.refs(),
+            })
             .collect();
-        let rec = UploadRecord { meta: upload.meta.clone(), parts };
+        let rec = UploadRecord {
+            meta: upload.meta.clone(),
+            parts,
+        };
         write_json(&self.upload_path(bucket, &upload.meta.upload_id), &rec)
     }
 
@@ -191,8 +221,12 @@ fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
     let text = std::fs::read(path)?;
-    serde_json::from_slice(&text)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    serde_json::from_slice(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {

@@ -50,7 +50,11 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn new(info: BucketInfo) -> Bucket {
-        Bucket { info, objects: BTreeMap::new(), uploads: BTreeMap::new() }
+        Bucket {
+            info,
+            objects: BTreeMap::new(),
+            uploads: BTreeMap::new(),
+        }
     }
 }
 
@@ -60,18 +64,26 @@ pub struct Store {
 }
 
 fn disk_error(e: std::io::Error) -> ApiError {
-    ApiError::internal(format!("The emulator could not write its data directory: {e}"))
+    ApiError::internal(format!(
+        "The emulator could not write its data directory: {e}"
+    ))
 }
 
 impl Store {
     pub fn memory() -> Store {
-        Store { buckets: Mutex::new(BTreeMap::new()), disk: None }
+        Store {
+            buckets: Mutex::new(BTreeMap::new()),
+            disk: None,
+        }
     }
 
     /// Opens a data directory, loading what an earlier run stored.
     pub fn open(dir: &Path) -> std::io::Result<Store> {
         let (disk, buckets) = Disk::open(dir)?;
-        Ok(Store { buckets: Mutex::new(buckets), disk: Some(disk) })
+        Ok(Store {
+            buckets: Mutex::new(buckets),
+            disk: Some(disk),
+        })
     }
 
     pub fn is_disk(&self) -> bool {
@@ -96,7 +108,9 @@ impl Store {
     async fn writer(&self) -> Result<BlobWriter, ApiError> {
         match &self.disk {
             None => Ok(BlobWriter::memory()),
-            Some(d) => BlobWriter::file(d.new_blob_file()).await.map_err(disk_error),
+            Some(d) => BlobWriter::file(d.new_blob_file())
+                .await
+                .map_err(disk_error),
         }
     }
 
@@ -122,7 +136,8 @@ impl Store {
         use futures_util::StreamExt;
         let mut w = self.writer().await?;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::internal(format!("reading the copy source failed: {e}")))?;
+            let chunk = chunk
+                .map_err(|e| ApiError::internal(format!("reading the copy source failed: {e}")))?;
             w.write(chunk).await.map_err(disk_error)?;
         }
         w.finish().await.map_err(disk_error)
@@ -137,7 +152,11 @@ impl Store {
             return Ok(false);
         }
         if buckets.len() >= MAX_BUCKETS {
-            return Err(ApiError::new(400, "TooManyBuckets", format!("You cannot own more than {MAX_BUCKETS} buckets.")));
+            return Err(ApiError::new(
+                400,
+                "TooManyBuckets",
+                format!("You cannot own more than {MAX_BUCKETS} buckets."),
+            ));
         }
         self.persist(|d| d.save_bucket(&info))?;
         buckets.insert(info.name.clone(), Bucket::new(info));
@@ -147,15 +166,24 @@ impl Store {
     /// Deletes a bucket. Without `force` it must hold no objects and no uploads.
     pub fn delete_bucket(&self, name: &str, force: bool) -> Result<(), ApiError> {
         let mut buckets = self.lock();
-        let bucket = buckets.get(name).ok_or_else(|| ApiError::no_such_bucket(name))?;
+        let bucket = buckets
+            .get(name)
+            .ok_or_else(|| ApiError::no_such_bucket(name))?;
         if !force && (!bucket.objects.is_empty() || !bucket.uploads.is_empty()) {
-            return Err(ApiError::new(409, "BucketNotEmpty", "The bucket you tried to delete is not empty.")
-                .with("BucketName", name));
+            return Err(ApiError::new(
+                409,
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty.",
+            )
+            .with("BucketName", name));
         }
         self.persist(|d| d.remove_bucket(name))?;
         if let Some(b) = buckets.remove(name) {
             b.objects.values().for_each(|o| o.blob.doom());
-            b.uploads.values().flat_map(|u| u.parts.values()).for_each(|p| p.blob.doom());
+            b.uploads
+                .values()
+                .flat_map(|u| u.parts.values())
+                .for_each(|p| p.blob.doom());
         }
         Ok(())
     }
@@ -168,9 +196,15 @@ impl Store {
         self.read(name, |b| b.info.clone())
     }
 
-    pub fn update_bucket(&self, name: &str, f: impl FnOnce(&mut BucketInfo)) -> Result<(), ApiError> {
+    pub fn update_bucket(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut BucketInfo),
+    ) -> Result<(), ApiError> {
         let mut buckets = self.lock();
-        let bucket = buckets.get_mut(name).ok_or_else(|| ApiError::no_such_bucket(name))?;
+        let bucket = buckets
+            .get_mut(name)
+            .ok_or_else(|| ApiError::no_such_bucket(name))?;
         let mut info = bucket.info.clone();
         f(&mut info);
         self.persist(|d| d.save_bucket(&info))?;
@@ -181,20 +215,30 @@ impl Store {
     /// Runs `f` on a bucket under the lock (listings).
     pub fn read<R>(&self, name: &str, f: impl FnOnce(&Bucket) -> R) -> Result<R, ApiError> {
         let buckets = self.lock();
-        let bucket = buckets.get(name).ok_or_else(|| ApiError::no_such_bucket(name))?;
+        let bucket = buckets
+            .get(name)
+            .ok_or_else(|| ApiError::no_such_bucket(name))?;
         Ok(f(bucket))
     }
 
     // ----- objects ----------------------------------------------------------------------------
 
     pub fn object(&self, bucket: &str, key: &str) -> Result<Object, ApiError> {
-        self.read(bucket, |b| b.objects.get(key).cloned())?.ok_or_else(|| ApiError::no_such_key(key))
+        self.read(bucket, |b| b.objects.get(key).cloned())?
+            .ok_or_else(|| ApiError::no_such_key(key))
     }
 
     /// Commits an object. With `forbid_overwrite` an existing key fails with `FileAlreadyExists`.
-    pub fn put_object(&self, bucket: &str, obj: Object, forbid_overwrite: bool) -> Result<(), ApiError> {
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        obj: Object,
+        forbid_overwrite: bool,
+    ) -> Result<(), ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
         if forbid_overwrite && b.objects.contains_key(&obj.meta.key) {
             return Err(file_already_exists());
         }
@@ -209,7 +253,9 @@ impl Store {
     /// Removes an object; `Ok(false)` when there was none.
     pub fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
         if !b.objects.contains_key(key) {
             return Ok(false);
         }
@@ -228,12 +274,20 @@ impl Store {
         f: impl FnOnce(&mut ObjectMeta) -> Result<R, ApiError>,
     ) -> Result<R, ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
-        let obj = b.objects.get_mut(key).ok_or_else(|| ApiError::no_such_key(key))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let obj = b
+            .objects
+            .get_mut(key)
+            .ok_or_else(|| ApiError::no_such_key(key))?;
         let mut meta = obj.meta.clone();
         let out = f(&mut meta)?;
         if meta != obj.meta {
-            let updated = Object { meta, blob: obj.blob.clone() };
+            let updated = Object {
+                meta,
+                blob: obj.blob.clone(),
+            };
             self.persist(|d| d.save_object(bucket, &updated))?;
             obj.meta = updated.meta;
         }
@@ -244,8 +298,13 @@ impl Store {
 
     pub fn create_upload(&self, bucket: &str, meta: UploadMeta) -> Result<(), ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
-        let upload = Upload { meta, parts: BTreeMap::new() };
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let upload = Upload {
+            meta,
+            parts: BTreeMap::new(),
+        };
         self.persist(|d| d.save_upload(bucket, &upload))?;
         b.uploads.insert(upload.meta.upload_id.clone(), upload);
         Ok(())
@@ -253,14 +312,27 @@ impl Store {
 
     /// The upload, which must belong to `key`.
     pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Upload, ApiError> {
-        self.read(bucket, |b| b.uploads.get(upload_id).filter(|u| u.meta.key == key).cloned())?
-            .ok_or_else(|| ApiError::no_such_upload(upload_id))
+        self.read(bucket, |b| {
+            b.uploads
+                .get(upload_id)
+                .filter(|u| u.meta.key == key)
+                .cloned()
+        })?
+        .ok_or_else(|| ApiError::no_such_upload(upload_id))
     }
 
     /// Stores a part, replacing an earlier upload of the same number.
-    pub fn put_part(&self, bucket: &str, key: &str, upload_id: &str, part: Part) -> Result<(), ApiError> {
+    pub fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: Part,
+    ) -> Result<(), ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
         let upload = b
             .uploads
             .get_mut(upload_id)
@@ -287,7 +359,9 @@ impl Store {
         assemble: impl FnOnce(&Upload) -> Result<Object, ApiError>,
     ) -> Result<Object, ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
         let upload = b
             .uploads
             .get(upload_id)
@@ -311,7 +385,9 @@ impl Store {
 
     pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), ApiError> {
         let mut buckets = self.lock();
-        let b = buckets.get_mut(bucket).ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let b = buckets
+            .get_mut(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
         if !b.uploads.get(upload_id).is_some_and(|u| u.meta.key == key) {
             return Err(ApiError::no_such_upload(upload_id));
         }
@@ -324,10 +400,18 @@ impl Store {
 }
 
 pub fn entity_too_large(max: u64) -> ApiError {
-    ApiError::new(400, "EntityTooLarge", format!("Your proposed upload exceeds the maximum allowed size of {max} bytes."))
-        .with("MaxSizeAllowed", max.to_string())
+    ApiError::new(
+        400,
+        "EntityTooLarge",
+        format!("Your proposed upload exceeds the maximum allowed size of {max} bytes."),
+    )
+    .with("MaxSizeAllowed", max.to_string())
 }
 
 pub fn file_already_exists() -> ApiError {
-    ApiError::new(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+    ApiError::new(
+        409,
+        "FileAlreadyExists",
+        "The object you specified already exists and can not be overwritten.",
+    )
 }

@@ -47,14 +47,18 @@ impl StorageClass {
     }
 
     pub fn parse_oss(s: &str) -> Option<StorageClass> {
-        StorageClass::ALL.into_iter().find(|c| c.oss_name().eq_ignore_ascii_case(s.trim()))
+        StorageClass::ALL
+            .into_iter()
+            .find(|c| c.oss_name().eq_ignore_ascii_case(s.trim()))
     }
 
     /// S3 classes: STANDARD↔Standard, STANDARD_IA/ONEZONE_IA/GLACIER_IR→IA, GLACIER→Archive,
     /// DEEP_ARCHIVE→ColdArchive, and the other "instant" classes → Standard.
     pub fn parse_s3(s: &str) -> Option<StorageClass> {
         match s.trim().to_ascii_uppercase().as_str() {
-            "STANDARD" | "REDUCED_REDUNDANCY" | "INTELLIGENT_TIERING" | "EXPRESS_ONEZONE" => Some(StorageClass::Standard),
+            "STANDARD" | "REDUCED_REDUNDANCY" | "INTELLIGENT_TIERING" | "EXPRESS_ONEZONE" => {
+                Some(StorageClass::Standard)
+            }
             "STANDARD_IA" | "ONEZONE_IA" | "GLACIER_IR" => Some(StorageClass::IA),
             "GLACIER" => Some(StorageClass::Archive),
             "DEEP_ARCHIVE" => Some(StorageClass::ColdArchive),
@@ -64,7 +68,10 @@ impl StorageClass {
 
     /// Whether reading needs a restore first.
     pub fn is_archive(self) -> bool {
-        matches!(self, StorageClass::Archive | StorageClass::ColdArchive | StorageClass::DeepColdArchive)
+        matches!(
+            self,
+            StorageClass::Archive | StorageClass::ColdArchive | StorageClass::DeepColdArchive
+        )
     }
 }
 
@@ -120,7 +127,9 @@ pub enum RestoreState {
     /// Archived, not restored (or the restored copy expired).
     Frozen,
     InProgress,
-    Restored { expiry_ms: i64 },
+    Restored {
+        expiry_ms: i64,
+    },
 }
 
 /// An object's metadata.
@@ -143,14 +152,17 @@ impl ObjectMeta {
     pub fn restore_state(&self, now_ms: i64) -> RestoreState {
         match self.restore {
             Some(r) if now_ms < r.ready_at_ms => RestoreState::InProgress,
-            Some(r) if now_ms < r.expiry_ms => RestoreState::Restored { expiry_ms: r.expiry_ms },
+            Some(r) if now_ms < r.expiry_ms => RestoreState::Restored {
+                expiry_ms: r.expiry_ms,
+            },
             _ => RestoreState::Frozen,
         }
     }
 
     /// Whether GET may return the data (archived objects need a finished restore).
     pub fn readable(&self, now_ms: i64) -> bool {
-        !self.attrs.storage_class.is_archive() || matches!(self.restore_state(now_ms), RestoreState::Restored { .. })
+        !self.attrs.storage_class.is_archive()
+            || matches!(self.restore_state(now_ms), RestoreState::Restored { .. })
     }
 
     /// The `x-oss-restore` / `x-amz-restore` value, when a restore was ever asked for.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use ferry::oss::sign::{Signable, SignatureVersion, Signer, uri_encode, uri_encode_path};
 use ferry::oss::Credentials;
+use ferry::oss::sign::{Signable, SignatureVersion, Signer, uri_encode, uri_encode_path};
 use hmac::{Hmac, KeyInit, Mac};
 use oss_emulator::Emulator;
 use sha2::{Digest, Sha256};
@@ -48,7 +48,9 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 
     /// The first `<tag>` element's text (XML-unescaped).
@@ -85,7 +87,11 @@ pub fn xml_all(doc: &str, tag: &str) -> Vec<String> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// A request to the emulator, signed with ferry's `Signer` when sent.
@@ -113,7 +119,11 @@ pub struct Oss {
 
 impl Oss {
     pub fn new(emu: &Emulator, version: SignatureVersion) -> Oss {
-        Oss { http: reqwest::Client::new(), endpoint: emu.endpoint(), signer: signer(version) }
+        Oss {
+            http: reqwest::Client::new(),
+            endpoint: emu.endpoint(),
+            signer: signer(version),
+        }
     }
 
     pub fn v4(emu: &Emulator) -> Oss {
@@ -160,7 +170,13 @@ impl Oss {
 pub fn query_string(query: &[(String, String)]) -> String {
     query
         .iter()
-        .map(|(k, v)| if v.is_empty() { uri_encode(k) } else { format!("{}={}", uri_encode(k), uri_encode(v)) })
+        .map(|(k, v)| {
+            if v.is_empty() {
+                uri_encode(k)
+            } else {
+                format!("{}={}", uri_encode(k), uri_encode(v))
+            }
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -218,7 +234,11 @@ impl Req {
         url
     }
 
-    fn signable<'a>(&'a self, query: &'a [(String, String)], headers: &'a [(String, String)]) -> Signable<'a> {
+    fn signable<'a>(
+        &'a self,
+        query: &'a [(String, String)],
+        headers: &'a [(String, String)],
+    ) -> Signable<'a> {
         Signable {
             method: &self.method,
             bucket: self.bucket.as_deref(),
@@ -232,7 +252,12 @@ impl Req {
     pub fn presign(&self, expires: Duration) -> String {
         let signer = self.signer.as_ref().expect("presigning needs a signer");
         let additional: Vec<&str> = self.additional.iter().map(String::as_str).collect();
-        let added = signer.presign(&self.signable(&self.query, &self.headers), self.time, expires, &additional);
+        let added = signer.presign(
+            &self.signable(&self.query, &self.headers),
+            self.time,
+            expires,
+            &additional,
+        );
         let mut query = self.query.clone();
         query.extend(added);
         self.url(&query)
@@ -247,7 +272,11 @@ impl Req {
             if !additional.is_empty() {
                 with_host.push(("host".to_owned(), host));
             }
-            let signed = signer.sign_header(&self.signable(&self.query, &with_host), self.time, &additional);
+            let signed = signer.sign_header(
+                &self.signable(&self.query, &with_host),
+                self.time,
+                &additional,
+            );
             headers.extend(signed.headers);
         }
         let url = self.url(&self.query);
@@ -255,16 +284,30 @@ impl Req {
     }
 }
 
-pub async fn send_raw(http: &reqwest::Client, method: &str, url: &str, headers: &[(String, String)], body: Bytes) -> Resp {
+pub async fn send_raw(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> Resp {
     let mut rb = http.request(method.parse().expect("method"), url);
     for (k, v) in headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
-    let resp = rb.body(body).send().await.expect("request reaches the emulator");
+    let resp = rb
+        .body(body)
+        .send()
+        .await
+        .expect("request reaches the emulator");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.unwrap_or_default();
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn get_url(url: &str) -> Resp {
@@ -284,7 +327,9 @@ pub fn md5_hex_upper(data: &[u8]) -> String {
 
 /// Deterministic test data.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i as u64 * 31 + seed as u64) % 251) as u8).collect()
+    (0..len)
+        .map(|i| ((i as u64 * 31 + seed as u64) % 251) as u8)
+        .collect()
 }
 
 // ----- admin ---------------------------------------------------------------------------------
@@ -292,7 +337,14 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 pub async fn admin(emu: &Emulator, method: &str, path: &str, body: &str) -> Resp {
     let url = format!("{}/-/admin/{path}", emu.endpoint());
     let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    send_raw(&reqwest::Client::new(), method, &url, &headers, Bytes::from(body.to_owned())).await
+    send_raw(
+        &reqwest::Client::new(),
+        method,
+        &url,
+        &headers,
+        Bytes::from(body.to_owned()),
+    )
+    .await
 }
 
 // ----- an independent AWS SigV4 signer (S3 rules) --------------------------------------------
@@ -322,29 +374,45 @@ pub fn sigv4_headers(
 ) -> Vec<(String, String)> {
     let amz_date = t.format("%Y%m%dT%H%M%SZ").to_string();
     let date = &amz_date[..8];
-    let mut headers: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned())).collect();
+    let mut headers: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
     headers.push(("host".into(), host.into()));
     headers.push(("x-amz-date".into(), amz_date.clone()));
     headers.push(("x-amz-content-sha256".into(), payload_hash.into()));
     headers.sort();
     let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let mut q: Vec<(String, String)> = query.iter().map(|(k, v)| (uri_encode(k), uri_encode(v))).collect();
+    let mut q: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+        .collect();
     q.sort();
-    let cq = q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let cq = q
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     let canonical = format!(
         "{method}\n{}\n{cq}\n{canonical_headers}\n{}\n{payload_hash}",
         uri_encode_path(path),
         signed.join(";")
     );
     let scope = format!("{date}/{region}/s3/aws4_request");
-    let sts = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
     let k = hmac(format!("AWS4{secret}").as_bytes(), date);
     let k = hmac(&k, region);
     let k = hmac(&k, "s3");
     let k = hmac(&k, "aws4_request");
     let sig = hex::encode(hmac(&k, &sts));
-    let auth = format!("AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={}, Signature={sig}", signed.join(";"));
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={}, Signature={sig}",
+        signed.join(";")
+    );
     let mut out: Vec<(String, String)> = headers.into_iter().filter(|(k, _)| k != "host").collect();
     out.push(("authorization".into(), auth));
     out
@@ -360,7 +428,12 @@ pub struct S3 {
 
 impl S3 {
     pub fn new(emu: &Emulator) -> S3 {
-        S3 { http: reqwest::Client::new(), endpoint: emu.endpoint(), region: REGION.into(), secret: SK.into() }
+        S3 {
+            http: reqwest::Client::new(),
+            endpoint: emu.endpoint(),
+            region: REGION.into(),
+            secret: SK.into(),
+        }
     }
 
     /// Path-style request; `path` is the decoded `/bucket/key`.
@@ -374,7 +447,8 @@ impl S3 {
     ) -> Resp {
         let body: Bytes = body.into();
         let hash = sha256_hex(&body);
-        self.send_with_hash(method, path, query, headers, body, &hash).await
+        self.send_with_hash(method, path, query, headers, body, &hash)
+            .await
     }
 
     pub async fn send_with_hash(
@@ -386,14 +460,36 @@ impl S3 {
         body: Bytes,
         payload_hash: &str,
     ) -> Resp {
-        let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let extra: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let extra: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let host = self.endpoint.trim_start_matches("http://");
-        let signed = sigv4_headers(method, host, path, &query, &extra, payload_hash, &self.region, &self.secret, Utc::now());
+        let signed = sigv4_headers(
+            method,
+            host,
+            path,
+            &query,
+            &extra,
+            payload_hash,
+            &self.region,
+            &self.secret,
+            Utc::now(),
+        );
         let mut url = format!("{}{}", self.endpoint, uri_encode_path(path));
         if !query.is_empty() {
             url.push('?');
-            url.push_str(&query.iter().map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v))).collect::<Vec<_>>().join("&"));
+            url.push_str(
+                &query
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&"),
+            );
         }
         send_raw(&self.http, method, &url, &signed, body).await
     }

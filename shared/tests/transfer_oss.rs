@@ -1,0 +1,567 @@
+//! The transfer engine against two real OSS emulators over loopback (OSS → OSS): byte-exact
+//! keys, multipart resume, integrity under broken source bodies, change detection, overwrite
+//! policies, metadata, archive classes, budgets and the bandwidth limit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry::oss::{Credentials, OssClient, RequestBody};
+use ferry::source::oss::OssSource;
+use ferry::transfer::resume::{MemoryLedger, UploadLedger as _, UploadRecord};
+use ferry::transfer::throttle::RateLimiter;
+use ferry::transfer::{
+    ArchivePolicy, Copier, CopyOptions, Destination, ObjectResult, Outcome, OverwritePolicy,
+    WalkOptions, walk_range,
+};
+use oss_emulator::{Emulator, FaultKind, FaultRule, PutOptions, StorageClass};
+
+const REGION: &str = "cn-hangzhou";
+
+struct Pair {
+    src: Emulator,
+    dst: Emulator,
+}
+
+async fn emulator(ak: &str) -> Emulator {
+    Emulator::builder()
+        .credentials(ak, format!("{ak}-secret"))
+        .region(REGION)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+fn client(emu: &Emulator) -> OssClient {
+    let ak = emu.access_key_id().to_owned();
+    OssClient::builder()
+        .endpoint(emu.endpoint())
+        .region(REGION)
+        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
+        .allow_http(true)
+        .build()
+        .expect("client builds")
+}
+
+async fn pair() -> Pair {
+    let (src, dst) = (emulator("src-ak").await, emulator("dst-ak").await);
+    src.create_bucket("src").unwrap();
+    dst.create_bucket("dst").unwrap();
+    Pair { src, dst }
+}
+
+impl Pair {
+    fn copier(&self, options: CopyOptions) -> Copier {
+        Copier {
+            source: Arc::new(OssSource::new(client(&self.src), "src", "")),
+            dest: Destination {
+                client: client(&self.dst),
+                bucket: "dst".into(),
+                prefix: String::new(),
+            },
+            options,
+            ledger: Arc::new(MemoryLedger::new()),
+        }
+    }
+
+    async fn put(&self, key: &str, data: Vec<u8>) {
+        self.src
+            .put_object("src", key, data)
+            .await
+            .expect("seed object");
+    }
+}
+
+async fn walk(
+    copier: &Copier,
+    options: &WalkOptions,
+) -> (Vec<ObjectResult>, ferry::transfer::RangeSummary) {
+    let mut results = Vec::new();
+    let summary = walk_range(copier, options, &mut |r| results.push(r))
+        .await
+        .expect("walk succeeds");
+    results.sort_by(|a, b| a.key.cmp(&b.key));
+    (results, summary)
+}
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn small_parts() -> CopyOptions {
+    CopyOptions {
+        multipart_threshold: 300 * 1024,
+        part_size: 100 * 1024,
+        part_concurrency: 3,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn awkward_keys_and_sizes_arrive_byte_exact() {
+    let p = pair().await;
+    let keys = [
+        "文档/报告 2024.pdf",
+        "a+b=c/100% done.txt",
+        "what?/why#not",
+        "deep//double/slash",
+        "trailing/",
+        "empty",
+        "spaces in   name",
+        "emoji/🚀.bin",
+        "multipart/big.bin",
+    ];
+    let long_key = format!("long/{}", "k".repeat(1023 - 5));
+    let mut expected = BTreeMap::new();
+    for (i, key) in keys
+        .iter()
+        .map(|k| k.to_string())
+        .chain([long_key])
+        .enumerate()
+    {
+        let len = match key.as_str() {
+            "empty" | "trailing/" => 0,
+            "multipart/big.bin" => 1_000_000 + 7,
+            _ => 1 + i * 977,
+        };
+        let data = bytes(i as u64, len);
+        p.put(&key, data.clone()).await;
+        expected.insert(key, data);
+    }
+    let copier = p.copier(small_parts());
+    let (results, _) = walk(&copier, &WalkOptions::default()).await;
+    assert_eq!(results.len(), expected.len());
+    for r in &results {
+        assert!(
+            matches!(r.outcome, Outcome::Copied { .. }),
+            "{}: {:?}",
+            r.key,
+            r.outcome
+        );
+        let got = p
+            .dst
+            .object_bytes("dst", &r.key)
+            .await
+            .unwrap_or_else(|| panic!("{} missing", r.key));
+        assert_eq!(
+            got.as_ref(),
+            expected[&r.key].as_slice(),
+            "{} differs",
+            r.key
+        );
+        let info = p.dst.object_info("dst", &r.key).unwrap();
+        assert_eq!(info.crc64, Some(ferry::crc64::checksum(&expected[&r.key])));
+    }
+    let big = results
+        .iter()
+        .find(|r| r.key == "multipart/big.bin")
+        .unwrap();
+    assert!(matches!(
+        big.outcome,
+        Outcome::Copied {
+            multipart: true,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_multipart_copy_resumes_from_the_parts_oss_already_holds() {
+    let p = pair().await;
+    let data = bytes(7, 1_000_000);
+    p.put("big", data.clone()).await;
+    let copier = p.copier(CopyOptions {
+        part_concurrency: 1,
+        ..small_parts()
+    });
+    // An earlier attempt died after two parts: its upload is recorded, its parts are at OSS.
+    let dst = client(&p.dst);
+    let head = copier.source.head("big").await.unwrap();
+    let upload_id = dst
+        .initiate_multipart_upload("dst", "big", &Default::default())
+        .await
+        .unwrap();
+    for (n, range) in [(1u32, 0..102_400usize), (2, 102_400..204_800)] {
+        dst.upload_part(
+            "dst",
+            "big",
+            &upload_id,
+            n,
+            RequestBody::from_bytes(data[range].to_vec()),
+        )
+        .await
+        .unwrap();
+    }
+    let record = UploadRecord {
+        bucket: "dst".into(),
+        key: "big".into(),
+        upload_id: upload_id.clone(),
+        part_size: 102_400,
+        size: data.len() as u64,
+        source_etag: head.etag.clone(),
+    };
+    copier.ledger.put(&record).await.unwrap();
+    p.dst.reset_counters();
+
+    let r = copier.copy("big").await;
+    assert!(
+        matches!(
+            r.outcome,
+            Outcome::Copied {
+                multipart: true,
+                ..
+            }
+        ),
+        "{:?}",
+        r.outcome
+    );
+    let parts_total = data.len().div_ceil(102_400) as u64;
+    assert_eq!(
+        p.dst.counters().object("dst", "big", "UploadPart"),
+        parts_total - 2,
+        "finished parts are not sent again"
+    );
+    assert_eq!(
+        p.dst
+            .counters()
+            .object("dst", "big", "InitiateMultipartUpload"),
+        0,
+        "the recorded upload is reused"
+    );
+    assert_eq!(
+        p.dst.object_bytes("dst", "big").await.unwrap().as_ref(),
+        data.as_slice()
+    );
+    assert!(
+        copier.ledger.get("dst", "big").await.unwrap().is_none(),
+        "the record is removed once complete"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_source_starts_a_fresh_upload_and_aborts_the_stale_one() {
+    let p = pair().await;
+    let data = bytes(8, 500_000);
+    p.put("obj", data.clone()).await;
+    let copier = p.copier(small_parts());
+    let dst = client(&p.dst);
+    let stale = dst
+        .initiate_multipart_upload("dst", "obj", &Default::default())
+        .await
+        .unwrap();
+    let record = UploadRecord {
+        bucket: "dst".into(),
+        key: "obj".into(),
+        upload_id: stale.clone(),
+        part_size: 102_400,
+        size: data.len() as u64,
+        source_etag: Some("an-older-version".into()),
+    };
+    copier.ledger.put(&record).await.unwrap();
+    let r = copier.copy("obj").await;
+    assert!(
+        matches!(r.outcome, Outcome::Copied { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(
+        p.dst.object_bytes("dst", "obj").await.unwrap().as_ref(),
+        data.as_slice()
+    );
+    let uploads = dst
+        .list_multipart_uploads("dst", &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads.is_empty(),
+        "no upload lingers: {:?}",
+        uploads.uploads
+    );
+}
+
+#[tokio::test]
+async fn a_source_body_cut_short_once_is_read_again() {
+    let p = pair().await;
+    let data = bytes(9, 200_000);
+    p.put("cut", data.clone()).await;
+    p.src
+        .add_fault(FaultRule {
+            count: Some(1),
+            after_bytes: Some(1000),
+            ..truncate("GetObject")
+        })
+        .unwrap();
+    let copier = p.copier(CopyOptions {
+        retry_delay: Duration::from_millis(10),
+        ..Default::default()
+    });
+    let r = copier.copy("cut").await;
+    assert!(
+        matches!(r.outcome, Outcome::Copied { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(
+        p.dst.object_bytes("dst", "cut").await.unwrap().as_ref(),
+        data.as_slice()
+    );
+    assert!(p.src.counters().operation("GetObject") >= 2);
+}
+
+#[tokio::test]
+async fn a_source_body_that_stays_broken_fails_with_the_reason_and_is_never_counted_copied() {
+    let p = pair().await;
+    p.put("cut", bytes(10, 200_000)).await;
+    p.put("fine", bytes(11, 1000)).await;
+    p.src
+        .add_fault(FaultRule {
+            key_prefix: Some("cut".into()),
+            after_bytes: Some(1000),
+            ..truncate("GetObject")
+        })
+        .unwrap();
+    let copier = p.copier(CopyOptions {
+        retry_delay: Duration::from_millis(10),
+        attempts: 3,
+        ..Default::default()
+    });
+    let (results, _) = walk(&copier, &WalkOptions::default()).await;
+    let cut = results.iter().find(|r| r.key == "cut").unwrap();
+    match &cut.outcome {
+        Outcome::Failed { reason, retryable } => {
+            assert!(*retryable);
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(
+        p.dst.object_info("dst", "cut").is_none(),
+        "a broken body never becomes an object"
+    );
+    assert!(matches!(
+        results.iter().find(|r| r.key == "fine").unwrap().outcome,
+        Outcome::Copied { .. }
+    ));
+    assert_eq!(
+        p.src.counters().object("src", "cut", "GetObject"),
+        3,
+        "tried `attempts` times"
+    );
+}
+
+fn truncate(op: &str) -> FaultRule {
+    serde_json::from_value(serde_json::json!({ "op": op, "kind": "truncate" }))
+        .map(|r: FaultRule| FaultRule {
+            kind: Some(FaultKind::Truncate),
+            ..r
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn listings_decide_and_same_size_rewrites_are_caught() {
+    let p = pair().await;
+    for i in 0..20 {
+        p.put(&format!("k/{i:02}"), bytes(i, 2000)).await;
+    }
+    p.put("k/multi", bytes(99, 700_000)).await;
+    let copier = p.copier(small_parts());
+    let (first, _) = walk(&copier, &WalkOptions::default()).await;
+    assert!(
+        first
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Copied { .. }))
+    );
+
+    // Same size, other bytes: size/mtime tools would miss it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    p.put("k/07", bytes(1007, 2000)).await;
+    p.dst.reset_counters();
+    let (second, summary) = walk(&copier, &WalkOptions::default()).await;
+    let copied: Vec<&str> = second
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Copied { .. }))
+        .map(|r| r.key.as_str())
+        .collect();
+    assert_eq!(copied, ["k/07"]);
+    assert_eq!(second.len(), 21, "every object has an outcome");
+    assert_eq!(
+        p.dst.object_bytes("dst", "k/07").await.unwrap().as_ref(),
+        bytes(1007, 2000).as_slice()
+    );
+    // Only the multipart object (ETags not comparable) needed a HEAD; listings decided the rest.
+    assert_eq!(summary.heads, 1);
+    assert_eq!(p.dst.counters().operation("HeadObject"), 1);
+}
+
+#[tokio::test]
+async fn overwrite_policies() {
+    let p = pair().await;
+    p.put("a", bytes(1, 100)).await;
+    p.dst.put_object("dst", "a", bytes(2, 50)).await.unwrap();
+    let copier = p.copier(CopyOptions::default());
+    let never = WalkOptions {
+        overwrite: OverwritePolicy::Never,
+        ..Default::default()
+    };
+    let (r, _) = walk(&copier, &never).await;
+    assert!(matches!(r[0].outcome, Outcome::Skipped { .. }));
+    assert_eq!(p.dst.object_info("dst", "a").unwrap().size, 50);
+
+    let if_newer = WalkOptions {
+        overwrite: OverwritePolicy::IfNewer,
+        ..Default::default()
+    };
+    let (r, _) = walk(&copier, &if_newer).await;
+    assert!(
+        matches!(r[0].outcome, Outcome::Skipped { .. }),
+        "destination was written after the source"
+    );
+
+    let always = WalkOptions {
+        overwrite: OverwritePolicy::Always,
+        ..Default::default()
+    };
+    let (r, _) = walk(&copier, &always).await;
+    assert!(matches!(r[0].outcome, Outcome::Copied { .. }));
+    assert_eq!(p.dst.object_info("dst", "a").unwrap().size, 100);
+}
+
+#[tokio::test]
+async fn metadata_and_stamps_are_carried() {
+    let p = pair().await;
+    let opts = PutOptions {
+        storage_class: StorageClass::IA,
+        content_type: Some("image/png".into()),
+        user_meta: BTreeMap::from([("owner".to_owned(), "alice".to_owned())]),
+    };
+    p.src
+        .put_object_with("src", "pic.png", bytes(3, 4000), opts)
+        .await
+        .unwrap();
+    let copier = p.copier(CopyOptions::default());
+    let r = copier.copy("pic.png").await;
+    assert!(matches!(r.outcome, Outcome::Copied { .. }));
+    let head = client(&p.dst).head_object("dst", "pic.png").await.unwrap();
+    assert_eq!(head.content_type.as_deref(), Some("image/png"));
+    assert_eq!(
+        head.metadata.get("owner").map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(head.metadata.get("ferry-src-etag"), r.source_etag.as_ref());
+    assert!(head.metadata.contains_key("ferry-src-mtime"));
+    assert_eq!(
+        head.storage_class.map(|c| c.to_string()).as_deref(),
+        Some("IA")
+    );
+}
+
+#[tokio::test]
+async fn archived_objects_need_restore_and_copy_after_it() {
+    let p = pair().await;
+    let opts = PutOptions {
+        storage_class: StorageClass::Archive,
+        ..Default::default()
+    };
+    p.src
+        .put_object_with("src", "cold", bytes(4, 3000), opts)
+        .await
+        .unwrap();
+    p.src.set_restore_delay(Duration::from_millis(200));
+    let copier = p.copier(CopyOptions::default());
+    let report = WalkOptions {
+        archive: ArchivePolicy::Report,
+        ..Default::default()
+    };
+    let (r, _) = walk(&copier, &report).await;
+    assert_eq!(r[0].outcome, Outcome::NeedsRestore);
+    assert_eq!(
+        p.src.counters().operation("RestoreObject"),
+        0,
+        "reporting never restores"
+    );
+
+    let restore = WalkOptions {
+        archive: ArchivePolicy::Restore,
+        ..Default::default()
+    };
+    let (r, _) = walk(&copier, &restore).await;
+    assert_eq!(r[0].outcome, Outcome::NeedsRestore);
+    assert!(
+        r[0].notes.iter().any(|n| n.contains("restore requested")),
+        "{:?}",
+        r[0].notes
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (r, _) = walk(&copier, &restore).await;
+    assert!(
+        matches!(r[0].outcome, Outcome::Copied { .. }),
+        "{:?}",
+        r[0].outcome
+    );
+    assert_eq!(
+        p.dst.object_bytes("dst", "cold").await.unwrap().as_ref(),
+        bytes(4, 3000).as_slice()
+    );
+}
+
+#[tokio::test]
+async fn a_budget_stops_between_objects_and_the_rest_continues_exactly_once() {
+    let p = pair().await;
+    for i in 0..12 {
+        p.put(&format!("b/{i:02}"), bytes(i, 100)).await;
+    }
+    let copier = p.copier(CopyOptions::default());
+    let first = WalkOptions {
+        max_objects: Some(5),
+        page_size: 4,
+        ..Default::default()
+    };
+    let (r1, s1) = walk(&copier, &first).await;
+    assert_eq!(r1.len(), 5);
+    assert_eq!(s1.resume_after.as_deref(), Some("b/04"));
+    let rest = WalkOptions {
+        start_after: s1.resume_after.clone(),
+        ..Default::default()
+    };
+    let (r2, s2) = walk(&copier, &rest).await;
+    assert_eq!(r2.len(), 7);
+    assert!(s2.resume_after.is_none());
+    let mut all: Vec<String> = r1.iter().chain(&r2).map(|r| r.key.clone()).collect();
+    all.dedup();
+    assert_eq!(all.len(), 12);
+    for i in 0..12 {
+        assert_eq!(
+            p.dst
+                .counters()
+                .object("dst", &format!("b/{i:02}"), "PutObject"),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bandwidth_limit_holds() {
+    let p = pair().await;
+    p.put("slow", bytes(5, 600_000)).await;
+    let limiter = Arc::new(RateLimiter::new(400_000));
+    let copier = p.copier(CopyOptions {
+        limiter: Some(limiter),
+        ..Default::default()
+    });
+    let start = Instant::now();
+    let r = copier.copy("slow").await;
+    let elapsed = start.elapsed();
+    assert!(matches!(r.outcome, Outcome::Copied { .. }));
+    // 400 KB of burst, then 200 KB at 400 KB/s: at least half a second.
+    assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
