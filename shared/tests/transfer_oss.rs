@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ferry::oss::{Credentials, OssClient, RequestBody};
 use ferry::source::oss::OssSource;
-use ferry::transfer::resume::{MemoryLedger, UploadLedger as _, UploadRecord};
+use ferry::transfer::resume::{MemoryLedger, UploadRecord};
 use ferry::transfer::throttle::RateLimiter;
 use ferry::transfer::{
     ArchivePolicy, Copier, CopyOptions, Destination, ObjectResult, Outcome, OverwritePolicy,
