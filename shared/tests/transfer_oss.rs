@@ -565,3 +565,63 @@ async fn the_bandwidth_limit_holds() {
     assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
+    let emu = emulator("one-ak").await;
+    emu.create_bucket("src").unwrap();
+    emu.create_bucket("dst").unwrap();
+    let small = bytes(20, 50_000);
+    let big = bytes(21, 450_000);
+    emu.put_object("src", "small", small.clone()).await.unwrap();
+    emu.put_object("src", "big", big.clone()).await.unwrap();
+    let copier = Copier {
+        source: Arc::new(OssSource::new(client(&emu), "src", "")),
+        dest: Destination {
+            client: client(&emu),
+            bucket: "dst".into(),
+            prefix: "copied/".into(),
+        },
+        options: CopyOptions {
+            server_side_from: Some("src".into()),
+            ..small_parts()
+        },
+        ledger: Arc::new(MemoryLedger::new()),
+    };
+    let (results, _) = walk(&copier, &WalkOptions::default()).await;
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert!(
+            matches!(r.outcome, Outcome::Copied { .. }),
+            "{}: {:?}",
+            r.key,
+            r.outcome
+        );
+    }
+    assert_eq!(
+        emu.object_bytes("dst", "copied/small")
+            .await
+            .unwrap()
+            .as_ref(),
+        small.as_slice()
+    );
+    assert_eq!(
+        emu.object_bytes("dst", "copied/big")
+            .await
+            .unwrap()
+            .as_ref(),
+        big.as_slice()
+    );
+    let counters = emu.counters();
+    assert_eq!(counters.operation("GetObject"), 0, "no bytes through ferry");
+    assert_eq!(counters.object("dst", "copied/small", "CopyObject"), 1);
+    assert_eq!(counters.object("dst", "copied/big", "UploadPartCopy"), 5);
+    let head = client(&emu)
+        .head_object("dst", "copied/small")
+        .await
+        .unwrap();
+    assert!(
+        head.metadata.contains_key("ferry-src-etag"),
+        "stamps are written on server-side copies too"
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::integrity::{self, Inspector, Wanted};
 use super::metadata::destination_options;
 use super::resume::UploadLedger;
-use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart};
+use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, server_side};
 use crate::oss::RequestBody;
 use crate::oss::types::ObjectOptions;
 use crate::source::{ArchiveState, GetRequest, ObjectHead, Source, SourceError};
@@ -109,20 +109,37 @@ impl Copier {
             }
         };
         options.forbid_overwrite = self.options.forbid_overwrite;
-        let copied = if head.size >= self.options.multipart_threshold {
-            multipart::copy(self, &head, &options)
-                .await
-                .map(|crc| (crc, true))
-        } else {
-            copy_single(self, &head, &options)
-                .await
-                .map(|crc| (crc, false))
-        };
+        let copied = self.copy_bytes(&head, &options).await;
         let outcome = match copied {
             Ok((crc64, multipart)) => Outcome::Copied { crc64, multipart },
             Err(f) => failed(f),
         };
         result(key, head.size, head.etag, outcome, notes)
+    }
+
+    /// Server-side when configured and provable, else streamed; returns (CRC-64, multipart).
+    async fn copy_bytes(
+        &self,
+        head: &ObjectHead,
+        options: &ObjectOptions,
+    ) -> Result<(u64, bool), Failure> {
+        if let (Some(bucket), Some(_)) = (&self.options.server_side_from, head.checksums.oss_crc64)
+        {
+            if let Ok(crc) = server_side::copy(self, head, options, bucket).await? {
+                let multipart = head.size >= self.options.multipart_threshold.min(1 << 30);
+                return Ok((crc, multipart));
+            }
+            tracing::info!(key = %head.key, "server-side copy has no CRC-64 to prove it; streaming instead");
+        }
+        if head.size >= self.options.multipart_threshold {
+            multipart::copy(self, head, options)
+                .await
+                .map(|crc| (crc, true))
+        } else {
+            copy_single(self, head, options)
+                .await
+                .map(|crc| (crc, false))
+        }
     }
 }
 

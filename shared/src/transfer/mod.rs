@@ -17,6 +17,7 @@ pub mod integrity;
 pub mod metadata;
 mod multipart;
 pub mod resume;
+mod server_side;
 pub mod throttle;
 mod walk;
 
@@ -63,6 +64,11 @@ pub struct CopyOptions {
     pub retry_delay: std::time::Duration,
     /// A bandwidth limit shared by every stream this copier reads.
     pub limiter: Option<std::sync::Arc<throttle::RateLimiter>>,
+    /// The source is this OSS bucket, in the destination's region and readable with the
+    /// destination's credentials: copy server-side (CopyObject / UploadPartCopy), no bytes
+    /// through ferry. Objects without a source CRC-64 are streamed instead, so every copy is
+    /// still proven.
+    pub server_side_from: Option<String>,
 }
 
 impl Default for CopyOptions {
@@ -76,6 +82,7 @@ impl Default for CopyOptions {
             attempts: 3,
             retry_delay: std::time::Duration::from_millis(500),
             limiter: None,
+            server_side_from: None,
         }
     }
 }
