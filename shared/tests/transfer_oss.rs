@@ -625,3 +625,55 @@ async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
         "stamps are written on server-side copies too"
     );
 }
+
+#[tokio::test]
+async fn uploads_a_crashed_run_left_are_aborted_and_recorded_ones_kept() {
+    let p = pair().await;
+    let copier = p.copier(CopyOptions::default());
+    let dst = client(&p.dst);
+    let orphan = dst
+        .initiate_multipart_upload("dst", "orphan", &Default::default())
+        .await
+        .unwrap();
+    let kept = dst
+        .initiate_multipart_upload("dst", "kept", &Default::default())
+        .await
+        .unwrap();
+    let record = UploadRecord {
+        bucket: "dst".into(),
+        key: "kept".into(),
+        upload_id: kept.clone(),
+        part_size: 102_400,
+        size: 1,
+        source_etag: None,
+    };
+    copier.ledger.put(&record).await.unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let aborted =
+        ferry::transfer::resume::abort_orphans(&copier.dest, copier.ledger.as_ref(), later)
+            .await
+            .unwrap();
+    assert_eq!(aborted, 1);
+    let left: Vec<String> = dst
+        .list_multipart_uploads("dst", &Default::default())
+        .await
+        .unwrap()
+        .uploads
+        .into_iter()
+        .map(|u| u.upload_id)
+        .collect();
+    assert_eq!(left, vec![kept]);
+    assert!(!left.contains(&orphan));
+    // Fresh uploads (started after the cut-off) are left alone: a worker may be about to record them.
+    let fresh = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let _ = dst
+        .initiate_multipart_upload("dst", "fresh", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        ferry::transfer::resume::abort_orphans(&copier.dest, copier.ledger.as_ref(), fresh)
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -79,3 +79,40 @@ impl UploadLedger for MemoryLedger {
         Box::pin(async { Ok(()) })
     }
 }
+
+/// Aborts multipart uploads under the destination prefix that no record claims and that were
+/// started before `initiated_before` — what a crashed run left behind. Recorded uploads are kept
+/// for resuming; recent unrecorded ones may belong to a worker that is about to record them.
+/// Returns how many were aborted.
+pub async fn abort_orphans(
+    dest: &super::Destination,
+    ledger: &dyn UploadLedger,
+    initiated_before: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::oss::Error> {
+    use futures_util::TryStreamExt;
+
+    let options = crate::oss::ListUploadsOptions {
+        prefix: Some(dest.prefix.clone()).filter(|p| !p.is_empty()),
+        ..Default::default()
+    };
+    let mut pages = dest
+        .client
+        .list_multipart_uploads_pages(&dest.bucket, options);
+    let mut aborted = 0;
+    while let Some(page) = pages.try_next().await? {
+        for upload in page.uploads {
+            let old = upload.initiated.is_some_and(|t| t < initiated_before);
+            let recorded = matches!(
+                ledger.get(&dest.bucket, &upload.key).await,
+                Ok(Some(r)) if r.upload_id == upload.upload_id
+            );
+            if old && !recorded {
+                dest.client
+                    .abort_multipart_upload(&dest.bucket, &upload.key, &upload.upload_id)
+                    .await?;
+                aborted += 1;
+            }
+        }
+    }
+    Ok(aborted)
+}
