@@ -59,12 +59,6 @@ class Emulator:
         assert status == 200, body
         return body
 
-    def log_tail(self, chars=3000):
-        try:
-            return pathlib.Path(self.log_path).read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()

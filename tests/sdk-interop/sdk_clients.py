@@ -93,10 +93,6 @@ class Oss2Client:
         with _oss2_errors():
             self._bucket(bucket).create_bucket()
 
-    def delete_bucket(self, bucket):
-        with _oss2_errors():
-            self._bucket(bucket).delete_bucket()
-
     def list_buckets(self):
         service = oss2.Service(self.auth, self.endpoint, connect_timeout=CONNECT_TIMEOUT_S, region=self.region)
         with _oss2_errors():
@@ -251,10 +247,6 @@ class V2Client:
     def create_bucket(self, bucket):
         with _v2_errors():
             self.client.put_bucket(v2.PutBucketRequest(bucket=bucket))
-
-    def delete_bucket(self, bucket):
-        with _v2_errors():
-            self.client.delete_bucket(v2.DeleteBucketRequest(bucket=bucket))
 
     def list_buckets(self):
         with _v2_errors():

@@ -35,10 +35,10 @@ impl Credentials {
         let secret = std::env::var("OSS_ACCESS_KEY_SECRET")
             .map_err(|_| MissingCredentials("OSS_ACCESS_KEY_SECRET"))?;
         let mut creds = Credentials::new(id, secret);
-        if let Ok(token) = std::env::var("OSS_SESSION_TOKEN") {
-            if !token.is_empty() {
-                creds = creds.with_security_token(token);
-            }
+        if let Ok(token) = std::env::var("OSS_SESSION_TOKEN")
+            && !token.is_empty()
+        {
+            creds = creds.with_security_token(token);
         }
         Ok(creds)
     }

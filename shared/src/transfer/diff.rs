@@ -158,12 +158,13 @@ impl<'a> Differ<'a> {
                     return Ok(Decision::Copy);
                 }
                 let dst_etag = dst.etag.as_deref().map(|e| e.trim_matches('"'));
-                if let (Some(a), Some(b)) = (src.etag.as_deref(), dst_etag) {
-                    if is_plain_md5(a) && a.eq_ignore_ascii_case(b) {
-                        return Ok(Decision::Skip(
-                            "identical at the destination (same size and MD5)".into(),
-                        ));
-                    }
+                if let (Some(a), Some(b)) = (src.etag.as_deref(), dst_etag)
+                    && is_plain_md5(a)
+                    && a.eq_ignore_ascii_case(b)
+                {
+                    return Ok(Decision::Skip(
+                        "identical at the destination (same size and MD5)".into(),
+                    ));
                 }
                 if newer {
                     return Ok(Decision::Copy);

@@ -165,36 +165,36 @@ fn join(algorithm: CrcAlgorithm, a: u64, b: u64, len_b: u64) -> u64 {
 /// Checks the bytes read against every checksum the source holds for them. The error names the
 /// algorithm and both values.
 pub fn check_source(checksums: &SourceChecksums, read: &Digests) -> Result<(), String> {
-    if let (Some(expected), Some(got)) = (checksums.md5, read.md5) {
-        if expected != got {
-            return Err(format!(
-                "source MD5 is {} but the bytes read give {}",
-                hex::encode(expected),
-                hex::encode(got)
-            ));
-        }
+    if let (Some(expected), Some(got)) = (checksums.md5, read.md5)
+        && expected != got
+    {
+        return Err(format!(
+            "source MD5 is {} but the bytes read give {}",
+            hex::encode(expected),
+            hex::encode(got)
+        ));
     }
-    if let (Some(expected), Some(got)) = (checksums.crc64nvme, read.crc64nvme) {
-        if expected != got {
-            return Err(format!(
-                "source CRC-64/NVME is {expected:016x} but the bytes read give {got:016x}"
-            ));
-        }
+    if let (Some(expected), Some(got)) = (checksums.crc64nvme, read.crc64nvme)
+        && expected != got
+    {
+        return Err(format!(
+            "source CRC-64/NVME is {expected:016x} but the bytes read give {got:016x}"
+        ));
     }
-    if let (Some(expected), Some(got)) = (checksums.crc32c, read.crc32c) {
-        if expected != got {
-            return Err(format!(
-                "source CRC-32C is {expected:08x} but the bytes read give {got:08x}"
-            ));
-        }
+    if let (Some(expected), Some(got)) = (checksums.crc32c, read.crc32c)
+        && expected != got
+    {
+        return Err(format!(
+            "source CRC-32C is {expected:08x} but the bytes read give {got:08x}"
+        ));
     }
-    if let Some(expected) = checksums.oss_crc64 {
-        if expected != read.crc64 {
-            return Err(format!(
-                "source CRC-64 is {expected} but the bytes read give {}",
-                read.crc64
-            ));
-        }
+    if let Some(expected) = checksums.oss_crc64
+        && expected != read.crc64
+    {
+        return Err(format!(
+            "source CRC-64 is {expected} but the bytes read give {}",
+            read.crc64
+        ));
     }
     Ok(())
 }

@@ -166,21 +166,21 @@ async fn upload_part(
     existing: Option<&PartInfo>,
 ) -> Result<PartDone, Failure> {
     let len = range.end - range.start;
-    if let Some(p) = existing.filter(|p| p.size == len) {
-        if let Some(crc64) = p.crc64 {
-            let part = CompletedPart {
-                part_number: number,
-                etag: p.etag.clone(),
-            };
-            return Ok(PartDone {
-                part,
-                digests: Digests {
-                    len,
-                    crc64,
-                    ..Default::default()
-                },
-            });
-        }
+    if let Some(p) = existing.filter(|p| p.size == len)
+        && let Some(crc64) = p.crc64
+    {
+        let part = CompletedPart {
+            part_number: number,
+            etag: p.etag.clone(),
+        };
+        return Ok(PartDone {
+            part,
+            digests: Digests {
+                len,
+                crc64,
+                ..Default::default()
+            },
+        });
     }
     let stream = copier.read(pinned(head, Some(range))).await?;
     let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));

@@ -60,7 +60,8 @@
 //! ## Operations
 //!
 //! OSS names (also used by counters and fault rules): ListBuckets, PutBucket, DeleteBucket,
-//! HeadBucket, GetBucketInfo, GetBucketLocation, PutBucketWebsite, GetBucketWebsite,
+//! HeadBucket, GetBucketInfo, GetBucketLocation, GetBucketVersioning (never versioned),
+//! PutBucketWebsite, GetBucketWebsite,
 //! DeleteBucketWebsite, ListObjects, ListObjectsV2, ListMultipartUploads,
 //! DeleteMultipleObjects, PutObject, CopyObject, GetObject, HeadObject, DeleteObject,
 //! InitiateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,

@@ -219,6 +219,19 @@ pub fn get_bucket_location(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     Ok(Reply::ok().xml(x.finish()))
 }
 
+/// Buckets here are never versioned: an empty `VersioningConfiguration` (what OSS and S3
+/// return for a bucket whose versioning was never enabled).
+pub fn get_bucket_versioning(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    ctx.state.store.bucket(ctx.bucket())?;
+    let mut x = Xml::new();
+    x.open_root(
+        "VersioningConfiguration",
+        (ctx.req.dialect == Dialect::S3).then_some(S3_NAMESPACE),
+    );
+    x.close("VersioningConfiguration");
+    Ok(Reply::ok().xml(x.finish()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub enum Op {
     HeadBucket,
     GetBucketInfo,
     GetBucketLocation,
+    GetBucketVersioning,
     PutBucketWebsite,
     GetBucketWebsite,
     DeleteBucketWebsite,
@@ -63,6 +64,7 @@ impl Op {
             Op::HeadBucket => "HeadBucket",
             Op::GetBucketInfo => "GetBucketInfo",
             Op::GetBucketLocation => "GetBucketLocation",
+            Op::GetBucketVersioning => "GetBucketVersioning",
             Op::PutBucketWebsite => "PutBucketWebsite",
             Op::GetBucketWebsite => "GetBucketWebsite",
             Op::DeleteBucketWebsite => "DeleteBucketWebsite",
@@ -144,7 +146,14 @@ pub fn classify(req: &RequestInfo) -> Op {
 }
 
 fn classify_bucket(req: &RequestInfo) -> Op {
-    let handled = ["website", "bucketInfo", "location", "uploads", "delete"];
+    let handled = [
+        "website",
+        "bucketInfo",
+        "location",
+        "uploads",
+        "delete",
+        "versioning",
+    ];
     if !unsupported_subresources(req, &handled).is_empty() {
         return Op::Unknown;
     }
@@ -153,6 +162,7 @@ fn classify_bucket(req: &RequestInfo) -> Op {
         Method::GET if q("website") => Op::GetBucketWebsite,
         Method::GET if q("bucketInfo") => Op::GetBucketInfo,
         Method::GET if q("location") => Op::GetBucketLocation,
+        Method::GET if q("versioning") => Op::GetBucketVersioning,
         Method::GET if q("uploads") => Op::ListMultipartUploads,
         Method::GET if q("delete") => Op::Unknown,
         Method::GET if req.q("list-type") == Some("2") => Op::ListObjectsV2,
@@ -227,6 +237,7 @@ pub async fn execute(op: Op, ctx: &Ctx<'_>, payload: Payload) -> Result<Response
         Op::HeadBucket => bucket::head_bucket(ctx),
         Op::GetBucketInfo => bucket::get_bucket_info(ctx),
         Op::GetBucketLocation => bucket::get_bucket_location(ctx),
+        Op::GetBucketVersioning => bucket::get_bucket_versioning(ctx),
         Op::PutBucketWebsite => website::put(ctx, payload).await,
         Op::GetBucketWebsite => website::get(ctx),
         Op::DeleteBucketWebsite => website::delete(ctx),
