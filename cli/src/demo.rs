@@ -1,9 +1,11 @@
 //! `ferry demo`: a migration on loopback with nothing but this binary.
 //!
-//! Two OSS emulators start in-process on 127.0.0.1 — one holds the sample source bucket, the other
-//! is the destination — each storing its data in a folder under `--dir`. ferry lists the source,
-//! copies every object (streamed PutObject, or multipart above the threshold), then checks each
-//! destination object on its own with HEAD (size and CRC-64) and writes `report.json`.
+//! Two OSS emulators start in-process on 127.0.0.1, each storing its data in a folder under
+//! `--dir`: the first plays the source in its S3-compatible role (ferry reads it with aws-sdk-s3,
+//! exactly as it reads Amazon S3), the second is the OSS destination. ferry lists the source,
+//! decides what to copy from both listings, copies every object (streamed PutObject, or multipart
+//! above the threshold) proving each with CRC-64, then checks each destination object on its own
+//! with HEAD (size and CRC-64) and writes `report.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry::oss::{Credentials, OssClient, SignatureVersion};
-use ferry::source::oss::OssSource;
-use ferry::source::{ListRequest, Source};
+use ferry::secret::Secret;
+use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
 use ferry::transfer::resume::MemoryLedger;
 use ferry::transfer::{Copier, CopyOptions, Destination, ObjectResult, Outcome};
 use futures_util::StreamExt;
@@ -59,14 +61,13 @@ pub async fn run(args: Args) -> Result<(), String> {
         samples.values().sum::<u64>() as f64 / 1048576.0
     );
 
-    let source = OssSource::new(client_for(&source_emu)?, SOURCE_BUCKET, "");
+    let source = s3_source(&source_emu).await?;
     let dest = Destination {
         client: client_for(&dest_emu)?,
         bucket: DEST_BUCKET.into(),
         prefix: String::new(),
     };
-    let keys = list_all(&source).await?;
-    let results = migrate(&source, &dest, keys, args.concurrency).await;
+    let results = migrate(source, &dest, samples.len(), args.concurrency).await?;
     let verified = verify(&dest, &results).await;
     let report = Report::new(&results, &verified, samples.len(), started.elapsed());
     report.print();
@@ -111,6 +112,22 @@ async fn start_emulator(dir: &Path, access_key_id: &str) -> Result<Emulator, Str
         .start()
         .await
         .map_err(|e| format!("cannot start an OSS emulator: {e}"))
+}
+
+/// The source emulator as an S3-compatible store.
+async fn s3_source(emu: &Emulator) -> Result<S3Source, String> {
+    let ak = emu.access_key_id().to_owned();
+    let mut config = S3SourceConfig::new(SOURCE_BUCKET);
+    config.endpoint = Some(emu.endpoint());
+    config.region = Some(REGION.into());
+    config.path_style = true;
+    config.allow_http = true; // loopback only
+    config.credentials = S3Credentials::Static {
+        secret_access_key: Secret::new(format!("{ak}-secret")),
+        access_key_id: ak,
+        session_token: None,
+    };
+    S3Source::new(config).await.map_err(|e| e.to_string())
 }
 
 fn client_for(emu: &Emulator) -> Result<OssClient, String> {
@@ -187,56 +204,26 @@ fn sample_bytes(key: &str, size: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn list_all(source: &dyn Source) -> Result<Vec<String>, String> {
-    let mut keys = Vec::new();
-    let mut req = ListRequest {
-        max_keys: 1000,
-        ..Default::default()
-    };
-    loop {
-        let page = source.list(&req).await.map_err(|e| e.to_string())?;
-        keys.extend(page.objects.into_iter().map(|o| o.key));
-        match page.next {
-            Some(token) => req.continuation = Some(token),
-            None => return Ok(keys),
-        }
-    }
-}
-
-async fn migrate(
-    source: &OssSource,
-    dest: &Destination,
-    keys: Vec<String>,
-    concurrency: usize,
-) -> Vec<ObjectResult> {
-    let total = keys.len();
+/// Walks the whole source with the engine's range walker: listing diff, bounded concurrency,
+/// an outcome for every object.
+async fn migrate(source: S3Source, dest: &Destination, total: usize, concurrency: usize) -> Result<Vec<ObjectResult>, String> {
     let copier = Copier {
-        source: Arc::new(source.clone()),
+        source: Arc::new(source),
         dest: dest.clone(),
-        options: CopyOptions {
-            multipart_threshold: 16 << 20,
-            part_size: 5 << 20,
-            ..Default::default()
-        },
+        options: CopyOptions { multipart_threshold: 16 << 20, part_size: 5 << 20, ..Default::default() },
         ledger: Arc::new(MemoryLedger::new()),
     };
-    let mut done = 0usize;
+    let options = WalkOptions { object_concurrency: concurrency.max(1), ..Default::default() };
     let mut results = Vec::with_capacity(total);
-    let mut copies = futures_util::stream::iter(keys)
-        .map(|key| {
-            let copier = copier.clone();
-            async move { copier.copy(&key).await }
-        })
-        .buffer_unordered(concurrency.max(1));
-    while let Some(r) = copies.next().await {
-        done += 1;
-        if done % 50 == 0 || done == total {
-            println!("copied {done}/{total}");
-        }
+    walk_range(&copier, &options, &mut |r| {
         results.push(r);
-    }
+        if results.len() % 50 == 0 || results.len() == total {
+            println!("copied {}/{total}", results.len());
+        }
+    })
+    .await?;
     results.sort_by(|a, b| a.key.cmp(&b.key));
-    results
+    Ok(results)
 }
 
 /// What the destination says about one copied object, checked independently of the copy.
