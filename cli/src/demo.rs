@@ -206,14 +206,26 @@ fn sample_bytes(key: &str, size: usize) -> Vec<u8> {
 
 /// Walks the whole source with the engine's range walker: listing diff, bounded concurrency,
 /// an outcome for every object.
-async fn migrate(source: S3Source, dest: &Destination, total: usize, concurrency: usize) -> Result<Vec<ObjectResult>, String> {
+async fn migrate(
+    source: S3Source,
+    dest: &Destination,
+    total: usize,
+    concurrency: usize,
+) -> Result<Vec<ObjectResult>, String> {
     let copier = Copier {
         source: Arc::new(source),
         dest: dest.clone(),
-        options: CopyOptions { multipart_threshold: 16 << 20, part_size: 5 << 20, ..Default::default() },
+        options: CopyOptions {
+            multipart_threshold: 16 << 20,
+            part_size: 5 << 20,
+            ..Default::default()
+        },
         ledger: Arc::new(MemoryLedger::new()),
     };
-    let options = WalkOptions { object_concurrency: concurrency.max(1), ..Default::default() };
+    let options = WalkOptions {
+        object_concurrency: concurrency.max(1),
+        ..Default::default()
+    };
     let mut results = Vec::with_capacity(total);
     walk_range(&copier, &options, &mut |r| {
         results.push(r);

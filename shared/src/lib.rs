@@ -8,6 +8,8 @@
 //!
 //! * [`oss`] — ferry's own OSS client: signing (V4 by default, V1 for older accounts), requests,
 //!   XML, typed errors and retries.
+//! * [`job`] — the job spec users write (JSON, with a JSON Schema), its validation, and its
+//!   translation into engine settings.
 //! * [`crc64`] — CRC-64/XZ, the checksum OSS reports in `x-oss-hash-crc64ecma`, with `combine` so
 //!   part checksums prove the whole object.
 //! * [`source`] — the `Source` port (list, head, get, restore) and its adapters for S3 and OSS.
@@ -15,6 +17,7 @@
 //! * [`secret`] — a string that never prints itself, for credentials.
 
 pub mod crc64;
+pub mod job;
 pub mod oss;
 pub mod secret;
 pub mod source;

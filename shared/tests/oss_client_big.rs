@@ -66,15 +66,25 @@ impl Drop for EmulatorProcess {
 fn start_emulator_binary(data_dir: &std::path::Path) -> EmulatorProcess {
     // target/debug/deps/<this test> → target/debug/oss-emulator
     let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("oss-emulator");
-    // Make sure the binary exists and is current (a no-op when it is).
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = profile_dir.join("oss-emulator");
+    // Make sure the binary exists and is current (a no-op when it is), in this test's profile.
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "oss-emulator", "--bin", "oss-emulator"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "oss-emulator",
+            "--bin",
+            "oss-emulator",
+            "--profile",
+            &profile,
+        ])
         .status();
     assert!(
         status.is_ok_and(|s| s.success()) || bin.exists(),

@@ -8,11 +8,13 @@
 //! destination; content headers, user metadata, tags and storage classes carry over; archived
 //! objects need a restore and copy after it; a large object goes up in parallel parts.
 //!
-//! moto cannot answer 503 SlowDown, so throttling is tested against the OSS emulator only
-//! (`oss_client_retry.rs`); the S3 error mapping is in `source_s3_errors.rs`.
+//! moto cannot answer 503 SlowDown, so the throttling test puts a small proxy in front of it
+//! (`support/s3_throttle.rs`) that answers chosen requests with SlowDown.
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/s3_throttle.rs"]
+mod s3_throttle;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +49,7 @@ use md5::{Digest, Md5};
 use moto::Moto;
 use oss_emulator::{Emulator, FaultRule, StorageClass as EmuClass};
 use proptest::prelude::*;
+use s3_throttle::{Rule, ThrottleProxy};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -75,10 +78,11 @@ fn oss_client(emu: &Emulator) -> OssClient {
         .expect("client builds")
 }
 
-async fn s3_source(moto: &Moto, bucket: &str) -> S3Source {
+/// The S3 source config of `bucket` at `endpoint` (moto, or a proxy in front of it).
+fn s3_config(endpoint: String, bucket: &str) -> S3SourceConfig {
     let mut config = S3SourceConfig::new(bucket);
     config.region = Some(moto::REGION.to_owned());
-    config.endpoint = Some(moto.endpoint());
+    config.endpoint = Some(endpoint);
     config.allow_http = true;
     config.path_style = true;
     config.credentials = S3Credentials::Static {
@@ -86,7 +90,13 @@ async fn s3_source(moto: &Moto, bucket: &str) -> S3Source {
         secret_access_key: Secret::new(moto::SECRET_ACCESS_KEY),
         session_token: None,
     };
-    S3Source::new(config).await.expect("valid S3 config")
+    config
+}
+
+async fn s3_source(moto: &Moto, bucket: &str) -> S3Source {
+    S3Source::new(s3_config(moto.endpoint(), bucket))
+        .await
+        .expect("valid S3 config")
 }
 
 fn copier(source: Arc<dyn Source>, emu: &Emulator, bucket: &str, options: CopyOptions) -> Copier {
@@ -344,9 +354,8 @@ fn prop_emulator() -> &'static Emulator {
 
 static KEY_CASES: AtomicUsize = AtomicUsize::new(0);
 
-async fn check_keys(objects: BTreeMap<String, usize>) {
+async fn check_keys(emu: &Emulator, objects: BTreeMap<String, usize>) {
     let moto = Moto::shared();
-    let emu = prop_emulator();
     let bucket = format!("keys-{}", KEY_CASES.fetch_add(1, Ordering::Relaxed));
     let s3 = moto.create_bucket(&bucket).await;
     emu.create_bucket(&bucket).unwrap();
@@ -410,8 +419,26 @@ proptest! {
     fn every_key_oss_accepts_arrives_byte_exact_and_the_others_fail_naming_the_rule(
         objects in prop::collection::btree_map(key_strategy(), size_strategy(), 1..=20),
     ) {
-        prop_runtime().block_on(check_keys(objects));
+        let emu = prop_emulator();
+        prop_runtime().block_on(check_keys(emu, objects));
     }
+}
+
+/// The edges the property test reaches only by chance, every run.
+#[test]
+fn the_key_rules_hold_at_their_edges() {
+    let objects = BTreeMap::from([
+        ("日".repeat(341), 10),                 // 1023 bytes of 3-byte characters
+        ("é".repeat(512), 10),                  // 1024 bytes: S3 takes it, OSS does not
+        (padded("big/".into(), 1024), 250_000), // refused before a multipart upload starts
+        ("/leading-slash".into(), 10),
+        ("\\leading-backslash".into(), 0),
+        ("dir/".into(), 0),
+        ("dir//double".into(), 10),
+        ("50% off? #1 + more".into(), 0),
+    ]);
+    let emu = prop_emulator();
+    prop_runtime().block_on(check_keys(emu, objects));
 }
 
 #[tokio::test]
@@ -629,15 +656,20 @@ async fn bytes_that_disagree_with_the_source_checksum_fail_and_leave_nothing_at_
         Some(0)
     );
 
-    // Read whole (single PUT) and in ranged parts (multipart, where ferry alone can check).
-    for (prefix, options) in [("whole/", quick_retries()), ("parts/", small_parts())] {
+    // Read whole (single PUT) and in ranged parts (multipart). A second run must not take
+    // what the first left behind for a finished copy.
+    let runs = [("whole/", quick_retries()), ("parts/", small_parts())];
+    for (prefix, options) in runs.into_iter().flat_map(|run| [run.clone(), run]) {
         let copier = job.copier(prefix, options).await;
         let results = walk(&copier, &WalkOptions::default()).await;
         assert_eq!(results.len(), 3);
         for r in &results {
             let dest_key = format!("{prefix}{}", r.key);
             if r.key == "honest" {
-                assert!(matches!(r.outcome, Outcome::Copied { .. }), "{r:?}");
+                assert!(
+                    matches!(r.outcome, Outcome::Copied { .. } | Outcome::Skipped { .. }),
+                    "{r:?}"
+                );
                 continue;
             }
             match &r.outcome {
@@ -1019,4 +1051,54 @@ async fn a_20_mib_object_goes_up_in_parallel_parts_and_arrives_byte_exact() {
         (2..=4).contains(&peak),
         "{peak} source reads open at once; want parallel parts, at most part_concurrency"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// throttling
+
+fn slow_gets_of(bucket: &str, key: &str, count: Option<u64>) -> Rule {
+    Rule {
+        method: "GET".into(),
+        target_contains: format!("/{bucket}/{key}"),
+        // GetObjectTagging (HEAD's companion) goes through; only the reads are throttled.
+        target_lacks: Some("tagging".into()),
+        count,
+    }
+}
+
+#[tokio::test]
+async fn s3_slowdown_is_backed_off_and_a_lasting_one_fails_retryable_after_bounded_tries() {
+    let job = Job::new("throttled").await;
+    let data = random_bytes(300_000, 10);
+    job.put("brief", &data).await;
+    job.put("lasting", &data).await;
+
+    // Two SlowDowns, then S3 serves: the copy backs off, tries again and succeeds.
+    let brief =
+        ThrottleProxy::start(job.moto.addr(), slow_gets_of(&job.bucket, "brief", Some(2))).await;
+    let source = S3Source::new(s3_config(brief.endpoint(), &job.bucket))
+        .await
+        .unwrap();
+    let c = copier(Arc::new(source), &job.dst, &job.bucket, quick_retries());
+    assert_eq!(c.copy("brief").await.outcome, copied(&data, false));
+    assert_eq!(brief.throttled(), 2);
+    assert_eq!(job.stored("brief").await.as_deref(), Some(&data[..]));
+
+    // S3 keeps throttling: the object fails, retryable, naming SlowDown, after
+    // ferry's attempts × the SDK's attempts reads — no more.
+    let lasting =
+        ThrottleProxy::start(job.moto.addr(), slow_gets_of(&job.bucket, "lasting", None)).await;
+    let mut config = s3_config(lasting.endpoint(), &job.bucket);
+    config.max_attempts = 2;
+    let source = S3Source::new(config).await.unwrap();
+    let c = copier(Arc::new(source), &job.dst, &job.bucket, quick_retries());
+    match c.copy("lasting").await.outcome {
+        Outcome::Failed {
+            reason,
+            retryable: true,
+        } if reason.contains("SlowDown") => {}
+        other => panic!("a lasting SlowDown must fail retryable: {other:?}"),
+    }
+    assert_eq!(lasting.matched(), 2 * 2, "ferry attempts × SDK attempts");
+    assert!(job.stored("lasting").await.is_none());
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::integrity::{self, Inspector, Wanted};
+use super::integrity::{self, Inspector};
 use super::metadata::destination_options;
 use super::resume::UploadLedger;
 use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, server_side};
@@ -208,7 +208,7 @@ async fn copy_single(
         return Ok(out.crc64);
     }
     let stream = copier.read(pinned(head, None)).await?;
-    let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, true));
+    let (stream, inspector) = Inspector::wrap_proven(stream, &head.checksums, head.size, &head.key);
     let out = dest
         .client
         .put_object(

@@ -3,8 +3,10 @@
 //! Every byte read from a source passes through an [`Inspector`], which computes CRC-64/XZ (what
 //! OSS reports) and, where the source holds a checksum of its own, the same algorithm over the
 //! same bytes: MD5 (S3 single-part ETag), CRC-64/NVME and CRC-32C (S3 full-object checksums).
-//! The copy then checks the source's checksum against the bytes read, and the client checks OSS's
-//! CRC-64 against the bytes sent — the same bytes, so the chain source → ferry → OSS is closed.
+//! The copy then checks the source's checksum against the bytes read — before the last byte of a
+//! single PUT is released and before a multipart upload is completed, so disputed bytes never
+//! become the object — and the client checks OSS's CRC-64 against the bytes sent: the same
+//! bytes, so the chain source → ferry → OSS is closed.
 //!
 //! CRCs of consecutive pieces combine, so a multipart copy whose parts run in parallel still
 //! proves the whole object. MD5 does not combine: it is checked when the object is read in one
@@ -16,7 +18,7 @@ use crc_fast::{CrcAlgorithm, Digest as CrcDigest};
 use futures_util::StreamExt;
 use md5::{Digest as _, Md5};
 
-use crate::source::{ByteStream, SourceChecksums};
+use crate::source::{ByteStream, SourceChecksums, SourceError, SourceErrorKind};
 
 /// Which digests to compute besides CRC-64/XZ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,6 +115,33 @@ impl Inspector {
                     .update(bytes);
             }
             chunk
+        });
+        (Box::pin(stream), inspector)
+    }
+
+    /// [`wrap`](Self::wrap) for a read of a whole `len`-byte object: the chunk that completes
+    /// the object is released only if the bytes agree with the source's `checksums`. On a
+    /// mismatch the stream fails before its last byte, so an upload fed from it never completes
+    /// and unproven bytes never become the destination object.
+    pub fn wrap_proven(
+        stream: ByteStream,
+        checksums: &SourceChecksums,
+        len: u64,
+        resource: &str,
+    ) -> (ByteStream, Inspector) {
+        let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(checksums, true));
+        let check = inspector.clone();
+        let (checksums, resource) = (checksums.clone(), resource.to_owned());
+        let mut seen = 0u64;
+        let stream = stream.map(move |chunk| {
+            let bytes = chunk?;
+            seen += bytes.len() as u64;
+            if seen == len {
+                check_source(&checksums, &check.digests()).map_err(|reason| {
+                    SourceError::new(SourceErrorKind::Integrity, resource.as_str(), reason)
+                })?;
+            }
+            Ok(bytes)
         });
         (Box::pin(stream), inspector)
     }
@@ -252,6 +281,28 @@ mod tests {
         assert_eq!((whole.len, whole.crc64), (9, 0x995dc9bbdf1939fa));
         assert_eq!(whole.crc64nvme, Some(0xae8b14860a799888));
         assert_eq!(whole.crc32c, Some(0xe3069283));
+    }
+
+    #[tokio::test]
+    async fn a_proven_stream_withholds_the_last_chunk_of_disputed_bytes() {
+        let right = SourceChecksums {
+            crc32c: Some(0xe3069283),
+            ..Default::default()
+        };
+        let (s, _) = Inspector::wrap_proven(stream_of(vec![b"1234", b"56789"]), &right, 9, "k");
+        let chunks: Vec<_> = s.collect().await;
+        assert!(chunks.iter().all(Result::is_ok));
+
+        let wrong = SourceChecksums {
+            crc32c: Some(1),
+            ..Default::default()
+        };
+        let (s, _) = Inspector::wrap_proven(stream_of(vec![b"1234", b"56789"]), &wrong, 9, "k");
+        let chunks: Vec<_> = s.collect().await;
+        assert_eq!(chunks[0].as_ref().unwrap().as_ref(), b"1234");
+        let err = chunks[1].as_ref().unwrap_err();
+        assert_eq!(err.kind, SourceErrorKind::Integrity);
+        assert!(err.message.contains("CRC-32C"), "{err}");
     }
 
     #[test]

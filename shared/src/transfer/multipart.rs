@@ -35,16 +35,19 @@ pub(super) async fn copy(
         Ok(_) => forget(copier, &record).await,
         // A transient failure keeps the upload: the retry resumes from its parts.
         Err(f) if f.retryable => {}
-        Err(_) => {
-            let dest = &copier.dest;
-            let _ = dest
-                .client
-                .abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id)
-                .await;
-            forget(copier, &record).await;
-        }
+        Err(_) => discard(copier, &record).await,
     }
     result
+}
+
+/// Aborts the upload and forgets it: its parts must not be resumed from.
+async fn discard(copier: &Copier, record: &UploadRecord) {
+    let dest = &copier.dest;
+    let _ = dest
+        .client
+        .abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id)
+        .await;
+    forget(copier, record).await;
 }
 
 async fn forget(copier: &Copier, record: &UploadRecord) {
@@ -132,6 +135,17 @@ async fn upload_and_complete(
         .try_collect()
         .await?;
     let digests: Vec<Digests> = parts.iter().map(|p| p.digests.clone()).collect();
+    let whole = integrity::combine(&digests);
+    // Bytes the source's own checksum disputes must never become the object. Their parts are
+    // discarded, not resumed from: a resumed part carries only its CRC-64, so the source check
+    // would pass unchecked on the retry.
+    if let Err(reason) = integrity::check_source(&head.checksums, &whole) {
+        discard(copier, record).await;
+        return Err(Failure {
+            reason,
+            retryable: true,
+        });
+    }
     let list = parts.into_iter().map(|p| p.part).collect();
     let dest = &copier.dest;
     let out = dest
@@ -152,7 +166,7 @@ async fn upload_and_complete(
             "OSS reported no CRC-64 for the assembled object, so it cannot be proven",
         )
     })?;
-    prove(head, &integrity::combine(&digests), server_crc)?;
+    prove(head, &whole, server_crc)?;
     Ok(server_crc)
 }
 

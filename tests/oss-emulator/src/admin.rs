@@ -26,15 +26,22 @@ fn json_reply(status: u16, value: serde_json::Value) -> Response<Body> {
         .body(body::full(text))
 }
 
-fn error(status: u16, message: impl Into<String>) -> Response<Body> {
-    json_reply(status, json!({ "error": message.into() }))
+/// A failed admin request: status and a message naming the problem.
+struct AdminError(u16, String);
+
+fn error(status: u16, message: impl Into<String>) -> AdminError {
+    AdminError(status, message.into())
+}
+
+fn error_reply(e: AdminError) -> Response<Body> {
+    json_reply(e.0, json!({ "error": e.1 }))
 }
 
 fn no_content() -> Response<Body> {
     Reply::new(204).empty()
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, AdminError> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -42,7 +49,7 @@ async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body
     }
 }
 
-fn parse_json<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, Response<Body>> {
+fn parse_json<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, AdminError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
@@ -87,11 +94,9 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let body = match read_body(req).await {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(e) => return error_reply(e),
     };
-    match route(state, &method, &segs, &body) {
-        Ok(resp) | Err(resp) => resp,
-    }
+    route(state, &method, &segs, &body).unwrap_or_else(error_reply)
 }
 
 fn route(
@@ -99,7 +104,7 @@ fn route(
     method: &Method,
     segs: &[&str],
     body: &[u8],
-) -> Result<Response<Body>, Response<Body>> {
+) -> Result<Response<Body>, AdminError> {
     Ok(match (method.clone(), segs) {
         (Method::GET, ["health"]) => json_reply(200, json!({ "status": "ok" })),
         (Method::GET, ["counters"]) => json_reply(200, json!(state.counters.snapshot())),
@@ -179,7 +184,7 @@ fn route(
     })
 }
 
-fn create_bucket(state: &State, name: &str, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+fn create_bucket(state: &State, name: &str, body: &[u8]) -> Result<Response<Body>, AdminError> {
     validate_bucket_name(name).map_err(|e| error(400, e.message))?;
     let b: BucketBody = parse_json(body)?;
     let mut info = BucketInfo::new(name);

@@ -408,3 +408,22 @@ async fn large_objects_stream_through_intact() {
         .await;
     assert!(part.body.as_ref() == &data[10_000_000..11_000_000]);
 }
+
+#[tokio::test]
+async fn delete_multiple_with_url_encoding_takes_raw_keys_and_encodes_the_answer() {
+    let emu = emulator().await;
+    let oss = Oss::v4(&emu);
+    let key = "50% off+more/a b";
+    oss.put(key, "x").await;
+    let body = format!("<Delete><Quiet>false</Quiet><Object><Key>{key}</Key></Object></Delete>");
+    let r = oss
+        .bucket("POST", "bkt")
+        .query("delete", "")
+        .query("encoding-type", "url")
+        .body(body)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.xml_all("Key"), ["50%25%20off%2Bmore/a%20b"]);
+    assert!(emu.object_info("bkt", key).is_none());
+}

@@ -12,7 +12,6 @@ use std::ops::Bound;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::Response;
-use percent_encoding::percent_decode_str;
 
 use super::Ctx;
 use super::attrs::{quoted_etag, storage_class_name};
@@ -104,10 +103,6 @@ pub fn url_encode(s: &str) -> String {
     ferry::oss::sign::uri_encode_path(s)
 }
 
-pub fn url_decode(s: &str) -> String {
-    percent_decode_str(s).decode_utf8_lossy().into_owned()
-}
-
 pub fn encode_token(marker: &str) -> String {
     URL_SAFE_NO_PAD.encode(marker.as_bytes())
 }
@@ -162,7 +157,8 @@ pub fn list_objects(ctx: &Ctx<'_>, v2: bool) -> Result<Response<Body>, ApiError>
             "prefix is longer than 1023 bytes",
         ));
     }
-    let token = match req.q("continuation-token").filter(|_| v2) {
+    // SDKs (oss2) send an empty `continuation-token=` on first pages: that means "none".
+    let token = match req.q("continuation-token").filter(|t| v2 && !t.is_empty()) {
         Some(t) => Some(decode_token(t)?),
         None => None,
     };
@@ -199,7 +195,10 @@ fn render(ctx: &Ctx<'_>, v2: bool, page: &Page<'_, Object>, max: usize, now: i64
     x.leaf("Prefix", enc(req.q("prefix").unwrap_or("")));
     if v2 {
         x.opt_leaf("StartAfter", req.q("start-after").map(enc));
-        x.opt_leaf("ContinuationToken", req.q("continuation-token"));
+        x.opt_leaf(
+            "ContinuationToken",
+            req.q("continuation-token").filter(|t| !t.is_empty()),
+        );
     } else {
         x.leaf("Marker", enc(req.q("marker").unwrap_or("")));
     }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::Ctx;
 use super::attrs::{self, RangeSpec};
+use super::list::url_encode;
 use crate::body::{self, Body, Payload};
 use crate::error::ApiError;
 use crate::reply::Reply;
@@ -21,9 +22,11 @@ pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// Fails early when Content-Length already says the body is too large.
 pub fn check_declared_length(ctx: &Ctx<'_>, max: u64) -> Result<(), ApiError> {
-    let declared = ctx
-        .req
-        .h("x-amz-decoded-content-length")
+    let decoded = match ctx.req.dialect {
+        Dialect::S3 => ctx.req.h("x-amz-decoded-content-length"),
+        Dialect::Oss => None,
+    };
+    let declared = decoded
         .or_else(|| ctx.req.h("content-length"))
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
@@ -212,16 +215,18 @@ pub async fn delete_multiple(ctx: &Ctx<'_>, payload: Payload) -> Result<Response
     if encode {
         x.leaf("EncodingType", "url");
     }
+    // Keys arrive raw; with encoding-type=url only the answer is URL-encoded (oss2 and the V2
+    // SDK decode `Deleted/Key`).
     for entry in &request.objects {
-        let key = if encode {
-            super::list::url_decode(&entry.key)
-        } else {
-            entry.key.clone()
-        };
-        ctx.state.store.delete_object(bucket, &key)?;
+        ctx.state.store.delete_object(bucket, &entry.key)?;
         if !quiet {
+            let shown = if encode {
+                url_encode(&entry.key)
+            } else {
+                entry.key.clone()
+            };
             x.open("Deleted");
-            x.leaf("Key", &entry.key);
+            x.leaf("Key", shown);
             x.close("Deleted");
         }
     }

@@ -1,7 +1,9 @@
 //! PutBucketWebsite / GetBucketWebsite / DeleteBucketWebsite: the static-website and mirroring
 //! (back-to-origin) configuration. The document is validated for the fields a migration relies
-//! on (rule numbers, redirect type, mirror URL) and stored verbatim, so GET returns exactly
-//! what was PUT, including RoutingRules the emulator does not act on.
+//! on (rule numbers, redirect type, mirror URL) and stored as sent, so GET returns what was PUT,
+//! including RoutingRules the emulator does not act on — except that booleans come back in
+//! OSS's canonical `true`/`false` (OSS parses and re-serialises the document; oss2 writes
+//! `True` but reads only `true`).
 
 use http::Response;
 use serde::Deserialize;
@@ -115,11 +117,30 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
     crate::xml::check_root(&body, "WebsiteConfiguration")?;
     let config: WebsiteConfiguration = crate::xml::parse(&body)?;
     validate(&config)?;
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let text = canonical_booleans(&String::from_utf8_lossy(&body));
     ctx.state
         .store
         .update_bucket(ctx.bucket(), |info| info.website = Some(text))?;
     Ok(Reply::ok().empty())
+}
+
+/// `>True<` / `>FALSE<` element texts as `>true<` / `>false<`.
+fn canonical_booleans(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len());
+    let mut rest = doc;
+    while let Some(i) = rest.find('>') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let end = rest.find('<').unwrap_or(rest.len());
+        let text = &rest[..end];
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "false" => out.push_str(&text.to_ascii_lowercase()),
+            _ => out.push_str(text),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
@@ -133,6 +154,18 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         .with("BucketName", ctx.bucket())
     })?;
     Ok(Reply::ok().xml(doc))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn booleans_are_canonical() {
+        let doc = "<a><B>True</B><C>FALSE</C><D>truex</D></a>";
+        assert_eq!(
+            super::canonical_booleans(doc),
+            "<a><B>true</B><C>false</C><D>truex</D></a>"
+        );
+    }
 }
 
 pub fn delete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {

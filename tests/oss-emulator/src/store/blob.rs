@@ -70,6 +70,10 @@ impl Segment {
             Segment::File { len, .. } => *len,
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A reference to a data file in a JSON sidecar.
@@ -223,6 +227,7 @@ impl FileRead {
 }
 
 /// What writing a body produced.
+#[derive(Debug)]
 pub struct Written {
     pub blob: Blob,
     pub md5: [u8; 16],

@@ -388,7 +388,7 @@ impl Store {
         let b = buckets
             .get_mut(bucket)
             .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
-        if !b.uploads.get(upload_id).is_some_and(|u| u.meta.key == key) {
+        if b.uploads.get(upload_id).is_none_or(|u| u.meta.key != key) {
             return Err(ApiError::no_such_upload(upload_id));
         }
         self.persist(|d| d.remove_upload(bucket, upload_id))?;
@@ -414,4 +414,41 @@ pub fn file_already_exists() -> ApiError {
         "FileAlreadyExists",
         "The object you specified already exists and can not be overwritten.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn payloads_over_the_limit_are_entity_too_large() {
+        let store = Store::memory();
+        let ok = store
+            .write_payload(Payload::from_bytes(Bytes::from_static(b"0123456789")), 10)
+            .await;
+        assert_eq!(ok.unwrap().blob.len(), 10);
+        let err = store
+            .write_payload(Payload::from_bytes(Bytes::from_static(b"0123456789A")), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status.as_u16(), err.code.as_str()),
+            (400, "EntityTooLarge")
+        );
+    }
+
+    #[tokio::test]
+    async fn disk_writes_that_fail_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = store
+            .write_payload(Payload::from_bytes(Bytes::from_static(b"too long")), 3)
+            .await;
+        assert!(err.is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs")).unwrap().count(),
+            0
+        );
+    }
 }

@@ -1,0 +1,402 @@
+//! Where a job's credentials live. A job file names them — a Secrets Manager secret or
+//! environment variables — and never holds them (architecture invariant 7), because job files
+//! are stored in the state store (`jobs/<job>/job.json`), shown in reports and passed around.
+//!
+//! References are resolved at run time: [`S3CredentialsRef::resolve`] and
+//! [`OssCredentialsRef::resolve`] read the named environment variables, or parse the secret's
+//! text once the caller has fetched it from Secrets Manager (that fetch needs the AWS client of
+//! the process, which this module does not own).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::error::Issue;
+use crate::oss::Credentials;
+use crate::secret::Secret;
+use crate::source::s3::S3Credentials;
+
+/// How requests to the S3 source are signed. Secrets are never written in the job file, only
+/// where to find them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum S3CredentialsRef {
+    /// The AWS SDK's default chain: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, the shared
+    /// profile, web identity, container and instance roles — in Lambda, the function's role.
+    #[default]
+    DefaultChain,
+    /// An AWS Secrets Manager secret, by ARN or name, whose value is a JSON object
+    /// `{"access_key_id": "…", "secret_access_key": "…", "session_token": "…"}` (the token only
+    /// for temporary credentials).
+    Secret(String),
+    /// The names of environment variables that hold the key pair.
+    Env(S3EnvVars),
+}
+
+/// Environment variable *names* (not values) for S3 credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3EnvVars {
+    /// Variable holding the access key id, e.g. `SRC_AWS_ACCESS_KEY_ID`.
+    pub access_key_id_var: String,
+    /// Variable holding the secret access key, e.g. `SRC_AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key_var: String,
+    /// Variable holding a session token, for temporary credentials.
+    #[serde(default)]
+    pub session_token_var: Option<String>,
+}
+
+/// How requests to an OSS bucket are signed. Secrets are never written in the job file, only
+/// where to find them. Default: the environment variables the official OSS SDKs read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OssCredentialsRef {
+    /// An AWS Secrets Manager secret, by ARN or name, whose value is a JSON object
+    /// `{"access_key_id": "…", "access_key_secret": "…", "security_token": "…"}` (the token
+    /// only for STS credentials). The usual choice in distributed mode.
+    Secret(String),
+    /// The names of environment variables that hold the AccessKey pair.
+    Env(OssEnvVars),
+}
+
+impl Default for OssCredentialsRef {
+    fn default() -> Self {
+        OssCredentialsRef::Env(OssEnvVars::default())
+    }
+}
+
+/// Environment variable *names* (not values) for OSS credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OssEnvVars {
+    /// Variable holding the AccessKey id.
+    #[serde(default = "default_oss_id_var")]
+    pub access_key_id_var: String,
+    /// Variable holding the AccessKey secret.
+    #[serde(default = "default_oss_secret_var")]
+    pub access_key_secret_var: String,
+    /// Variable holding an STS security token; read only when set and not empty.
+    #[serde(default = "default_oss_token_var")]
+    pub security_token_var: String,
+}
+
+impl Default for OssEnvVars {
+    fn default() -> Self {
+        OssEnvVars {
+            access_key_id_var: default_oss_id_var(),
+            access_key_secret_var: default_oss_secret_var(),
+            security_token_var: default_oss_token_var(),
+        }
+    }
+}
+
+fn default_oss_id_var() -> String {
+    "OSS_ACCESS_KEY_ID".to_owned()
+}
+
+fn default_oss_secret_var() -> String {
+    "OSS_ACCESS_KEY_SECRET".to_owned()
+}
+
+fn default_oss_token_var() -> String {
+    "OSS_SESSION_TOKEN".to_owned()
+}
+
+/// Credentials named by a job could not be loaded. Never carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error(
+        "environment variable {0} (named in the job's credentials) is not set: export it, or name another variable in the job"
+    )]
+    MissingVar(String),
+    #[error(
+        "the job's credentials are in Secrets Manager secret {0:?}: fetch its value and pass it to `resolve`"
+    )]
+    SecretNotFetched(String),
+    #[error(
+        "Secrets Manager secret {id:?} is not a JSON object with string fields {fields}: store the secret as such an object"
+    )]
+    SecretShape { id: String, fields: &'static str },
+}
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl S3CredentialsRef {
+    /// The engine's credentials for this reference. `secret_text` is the fetched value of the
+    /// Secrets Manager secret, when the reference names one.
+    pub fn resolve(&self, secret_text: Option<&str>) -> Result<S3Credentials, CredentialsError> {
+        self.resolve_with(secret_text, &process_env)
+    }
+
+    /// [`resolve`](Self::resolve) with a given environment (tests, sandboxed callers).
+    pub fn resolve_with(
+        &self,
+        secret_text: Option<&str>,
+        env: Env<'_>,
+    ) -> Result<S3Credentials, CredentialsError> {
+        match self {
+            S3CredentialsRef::DefaultChain => Ok(S3Credentials::DefaultChain),
+            S3CredentialsRef::Env(vars) => Ok(S3Credentials::Static {
+                access_key_id: required_var(env, &vars.access_key_id_var)?,
+                secret_access_key: Secret::new(required_var(env, &vars.secret_access_key_var)?),
+                session_token: match &vars.session_token_var {
+                    Some(name) => Some(Secret::new(required_var(env, name)?)),
+                    None => None,
+                },
+            }),
+            S3CredentialsRef::Secret(id) => {
+                const FIELDS: [&str; 3] = ["access_key_id", "secret_access_key", "session_token"];
+                let (key, secret, token) = secret_fields(id, secret_text, FIELDS)?;
+                Ok(S3Credentials::Static {
+                    access_key_id: key.expose().to_owned(),
+                    secret_access_key: secret,
+                    session_token: token,
+                })
+            }
+        }
+    }
+
+    /// The Secrets Manager secret to fetch before resolving, if any.
+    pub fn secret_id(&self) -> Option<&str> {
+        match self {
+            S3CredentialsRef::Secret(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub(super) fn check(&self, path: &str, issues: &mut Vec<Issue>) {
+        match self {
+            S3CredentialsRef::DefaultChain => {}
+            S3CredentialsRef::Secret(id) => check_secret_id(&format!("{path}.secret"), id, issues),
+            S3CredentialsRef::Env(vars) => {
+                let base = format!("{path}.env");
+                check_var(&base, "access_key_id_var", &vars.access_key_id_var, issues);
+                check_var(
+                    &base,
+                    "secret_access_key_var",
+                    &vars.secret_access_key_var,
+                    issues,
+                );
+                if let Some(token) = &vars.session_token_var {
+                    check_var(&base, "session_token_var", token, issues);
+                }
+            }
+        }
+    }
+}
+
+impl OssCredentialsRef {
+    /// The OSS credentials for this reference. `secret_text` is the fetched value of the
+    /// Secrets Manager secret, when the reference names one.
+    pub fn resolve(&self, secret_text: Option<&str>) -> Result<Credentials, CredentialsError> {
+        self.resolve_with(secret_text, &process_env)
+    }
+
+    /// [`resolve`](Self::resolve) with a given environment (tests, sandboxed callers).
+    pub fn resolve_with(
+        &self,
+        secret_text: Option<&str>,
+        env: Env<'_>,
+    ) -> Result<Credentials, CredentialsError> {
+        match self {
+            OssCredentialsRef::Env(vars) => {
+                let mut credentials = Credentials::new(
+                    required_var(env, &vars.access_key_id_var)?,
+                    required_var(env, &vars.access_key_secret_var)?,
+                );
+                if let Some(token) = env(&vars.security_token_var).filter(|t| !t.is_empty()) {
+                    credentials = credentials.with_security_token(token);
+                }
+                Ok(credentials)
+            }
+            OssCredentialsRef::Secret(id) => {
+                const FIELDS: [&str; 3] = ["access_key_id", "access_key_secret", "security_token"];
+                let (key, secret, token) = secret_fields(id, secret_text, FIELDS)?;
+                Ok(Credentials {
+                    access_key_id: key.expose().to_owned(),
+                    access_key_secret: secret,
+                    security_token: token,
+                })
+            }
+        }
+    }
+
+    /// The Secrets Manager secret to fetch before resolving, if any.
+    pub fn secret_id(&self) -> Option<&str> {
+        match self {
+            OssCredentialsRef::Secret(id) => Some(id),
+            OssCredentialsRef::Env(_) => None,
+        }
+    }
+
+    pub(super) fn check(&self, path: &str, issues: &mut Vec<Issue>) {
+        match self {
+            OssCredentialsRef::Secret(id) => check_secret_id(&format!("{path}.secret"), id, issues),
+            OssCredentialsRef::Env(vars) => {
+                let base = format!("{path}.env");
+                check_var(&base, "access_key_id_var", &vars.access_key_id_var, issues);
+                check_var(
+                    &base,
+                    "access_key_secret_var",
+                    &vars.access_key_secret_var,
+                    issues,
+                );
+                check_var(
+                    &base,
+                    "security_token_var",
+                    &vars.security_token_var,
+                    issues,
+                );
+            }
+        }
+    }
+}
+
+fn required_var(env: Env<'_>, name: &str) -> Result<String, CredentialsError> {
+    env(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| CredentialsError::MissingVar(name.to_owned()))
+}
+
+/// The key id, the secret and the optional token from a secret's JSON text. The error names the
+/// fields, never the text: a malformed secret is still a secret.
+fn secret_fields(
+    id: &str,
+    text: Option<&str>,
+    names: [&'static str; 3],
+) -> Result<(Secret, Secret, Option<Secret>), CredentialsError> {
+    let text = text.ok_or_else(|| CredentialsError::SecretNotFetched(id.to_owned()))?;
+    let shape = || CredentialsError::SecretShape {
+        id: id.to_owned(),
+        fields: if names[1] == "secret_access_key" {
+            "access_key_id, secret_access_key (and optionally session_token)"
+        } else {
+            "access_key_id, access_key_secret (and optionally security_token)"
+        },
+    };
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| shape())?;
+    let field = |name: &str| match object.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(Some(Secret::new(s.clone()))),
+        Some(_) => Err(shape()),
+    };
+    let [key, secret, token] = names.map(field);
+    let (key, secret) = (key?.ok_or_else(shape)?, secret?.ok_or_else(shape)?);
+    Ok((key, secret, token?))
+}
+
+fn check_secret_id(path: &str, id: &str, issues: &mut Vec<Issue>) {
+    let is_arn =
+        id.starts_with("arn:") && id.contains(":secretsmanager:") && id.contains(":secret:");
+    let is_name = !id.is_empty()
+        && id.len() <= 512
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    if is_arn || (is_name && !id.starts_with("arn:")) {
+        return;
+    }
+    // Not echoed: something that is neither an ARN nor a name may be a pasted secret value.
+    issues.push(Issue::new(
+        path,
+        Some("<hidden>".to_owned()),
+        "is neither a Secrets Manager secret ARN nor a secret name",
+        "write the secret's ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or its name (letters, digits and /_+=.@-); never the secret's value",
+    ));
+}
+
+fn check_var(base: &str, field: &str, name: &str, issues: &mut Vec<Issue>) {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 256;
+    if !valid {
+        issues.push(Issue::new(
+            format!("{base}.{field}"),
+            Some("<hidden>".to_owned()),
+            "is not an environment variable name",
+            "write the variable's name (letters, digits and `_`, e.g. SRC_AWS_SECRET_ACCESS_KEY), never its value",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn oss_env_reference_reads_the_named_variables() {
+        let reference = OssCredentialsRef::Env(OssEnvVars {
+            access_key_id_var: "DST_ID".into(),
+            access_key_secret_var: "DST_SECRET".into(),
+            security_token_var: "DST_TOKEN".into(),
+        });
+        let lookup = env(&[("DST_ID", "LTAIid"), ("DST_SECRET", "s3cr3t")]);
+        let creds = reference.resolve_with(None, &lookup).unwrap();
+        assert_eq!(creds.access_key_id, "LTAIid");
+        assert_eq!(creds.access_key_secret.expose(), "s3cr3t");
+        assert!(creds.security_token.is_none());
+        let err = reference.resolve_with(None, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("DST_ID"), "{err}");
+    }
+
+    #[test]
+    fn secret_text_is_parsed_and_never_echoed() {
+        let reference = OssCredentialsRef::Secret("ferry/dest".into());
+        let creds = reference
+            .resolve_with(
+                Some(r#"{"access_key_id":"LTAI1","access_key_secret":"topsecret"}"#),
+                &env(&[]),
+            )
+            .unwrap();
+        assert_eq!(creds.access_key_secret.expose(), "topsecret");
+        let err = reference
+            .resolve_with(
+                Some(r#"{"access_key_id":"LTAI1","oops":"topsecret"}"#),
+                &env(&[]),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("topsecret") && err.contains("access_key_secret"),
+            "{err}"
+        );
+        let err = reference.resolve_with(None, &env(&[])).unwrap_err();
+        assert!(matches!(err, CredentialsError::SecretNotFetched(_)));
+    }
+
+    #[test]
+    fn s3_references_map_to_engine_credentials() {
+        assert!(matches!(
+            S3CredentialsRef::DefaultChain.resolve_with(None, &env(&[])),
+            Ok(S3Credentials::DefaultChain)
+        ));
+        let reference =
+            S3CredentialsRef::Secret("arn:aws:secretsmanager:us-east-1:1:secret:x".into());
+        let creds = reference
+            .resolve_with(
+                Some(r#"{"access_key_id":"AKIA","secret_access_key":"sk","session_token":"tok"}"#),
+                &env(&[]),
+            )
+            .unwrap();
+        let S3Credentials::Static { session_token, .. } = creds else {
+            panic!("static expected");
+        };
+        assert_eq!(session_token.unwrap().expose(), "tok");
+    }
+}
