@@ -190,11 +190,13 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
         for (name, unit) in UNITS {
-            // Up to three decimals, and only when exact, so the text reads back as the same number.
+            // Up to three decimals, and only when exact, so the text reads back as the same number;
+            // no fractions of a small unit for large numbers (`1234.567KB`): bytes read better.
             let thousandths = u128::from(n) * 1000;
-            if n >= unit && thousandths % u128::from(unit) == 0 {
-                let scaled = thousandths / u128::from(unit);
-                let (whole, frac) = (scaled / 1000, scaled % 1000);
+            let scaled = thousandths / u128::from(unit);
+            let (whole, frac) = (scaled / 1000, scaled % 1000);
+            let exact = thousandths % u128::from(unit) == 0;
+            if n >= unit && exact && (frac == 0 || whole < 1000) {
                 return if frac == 0 {
                     write!(f, "{whole}{name}")
                 } else {

@@ -204,7 +204,13 @@ fn is_plain_md5(etag: &str) -> bool {
 /// `start-after` (none for a one-character key). Dropping the last *character* (not byte) keeps
 /// it valid UTF-8 and below `key`; the few keys it re-reads are skipped by the cursor.
 fn predecessor(key: &str) -> Option<String> {
-    let mut chars = key.chars();
+    // OSS refuses a start-after of 1024 bytes or more; any prefix of the key also sorts before it.
+    const MAX: usize = 1000;
+    let mut end = key.len().min(MAX + 1);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut chars = key[..end].chars();
     chars.next_back();
     Some(chars.as_str().to_owned()).filter(|k| !k.is_empty())
 }
@@ -225,5 +231,8 @@ mod tests {
         assert_eq!(predecessor("a"), None);
         assert!(predecessor("ab").unwrap().as_str() < "ab");
         assert_eq!(predecessor("a中").as_deref(), Some("a"));
+        let long = "é".repeat(700);
+        let p = predecessor(&long).unwrap();
+        assert!(p.len() <= 1000 && p.as_str() < long.as_str() && long.starts_with(&p));
     }
 }

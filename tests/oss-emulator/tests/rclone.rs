@@ -71,7 +71,10 @@ fn write(root: &Path, rel: &str, data: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rclone_round_trip_with_multipart() {
-    assert!(rclone_available(), "rclone is not on PATH: run scripts/setup-tools (it installs Debian's rclone)");
+    assert!(
+        rclone_available(),
+        "rclone is not on PATH: run scripts/setup-tools (it installs Debian's rclone)"
+    );
     let emu = emulator().await;
     let endpoint = emu.endpoint();
     let src = tempfile::tempdir().unwrap();
