@@ -87,8 +87,33 @@ impl fmt::Display for Issue {
     }
 }
 
+/// Top-level settings in the order the spec documents them; issues are listed in this order.
+const SECTIONS: [&str; 12] = [
+    "version",
+    "name",
+    "source",
+    "destination",
+    "filters",
+    "mode",
+    "overwrite",
+    "archive",
+    "sharding",
+    "concurrency",
+    "bandwidth_limit",
+    "verification",
+];
+
 impl JobError {
-    pub fn new(issues: Vec<Issue>) -> Self {
+    /// An error with these issues, listed in the order of the spec's sections.
+    pub fn new(mut issues: Vec<Issue>) -> Self {
+        issues.sort_by_key(|issue| {
+            let section = issue.path.split(['.', '[']).next().unwrap_or_default();
+            match SECTIONS.iter().position(|s| *s == section) {
+                _ if issue.path == TOP_LEVEL => 0,
+                Some(i) => i + 1,
+                None => SECTIONS.len() + 1,
+            }
+        });
         JobError { issues }
     }
 
@@ -213,6 +238,10 @@ fn redact(mut issue: Issue) -> Issue {
     issue.problem = hide_quoted(&issue.problem);
     let last = issue.path.rsplit('.').next().unwrap_or_default();
     let typo = issue.fix.starts_with("did you mean");
+    if last == "credentials" && !typo {
+        issue.value = None;
+        issue.problem = "is not a credentials reference (secrets cannot be written here)".into();
+    }
     if looks_secret(last) || (last == "credentials" && !typo) {
         issue.fix = SECRET_FIX.to_owned();
     }
@@ -255,26 +284,35 @@ fn closest<'a>(written: &str, allowed: &'a [String]) -> Option<&'a str> {
     allowed
         .iter()
         .map(|a| (edit_distance(written, a), a))
-        .filter(|(d, a)| *d <= 2.max(a.len() / 4))
+        .filter(|(d, a)| *d <= 1.max(a.chars().count() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a.as_str())
 }
 
+/// Edits (insert, delete, substitute, swap two neighbours) turning `a` into `b`: swapped
+/// letters are the most common typo in a name, so they count as one.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// serde's names for expected types, in words a job author uses.
@@ -355,7 +393,9 @@ mod tests {
 
     #[test]
     fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("bukcet", "bucket"), 2);
+        assert_eq!(edit_distance("bukcet", "bucket"), 1);
+        assert_eq!(edit_distance("nmae", "name"), 1);
+        assert_eq!(edit_distance("gcs", "oss"), 2);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
     }
