@@ -16,8 +16,9 @@ use ferry::oss::{Credentials, OssClient, SignatureVersion};
 use ferry::secret::Secret;
 use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
 use ferry::transfer::resume::MemoryLedger;
-use ferry::transfer::{Copier, CopyOptions, Destination, ObjectResult, Outcome};
-use futures_util::StreamExt;
+use ferry::transfer::{
+    Copier, CopyOptions, Destination, ObjectResult, Outcome, WalkOptions, walk_range,
+};
 use oss_emulator::{Emulator, PutOptions, StorageClass};
 
 const REGION: &str = "cn-hangzhou";

@@ -22,6 +22,13 @@ struct Cli {
 enum Command {
     /// Run a migration end to end on local emulators (no cloud account needed) and print the report.
     Demo(demo::Args),
+    /// Print the JSON Schema of job files.
+    Schema,
+    /// Check a job file: every problem is reported with its field, value and fix.
+    Validate {
+        /// The job file (JSON).
+        job: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -29,6 +36,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&ferry::job::schema()).expect("schema serialises")
+            );
+            Ok(())
+        }
+        Command::Validate { job } => validate(&job),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,4 +52,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn validate(path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let spec = ferry::job::JobSpec::from_json(&text)
+        .map_err(|e| format!("{} is not a valid job:\n{e}", path.display()))?;
+    for warning in spec.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    println!("{}: valid job {:?}", path.display(), spec.name);
+    Ok(())
 }
