@@ -618,6 +618,10 @@ impl S3Source {
                 Err(e)
                     if e.kind == SourceErrorKind::NeedsRestore
                         && head.archive != ArchiveState::NotArchived => {}
+                // Some S3-compatible stores have no object tagging at all: nothing to carry.
+                Err(e)
+                    if e.kind == SourceErrorKind::Permanent
+                        && e.message.contains("NotImplemented") => {}
                 Err(e) => return Err(e),
             }
         }
@@ -1081,6 +1085,8 @@ fn service_kind(code: Option<&str>, status: u16) -> SourceErrorKind {
             _,
         )
         | (_, 401 | 403) => AccessDenied,
+        // A store that lacks an operation will lack it on the next attempt too.
+        ("NotImplemented", _) | (_, 501) => Permanent,
         ("RequestTimeout" | "InternalError", _) | (_, 500..=599) => Transient,
         _ => Permanent,
     }
