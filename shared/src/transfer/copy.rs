@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use super::integrity::{self, Inspector};
 use super::metadata::destination_options;
 use super::resume::UploadLedger;
@@ -207,17 +210,32 @@ async fn copy_single(
             .await?;
         return Ok(out.crc64);
     }
+    // OSS checks a Content-MD5 itself (it hashes every upload anyway) and refuses the object on
+    // a mismatch, so a source MD5 is proven by the server and need not be computed here.
+    let mut local = head.checksums.clone();
+    let content_md5 = local.md5.take().map(|md5| BASE64.encode(md5));
     let stream = copier.read(pinned(head, None)).await?;
-    let (stream, inspector) = Inspector::wrap_proven(stream, &head.checksums, head.size, &head.key);
+    let (stream, inspector) = Inspector::wrap_proven(stream, &local, head.size, &head.key);
+    let mut body = RequestBody::from_stream(head.size, stream);
+    if let Some(md5) = content_md5 {
+        body = body.with_content_md5(md5);
+    }
     let out = dest
         .client
-        .put_object(
-            &dest.bucket,
-            &key,
-            RequestBody::from_stream(head.size, stream),
-            options,
-        )
-        .await?;
+        .put_object(&dest.bucket, &key, body, options)
+        .await
+        .map_err(|e| {
+            if e.code() == Some("InvalidDigest") {
+                Failure {
+                    reason: format!(
+                        "the bytes read do not match the source's MD5 (OSS refused them: {e})"
+                    ),
+                    retryable: true,
+                }
+            } else {
+                e.into()
+            }
+        })?;
     let read = inspector.digests();
     prove(head, &read, out.crc64)?;
     Ok(out.crc64)
