@@ -156,6 +156,13 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     Ok(Reply::ok().xml(doc))
 }
 
+pub fn delete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    ctx.state
+        .store
+        .update_bucket(ctx.bucket(), |info| info.website = None)?;
+    Ok(Reply::new(204).empty())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -166,11 +173,4 @@ mod tests {
             "<a><B>true</B><C>false</C><D>truex</D></a>"
         );
     }
-}
-
-pub fn delete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
-    ctx.state
-        .store
-        .update_bucket(ctx.bucket(), |info| info.website = None)?;
-    Ok(Reply::new(204).empty())
 }
