@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime as AwsDateTime};
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
-    StorageClass, VersioningConfiguration,
+    BucketVersioningStatus, ChecksumAlgorithm, StorageClass, VersioningConfiguration,
 };
 use crc_fast::CrcAlgorithm;
 use ferry::secret::Secret;
@@ -480,7 +479,7 @@ async fn head_has_no_md5_for_a_multipart_object() {
     let s3 = moto.create_bucket(bucket).await;
     let part1 = random_bytes(5 * 1024 * 1024, 1);
     let part2 = random_bytes(1234, 2);
-    let etag = multipart_put(&s3, bucket, "big", &[&part1, &part2], None).await;
+    let etag = moto::multipart_put(&s3, bucket, "big", &[&part1, &part2], None).await;
     assert!(etag.ends_with("-2"), "moto multipart ETag {etag}");
 
     let head = source(moto, bucket).await.head("big").await.unwrap();
@@ -496,7 +495,7 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
     let s3 = moto.create_bucket(bucket).await;
     let part1 = random_bytes(5 * 1024 * 1024, 3);
     let part2 = random_bytes(100, 4);
-    multipart_put(
+    moto::multipart_put(
         &s3,
         bucket,
         "composite",
@@ -535,7 +534,7 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
     assert_eq!(head.checksums.md5, None);
 
     // Multipart with a full-object CRC64NVME: that one does describe the whole object.
-    multipart_put(
+    moto::multipart_put(
         &s3,
         bucket,
         "full-nvme",
@@ -595,61 +594,6 @@ async fn head_reports_full_object_crc64nvme_and_crc32c() {
     .await
     .unwrap();
     assert_eq!(got, body);
-}
-
-async fn multipart_put(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    parts: &[&[u8]],
-    algorithm: Option<ChecksumAlgorithm>,
-) -> String {
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .set_checksum_algorithm(algorithm.clone())
-        .send()
-        .await
-        .unwrap();
-    let upload_id = upload.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let number = i as i32 + 1;
-        let out = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .set_checksum_algorithm(algorithm.clone())
-            .body(SdkBody::from(part.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_owned))
-                .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_owned))
-                .build(),
-        );
-    }
-    let out = s3
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.e_tag().unwrap().trim_matches('"').to_owned()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,9 +26,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client as S3Client;
 use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime as AwsDateTime};
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, StorageClass as S3Class,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, StorageClass as S3Class};
 use bytes::Bytes;
 use crc_fast::CrcAlgorithm;
 use ferry::oss::{Credentials, OssClient, StorageClass};
@@ -177,60 +175,6 @@ async fn put(s3: &S3Client, bucket: &str, key: &str, data: &[u8]) -> String {
 
 fn sdk_error(e: &(dyn std::error::Error + 'static)) -> String {
     aws_sdk_s3::error::DisplayErrorContext(e).to_string()
-}
-
-/// Uploads `parts` as one multipart object (moto wants parts but the last ≥ 5 MiB).
-async fn multipart_put(
-    s3: &S3Client,
-    bucket: &str,
-    key: &str,
-    parts: &[&[u8]],
-    algorithm: Option<ChecksumAlgorithm>,
-) {
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .set_checksum_algorithm(algorithm.clone())
-        .send()
-        .await
-        .unwrap();
-    let upload_id = upload.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let number = i as i32 + 1;
-        let out = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .set_checksum_algorithm(algorithm.clone())
-            .body(SdkBody::from(part.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_owned))
-                .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_owned))
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("complete {key:?}: {}", sdk_error(&e)));
 }
 
 async fn walk(copier: &Copier, options: &WalkOptions) -> Vec<ObjectResult> {
@@ -487,7 +431,7 @@ async fn objects_copy_after_their_s3_checksum_is_checked_and_composites_are_not_
     put_with_checksum(&job, "c", &small, ChecksumAlgorithm::Crc32C).await;
     let (s3, bucket) = (&job.s3, &job.bucket);
     let parts: [&[u8]; 2] = [&part1, &part2];
-    multipart_put(
+    moto::multipart_put(
         s3,
         bucket,
         "composite-c",
@@ -495,7 +439,7 @@ async fn objects_copy_after_their_s3_checksum_is_checked_and_composites_are_not_
         Some(ChecksumAlgorithm::Crc32C),
     )
     .await;
-    multipart_put(
+    moto::multipart_put(
         s3,
         bucket,
         "full-nvme",
@@ -998,7 +942,7 @@ async fn a_20_mib_object_goes_up_in_parallel_parts_and_arrives_byte_exact() {
     let job = Job::new("large").await;
     let data = random_bytes(20 * 1024 * 1024 + 7, 9);
     let (a, b) = data.split_at(10 * 1024 * 1024);
-    multipart_put(
+    moto::multipart_put(
         &job.s3,
         &job.bucket,
         "big.bin",
