@@ -1,24 +1,21 @@
-//! `ferry demo`: a migration on loopback with nothing but this binary.
+//! `ferry demo`: a full migration on loopback with nothing but this binary.
 //!
 //! Two OSS emulators start in-process on 127.0.0.1, each storing its data in a folder under
 //! `--dir`: the first plays the source in its S3-compatible role (ferry reads it with aws-sdk-s3,
-//! exactly as it reads Amazon S3), the second is the OSS destination. ferry lists the source,
-//! decides what to copy from both listings, copies every object (streamed PutObject, or multipart
-//! above the threshold) proving each with CRC-64, then checks each destination object on its own
-//! with HEAD (size and CRC-64) and writes `report.json`.
+//! exactly as it reads Amazon S3), the second is the OSS destination. The demo seeds the source
+//! with awkward keys and varied sizes, writes a job file, and runs it through the standalone
+//! pipeline — planner, transfer workers, verifier — exactly as `ferry run` does: every object is
+//! copied (streamed PutObject, or multipart above the threshold) and proven with CRC-64, checked
+//! again at the destination on its own, and counted once in `report.json`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ferry::oss::{Credentials, OssClient, SignatureVersion};
+use ferry::pipeline::connect::StaticSecrets;
+use ferry::pipeline::standalone::{self, Options};
 use ferry::secret::Secret;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
-use ferry::transfer::resume::MemoryLedger;
-use ferry::transfer::{
-    Copier, CopyOptions, Destination, ObjectResult, Outcome, WalkOptions, walk_range,
-};
 use oss_emulator::{Emulator, PutOptions, StorageClass};
 
 const REGION: &str = "cn-hangzhou";
@@ -27,13 +24,14 @@ const DEST_BUCKET: &str = "demo-destination";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder for the demo's data: the source and destination emulators' storage and the report.
+    /// Folder for the demo's data: the emulators' storage, the job file, the run state and
+    /// the report.
     #[arg(long, default_value = "ferry-demo")]
     dir: PathBuf,
     /// How many sample objects to create (besides the fixed set of awkward keys and large objects).
     #[arg(long, default_value_t = 200)]
     objects: usize,
-    /// Objects copied at the same time.
+    /// Objects copied at the same time by each worker.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
 }
@@ -44,14 +42,13 @@ pub async fn run(args: Args) -> Result<(), String> {
     let source_emu = start_emulator(&args.dir.join("source"), "demo-source-ak").await?;
     let dest_emu = start_emulator(&args.dir.join("destination"), "demo-dest-ak").await?;
     println!(
-        "source emulator      {}  (bucket {SOURCE_BUCKET})",
+        "source emulator      {}  (S3-compatible, bucket {SOURCE_BUCKET})",
         source_emu.endpoint()
     );
     println!(
-        "destination emulator {}  (bucket {DEST_BUCKET})",
+        "destination emulator {}  (OSS, bucket {DEST_BUCKET})",
         dest_emu.endpoint()
     );
-
     dest_emu
         .create_bucket(DEST_BUCKET)
         .map_err(|e| e.to_string())?;
@@ -62,39 +59,74 @@ pub async fn run(args: Args) -> Result<(), String> {
         samples.values().sum::<u64>() as f64 / 1048576.0
     );
 
-    let source = s3_source(&source_emu).await?;
-    let dest = Destination {
-        client: client_for(&dest_emu)?,
-        bucket: DEST_BUCKET.into(),
-        prefix: String::new(),
-    };
-    let results = migrate(source, &dest, samples.len(), args.concurrency).await?;
-    let verified = verify(&dest, &results).await;
-    let report = Report::new(&results, &verified, samples.len(), started.elapsed());
-    report.print();
-    let path = args.dir.join("report.json");
-    std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&report.json(&results, &verified)).expect("report serialises"),
-    )
-    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let job = job_json(&source_emu, &dest_emu, args.concurrency);
+    let job_path = args.dir.join("job.json");
+    std::fs::write(&job_path, &job)
+        .map_err(|e| format!("cannot write {}: {e}", job_path.display()))?;
+    let mut options = Options::new(args.dir.join("state"));
+    options.fresh = true;
+    options.workers = 4;
+    let last_shown = Arc::new(std::sync::Mutex::new(0u64));
+    options.on_progress = Some(Arc::new(move |view: &standalone::View| {
+        let t = &view.progress.tally;
+        let mut last = last_shown.lock().expect("lock");
+        if t.objects != *last {
+            *last = t.objects;
+            println!(
+                "verified {:>4} objects ({:.1} MiB), {} tasks pending",
+                t.objects,
+                t.bytes as f64 / 1048576.0,
+                view.progress.pending.len()
+            );
+        }
+    }));
+    let secrets = Arc::new(secrets_for(&source_emu, &dest_emu));
+    let finished = standalone::run(&job, options, secrets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = &finished.report;
+    let t = &report.objects;
     println!(
-        "\nreport: {}\ndata:   {} (source/ and destination/ hold each emulator's objects)",
-        path.display(),
+        "\nferry demo report ({} tasks, run {})",
+        report.tasks, report.run
+    );
+    println!("  objects in scope     {}", t.objects);
+    println!(
+        "  copied and verified  {} ({:.1} MiB)",
+        t.copied,
+        t.copied_bytes as f64 / 1048576.0
+    );
+    println!("  skipped              {}", t.skipped);
+    println!("  needs restore        {}", t.needs_restore);
+    println!("  failed               {}", t.failed);
+    println!(
+        "  elapsed              {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("  result               {}", report.summary);
+    println!(
+        "\njob:    {}\nreport: {}\ndata:   {} (source/ and destination/ hold each emulator's objects)",
+        job_path.display(),
+        finished.run_dir.join("report.json").display(),
         args.dir.display()
     );
     source_emu.shutdown().await;
     dest_emu.shutdown().await;
-    if report.complete() {
+    let exact = t.objects == samples.len() as u64 && t.copied == t.objects;
+    if report.verdict == "complete" && exact {
         Ok(())
     } else {
-        Err("the migration did not verify every object (see the report)".into())
+        Err(format!(
+            "the migration did not verify every object: {} seeded, {} copied (see the report)",
+            samples.len(),
+            t.copied
+        ))
     }
 }
 
-/// Starts from clean emulator folders; anything else in `dir` is left alone.
+/// Starts from clean emulator and state folders; anything else in `dir` is left alone.
 fn prepare_dir(dir: &Path) -> Result<(), String> {
-    for sub in ["source", "destination"] {
+    for sub in ["source", "destination", "state"] {
         let p = dir.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p)
@@ -115,32 +147,49 @@ async fn start_emulator(dir: &Path, access_key_id: &str) -> Result<Emulator, Str
         .map_err(|e| format!("cannot start an OSS emulator: {e}"))
 }
 
-/// The source emulator as an S3-compatible store.
-async fn s3_source(emu: &Emulator) -> Result<S3Source, String> {
-    let ak = emu.access_key_id().to_owned();
-    let mut config = S3SourceConfig::new(SOURCE_BUCKET);
-    config.endpoint = Some(emu.endpoint());
-    config.region = Some(REGION.into());
-    config.path_style = true;
-    config.allow_http = true; // loopback only
-    config.credentials = S3Credentials::Static {
-        secret_access_key: Secret::new(format!("{ak}-secret")),
-        access_key_id: ak,
-        session_token: None,
-    };
-    S3Source::new(config).await.map_err(|e| e.to_string())
+/// The demo's job: the source emulator as an S3-compatible store, the other as OSS, small
+/// shards so the work spreads over several tasks. Credentials are named, never written here.
+fn job_json(source: &Emulator, dest: &Emulator, concurrency: usize) -> String {
+    let job = serde_json::json!({
+        "version": 1,
+        "name": "demo",
+        "source": {
+            "kind": "s3", "bucket": SOURCE_BUCKET, "region": REGION,
+            "endpoint": source.endpoint(), "path_style": true, "allow_http": true,
+            "credentials": { "secret": "demo/source" }
+        },
+        "destination": {
+            "bucket": DEST_BUCKET, "region": REGION, "endpoint": dest.endpoint(),
+            "allow_http": true, "credentials": { "secret": "demo/destination" }
+        },
+        "sharding": { "max_keys_per_shard": 40 },
+        "concurrency": {
+            "objects": concurrency.max(1), "multipart_threshold": "16MiB", "part_size": "5MiB"
+        }
+    });
+    serde_json::to_string_pretty(&job).expect("json")
 }
 
-fn client_for(emu: &Emulator) -> Result<OssClient, String> {
-    let ak = emu.access_key_id().to_owned();
-    OssClient::builder()
-        .endpoint(emu.endpoint())
-        .region(REGION)
-        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
-        .signature_version(SignatureVersion::V4)
-        .allow_http(true) // loopback only
-        .build()
-        .map_err(|e| e.to_string())
+/// The emulators' keys, as the secret store would hold them.
+fn secrets_for(source: &Emulator, dest: &Emulator) -> StaticSecrets {
+    let s = source.access_key_id();
+    let d = dest.access_key_id();
+    StaticSecrets(HashMap::from([
+        (
+            "demo/source".to_owned(),
+            Secret::new(
+                serde_json::json!({ "access_key_id": s, "secret_access_key": format!("{s}-secret") })
+                    .to_string(),
+            ),
+        ),
+        (
+            "demo/destination".to_owned(),
+            Secret::new(
+                serde_json::json!({ "access_key_id": d, "access_key_secret": format!("{d}-secret") })
+                    .to_string(),
+            ),
+        ),
+    ]))
 }
 
 /// Fills the source: keys users really have (unicode, spaces, `+`, `%`, `?`, `#`, `//`), an
@@ -203,157 +252,4 @@ fn sample_bytes(key: &str, size: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
-}
-
-/// Walks the whole source with the engine's range walker: listing diff, bounded concurrency,
-/// an outcome for every object.
-async fn migrate(
-    source: S3Source,
-    dest: &Destination,
-    total: usize,
-    concurrency: usize,
-) -> Result<Vec<ObjectResult>, String> {
-    let copier = Copier {
-        source: Arc::new(source),
-        dest: dest.clone(),
-        options: CopyOptions {
-            multipart_threshold: 16 << 20,
-            part_size: 5 << 20,
-            ..Default::default()
-        },
-        ledger: Arc::new(MemoryLedger::new()),
-    };
-    let options = WalkOptions {
-        object_concurrency: concurrency.max(1),
-        ..Default::default()
-    };
-    let mut results = Vec::with_capacity(total);
-    walk_range(&copier, &options, &mut |r| {
-        results.push(r);
-        if results.len() % 50 == 0 || results.len() == total {
-            println!("copied {}/{total}", results.len());
-        }
-    })
-    .await?;
-    results.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(results)
-}
-
-/// What the destination says about one copied object, checked independently of the copy.
-#[derive(serde::Serialize)]
-struct Check {
-    key: String,
-    ok: bool,
-    detail: String,
-}
-
-async fn verify(dest: &Destination, results: &[ObjectResult]) -> Vec<Check> {
-    let mut checks = Vec::new();
-    for r in results {
-        let Outcome::Copied { crc64, .. } = r.outcome else {
-            continue;
-        };
-        let check = match dest
-            .client
-            .head_object(&dest.bucket, &dest.key_for(&r.key))
-            .await
-        {
-            Ok(meta) if meta.content_length == r.size && meta.crc64 == Some(crc64) => Check {
-                key: r.key.clone(),
-                ok: true,
-                detail: format!("size {} and CRC-64 {crc64} match", r.size),
-            },
-            Ok(meta) => Check {
-                key: r.key.clone(),
-                ok: false,
-                detail: format!(
-                    "destination has size {} CRC-64 {:?}; expected {} and {crc64}",
-                    meta.content_length, meta.crc64, r.size
-                ),
-            },
-            Err(e) => Check {
-                key: r.key.clone(),
-                ok: false,
-                detail: format!("HEAD failed: {e}"),
-            },
-        };
-        checks.push(check);
-    }
-    checks
-}
-
-struct Report {
-    in_scope: usize,
-    copied: usize,
-    verified: usize,
-    mismatched: usize,
-    needs_restore: usize,
-    failed: usize,
-    bytes: u64,
-    elapsed: Duration,
-}
-
-impl Report {
-    fn new(results: &[ObjectResult], checks: &[Check], in_scope: usize, elapsed: Duration) -> Self {
-        let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-        Report {
-            in_scope,
-            copied: count(|o| matches!(o, Outcome::Copied { .. })),
-            verified: checks.iter().filter(|c| c.ok).count(),
-            mismatched: checks.iter().filter(|c| !c.ok).count(),
-            needs_restore: count(|o| matches!(o, Outcome::NeedsRestore)),
-            failed: count(|o| matches!(o, Outcome::Failed { .. })),
-            bytes: results
-                .iter()
-                .filter(|r| matches!(r.outcome, Outcome::Copied { .. }))
-                .map(|r| r.size)
-                .sum(),
-            elapsed,
-        }
-    }
-
-    /// Every object in scope copied and independently verified.
-    fn complete(&self) -> bool {
-        self.verified == self.in_scope
-            && self.mismatched == 0
-            && self.failed == 0
-            && self.needs_restore == 0
-    }
-
-    fn print(&self) {
-        println!("\nferry demo report");
-        println!("  objects in scope     {}", self.in_scope);
-        println!("  copied               {}", self.copied);
-        println!("  verified (HEAD: size + CRC-64) {}", self.verified);
-        println!("  mismatched           {}", self.mismatched);
-        println!("  needs restore        {}", self.needs_restore);
-        println!("  failed               {}", self.failed);
-        println!(
-            "  bytes copied         {:.1} MiB",
-            self.bytes as f64 / 1048576.0
-        );
-        println!("  elapsed              {:.2} s", self.elapsed.as_secs_f64());
-        println!(
-            "  result               {}",
-            if self.complete() {
-                "COMPLETE: every object arrived byte-exact"
-            } else {
-                "INCOMPLETE"
-            }
-        );
-    }
-
-    fn json(&self, results: &[ObjectResult], checks: &[Check]) -> serde_json::Value {
-        serde_json::json!({
-            "complete": self.complete(),
-            "counts": {
-                "in_scope": self.in_scope, "copied": self.copied, "verified": self.verified,
-                "mismatched": self.mismatched, "needs_restore": self.needs_restore, "failed": self.failed,
-            },
-            "bytes_copied": self.bytes,
-            "elapsed_seconds": self.elapsed.as_secs_f64(),
-            "objects": results,
-            "verification": checks,
-        })
-    }
 }

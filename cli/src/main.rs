@@ -2,6 +2,7 @@
 //! starts what a command needs and prints results; the work itself lives in the engine.
 
 mod demo;
+mod run;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run a migration end to end on local emulators (no cloud account needed) and print the report.
     Demo(demo::Args),
+    /// Run a job in this process: plan, copy, verify, report. Re-run to resume an interrupted run.
+    Run(run::Args),
     /// Print the JSON Schema of job files.
     Schema,
     /// Check a job file: every problem is reported with its field, value and fix.
@@ -34,7 +37,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs();
     let result = match cli.command {
+        Command::Run(args) => match run::run(args).await {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Demo(args) => demo::run(args).await,
         Command::Schema => {
             println!(
@@ -52,6 +61,17 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, warnings and up by default (`RUST_LOG` changes it); credentials never appear
+/// in them.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn validate(path: &std::path::Path) -> Result<(), String> {

@@ -19,6 +19,10 @@
 pub mod crc64;
 pub mod job;
 pub mod oss;
+pub mod pipeline;
+pub mod plan;
+pub mod queue;
 pub mod secret;
 pub mod source;
+pub mod state;
 pub mod transfer;

@@ -1,24 +1,95 @@
-//! ferry's planner Lambda function: a planner input event (CLI, schedule, S3 event) → a run plan.
+//! ferry's planner Lambda function: a planner input (from the CLI, a schedule or an operator)
+//! → a new run, planned.
 //!
-//! A thin shell: the engine lives in the `ferry` crate. Until the pipeline lands, it validates that
-//! the event is JSON and answers that planning is not available yet, so a premature deployment
-//! fails loudly instead of reporting an empty, "successful" run.
+//! Input: `{"job_key": "jobs/<name>/job.json"}` (a job already in the state store) or
+//! `{"job": { …job spec… }}`, plus optional `"incremental": true` and `"run": "<id>"`.
+//! Without `run`, the run id is derived from the invocation's request id, which Lambda keeps
+//! across its own retries of an asynchronous invocation — so a retried start resumes the same
+//! run instead of starting a second one. Planning continues on the work queue when this
+//! invocation's time runs out.
 
+use std::sync::Arc;
+
+use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
+use ferry::pipeline::planner::{RunRequest, create_run};
+use ferry::pipeline::runtime::{Runtime, read_json};
+use ferry::pipeline::transfer::{TransferSettings, run_task};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    tracing::info!(request_id = %event.context.request_id, "planner invoked");
-    Err(format!(
-        "ferry {} cannot plan yet: the pipeline is not part of this build (event had {} top-level fields)",
-        env!("CARGO_PKG_VERSION"),
-        event.payload.as_object().map_or(0, |o| o.len())
-    )
-    .into())
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    #[serde(default)]
+    job_key: Option<String>,
+    #[serde(default)]
+    job: Option<Value>,
+    #[serde(default)]
+    incremental: bool,
+    #[serde(default)]
+    run: Option<String>,
+}
+
+struct State {
+    rt: Runtime,
+    settings: TransferSettings,
+}
+
+async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let input: Input = serde_json::from_value(event.payload).map_err(|e| {
+        format!("planner input: {e}; send {{\"job_key\": \"jobs/<name>/job.json\"}} or {{\"job\": {{…}}}}")
+    })?;
+    let job_text = match (input.job_key, input.job) {
+        (Some(key), None) => {
+            let value: Value = read_json(state.rt.ports.state.as_ref(), &key)
+                .await?
+                .ok_or_else(|| {
+                    format!("job_key {key:?} is not in the state store: upload the job there first")
+                })?;
+            value.to_string()
+        }
+        (None, Some(job)) => job.to_string(),
+        _ => return Err("planner input needs exactly one of `job_key` and `job`".into()),
+    };
+    let started = chrono::Utc::now();
+    let run = input.run.unwrap_or_else(|| {
+        let tail: String = event
+            .context
+            .request_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        format!("{}-{tail}", started.format("%Y%m%dT%H%M%SZ"))
+    });
+    let request = RunRequest {
+        job_text,
+        run: Some(run),
+        incremental: input.incremental,
+        started,
+    };
+    let manifest = create_run(&state.rt.ports, &request).await?;
+    let stop = state.settings.stop_at(
+        deadline_from_epoch_ms(event.context.deadline),
+        std::time::Instant::now(),
+    );
+    run_task(&state.rt, &manifest.root, stop).await?;
+    tracing::info!(job = %manifest.job, run = %manifest.run, "run planned");
+    Ok(json!({ "job": manifest.job, "run": manifest.run, "started": manifest.started }))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(handler)).await
+    let deployment = Deployment::from_env().await?;
+    let state = Arc::new(State {
+        rt: Runtime::new(deployment.ports, deployment.secrets),
+        settings: deployment.transfer,
+    });
+    lambda_runtime::run(service_fn(move |event| {
+        let state = state.clone();
+        async move { handler(&state, event).await }
+    }))
+    .await
 }

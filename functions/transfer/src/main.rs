@@ -1,18 +1,39 @@
-//! ferry's transfer Lambda function: an SQS batch → transfer work, reporting partial batch failures.
+//! ferry's transfer Lambda function: SQS work-queue batch → one shard task per record →
+//! partial batch failures.
 //!
-//! A thin shell: the engine lives in the `ferry` crate. Until the pipeline lands, every record is
-//! returned in `batchItemFailures`, so SQS keeps (and eventually dead-letters) the messages rather
-//! than deleting work that was never done.
+//! A thin shell around `ferry::pipeline::transfer`. A record whose task is done (copied, or
+//! recorded failed after the queue's last allowed delivery) is deleted; any other is listed in
+//! `batchItemFailures`, so SQS delivers it again and, past `maxReceiveCount`, dead-letters it.
+
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
+use ferry::pipeline::runtime::Runtime;
+use ferry::pipeline::transfer::{self, TransferSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 
-async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+struct State {
+    rt: Runtime,
+    settings: TransferSettings,
+}
+
+async fn handler(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let deadline = deadline_from_epoch_ms(event.context.deadline);
     let mut response = SqsBatchResponse::default();
     for record in event.payload.records {
-        let id = record.message_id.unwrap_or_default();
-        tracing::warn!(message_id = %id, "transfer is not part of this build; returning the message to the queue");
-        response.add_failure(id);
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        let receives = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        if let Err(e) = transfer::handle(&state.rt, &state.settings, body, receives, deadline).await
+        {
+            tracing::warn!(message_id = %id, error = %e, "task not done; SQS will deliver it again");
+            response.add_failure(id);
+        }
     }
     Ok(response)
 }
@@ -20,5 +41,14 @@ async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(handler)).await
+    let deployment = Deployment::from_env().await?;
+    let state = Arc::new(State {
+        rt: Runtime::new(deployment.ports, deployment.secrets),
+        settings: deployment.transfer,
+    });
+    lambda_runtime::run(service_fn(move |event| {
+        let state = state.clone();
+        async move { handler(&state, event).await }
+    }))
+    .await
 }

@@ -1,18 +1,32 @@
-//! ferry's verifier Lambda function: an SQS batch → verifier work, reporting partial batch failures.
+//! ferry's verifier Lambda function: SQS results-queue batch → verify, record, progress,
+//! report → partial batch failures.
 //!
-//! A thin shell: the engine lives in the `ferry` crate. Until the pipeline lands, every record is
-//! returned in `batchItemFailures`, so SQS keeps (and eventually dead-letters) the messages rather
-//! than deleting work that was never done.
+//! A thin shell around `ferry::pipeline::verifier`: the whole batch is handled together (one
+//! progress update for all its results); records that could not be recorded are listed in
+//! `batchItemFailures` and come back.
+
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use ferry::pipeline::deploy::Deployment;
+use ferry::pipeline::runtime::Runtime;
+use ferry::pipeline::verifier::{self, VerifierSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 
-async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+async fn handler(rt: &Runtime, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let records = event.payload.records;
+    let bodies: Vec<String> = records
+        .iter()
+        .map(|r| r.body.clone().unwrap_or_default())
+        .collect();
+    let outcomes = verifier::handle_batch(rt, &VerifierSettings::default(), &bodies).await;
     let mut response = SqsBatchResponse::default();
-    for record in event.payload.records {
-        let id = record.message_id.unwrap_or_default();
-        tracing::warn!(message_id = %id, "verifier is not part of this build; returning the message to the queue");
-        response.add_failure(id);
+    for (record, outcome) in records.iter().zip(outcomes) {
+        if let Err(e) = outcome {
+            let id = record.message_id.clone().unwrap_or_default();
+            tracing::warn!(message_id = %id, error = %e, "result not recorded; SQS will deliver it again");
+            response.add_failure(id);
+        }
     }
     Ok(response)
 }
@@ -20,5 +34,11 @@ async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(handler)).await
+    let deployment = Deployment::from_env().await?;
+    let rt = Arc::new(Runtime::new(deployment.ports, deployment.secrets));
+    lambda_runtime::run(service_fn(move |event| {
+        let rt = rt.clone();
+        async move { handler(&rt, event).await }
+    }))
+    .await
 }

@@ -1,8 +1,9 @@
 //! The `Source` port: where objects come from.
 //!
-//! The engine reads a source only through these five calls — list a key range, HEAD one object,
-//! GET a byte range as a stream, and (opt-in) request a restore of an archived object — so the
-//! same copy, verify and plan code serves Amazon S3, any S3-compatible store and OSS.
+//! The engine reads a source only through these calls — list a key range, HEAD one object,
+//! GET a byte range as a stream, open a whole object (its description and its bytes from one
+//! GET), and (opt-in) request a restore of an archived object — so the same copy, verify and
+//! plan code serves Amazon S3, any S3-compatible store and OSS.
 //! The source is read-only for ferry (architecture invariant 5): there is no call that writes,
 //! except [`Source::restore`], which only asks the store to thaw an archived object.
 //!
@@ -122,6 +123,21 @@ pub struct ObjectHead {
     pub checksums: SourceChecksums,
 }
 
+/// A whole object opened with one read: what HEAD would have said about it, taken from the
+/// very response whose body is `body`, so the description and the bytes cannot disagree.
+pub struct Opened {
+    pub head: ObjectHead,
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How fast a restore should be (S3 and OSS both know these three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -212,6 +228,28 @@ pub trait Source: Send + Sync {
     /// ETag), so an object replaced mid-copy fails with [`SourceErrorKind::Changed`] instead of
     /// being stitched from two versions.
     fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream>;
+
+    /// The whole object in one read: its description (as [`head`](Self::head) gives it) and its
+    /// bytes, both from the same response. Small objects need nothing else, so copying one costs
+    /// a single source request instead of a HEAD and a GET. The read is not pinned: whatever
+    /// version the store answers with is described and streamed together.
+    ///
+    /// The default HEADs and then GETs pinned to what HEAD saw; adapters whose GET response
+    /// carries everything HEAD does override it with one request.
+    fn open<'a>(&'a self, key: &'a str) -> Fut<'a, Opened> {
+        Box::pin(async move {
+            let head = self.head(key).await?;
+            let body = self
+                .get(GetRequest {
+                    key,
+                    range: None,
+                    version_id: head.version_id.as_deref(),
+                    if_match: head.etag.as_deref(),
+                })
+                .await?;
+            Ok(Opened { head, body })
+        })
+    }
 
     /// Asks the store to restore an archived object for `days`.
     fn restore<'a>(&'a self, key: &'a str, days: u32, tier: RestoreTier)

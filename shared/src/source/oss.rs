@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 
 use super::{
     ArchiveState, ByteStream, Fut, GetRequest, ListPage, ListRequest, ObjectHead, ObjectInfo,
-    RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
+    Opened, RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
 };
 use crate::oss::types::{ByteRange, Conditions, RestoreState, StorageClass};
 use crate::oss::{self, GetObjectOptions, ListObjectsOptions, OssClient, RestoreOptions};
@@ -40,6 +40,50 @@ impl OssSource {
             _ => SourceErrorKind::Permanent,
         };
         SourceError::new(kind, format!("oss://{}/{key}", self.bucket), e.to_string())
+    }
+}
+
+impl OssSource {
+    /// The client's body as ferry's stream. A body error the client would not retry is a CRC-64
+    /// mismatch against what OSS reported.
+    fn body_stream(&self, key: &str, body: oss::ObjectBody) -> ByteStream {
+        let resource = format!("oss://{}/{key}", self.bucket);
+        let stream = body.map(move |chunk| {
+            chunk.map_err(|e| {
+                let kind = if e.is_retryable() {
+                    SourceErrorKind::Transient
+                } else {
+                    SourceErrorKind::Integrity
+                };
+                SourceError::new(kind, resource.clone(), e.to_string())
+            })
+        });
+        Box::pin(stream)
+    }
+}
+
+/// An object as OSS's HEAD or GET headers describe it (OSS's HEAD does not list tags).
+fn object_head(key: &str, meta: oss::types::ObjectMeta) -> ObjectHead {
+    ObjectHead {
+        key: key.to_owned(),
+        size: meta.content_length,
+        etag: meta.etag.as_deref().map(unquote),
+        last_modified: meta.last_modified,
+        version_id: meta.version_id,
+        archive: archive_state(meta.storage_class.as_ref(), meta.restore.as_ref()),
+        storage_class: meta.storage_class.map(|c| c.as_str().to_owned()),
+        content_type: meta.content_type,
+        content_encoding: meta.content_encoding,
+        content_disposition: meta.content_disposition,
+        content_language: meta.content_language,
+        cache_control: meta.cache_control,
+        expires: meta.expires,
+        user_metadata: meta.metadata.into_iter().collect(),
+        tags: Vec::new(),
+        checksums: SourceChecksums {
+            oss_crc64: meta.crc64,
+            ..Default::default()
+        },
     }
 }
 
@@ -116,26 +160,33 @@ impl Source for OssSource {
                 .head_object(&self.bucket, key)
                 .await
                 .map_err(|e| self.error(key, e))?;
-            Ok(ObjectHead {
-                key: key.to_owned(),
-                size: meta.content_length,
-                etag: meta.etag.as_deref().map(unquote),
-                last_modified: meta.last_modified,
-                version_id: meta.version_id,
-                archive: archive_state(meta.storage_class.as_ref(), meta.restore.as_ref()),
-                storage_class: meta.storage_class.map(|c| c.as_str().to_owned()),
-                content_type: meta.content_type,
-                content_encoding: meta.content_encoding,
-                content_disposition: meta.content_disposition,
-                content_language: meta.content_language,
-                cache_control: meta.cache_control,
-                expires: meta.expires,
-                user_metadata: meta.metadata.into_iter().collect(),
-                tags: Vec::new(),
-                checksums: SourceChecksums {
-                    oss_crc64: meta.crc64,
-                    ..Default::default()
-                },
+            Ok(object_head(key, meta))
+        })
+    }
+
+    fn open<'a>(&'a self, key: &'a str) -> Fut<'a, Opened> {
+        Box::pin(async move {
+            // GetObject answers with every header HeadObject does, CRC-64 included.
+            let out = self
+                .client
+                .get_object(&self.bucket, key, &GetObjectOptions::default())
+                .await
+                .map_err(|e| self.error(key, e))?;
+            if let Some(range) = &out.content_range {
+                return Err(SourceError::new(
+                    SourceErrorKind::Permanent,
+                    format!("oss://{}/{key}", self.bucket),
+                    format!("asked for the whole object but OSS answered a range: {range:?}"),
+                ));
+            }
+            let mut head = object_head(key, out.meta);
+            // OSS just served the bytes, so the object is readable whatever its class.
+            if head.archive != ArchiveState::NotArchived {
+                head.archive = ArchiveState::Restored;
+            }
+            Ok(Opened {
+                head,
+                body: self.body_stream(key, out.body),
             })
         })
     }
@@ -160,18 +211,7 @@ impl Source for OssSource {
                 .get_object(&self.bucket, req.key, &options)
                 .await
                 .map_err(|e| self.error(req.key, e))?;
-            let resource = format!("oss://{}/{}", self.bucket, req.key);
-            let stream = out.body.map(move |chunk| {
-                chunk.map_err(|e| {
-                    let kind = if e.is_retryable() {
-                        SourceErrorKind::Transient
-                    } else {
-                        SourceErrorKind::Integrity
-                    };
-                    SourceError::new(kind, resource.clone(), e.to_string())
-                })
-            });
-            Ok(Box::pin(stream) as ByteStream)
+            Ok(self.body_stream(req.key, out.body))
         })
     }
 

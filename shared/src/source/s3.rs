@@ -2,7 +2,8 @@
 //!
 //! [`S3SourceConfig`] is the serde shape a job spec embeds (bucket, region, endpoint, credentials,
 //! optional assume-role); [`S3Source::new`] checks it and builds one SDK client. The adapter maps
-//! the five port calls onto ListObjectsV2, HeadObject (+ GetObjectTagging), GetObject and
+//! the port calls onto ListObjectsV2, HeadObject (+ GetObjectTagging), GetObject (`get`, and
+//! `open`: one GET described by its own headers, + GetObjectTagging only for tagged objects) and
 //! RestoreObject, and classifies every SDK failure into a [`SourceErrorKind`] so the engine knows
 //! whether to retry, restore, re-plan or give up.
 //!
@@ -16,6 +17,10 @@
 //!   ranges itself.
 //! * The SDK's standard retry stays on (`max_attempts`); what surfaces here has already been
 //!   retried, and its kind tells the engine whether retrying later could help.
+//! * `open` is the hot path of a migration of small objects, and the SDK's own per-request CPU
+//!   cost dominated it; once it has learned the SDK's address for the bucket, `open` sends the
+//!   same signed GET through a plain HTTP client ([`fast`]) and falls back to the SDK for
+//!   anything but a clean 200. HEAD, ranged GETs, listings and everything else use the SDK.
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,7 +36,6 @@ use aws_sdk_s3::config::{
     ResponseChecksumValidation, RuntimeComponents, SharedCredentialsProvider,
 };
 use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::{RequestId, RequestIdExt};
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::types::{
@@ -40,13 +44,16 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::{
     ArchiveState, ByteStream, Fut, GetRequest, ListPage, ListRequest, ObjectHead, ObjectInfo,
-    RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
+    Opened, RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
 };
 use crate::secret::Secret;
+
+mod fast;
 
 /// Where an S3 source is and how to reach it. Deserialized from the job spec.
 #[derive(Clone, Debug, Deserialize)]
@@ -327,6 +334,8 @@ pub struct S3Source {
     description: String,
     fetch_tags: bool,
     list_restore_status: bool,
+    /// The lean GET behind [`Source::open`]; shared by clones, which share the SDK client too.
+    fast: Arc<fast::FastGet>,
 }
 
 impl fmt::Debug for S3Source {
@@ -361,11 +370,18 @@ impl S3Source {
                 .endpoint_url(endpoint)
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
         }
+        // The credentials the client signs with, for the fast GET to sign with the same.
+        let mut credentials = base.credentials_provider();
         if let Some(role) = &config.assume_role {
-            builder = builder.credentials_provider(assume_role_provider(role, &base).await);
+            let provider = assume_role_provider(role, &base).await;
+            builder = builder.credentials_provider(provider.clone());
+            credentials = Some(provider);
         }
+        let sdk_config = builder.build();
+        let fast = fast::FastGet::new(credentials, true);
         Ok(S3Source {
-            client: Client::from_conf(builder.build()),
+            client: Client::from_conf(sdk_config),
+            fast: Arc::new(fast),
             description: describe(&config, &region),
             bucket: config.bucket,
             fetch_tags: config.fetch_tags,
@@ -380,6 +396,12 @@ impl S3Source {
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Whether [`Source::open`] currently reads with the lean GET instead of the SDK (for
+    /// diagnostics and tests: it turns on after the first SDK read it learned from).
+    pub fn reads_fast(&self) -> bool {
+        self.fast.is_on()
     }
 }
 
@@ -457,6 +479,10 @@ impl Source for S3Source {
 
     fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream> {
         Box::pin(self.get_object(req))
+    }
+
+    fn open<'a>(&'a self, key: &'a str) -> Fut<'a, Opened> {
+        Box::pin(self.open_object(key))
     }
 
     fn restore<'a>(
@@ -596,6 +622,69 @@ fn archive_state(
 // ---------------------------------------------------------------------------------------------
 // head
 
+/// The object headers HeadObject and GetObject both return, as text borrowed from either SDK
+/// response or from a raw HTTP response ([`fast`]), so one function describes an object
+/// whichever call read it.
+#[derive(Default)]
+struct ObjectHeaders<'o> {
+    content_length: Option<i64>,
+    e_tag: Option<&'o str>,
+    last_modified: Option<DateTime<Utc>>,
+    version_id: Option<&'o str>,
+    storage_class: Option<&'o str>,
+    restore: Option<&'o str>,
+    /// An INTELLIGENT_TIERING object in an archive tier (HEAD's `x-amz-archive-status`).
+    tiered_archive: bool,
+    content_type: Option<&'o str>,
+    content_encoding: Option<&'o str>,
+    content_disposition: Option<&'o str>,
+    content_language: Option<&'o str>,
+    cache_control: Option<&'o str>,
+    expires: Option<&'o str>,
+    /// User metadata, names without `x-amz-meta-`.
+    metadata: Vec<(String, String)>,
+    sse_customer_algorithm: Option<&'o str>,
+    server_side_encryption: Option<&'o str>,
+    parts_count: Option<i32>,
+    checksum_crc64_nvme: Option<&'o str>,
+    checksum_crc32_c: Option<&'o str>,
+    checksum_type: Option<&'o str>,
+}
+
+/// [`ObjectHeaders`] of a HeadObject or GetObject output (the SDK gives the two outputs the
+/// same accessors but no common trait).
+macro_rules! object_headers {
+    ($out:expr) => {
+        ObjectHeaders {
+            content_length: $out.content_length(),
+            e_tag: $out.e_tag(),
+            last_modified: $out.last_modified().and_then(to_chrono),
+            version_id: $out.version_id(),
+            storage_class: $out.storage_class().map(|c| c.as_str()),
+            restore: $out.restore(),
+            tiered_archive: false,
+            content_type: $out.content_type(),
+            content_encoding: $out.content_encoding(),
+            content_disposition: $out.content_disposition(),
+            content_language: $out.content_language(),
+            cache_control: $out.cache_control(),
+            expires: $out.expires_string(),
+            metadata: $out
+                .metadata()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            sse_customer_algorithm: $out.sse_customer_algorithm(),
+            server_side_encryption: $out.server_side_encryption().map(|s| s.as_str()),
+            parts_count: $out.parts_count(),
+            checksum_crc64_nvme: $out.checksum_crc64_nvme(),
+            checksum_crc32_c: $out.checksum_crc32_c(),
+            checksum_type: $out.checksum_type().map(|t| t.as_str()),
+        }
+    };
+}
+
 impl S3Source {
     async fn head_object(&self, key: &str) -> Result<ObjectHead, SourceError> {
         let resource = format!("{}/{}", self.bucket, key);
@@ -609,23 +698,49 @@ impl S3Source {
             .send()
             .await
             .map_err(|e| classify("HeadObject", &resource, e))?;
-        let mut head = object_head(key, &out, &resource)?;
+        let headers = ObjectHeaders {
+            tiered_archive: matches!(
+                out.archive_status(),
+                Some(ArchiveStatus::ArchiveAccess | ArchiveStatus::DeepArchiveAccess)
+            ),
+            ..object_headers!(out)
+        };
+        let mut head = object_head(key, headers, "HeadObject", &resource)?;
         if self.fetch_tags {
-            match self.tags(key, out.version_id(), &resource).await {
-                Ok(tags) => head.tags = tags,
-                // Some stores (moto) refuse tagging calls on archived objects. The object cannot
-                // be copied before a restore anyway, and the engine HEADs it again after one.
-                Err(e)
-                    if e.kind == SourceErrorKind::NeedsRestore
-                        && head.archive != ArchiveState::NotArchived => {}
-                // Some S3-compatible stores have no object tagging at all: nothing to carry.
-                Err(e)
-                    if e.kind == SourceErrorKind::Permanent
-                        && e.message.contains("NotImplemented") => {}
-                Err(e) => return Err(e),
-            }
+            head.tags = self
+                .tags_if_any(key, out.version_id(), head.archive, &resource)
+                .await?;
         }
         Ok(head)
+    }
+
+    /// The object's tags, or none where the store cannot say: tagging calls refused on an
+    /// archived object, or a store without object tagging.
+    async fn tags_if_any(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        archive: ArchiveState,
+        resource: &str,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        match self.tags(key, version_id, resource).await {
+            Ok(tags) => Ok(tags),
+            // Some stores (moto) refuse tagging calls on archived objects. The object cannot
+            // be copied before a restore anyway, and the engine HEADs it again after one.
+            Err(e)
+                if e.kind == SourceErrorKind::NeedsRestore
+                    && archive != ArchiveState::NotArchived =>
+            {
+                Ok(Vec::new())
+            }
+            // Some S3-compatible stores have no object tagging at all: nothing to carry.
+            Err(e)
+                if e.kind == SourceErrorKind::Permanent && e.message.contains("NotImplemented") =>
+            {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn tags(
@@ -653,74 +768,66 @@ impl S3Source {
 
 fn object_head(
     key: &str,
-    out: &HeadObjectOutput,
+    out: ObjectHeaders<'_>,
+    operation: &str,
     resource: &str,
 ) -> Result<ObjectHead, SourceError> {
-    let size = out.content_length().filter(|n| *n >= 0).ok_or_else(|| {
+    let size = out.content_length.filter(|n| *n >= 0).ok_or_else(|| {
         SourceError::new(
             SourceErrorKind::Permanent,
             resource,
-            "HeadObject returned no Content-Length",
+            format!("{operation} returned no Content-Length"),
         )
     })?;
-    let storage_class = out
-        .storage_class()
-        .map_or("STANDARD", |c| c.as_str())
-        .to_owned();
-    let restore = out.restore();
-    let tiered_archive = matches!(
-        out.archive_status(),
-        Some(ArchiveStatus::ArchiveAccess | ArchiveStatus::DeepArchiveAccess)
-    );
+    let storage_class = out.storage_class.unwrap_or("STANDARD").to_owned();
+    let restore = out.restore;
     let archive = archive_state(
         &storage_class,
-        tiered_archive,
+        out.tiered_archive,
         restore.and_then(restore_in_progress),
         restore.is_some_and(|r| quoted_field(r, "expiry-date").is_some()),
     );
-    let mut user_metadata: Vec<(String, String)> = out
-        .metadata()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let checksums = head_checksums(&out);
+    let mut user_metadata = out.metadata;
     user_metadata.sort();
+    let owned = |v: Option<&str>| v.map(str::to_owned);
     Ok(ObjectHead {
         key: key.to_owned(),
         size: size as u64,
-        etag: out.e_tag().map(unquote),
-        last_modified: out.last_modified().and_then(to_chrono),
-        version_id: out.version_id().map(str::to_owned),
+        etag: out.e_tag.map(unquote),
+        last_modified: out.last_modified,
+        version_id: owned(out.version_id),
         storage_class: Some(storage_class),
         archive,
-        content_type: out.content_type().map(str::to_owned),
-        content_encoding: out.content_encoding().map(str::to_owned),
-        content_disposition: out.content_disposition().map(str::to_owned),
-        content_language: out.content_language().map(str::to_owned),
-        cache_control: out.cache_control().map(str::to_owned),
-        expires: out.expires_string().map(str::to_owned),
+        content_type: owned(out.content_type),
+        content_encoding: owned(out.content_encoding),
+        content_disposition: owned(out.content_disposition),
+        content_language: owned(out.content_language),
+        cache_control: owned(out.cache_control),
+        expires: owned(out.expires),
         user_metadata,
         tags: Vec::new(),
-        checksums: head_checksums(out),
+        checksums,
     })
 }
 
-fn head_checksums(out: &HeadObjectOutput) -> SourceChecksums {
-    let kms_or_customer_key = out.sse_customer_algorithm().is_some()
+fn head_checksums(out: &ObjectHeaders<'_>) -> SourceChecksums {
+    let kms_or_customer_key = out.sse_customer_algorithm.is_some()
         || out
-            .server_side_encryption()
-            .is_some_and(|s| *s != ServerSideEncryption::Aes256);
-    let multipart = out.e_tag().is_some_and(|e| unquote(e).contains('-'))
-        || out.parts_count().is_some_and(|n| n > 1);
+            .server_side_encryption
+            .is_some_and(|s| s != ServerSideEncryption::Aes256.as_str());
+    let multipart = out.e_tag.is_some_and(|e| unquote(e).contains('-'))
+        || out.parts_count.is_some_and(|n| n > 1);
+    let kind = out.checksum_type.map(ChecksumType::from);
     SourceChecksums {
         md5: out
-            .e_tag()
+            .e_tag
             .filter(|_| !kms_or_customer_key)
             .and_then(md5_from_etag),
         // CRC64NVME exists only as a full-object checksum.
-        crc64nvme: full_object_checksum(out.checksum_crc64_nvme(), out.checksum_type(), true)
+        crc64nvme: full_object_checksum(out.checksum_crc64_nvme, kind.as_ref(), true)
             .map(u64::from_be_bytes),
-        crc32c: full_object_checksum(out.checksum_crc32_c(), out.checksum_type(), !multipart)
+        crc32c: full_object_checksum(out.checksum_crc32_c, kind.as_ref(), !multipart)
             .map(u32::from_be_bytes),
         oss_crc64: None,
     }
@@ -819,6 +926,178 @@ impl S3Source {
         }
         Ok(body_stream(out.body, resource))
     }
+
+    /// One whole-object GetObject, described from its own headers. GetObject returns every
+    /// header HeadObject does that ferry carries (metadata, checksums in checksum mode, storage
+    /// class, restore state) and counts the tags (`x-amz-tagging-count`), so tags cost a
+    /// request only for objects that have some.
+    async fn open_object(&self, key: &str) -> Result<Opened, SourceError> {
+        let resource = format!("{}/{}", self.bucket, key);
+        check_key(key, &resource)?;
+        if self.fast.ready_for(key)
+            && let Some(response) = self.fast.get(key).await
+        {
+            match self.opened_fast(key, response, &resource).await? {
+                Some(opened) => return Ok(opened),
+                None => tracing::debug!(
+                    key,
+                    "fast GET answer not understood; reading through the SDK"
+                ),
+            }
+        }
+        let call = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled);
+        let recorder = self.fast.recorder(key);
+        let sent = match &recorder {
+            Some(r) => call.customize().interceptor(r.clone()).send().await,
+            None => call.send().await,
+        };
+        let out = sent.map_err(|e| classify("GetObject", &resource, e))?;
+        if let Some(range) = out.content_range() {
+            return Err(SourceError::new(
+                SourceErrorKind::Permanent,
+                resource,
+                format!(
+                    "asked for the whole object but the store answered Content-Range {range:?}"
+                ),
+            ));
+        }
+        if let Some(r) = &recorder {
+            self.fast.learn(key, r);
+        }
+        let head = object_head(key, object_headers!(out), "GetObject", &resource)?;
+        let version = out.version_id().map(str::to_owned);
+        let body = body_stream(out.body, resource.clone());
+        self.finish_open(key, head, out.tag_count, version, body, &resource)
+            .await
+    }
+
+    /// An object opened by the fast GET, described by the same rules from the raw headers;
+    /// `None` when a header is not what the SDK would accept (the caller then reads through
+    /// the SDK, which reports the problem its own way).
+    async fn opened_fast(
+        &self,
+        key: &str,
+        response: reqwest::Response,
+        resource: &str,
+    ) -> Result<Option<Opened>, SourceError> {
+        let headers = response.headers();
+        let Some(described) = raw_object_headers(headers) else {
+            return Ok(None);
+        };
+        if headers.contains_key(http::header::CONTENT_RANGE) {
+            return Ok(None);
+        }
+        let head = object_head(key, described, "GetObject", resource)?;
+        let tag_count = raw_header(headers, "x-amz-tagging-count").and_then(|v| v.parse().ok());
+        let version = raw_header(headers, "x-amz-version-id").map(str::to_owned);
+        let body = raw_body_stream(response, resource.to_owned());
+        self.finish_open(key, head, tag_count, version, body, resource)
+            .await
+            .map(Some)
+    }
+
+    /// The common end of both reads: a read object is readable; tags only when it has some.
+    async fn finish_open(
+        &self,
+        key: &str,
+        mut head: ObjectHead,
+        tag_count: Option<i32>,
+        version_id: Option<String>,
+        body: ByteStream,
+        resource: &str,
+    ) -> Result<Opened, SourceError> {
+        // The store just served the bytes, so the object is readable whatever its class.
+        if head.archive != ArchiveState::NotArchived {
+            head.archive = ArchiveState::Restored;
+        }
+        if self.fetch_tags && tag_count.is_some_and(|n| n > 0) {
+            head.tags = self
+                .tags_if_any(key, version_id.as_deref(), head.archive, resource)
+                .await?;
+        }
+        Ok(Opened { head, body })
+    }
+}
+
+/// A header as text; `None` if absent or not UTF-8.
+fn raw_header<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// [`ObjectHeaders`] from a raw GetObject answer; `None` if a header ferry carries is present
+/// but unreadable (not UTF-8, a number or date that does not parse).
+fn raw_object_headers(headers: &http::HeaderMap) -> Option<ObjectHeaders<'_>> {
+    let text = |name: &str| -> Result<Option<&str>, ()> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => std::str::from_utf8(v.as_bytes()).map(Some).map_err(|_| ()),
+        }
+    };
+    let number = |name: &str| -> Result<Option<i64>, ()> {
+        text(name)?
+            .map(|v| v.trim().parse().map_err(|_| ()))
+            .transpose()
+    };
+    let mut metadata = Vec::new();
+    for (name, value) in headers {
+        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = std::str::from_utf8(value.as_bytes()).ok()?;
+            metadata.push((meta.to_owned(), value.to_owned()));
+        }
+    }
+    let last_modified = match text("last-modified").ok()? {
+        Some(v) => Some(crate::oss::types::parse_http_date(v)?),
+        None => None,
+    };
+    let parts_count = match number("x-amz-mp-parts-count").ok()? {
+        Some(n) => Some(i32::try_from(n).ok()?),
+        None => None,
+    };
+    Some(ObjectHeaders {
+        content_length: number("content-length").ok()?,
+        e_tag: text("etag").ok()?,
+        last_modified,
+        version_id: text("x-amz-version-id").ok()?,
+        storage_class: text("x-amz-storage-class").ok()?,
+        restore: text("x-amz-restore").ok()?,
+        tiered_archive: false,
+        content_type: text("content-type").ok()?,
+        content_encoding: text("content-encoding").ok()?,
+        content_disposition: text("content-disposition").ok()?,
+        content_language: text("content-language").ok()?,
+        cache_control: text("cache-control").ok()?,
+        expires: text("expires").ok()?,
+        metadata,
+        sse_customer_algorithm: text("x-amz-server-side-encryption-customer-algorithm").ok()?,
+        server_side_encryption: text("x-amz-server-side-encryption").ok()?,
+        parts_count,
+        checksum_crc64_nvme: text("x-amz-checksum-crc64nvme").ok()?,
+        checksum_crc32_c: text("x-amz-checksum-crc32c").ok()?,
+        checksum_type: text("x-amz-checksum-type").ok()?,
+    })
+}
+
+/// A raw response body as ferry's stream.
+fn raw_body_stream(response: reqwest::Response, resource: String) -> ByteStream {
+    Box::pin(response.bytes_stream().map(move |chunk| {
+        chunk.map_err(|e| {
+            SourceError::new(
+                SourceErrorKind::Transient,
+                resource.as_str(),
+                format!(
+                    "reading the GetObject body failed: {}",
+                    crate::oss::error::error_chain(&e)
+                ),
+            )
+        })
+    }))
 }
 
 /// Makes sure the store sent exactly the requested bytes: some stores ignore `Range` and send

@@ -1,4 +1,5 @@
-//! Copying one object: HEAD the source, choose single PUT or multipart, prove the bytes.
+//! Copying one object: describe the source (HEAD, or the headers of the one GET that reads a
+//! small listed object), choose single PUT or multipart, prove the bytes.
 
 use std::sync::Arc;
 
@@ -11,7 +12,10 @@ use super::resume::UploadLedger;
 use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, server_side};
 use crate::oss::RequestBody;
 use crate::oss::types::ObjectOptions;
-use crate::source::{ArchiveState, GetRequest, ObjectHead, Source, SourceError};
+use crate::source::{
+    ArchiveState, ByteStream, GetRequest, ObjectHead, ObjectInfo, Source, SourceError,
+    SourceErrorKind,
+};
 
 /// Why a copy step failed, and whether trying again may help.
 pub(super) struct Failure {
@@ -46,6 +50,15 @@ impl From<crate::oss::Error> for Failure {
     }
 }
 
+/// How an attempt learns about the object it copies.
+#[derive(Clone, Copy)]
+enum Read<'a> {
+    /// HEAD the source first (nothing is known yet).
+    Head(&'a str),
+    /// Open it with one GET (a listing showed it small and readable).
+    Open(&'a ObjectInfo),
+}
+
 /// Copies objects from one source to one destination.
 #[derive(Clone)]
 pub struct Copier {
@@ -60,11 +73,42 @@ impl Copier {
     /// checksum where it has one). A failure that may pass is tried again (up to
     /// `options.attempts`, with backoff; a multipart copy resumes from its finished parts).
     /// Never panics, never returns without an outcome.
+    ///
+    /// Nothing is known about the object yet, so the source is HEADed first to choose single
+    /// PUT or multipart; [`copy_listed`](Self::copy_listed) saves that request when a listing
+    /// already told the size.
     pub async fn copy(&self, key: &str) -> ObjectResult {
+        self.with_retries(Read::Head(key)).await
+    }
+
+    /// Copies an object a listing described, like [`copy`](Self::copy). An object the listing
+    /// shows below the multipart threshold and readable is read with one source request: the
+    /// GET's own headers describe it (metadata, checksums, ETag, version) instead of a HEAD, so
+    /// description and bytes come from the same response. If the object changed since the
+    /// listing, the copy is of what the GET returned, and the result describes that.
+    pub async fn copy_listed(&self, object: &ObjectInfo) -> ObjectResult {
+        if !self.reads_in_one(object) {
+            return self.copy(&object.key).await;
+        }
+        self.with_retries(Read::Open(object)).await
+    }
+
+    /// Whether one GET can copy `object`: small enough for a single PUT, readable, and not a
+    /// server-side copy (which needs the source's CRC-64 before it starts).
+    fn reads_in_one(&self, object: &ObjectInfo) -> bool {
+        self.options.server_side_from.is_none()
+            && object.archive == ArchiveState::NotArchived
+            && object.size < self.options.multipart_threshold
+    }
+
+    async fn with_retries(&self, read: Read<'_>) -> ObjectResult {
         let mut delay = self.options.retry_delay;
         let mut attempt = 1;
         loop {
-            let result = self.copy_once(key).await;
+            let (key, result) = match read {
+                Read::Head(key) => (key, self.copy_once(key).await),
+                Read::Open(object) => (object.key.as_str(), self.copy_once_opened(object).await),
+            };
             let retry = matches!(
                 result.outcome,
                 Outcome::Failed {
@@ -99,6 +143,41 @@ impl Copier {
                 Vec::new(),
             );
         }
+        self.copy_described(head, None).await
+    }
+
+    /// One attempt of [`copy_listed`](Self::copy_listed): open (one GET), then copy from the
+    /// opened body.
+    async fn copy_once_opened(&self, object: &ObjectInfo) -> ObjectResult {
+        let key = object.key.as_str();
+        match self.source.open(key).await {
+            Ok(opened) => {
+                let body = self.limited(opened.body);
+                self.copy_described(opened.head, Some(body)).await
+            }
+            // An archive tier the listing did not show (S3 Intelligent-Tiering): the GET is
+            // refused until a restore.
+            Err(e) if e.kind == SourceErrorKind::NeedsRestore => result(
+                key,
+                object.size,
+                object.etag.clone(),
+                Outcome::NeedsRestore,
+                Vec::new(),
+            ),
+            Err(e) => result(
+                key,
+                object.size,
+                object.etag.clone(),
+                failed(e.into()),
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// Copies the object `head` describes; `body` is its whole content when the source was
+    /// already opened.
+    async fn copy_described(&self, head: ObjectHead, body: Option<ByteStream>) -> ObjectResult {
+        let key = head.key.as_str();
         let (mut options, notes) = match destination_options(&head, &self.options.storage_class) {
             Ok(o) => o,
             Err(reason) => {
@@ -112,34 +191,51 @@ impl Copier {
             }
         };
         options.forbid_overwrite = self.options.forbid_overwrite;
-        let copied = self.copy_bytes(&head, &options).await;
+        let copied = self.copy_bytes(&head, &options, body).await;
         let outcome = match copied {
             Ok((crc64, multipart)) => Outcome::Copied { crc64, multipart },
             Err(f) => failed(f),
         };
-        result(key, head.size, head.etag, outcome, notes)
+        result(key, head.size, head.etag.clone(), outcome, notes)
     }
 
     /// Server-side when configured and provable, else streamed; returns (CRC-64, multipart).
+    /// An opened `body` is used for a single PUT; a multipart or server-side copy reads (or
+    /// copies) ranges itself, so it drops the body unread.
     async fn copy_bytes(
         &self,
         head: &ObjectHead,
         options: &ObjectOptions,
+        body: Option<ByteStream>,
     ) -> Result<(u64, bool), Failure> {
         if let (Some(bucket), Some(_)) = (&self.options.server_side_from, head.checksums.oss_crc64)
         {
+            drop(body);
             if let Ok(crc) = server_side::copy(self, head, options, bucket).await? {
                 let multipart = head.size >= self.options.multipart_threshold.min(1 << 30);
                 return Ok((crc, multipart));
             }
             tracing::info!(key = %head.key, "server-side copy has no CRC-64 to prove it; streaming instead");
+            return self.copy_streamed(head, options, None).await;
         }
+        self.copy_streamed(head, options, body).await
+    }
+
+    async fn copy_streamed(
+        &self,
+        head: &ObjectHead,
+        options: &ObjectOptions,
+        body: Option<ByteStream>,
+    ) -> Result<(u64, bool), Failure> {
         if head.size >= self.options.multipart_threshold {
+            // Grown past the threshold since it was listed: parts are read as ranges pinned to
+            // this very version, so the opened body is not needed.
+            drop(body);
             multipart::copy(self, head, options)
                 .await
                 .map(|crc| (crc, true))
         } else {
-            copy_single(self, head, options)
+            copy_single(self, head, options, body)
                 .await
                 .map(|crc| (crc, false))
         }
@@ -148,15 +244,16 @@ impl Copier {
 
 impl Copier {
     /// A source read, through the bandwidth limit when there is one.
-    pub(super) async fn read(
-        &self,
-        req: GetRequest<'_>,
-    ) -> Result<crate::source::ByteStream, SourceError> {
+    pub(super) async fn read(&self, req: GetRequest<'_>) -> Result<ByteStream, SourceError> {
         let stream = self.source.get(req).await?;
-        Ok(match &self.options.limiter {
+        Ok(self.limited(stream))
+    }
+
+    fn limited(&self, stream: ByteStream) -> ByteStream {
+        match &self.options.limiter {
             Some(limiter) => limiter.limit(stream),
             None => stream,
-        })
+        }
     }
 }
 
@@ -193,12 +290,14 @@ pub(super) fn pinned(head: &ObjectHead, range: Option<std::ops::Range<u64>>) -> 
     }
 }
 
-/// One streamed PutObject. The client checks OSS's CRC-64 against the bytes it sent; the
-/// inspector checks the source's own checksum against the same bytes.
+/// One streamed PutObject, from `body` when the object was opened, else from a GET pinned to
+/// what HEAD saw. The client checks OSS's CRC-64 against the bytes it sent; the inspector checks
+/// the source's own checksum against the same bytes.
 async fn copy_single(
     copier: &Copier,
     head: &ObjectHead,
     options: &ObjectOptions,
+    body: Option<ByteStream>,
 ) -> Result<u64, Failure> {
     let dest = &copier.dest;
     let key = dest.key_for(&head.key);
@@ -214,7 +313,10 @@ async fn copy_single(
     // a mismatch, so a source MD5 is proven by the server and need not be computed here.
     let mut local = head.checksums.clone();
     let content_md5 = local.md5.take().map(|md5| BASE64.encode(md5));
-    let stream = copier.read(pinned(head, None)).await?;
+    let stream = match body {
+        Some(body) => body,
+        None => copier.read(pinned(head, None)).await?,
+    };
     let (stream, inspector) = Inspector::wrap_proven(stream, &local, head.size, &head.key);
     let mut body = RequestBody::from_stream(head.size, stream);
     if let Some(md5) = content_md5 {

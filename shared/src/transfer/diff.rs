@@ -40,6 +40,10 @@ pub enum OverwritePolicy {
 pub enum Decision {
     Copy,
     Skip(String),
+    /// The destination object was written during the current run (an earlier attempt of the
+    /// same task, killed or redelivered): confirm it with a HEAD and count it copied, instead of
+    /// copying it again.
+    Adopt,
 }
 
 /// Walks the destination listing alongside source pages.
@@ -52,6 +56,8 @@ pub struct Differ<'a> {
     next_token: Option<String>,
     started: bool,
     exhausted: bool,
+    /// Destination objects written at or after this time belong to the current run.
+    run_started: Option<chrono::DateTime<chrono::Utc>>,
     /// HEAD requests made, for tests and metrics.
     pub heads: u64,
 }
@@ -66,8 +72,17 @@ impl<'a> Differ<'a> {
             next_token: None,
             started: false,
             exhausted: false,
+            run_started: None,
             heads: 0,
         }
+    }
+
+    /// Recognise objects written since `started` as the current run's own work
+    /// ([`Decision::Adopt`]). Destination clocks count whole seconds, so a run should start on
+    /// a whole second after the previous run's last write (the standalone runner waits for it).
+    pub fn with_run_start(mut self, started: chrono::DateTime<chrono::Utc>) -> Self {
+        self.run_started = Some(started);
+        self
     }
 
     /// Decisions for one page of source objects (in listing order).
@@ -77,7 +92,7 @@ impl<'a> Differ<'a> {
     ) -> Result<Vec<Decision>, crate::oss::Error> {
         let mut out = Vec::with_capacity(objects.len());
         for object in objects {
-            if self.policy == OverwritePolicy::Always {
+            if self.policy == OverwritePolicy::Always && self.run_started.is_none() {
                 out.push(Decision::Copy);
                 continue;
             }
@@ -85,6 +100,7 @@ impl<'a> Differ<'a> {
             let existing = self.find(&dest_key, &object.key).await?;
             out.push(match existing {
                 None => Decision::Copy,
+                Some(d) if self.written_this_run(&d) => Decision::Adopt,
                 Some(d) => self.compare(object, &d).await?,
             });
         }
@@ -135,6 +151,10 @@ impl<'a> Differ<'a> {
         self.next_token = page.next_continuation_token.filter(|_| page.is_truncated);
         self.exhausted = self.next_token.is_none();
         Ok(())
+    }
+
+    fn written_this_run(&self, dst: &ObjectSummary) -> bool {
+        matches!((self.run_started, dst.last_modified), (Some(run), Some(written)) if written >= run)
     }
 
     async fn compare(

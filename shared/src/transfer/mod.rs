@@ -16,6 +16,7 @@ pub mod diff;
 pub mod integrity;
 pub mod metadata;
 mod multipart;
+pub mod parts;
 pub mod resume;
 mod server_side;
 pub mod throttle;

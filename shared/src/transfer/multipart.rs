@@ -18,9 +18,9 @@ use crate::oss::{CompleteOptions, CompleteParts, CompletedPart, PartInfo, Reques
 use crate::source::ObjectHead;
 
 /// One finished part.
-struct PartDone {
-    part: CompletedPart,
-    digests: Digests,
+pub(super) struct PartDone {
+    pub part: CompletedPart,
+    pub digests: Digests,
 }
 
 /// Copies `head` by multipart upload; returns the whole object's CRC-64.
@@ -56,7 +56,7 @@ async fn forget(copier: &Copier, record: &UploadRecord) {
 }
 
 /// Resumes the recorded upload of this very source object, or starts a new one.
-async fn open_upload(
+pub(super) async fn open_upload(
     copier: &Copier,
     head: &ObjectHead,
     options: &ObjectOptions,
@@ -115,7 +115,7 @@ fn ledger_failure(e: String) -> Failure {
 }
 
 /// Part numbers and byte ranges, in order.
-fn plan(size: u64, part_size: u64) -> Vec<(u32, std::ops::Range<u64>)> {
+pub(super) fn plan(size: u64, part_size: u64) -> Vec<(u32, std::ops::Range<u64>)> {
     (0..size.div_ceil(part_size))
         .map(|i| (i as u32 + 1, i * part_size..((i + 1) * part_size).min(size)))
         .collect()
@@ -171,7 +171,7 @@ async fn upload_and_complete(
 }
 
 /// Uploads one part — or reuses the one OSS already holds from an earlier attempt.
-async fn upload_part(
+pub(super) async fn upload_part(
     copier: &Copier,
     head: &ObjectHead,
     record: &UploadRecord,

@@ -1,11 +1,20 @@
 //! Walking a key range of the source: list a page, decide with the destination listing
 //! ([`Differ`]), copy what must be copied with bounded concurrency, report every object.
+//! Listing runs ahead of copying (one page at most), so there is no pause at page boundaries,
+//! and each copy is its own task, so copies use every core of the runtime.
 //!
 //! This is the transfer role's inner loop. A budget (objects, bytes) stops it cleanly between
 //! objects and says where to continue, so a Lambda invocation hands the rest of its range back
 //! before its deadline instead of dying in the middle.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::{self, Either};
 use futures_util::{StreamExt, stream};
+use tokio::sync::mpsc;
 
 use super::diff::{Decision, Differ, OverwritePolicy};
 use super::{Copier, ObjectResult, Outcome};
@@ -72,10 +81,41 @@ pub struct RangeSummary {
 }
 
 /// Walks the range, handing each object's result to `sink` as it completes.
+///
+/// Listing and copying overlap: while up to `object_concurrency` copies run (each its own task,
+/// so they spread over the runtime's threads), the next page is listed and decided. Decided
+/// objects wait in a queue of at most one page, so memory stays at about two pages of listing
+/// plus the copies in flight, whatever the range holds. The budget trims pages before they are
+/// queued, so no object past it is started. A listing failure stops the walk with an error
+/// after the objects already queued have been copied and reported.
 pub async fn walk_range(
     copier: &Copier,
     options: &WalkOptions,
     sink: &mut (dyn FnMut(ObjectResult) + Send),
+) -> Result<RangeSummary, String> {
+    let queue = options.page_size.clamp(1, 1000) as usize;
+    let (tx, rx) = mpsc::channel(queue);
+    let shared = Arc::new((copier.clone(), options.clone()));
+    let (summary, ()) = future::join(
+        list_and_decide(copier, options, tx),
+        run_copies(shared, rx, options.object_concurrency.max(1), sink),
+    )
+    .await;
+    summary
+}
+
+/// What the lister hands the copiers.
+enum Work {
+    Copy(ObjectInfo),
+    /// Decided without copying; passed along so results reach the sink in one place.
+    Done(ObjectResult),
+}
+
+/// Lists the range page by page, applies the budget and the diff, and queues every object.
+async fn list_and_decide(
+    copier: &Copier,
+    options: &WalkOptions,
+    queue: mpsc::Sender<Work>,
 ) -> Result<RangeSummary, String> {
     let mut differ = Differ::new(&copier.dest, options.overwrite, &options.prefix);
     let mut summary = RangeSummary::default();
@@ -101,22 +141,37 @@ pub async fn walk_range(
             .decide(&objects)
             .await
             .map_err(|e| format!("destination listing: {e}"))?;
-        process_page(copier, options, objects, decisions, sink).await;
-        if budget_hit {
-            return Ok(RangeSummary {
-                heads: differ.heads,
-                ..summary
-            });
-        }
-        match page.next {
-            Some(token) if !range_ended => req.continuation = Some(token),
-            _ => {
-                return Ok(RangeSummary {
-                    heads: differ.heads,
-                    resume_after: None,
-                    ..summary
-                });
+        for (object, decision) in objects.into_iter().zip(decisions) {
+            let work = match decision {
+                // A walk has no run start, so its differ never adopts; copying is the safe
+                // answer should it ever.
+                Decision::Copy | Decision::Adopt => Work::Copy(object),
+                Decision::Skip(reason) => Work::Done(ObjectResult {
+                    key: object.key,
+                    size: object.size,
+                    source_etag: object.etag,
+                    outcome: Outcome::Skipped { reason },
+                    notes: Vec::new(),
+                }),
+            };
+            if queue.send(work).await.is_err() {
+                // Not expected: the copiers read until the queue is closed.
+                return Err("the copiers stopped before the listing ended".to_owned());
             }
+        }
+        let finished = match page.next {
+            Some(token) if !range_ended && !budget_hit => {
+                req.continuation = Some(token);
+                false
+            }
+            _ => true,
+        };
+        if finished {
+            if !budget_hit {
+                summary.resume_after = None;
+            }
+            summary.heads = differ.heads;
+            return Ok(summary);
         }
     }
 }
@@ -149,34 +204,72 @@ fn take_budget(
     hit
 }
 
-async fn process_page(
-    copier: &Copier,
-    options: &WalkOptions,
-    objects: Vec<ObjectInfo>,
-    decisions: Vec<Decision>,
+/// Copies queued objects, `concurrency` at a time, and reports every result as it completes,
+/// until the lister closes the queue and the last copy is done.
+async fn run_copies(
+    shared: Arc<(Copier, WalkOptions)>,
+    queue: mpsc::Receiver<Work>,
+    concurrency: usize,
     sink: &mut (dyn FnMut(ObjectResult) + Send),
 ) {
-    let mut copies = Vec::new();
-    for (object, decision) in objects.into_iter().zip(decisions) {
-        match decision {
-            Decision::Copy => copies.push(object),
-            Decision::Skip(reason) => sink(ObjectResult {
-                key: object.key,
-                size: object.size,
-                source_etag: object.etag,
-                outcome: Outcome::Skipped { reason },
-                notes: Vec::new(),
-            }),
-        }
-    }
-    let mut running = stream::iter(copies)
-        .map(|object| async move {
-            let result = copier.copy(&object.key).await;
-            restore_if_asked(copier, options, result).await
+    let work = stream::unfold(queue, |mut queue| async move {
+        queue.recv().await.map(|work| (work, queue))
+    });
+    let mut results = std::pin::pin!(
+        work.map(|work| match work {
+            Work::Done(result) => Either::Left(future::ready(result)),
+            Work::Copy(object) => Either::Right(CopyTask::spawn(shared.clone(), object)),
         })
-        .buffer_unordered(options.object_concurrency.max(1));
-    while let Some(result) = running.next().await {
+        .buffer_unordered(concurrency)
+    );
+    while let Some(result) = results.next().await {
         sink(result);
+    }
+}
+
+/// One object's copy running as its own task. Dropping it (a cancelled walk) aborts the copy.
+struct CopyTask {
+    handle: tokio::task::JoinHandle<ObjectResult>,
+    object: ObjectInfo,
+}
+
+impl CopyTask {
+    fn spawn(shared: Arc<(Copier, WalkOptions)>, object: ObjectInfo) -> CopyTask {
+        let listed = object.clone();
+        let handle = tokio::spawn(async move {
+            let (copier, options) = &*shared;
+            let result = copier.copy_listed(&listed).await;
+            restore_if_asked(copier, options, result).await
+        });
+        CopyTask { handle, object }
+    }
+}
+
+impl Future for CopyTask {
+    type Output = ObjectResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ObjectResult> {
+        let joined = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
+        Poll::Ready(match joined {
+            Ok(result) => result,
+            // A copy never panics by design; should one still, the object is reported, not lost.
+            Err(e) => ObjectResult {
+                key: std::mem::take(&mut self.object.key),
+                size: self.object.size,
+                source_etag: self.object.etag.take(),
+                outcome: Outcome::Failed {
+                    reason: format!("the copy task ended abnormally: {e}"),
+                    retryable: true,
+                },
+                notes: Vec::new(),
+            },
+        })
+    }
+}
+
+impl Drop for CopyTask {
+    fn drop(&mut self) {
+        self.handle.abort();
     }
 }
 

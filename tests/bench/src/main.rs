@@ -6,6 +6,7 @@
 
 mod emulator_ceiling;
 mod migrate;
+mod plan;
 mod proc_stats;
 mod procs;
 mod raw_oss;
@@ -30,6 +31,11 @@ enum Bench {
     EmulatorCeiling(emulator_ceiling::Args),
     /// Migration datasets from an S3 server to the OSS emulator: ferry, rclone and a raw pipe.
     Migrate(migrate::Args),
+    /// The planner at scale: buckets of N objects in the emulator, planned over HTTP.
+    Plan(plan::Args),
+    /// (internal) The planner of `plan`, run as its own process.
+    #[command(hide = true)]
+    PlanWorker(plan::WorkerArgs),
     /// (internal) One contender of `migrate`, run as its own process.
     #[command(hide = true)]
     Worker(worker::Args),
@@ -42,6 +48,21 @@ async fn main() {
     let tables = match cli.bench {
         Bench::EmulatorCeiling(args) => emulator_ceiling::run(args).await.map(|t| vec![t]),
         Bench::Migrate(args) => migrate::run(args).await,
+        Bench::Plan(args) => {
+            // Prints and records its own table (its columns are not throughput's).
+            if let Err(e) = plan::run(args, cli.record.as_deref()).await {
+                eprintln!("benchmark failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Bench::PlanWorker(args) => {
+            if let Err(e) = plan::worker(args).await {
+                eprintln!("plan worker failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
         Bench::Worker(args) => {
             if let Err(e) = worker::run(args).await {
                 eprintln!("worker failed: {e}");

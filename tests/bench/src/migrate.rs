@@ -5,6 +5,10 @@
 //! The S3 server is an OSS emulator speaking OSS's S3-compatible dialect (the one rclone and
 //! aws-sdk-s3 use against real OSS); every contender copies into a fresh destination emulator.
 //! Each contender runs as its own process, so its peak RSS and CPU time are its own (`wait4`).
+//!
+//! For quick checks, `--contenders ferry,raw` skips rclone and `--datasets small` the large sets;
+//! `FERRY_BENCH_WRAP="perf record -g -o FILE --"` runs the ferry and raw workers under a
+//! profiler (then the measured CPU and RSS include the profiler: do not record such runs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,6 +76,29 @@ pub struct Args {
     /// Scale every dataset's object count down by this factor (quick runs).
     #[arg(long, default_value_t = 1)]
     pub scale_down: usize,
+    /// Which contenders to run (all three for a recorded comparison; fewer for quick checks).
+    #[arg(long, value_delimiter = ',', default_values = ["ferry", "rclone", "raw"])]
+    pub contenders: Vec<Contender>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Contender {
+    /// ferry's engine (`worker ferry`)
+    Ferry,
+    /// rclone copy
+    Rclone,
+    /// the raw GET→PUT pipe (`worker raw`)
+    Raw,
+}
+
+impl Contender {
+    fn label(self) -> &'static str {
+        match self {
+            Contender::Ferry => "ferry",
+            Contender::Rclone => "rclone",
+            Contender::Raw => "raw GET→PUT",
+        }
+    }
 }
 
 pub async fn run(args: Args) -> Result<Vec<Table>, String> {
@@ -87,13 +114,13 @@ pub async fn run(args: Args) -> Result<Vec<Table>, String> {
             "{name}: {count} × {} from an S3 server to the OSS emulator (loopback, in memory)",
             human(size as u64)
         ));
-        for contender in ["ferry", "rclone", "raw GET→PUT"] {
+        for &contender in &args.contenders {
             let dest = EmulatorProcess::start(&emulator)?;
             RawOss::new(&dest.endpoint, AK, SK, REGION)
                 .create_bucket(DEST_BUCKET)
                 .await?;
             let command = match contender {
-                "ferry" => worker(
+                Contender::Ferry => worker(
                     &me,
                     "ferry",
                     &source.endpoint,
@@ -102,8 +129,8 @@ pub async fn run(args: Args) -> Result<Vec<Table>, String> {
                     count,
                     args.concurrency,
                 ),
-                "rclone" => rclone(&args.rclone, &source.endpoint, &dest.endpoint, name),
-                _ => worker(
+                Contender::Rclone => rclone(&args.rclone, &source.endpoint, &dest.endpoint, name),
+                Contender::Raw => worker(
                     &me,
                     "raw",
                     &source.endpoint,
@@ -114,6 +141,7 @@ pub async fn run(args: Args) -> Result<Vec<Table>, String> {
                 ),
             };
             let run = procs::measure(command)?;
+            let contender = contender.label();
             let copied = RawOss::new(&dest.endpoint, AK, SK, REGION)
                 .count(DEST_BUCKET, name)
                 .await?;
@@ -176,7 +204,18 @@ fn worker(
     count: usize,
     concurrency: usize,
 ) -> Command {
-    let mut c = Command::new(me);
+    // `FERRY_BENCH_WRAP="perf record -g -o /tmp/ferry.data --"` runs the worker under a profiler
+    // (the measured CPU and RSS are then the wrapper's too: for profiling, not for recording).
+    let wrap = std::env::var("FERRY_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut c = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(me);
+            c
+        }
+        None => Command::new(me),
+    };
     c.args([
         "worker",
         kind,

@@ -46,7 +46,6 @@ async fn ferry(args: &Args) -> Result<(), String> {
     config.region = Some(REGION.into());
     config.path_style = true;
     config.allow_http = true;
-    config.fetch_tags = false;
     config.credentials = S3Credentials::Static {
         access_key_id: AK.into(),
         secret_access_key: Secret::new(SK),

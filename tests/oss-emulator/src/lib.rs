@@ -31,7 +31,8 @@
 //! ```
 //!
 //! [`Emulator`] also has `object_info`, `object_bytes`, `keys`, `put_object_with`
-//! ([`PutOptions`]: storage class, content type, metadata), `delete_bucket` (with contents),
+//! ([`PutOptions`]: storage class, content type, metadata), `seed_objects` (bulk in-memory
+//! insertion for large test buckets, no HTTP), `delete_bucket` (with contents),
 //! `complete_restore`, `faults`, `clear_faults`, `set_fault_seed`, `reset_counters`,
 //! `set_restore_delay`, `region`, `access_key_id`, `bucket_names`.
 //!

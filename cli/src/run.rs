@@ -1,0 +1,129 @@
+//! `ferry run job.json`: a migration in one process (standalone mode), with a progress bar and
+//! the same report as a distributed run.
+//!
+//! Run it again with the same job and `--state-dir` after an interruption (Ctrl-C, a crash, a
+//! reboot) and it resumes the unfinished run: verified objects are not copied again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry::pipeline::standalone::{self, Options, View};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The job file (JSON; `ferry schema` prints its schema).
+    job: PathBuf,
+    /// Where the run's state, report.json and failures.csv are kept. Use the same folder to
+    /// resume an interrupted run.
+    #[arg(long, default_value = "ferry-state")]
+    state_dir: PathBuf,
+    /// Shard tasks worked on at the same time (each copies `concurrency.objects` objects at once).
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Start a new run even if the state folder holds an unfinished one.
+    #[arg(long)]
+    fresh: bool,
+    /// Copy only objects modified since the last complete run of this job.
+    #[arg(long)]
+    incremental: bool,
+    /// No progress bar (logs and the final summary only).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Exit status when the run completed but some objects failed or need a restore.
+pub const EXIT_PROBLEMS: u8 = 3;
+
+pub async fn run(args: Args) -> Result<u8, String> {
+    let text = std::fs::read_to_string(&args.job)
+        .map_err(|e| format!("cannot read {}: {e}", args.job.display()))?;
+    let spec = ferry::job::JobSpec::from_json(&text)
+        .map_err(|e| format!("{} is not a valid job:\n{e}", args.job.display()))?;
+    for warning in spec.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let bar = (!args.quiet).then(progress_bar);
+    let mut options = Options::new(&args.state_dir);
+    options.workers = args.workers;
+    options.fresh = args.fresh;
+    options.incremental = args.incremental;
+    options.count_scope = bar.is_some();
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        options.on_progress = Some(Arc::new(move |view: &View| show(&bar, view)));
+    }
+    let secrets = ferry::pipeline::deploy::secrets_for(&spec).await;
+    let finished = standalone::run(&text, options, secrets)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = &finished.report;
+    if finished.resumed {
+        println!("resumed run {} of job {}", report.run, report.job);
+    }
+    println!("{}", report.summary);
+    let t = &report.objects;
+    println!(
+        "{} objects in scope ({:.1} MiB), {} copied ({:.1} MiB), {} skipped, {} failed, {} need restore, {} filtered out; {:.1} s",
+        t.objects,
+        t.bytes as f64 / 1048576.0,
+        t.copied,
+        t.copied_bytes as f64 / 1048576.0,
+        t.skipped,
+        t.failed,
+        t.needs_restore,
+        t.filtered,
+        report.seconds
+    );
+    println!("report: {}", finished.run_dir.join("report.json").display());
+    if report.verdict == "complete" {
+        Ok(0)
+    } else {
+        println!(
+            "failures: {}",
+            finished.run_dir.join("failures.csv").display()
+        );
+        Ok(EXIT_PROBLEMS)
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn show(bar: &ProgressBar, view: &View) {
+    let t = &view.progress.tally;
+    let done_bytes = t.bytes;
+    match view.scope {
+        Some((objects, bytes, counted)) => {
+            bar.set_length(bytes.max(done_bytes));
+            bar.set_message(format!(
+                "{}/{}{} objects, {} failed, {} tasks pending",
+                t.objects,
+                objects,
+                if counted { "" } else { "+" },
+                t.failed,
+                view.progress.pending.len()
+            ));
+        }
+        None => bar.set_message(format!(
+            "{} objects, {} failed, {} tasks pending",
+            t.objects,
+            t.failed,
+            view.progress.pending.len()
+        )),
+    }
+    bar.set_position(done_bytes);
+}

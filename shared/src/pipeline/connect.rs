@@ -1,0 +1,187 @@
+//! Turning a job spec into live connections: the source adapter, the OSS destination and a
+//! copier whose multipart uploads are recorded in the state store.
+//!
+//! Credentials are resolved here and nowhere else: from environment variables named by the job,
+//! or from a Secrets Manager secret fetched through [`Secrets`]. Errors name the job field and
+//! never a secret value.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::RoleError;
+use super::layout;
+use crate::job::{JobSpec, SourceSpec};
+use crate::source::Source;
+use crate::source::oss::OssSource;
+use crate::source::s3::S3Source;
+use crate::state::StateStore;
+use crate::transfer::resume::{UploadLedger, UploadRecord};
+use crate::transfer::{Copier, Destination};
+
+type SecretFut<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
+/// Fetches a secret's text by id (Secrets Manager in distributed mode).
+pub trait Secrets: Send + Sync {
+    fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a>;
+}
+
+/// No secret store: a job that names a secret gets an error saying how to pass credentials.
+pub struct NoSecrets;
+
+impl Secrets for NoSecrets {
+    fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a> {
+        let message = format!(
+            "the job names Secrets Manager secret {id:?}, but this ferry has no secret store \
+             configured: run with AWS credentials that can read it, or name environment \
+             variables in the job's `credentials` instead"
+        );
+        Box::pin(async move { Err(message) })
+    }
+}
+
+/// Everything a role needs to act on one job.
+pub struct Connected {
+    pub spec: JobSpec,
+    pub source: Arc<dyn Source>,
+    pub dest: Destination,
+    pub copier: Copier,
+}
+
+/// Connects a job: resolves credentials and builds the source, the destination and a copier
+/// recording uploads under the run's `uploads/`.
+pub async fn connect(
+    spec: JobSpec,
+    run: &str,
+    state: Arc<dyn StateStore>,
+    secrets: &dyn Secrets,
+) -> Result<Connected, RoleError> {
+    let source = source_for(&spec, secrets).await?;
+    let dest_creds = {
+        let r = &spec.destination.credentials;
+        let text = fetch(secrets, r.secret_id()).await?;
+        r.resolve(text.as_deref())
+            .map_err(|e| RoleError::config(format!("destination.credentials: {e}")))?
+    };
+    let client = spec
+        .destination
+        .client(dest_creds)
+        .map_err(|e| RoleError::config(e.to_string()))?;
+    let dest = Destination {
+        client,
+        bucket: spec.destination.bucket.clone(),
+        prefix: spec.destination.prefix.clone(),
+    };
+    let ledger = Arc::new(StateLedger {
+        state,
+        job: spec.name.clone(),
+        run: run.to_owned(),
+    });
+    let copier = Copier {
+        source: source.clone(),
+        dest: dest.clone(),
+        options: spec.copy_options(),
+        ledger,
+    };
+    Ok(Connected {
+        spec,
+        source,
+        dest,
+        copier,
+    })
+}
+
+async fn source_for(spec: &JobSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, RoleError> {
+    match &spec.source {
+        SourceSpec::S3(s3) => {
+            let text = fetch(secrets, s3.credentials.secret_id()).await?;
+            let creds = s3
+                .credentials
+                .resolve(text.as_deref())
+                .map_err(|e| RoleError::config(format!("source.credentials: {e}")))?;
+            let source = S3Source::new(s3.config(creds))
+                .await
+                .map_err(|e| RoleError::config(format!("source: {e}")))?;
+            Ok(Arc::new(source))
+        }
+        SourceSpec::Oss(oss) => {
+            let text = fetch(secrets, oss.credentials.secret_id()).await?;
+            let creds = oss
+                .credentials
+                .resolve(text.as_deref())
+                .map_err(|e| RoleError::config(format!("source.credentials: {e}")))?;
+            let client = oss
+                .client(creds)
+                .map_err(|e| RoleError::config(e.to_string()))?;
+            Ok(Arc::new(OssSource::new(client, &oss.bucket, &oss.prefix)))
+        }
+    }
+}
+
+async fn fetch(secrets: &dyn Secrets, id: Option<&str>) -> Result<Option<String>, RoleError> {
+    match id {
+        None => Ok(None),
+        Some(id) => secrets.fetch(id).await.map(Some).map_err(RoleError::config),
+    }
+}
+
+/// Multipart upload records in the state store, so a task retried on another worker resumes
+/// the upload a previous one started.
+struct StateLedger {
+    state: Arc<dyn StateStore>,
+    job: String,
+    run: String,
+}
+
+type LedgerFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+impl UploadLedger for StateLedger {
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> LedgerFut<'a, Option<UploadRecord>> {
+        Box::pin(async move {
+            let path = layout::upload(&self.job, &self.run, bucket, key);
+            match self.state.get(&path).await.map_err(|e| e.to_string())? {
+                None => Ok(None),
+                // `null` is the tombstone of a completed upload.
+                Some(v) => serde_json::from_slice::<Option<UploadRecord>>(&v.body)
+                    .map_err(|e| format!("upload record {path}: {e}")),
+            }
+        })
+    }
+
+    fn put<'a>(&'a self, record: &'a UploadRecord) -> LedgerFut<'a, ()> {
+        Box::pin(async move {
+            let path = layout::upload(&self.job, &self.run, &record.bucket, &record.key);
+            let body = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+            self.state
+                .put(&path, Bytes::from(body))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> LedgerFut<'a, ()> {
+        // The state store has no delete (nothing ferry keeps is ever removed mid-run); a
+        // tombstone says the upload completed.
+        Box::pin(async move {
+            let path = layout::upload(&self.job, &self.run, bucket, key);
+            self.state
+                .put(&path, Bytes::from_static(b"null"))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Secrets held in memory, by id (the demo, tests, callers that fetched them already).
+pub struct StaticSecrets(pub std::collections::HashMap<String, crate::secret::Secret>);
+
+impl Secrets for StaticSecrets {
+    fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a> {
+        let found = self.0.get(id).map(|s| s.expose().to_owned());
+        Box::pin(async move { found.ok_or_else(|| format!("no secret named {id:?}")) })
+    }
+}

@@ -1,0 +1,143 @@
+//! Distributed mode's wiring: the ports and secret store a Lambda function uses, read from its
+//! environment (set by the SAM template in `infra/`).
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `FERRY_STATE_BUCKET` | the state store's S3 bucket |
+//! | `FERRY_STATE_PREFIX` | optional key prefix inside it |
+//! | `FERRY_WORK_QUEUE_URL` | the work queue (shard tasks) |
+//! | `FERRY_RESULTS_QUEUE_URL` | the results queue (chunk results) |
+//! | `FERRY_MAX_RECEIVES` | the work queue's `maxReceiveCount` (default 5) |
+//! | `FERRY_TIME_BUDGET_SECS` | a task's time when the invocation has no usable deadline |
+//!
+//! AWS clients come from the standard chain (`AWS_REGION`, the function's role, and
+//! `AWS_ENDPOINT_URL` for local stand-ins such as moto).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Ports;
+use super::connect::Secrets;
+use super::transfer::TransferSettings;
+use crate::queue::sqs::SqsQueue;
+use crate::state::s3::S3Store;
+
+/// A deployment's ports and secret store.
+pub struct Deployment {
+    pub ports: Ports,
+    pub secrets: Arc<dyn Secrets>,
+    pub transfer: TransferSettings,
+}
+
+impl Deployment {
+    /// Reads the environment; the error names the variable that is missing or wrong.
+    pub async fn from_env() -> Result<Deployment, String> {
+        Self::from_lookup(&|name| std::env::var(name).ok()).await
+    }
+
+    pub async fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Deployment, String> {
+        let need = |name: &str| {
+            env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                format!("environment variable {name} is not set: the function's template sets it")
+            })
+        };
+        let bucket = need("FERRY_STATE_BUCKET")?;
+        let prefix = env("FERRY_STATE_PREFIX").unwrap_or_default();
+        let work_url = need("FERRY_WORK_QUEUE_URL")?;
+        let results_url = need("FERRY_RESULTS_QUEUE_URL")?;
+        let mut transfer = TransferSettings::default();
+        if let Some(v) = env("FERRY_MAX_RECEIVES") {
+            transfer.max_receives = v.parse().map_err(|_| {
+                format!("FERRY_MAX_RECEIVES is {v:?}: set it to the work queue's maxReceiveCount, a whole number")
+            })?;
+        }
+        if let Some(v) = env("FERRY_TIME_BUDGET_SECS") {
+            let secs: u64 = v.parse().map_err(|_| {
+                format!("FERRY_TIME_BUDGET_SECS is {v:?}: set it to a number of seconds")
+            })?;
+            transfer.time_budget = Some(Duration::from_secs(secs));
+        }
+        let shared = aws_config::load_from_env().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&shared)
+                .force_path_style(env("FERRY_STATE_PATH_STYLE").is_some())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&shared);
+        let secrets = aws_sdk_secretsmanager::Client::new(&shared);
+        Ok(Deployment {
+            ports: Ports {
+                state: Arc::new(S3Store::new(s3, bucket, prefix)),
+                work: Arc::new(SqsQueue::new(sqs.clone(), work_url)),
+                results: Arc::new(SqsQueue::new(sqs, results_url)),
+            },
+            secrets: Arc::new(SecretsManager(secrets)),
+            transfer,
+        })
+    }
+}
+
+/// Secrets Manager as the secret store.
+pub struct SecretsManager(pub aws_sdk_secretsmanager::Client);
+
+impl SecretsManager {
+    /// A client from the standard AWS configuration chain (environment, profile, role).
+    pub async fn from_env() -> SecretsManager {
+        SecretsManager(aws_sdk_secretsmanager::Client::new(
+            &aws_config::load_from_env().await,
+        ))
+    }
+}
+
+/// The secret store a job needs: Secrets Manager when it names a secret, none otherwise (so a
+/// job with environment-variable credentials needs no AWS configuration at all).
+pub async fn secrets_for(spec: &crate::job::JobSpec) -> Arc<dyn Secrets> {
+    let source_secret = match &spec.source {
+        crate::job::SourceSpec::S3(s3) => s3.credentials.secret_id().is_some(),
+        crate::job::SourceSpec::Oss(oss) => oss.credentials.secret_id().is_some(),
+    };
+    if source_secret || spec.destination.credentials.secret_id().is_some() {
+        Arc::new(SecretsManager::from_env().await)
+    } else {
+        Arc::new(super::connect::NoSecrets)
+    }
+}
+
+impl Secrets for SecretsManager {
+    fn fetch<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot read Secrets Manager secret {id:?}: {}; check the name and that the \
+                         function's role may read it",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            out.secret_string().map(str::to_owned).ok_or_else(|| {
+                format!(
+                    "Secrets Manager secret {id:?} has no text value: store it as a JSON string"
+                )
+            })
+        })
+    }
+}
+
+/// A Lambda deadline (milliseconds since the epoch) as an `Instant`, or `None` when it is not
+/// in the future — cargo-lambda's emulator sends a constant that is — so the configured time
+/// budget applies instead.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<std::time::Instant> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let left = i64::try_from(deadline_ms).ok()? - now_ms;
+    (left > 0).then(|| std::time::Instant::now() + Duration::from_millis(left as u64))
+}

@@ -1,0 +1,195 @@
+//! Giant objects: an object larger than one task's byte budget is copied by several `Parts`
+//! tasks sharing one multipart upload (architecture §6), so no single invocation has to move
+//! it all before its deadline.
+//!
+//! The range task that meets the object opens the upload and issues the part tasks. Each part
+//! task uploads its parts and then adds itself to the upload's done-set
+//! (`uploads/<hash>.done.json`) with a conditional write; the write that makes the set full
+//! names its writer the *completer*, which assembles the object, proves it and reports it. A
+//! part task that fails for good marks the upload failed the same way, and only the task whose
+//! write did that reports the object — so the object is counted exactly once, whatever the
+//! delivery order or repetitions.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::message::{ObjectRecord, ShardTask, Work};
+use super::runtime::{RunHandle, Runtime};
+use super::{RoleError, layout};
+use crate::transfer::Outcome;
+use crate::transfer::parts::SharedUpload;
+
+/// Whether an object of `size` bytes is spread over part tasks.
+pub fn is_giant(run: &RunHandle, size: u64) -> bool {
+    let spec = run.spec();
+    size > spec.sharding.max_bytes_per_shard.bytes()
+        && size >= spec.concurrency.multipart_threshold.bytes()
+}
+
+/// Opens the shared upload and issues its part tasks (sent to the work queue). `Err(outcome)`
+/// when the object cannot be copied at all.
+pub async fn start(
+    rt: &Runtime,
+    run: &RunHandle,
+    task: &ShardTask,
+    key: &str,
+) -> Result<Result<Vec<ShardTask>, Outcome>, RoleError> {
+    let upload = match run.connected.copier.open_parts(key).await {
+        Ok(upload) => upload,
+        Err(e) if e.retryable => return Err(RoleError::retry(e.reason)),
+        Err(e) => {
+            return Ok(Err(Outcome::Failed {
+                reason: e.reason,
+                retryable: false,
+            }));
+        }
+    };
+    let budget = run.spec().sharding.max_bytes_per_shard.bytes();
+    let per_task = (budget / upload.part_size).max(1) as u32;
+    let parts = upload.parts();
+    let of = parts.div_ceil(per_task);
+    let tasks: Vec<ShardTask> = (0..of)
+        .map(|i| {
+            let first = i * per_task + 1;
+            let work = Work::Parts {
+                upload: upload.clone(),
+                first,
+                last: (first + per_task - 1).min(parts),
+                of,
+            };
+            ShardTask {
+                shard: super::message::shard_id(&task.job, &task.run, &work),
+                seq: 0,
+                attempt: 0,
+                work,
+                ..task.clone()
+            }
+        })
+        .collect();
+    let bodies: Vec<String> = tasks.iter().map(ShardTask::to_json).collect();
+    rt.ports.work.send_batch(&bodies).await?;
+    Ok(Ok(tasks))
+}
+
+/// `uploads/<hash>.done.json`: which part tasks finished, and who completes or reports.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct DoneSet {
+    done: BTreeSet<u32>,
+    /// The part task (by its first part) whose write filled the set.
+    completer: Option<u32>,
+    /// Why the upload failed for good, and which part task reports it.
+    failed: Option<(String, u32)>,
+}
+
+/// Uploads one part task's parts; returns the object's record when this task is the one that
+/// reports it.
+pub async fn upload_parts(
+    rt: &Runtime,
+    run: &RunHandle,
+    upload: &SharedUpload,
+    first: u32,
+    last: u32,
+    of: u32,
+) -> Result<Option<ObjectRecord>, RoleError> {
+    let copier = &run.connected.copier;
+    let failure = match copier.upload_parts(upload, first, last).await {
+        Ok(()) => None,
+        Err(e) if e.retryable => return Err(RoleError::retry(e.reason)),
+        Err(e) => Some(e.reason),
+    };
+    let set = mark(rt, run, upload, first, of, failure).await?;
+    let record = |outcome| {
+        ObjectRecord::from(crate::transfer::ObjectResult {
+            key: upload.key.clone(),
+            size: upload.size,
+            source_etag: upload.etag.clone(),
+            outcome,
+            notes: upload.notes.clone(),
+        })
+    };
+    if let Some((reason, reporter)) = set.failed {
+        if reporter != first {
+            return Ok(None);
+        }
+        let dest = &run.connected.dest;
+        let _ = dest
+            .client
+            .abort_multipart_upload(&dest.bucket, &dest.key_for(&upload.key), &upload.upload_id)
+            .await;
+        return Ok(Some(record(Outcome::Failed {
+            reason,
+            retryable: false,
+        })));
+    }
+    if set.completer != Some(first) {
+        return Ok(None);
+    }
+    let result = copier.complete_parts(upload).await;
+    if let Outcome::Failed {
+        retryable: true,
+        reason,
+    } = &result.outcome
+    {
+        return Err(RoleError::retry(reason.clone()));
+    }
+    Ok(Some(ObjectRecord::from(result)))
+}
+
+/// Adds this part task to the done-set (or marks the upload failed); returns the set as written.
+async fn mark(
+    rt: &Runtime,
+    run: &RunHandle,
+    upload: &SharedUpload,
+    first: u32,
+    of: u32,
+    failure: Option<String>,
+) -> Result<DoneSet, RoleError> {
+    let state = rt.ports.state.as_ref();
+    let dest = &run.connected.dest;
+    let key = layout::upload(
+        &run.manifest.job,
+        &run.manifest.run,
+        &dest.bucket,
+        &dest.key_for(&upload.key),
+    )
+    .replace(".json", ".done.json");
+    for _ in 0..100 {
+        let current = state.get(&key).await?;
+        let mut set: DoneSet = match &current {
+            Some(v) => serde_json::from_slice(&v.body)
+                .map_err(|e| RoleError::config(format!("{key}: {e}")))?,
+            None => DoneSet::default(),
+        };
+        let before = (set.done.len(), set.completer, set.failed.clone());
+        match &failure {
+            Some(reason) if set.failed.is_none() && set.completer.is_none() => {
+                set.failed = Some((reason.clone(), first))
+            }
+            Some(_) => {}
+            None => {
+                set.done.insert(first);
+                if set.done.len() as u32 >= of && set.completer.is_none() && set.failed.is_none() {
+                    set.completer = Some(first);
+                }
+            }
+        }
+        if (set.done.len(), set.completer, set.failed.clone()) == before {
+            return Ok(set);
+        }
+        let body = Bytes::from(serde_json::to_vec(&set).expect("json"));
+        let written = match &current {
+            None => state.put_if_absent(&key, body).await?,
+            Some(v) => state.put_if_match(&key, body, &v.version).await?,
+        };
+        if written.is_some() {
+            return Ok(set);
+        }
+        tokio::time::sleep(Duration::from_millis(10 + fastrand::u64(..40))).await;
+    }
+    Err(RoleError::retry(format!(
+        "{key}: too many concurrent updates"
+    )))
+}

@@ -1,0 +1,71 @@
+//! Where a run's documents live in the state store (architecture §4).
+
+use sha2::{Digest, Sha256};
+
+use super::message::ShardTask;
+
+pub fn job(job: &str) -> String {
+    format!("jobs/{job}/job.json")
+}
+
+pub fn watermark(job: &str) -> String {
+    format!("jobs/{job}/watermark.json")
+}
+
+/// The job's current run, for a standalone restart to find the run it was doing.
+pub fn current(job: &str) -> String {
+    format!("jobs/{job}/current.json")
+}
+
+pub fn run_dir(job: &str, run: &str) -> String {
+    format!("jobs/{job}/runs/{run}")
+}
+
+pub fn manifest(job: &str, run: &str) -> String {
+    format!("{}/manifest.json", run_dir(job, run))
+}
+
+pub fn progress(job: &str, run: &str) -> String {
+    format!("{}/progress.json", run_dir(job, run))
+}
+
+pub fn report(job: &str, run: &str) -> String {
+    format!("{}/report.json", run_dir(job, run))
+}
+
+pub fn failures(job: &str, run: &str) -> String {
+    format!("{}/failures.csv", run_dir(job, run))
+}
+
+/// A task's recorded result: `results/<shard>/<seq>.<hash>.json`, created once.
+pub fn result(task: &ShardTask) -> String {
+    let id = task.id();
+    let rest = id.strip_prefix(&format!("{}.", task.shard)).unwrap_or(&id);
+    format!(
+        "{}/results/{}/{rest}.json",
+        run_dir(&task.job, &task.run),
+        task.shard
+    )
+}
+
+/// A chunk result too large for a queue message.
+pub fn chunk(task: &ShardTask) -> String {
+    format!(
+        "{}/chunks/{}.json",
+        run_dir(&task.job, &task.run),
+        task.id()
+    )
+}
+
+/// A multipart upload in flight for a destination object.
+pub fn upload(job: &str, run: &str, bucket: &str, key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(bucket.as_bytes());
+    hasher.update([0]);
+    hasher.update(key.as_bytes());
+    format!(
+        "{}/uploads/{}.json",
+        run_dir(job, run),
+        &hex::encode(hasher.finalize())[..32]
+    )
+}

@@ -1,0 +1,356 @@
+//! The two messages of the pipeline (architecture §3): a [`ShardTask`] on the work queue, a
+//! [`ChunkResult`] on the results queue.
+//!
+//! Both are JSON with a version field, and both are safe to process twice. A task's id is a
+//! hash of what it asks for (job, run, shard, position, work), so the same work planned or
+//! handed back twice gets the same id, and the verifier records it once.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::transfer::{ObjectResult, Outcome};
+
+/// The message format version. A reader refuses versions it does not know instead of guessing.
+pub const VERSION: u32 = 1;
+
+/// One unit of work for a transfer worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTask {
+    pub v: u32,
+    pub job: String,
+    pub run: String,
+    /// Stable id of the shard this task belongs to (its continuation chain shares it).
+    pub shard: String,
+    /// Position in the shard's continuation chain.
+    pub seq: u32,
+    /// How many times this work was handed out again after a failed verification.
+    #[serde(default)]
+    pub attempt: u32,
+    pub work: Work,
+}
+
+/// What a task asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Work {
+    /// The keys under `prefix` after `start_after` and before `end`: list them, copy them.
+    Range {
+        prefix: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<String>,
+    },
+    /// These objects, by key (re-checks after a failed verification, objects handed back
+    /// before a deadline).
+    Keys {
+        keys: Vec<String>,
+        /// Copy without asking the overwrite policy (a re-copy after a failed verification).
+        #[serde(default)]
+        force: bool,
+    },
+    /// Parts `first..=last` of one giant object's shared multipart upload; `of` tasks share it,
+    /// and the one that finishes last completes it.
+    Parts {
+        upload: crate::transfer::parts::SharedUpload,
+        first: u32,
+        last: u32,
+        of: u32,
+    },
+    /// A step of planning: discover and split the source, starting from `cursor` (none for
+    /// the first step).
+    Plan {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<serde_json::Value>,
+    },
+}
+
+impl ShardTask {
+    pub fn new(job: &str, run: &str, shard: &str, seq: u32, work: Work) -> Self {
+        ShardTask {
+            v: VERSION,
+            job: job.to_owned(),
+            run: run.to_owned(),
+            shard: shard.to_owned(),
+            seq,
+            attempt: 0,
+            work,
+        }
+    }
+
+    /// The task's id: `<shard>.<seq>.<hash of everything>`. Readable in logs, and two tasks
+    /// that ask for different work never share one.
+    pub fn id(&self) -> String {
+        let body = serde_json::to_vec(self).expect("a task serialises");
+        let digest = Sha256::digest(&body);
+        format!("{}.{}.{}", self.shard, self.seq, &hex::encode(digest)[..12])
+    }
+
+    /// The next task in this shard's chain.
+    pub fn continuation(&self, work: Work) -> ShardTask {
+        ShardTask {
+            seq: self.seq + 1,
+            attempt: 0,
+            work,
+            ..self.clone()
+        }
+    }
+
+    /// A task for `keys` split off this one (handed back before a deadline, or re-checked):
+    /// a shard of its own, named after this task and the keys.
+    pub fn split_off(&self, tag: &str, keys: Vec<String>, force: bool, attempt: u32) -> ShardTask {
+        let mut hasher = Sha256::new();
+        hasher.update(self.id().as_bytes());
+        hasher.update(tag.as_bytes());
+        for key in &keys {
+            hasher.update(key.as_bytes());
+            hasher.update([0]);
+        }
+        let shard = format!("{tag}-{}", &hex::encode(hasher.finalize())[..16]);
+        ShardTask {
+            shard,
+            seq: 0,
+            attempt,
+            work: Work::Keys { keys, force },
+            ..self.clone()
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a task serialises")
+    }
+
+    pub fn from_json(text: &str) -> Result<ShardTask, MessageError> {
+        let task: ShardTask = parse(text, "shard task")?;
+        check_version(task.v, "shard task")?;
+        Ok(task)
+    }
+}
+
+/// A shard id derived from what it covers, so planning a run twice gives the same ids.
+pub fn shard_id(job: &str, run: &str, range: &Work) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(job.as_bytes());
+    hasher.update([0]);
+    hasher.update(run.as_bytes());
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(range).expect("work serialises"));
+    format!("s{}", &hex::encode(hasher.finalize())[..16])
+}
+
+/// One object's outcome as the transfer reported it, and as the verifier recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    #[serde(flatten)]
+    pub result: ObjectResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<ObjectResult> for ObjectRecord {
+    fn from(result: ObjectResult) -> Self {
+        ObjectRecord {
+            result,
+            version_id: None,
+            last_modified: None,
+        }
+    }
+}
+
+/// What a task did: its outcomes, and the tasks it handed on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkResult {
+    pub v: u32,
+    /// The task this result is for.
+    pub task: ShardTask,
+    /// Tasks this task issued (continuation, keys handed back, planned shards). The run is not
+    /// complete until each of them has a result too.
+    #[serde(default)]
+    pub spawned: Vec<ShardTask>,
+    #[serde(default)]
+    pub objects: Vec<ObjectRecord>,
+    /// Objects listed in the task's range and left out by the job's filters.
+    #[serde(default)]
+    pub filtered: u64,
+    /// The task itself failed (its range could not be listed, its job cannot be read) after
+    /// every delivery the queue allows; reported as a failed task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The results-queue message: a result inline, or where to read it when it is too large for
+/// a queue message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ResultMessage {
+    Inline { result: Box<ChunkResult> },
+    Stored { v: u32, key: String },
+}
+
+impl ResultMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a result serialises")
+    }
+
+    pub fn from_json(text: &str) -> Result<ResultMessage, MessageError> {
+        let message: ResultMessage = parse(text, "chunk result")?;
+        let v = match &message {
+            ResultMessage::Inline { result } => result.v,
+            ResultMessage::Stored { v, .. } => *v,
+        };
+        check_version(v, "chunk result")?;
+        Ok(message)
+    }
+}
+
+impl ChunkResult {
+    pub fn new(task: ShardTask) -> Self {
+        ChunkResult {
+            v: VERSION,
+            task,
+            spawned: Vec::new(),
+            objects: Vec::new(),
+            filtered: 0,
+            error: None,
+        }
+    }
+
+    /// Counts of this result's outcomes.
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally::default();
+        for object in &self.objects {
+            tally.add(&object.result);
+        }
+        tally.filtered = self.filtered;
+        tally.failed_tasks = u64::from(self.error.is_some());
+        tally
+    }
+}
+
+/// Outcome counts, added up along the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub objects: u64,
+    pub bytes: u64,
+    pub copied: u64,
+    pub copied_bytes: u64,
+    pub skipped: u64,
+    pub needs_restore: u64,
+    pub failed: u64,
+    #[serde(default)]
+    pub filtered: u64,
+    /// Tasks recorded failed as a whole (their objects are unknown).
+    #[serde(default)]
+    pub failed_tasks: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, result: &ObjectResult) {
+        self.objects += 1;
+        self.bytes += result.size;
+        match &result.outcome {
+            Outcome::Copied { .. } => {
+                self.copied += 1;
+                self.copied_bytes += result.size;
+            }
+            Outcome::Skipped { .. } => self.skipped += 1,
+            Outcome::NeedsRestore => self.needs_restore += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.objects += other.objects;
+        self.bytes += other.bytes;
+        self.copied += other.copied;
+        self.copied_bytes += other.copied_bytes;
+        self.skipped += other.skipped;
+        self.needs_restore += other.needs_restore;
+        self.failed += other.failed;
+        self.filtered += other.filtered;
+        self.failed_tasks += other.failed_tasks;
+    }
+}
+
+/// A message that cannot be read. Never retried: the same bytes would fail the same way.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable {what}: {problem}")]
+pub struct MessageError {
+    pub what: &'static str,
+    pub problem: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+) -> Result<T, MessageError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| MessageError {
+        what,
+        problem: format!("at `{}`: {}", e.path(), e.inner()),
+    })
+}
+
+fn check_version(v: u32, what: &'static str) -> Result<(), MessageError> {
+    if v == VERSION {
+        Ok(())
+    } else {
+        Err(MessageError {
+            what,
+            problem: format!(
+                "version {v}, this ferry reads version {VERSION}; run the same ferry version \
+                 for the whole run"
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: Option<&str>) -> Work {
+        Work::Range {
+            prefix: "p/".into(),
+            start_after: start.map(str::to_owned),
+            end: None,
+        }
+    }
+
+    #[test]
+    fn ids_follow_the_work() {
+        let a = ShardTask::new("j", "r", "s1", 0, range(None));
+        assert_eq!(a.id(), a.clone().id());
+        assert_ne!(a.id(), a.continuation(range(Some("k"))).id());
+        assert_ne!(
+            a.continuation(range(Some("k"))).id(),
+            a.continuation(range(Some("l"))).id()
+        );
+        assert!(a.id().starts_with("s1.0."));
+    }
+
+    #[test]
+    fn round_trips_and_refuses_other_versions() {
+        let task = ShardTask::new("j", "r", "s1", 3, range(Some("k")));
+        assert_eq!(ShardTask::from_json(&task.to_json()).unwrap(), task);
+        let newer = task.to_json().replace("\"v\":1", "\"v\":2");
+        let err = ShardTask::from_json(&newer).unwrap_err();
+        assert!(err.to_string().contains("version 2"), "{err}");
+        let broken = ShardTask::from_json("{\"v\":1,\"job\":3}").unwrap_err();
+        assert!(broken.to_string().contains("job"), "{broken}");
+    }
+
+    #[test]
+    fn split_off_names_depend_on_keys() {
+        let t = ShardTask::new("j", "r", "s1", 0, range(None));
+        let a = t.split_off("rest", vec!["a".into()], false, 0);
+        let b = t.split_off("rest", vec!["b".into()], false, 0);
+        assert_ne!(a.shard, b.shard);
+        assert_eq!(
+            a.shard,
+            t.split_off("rest", vec!["a".into()], false, 0).shard
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The pipeline: planner → work queue → transfer → results queue → verifier (architecture §1).
+//!
+//! The three roles are plain async functions over the four ports — [`Source`](crate::source),
+//! the OSS [`Destination`](crate::transfer::Destination), [`Queue`] and [`StateStore`] — so the
+//! Lambda functions and the standalone runner are thin shells around the same code:
+//!
+//! * [`planner`] — creates a run (job, manifest, progress) and plans it: discovers and splits
+//!   the source into key ranges and issues one [`ShardTask`] per range;
+//! * [`transfer`] — takes one task, lists its range up to a budget, hands the rest back as a
+//!   continuation *before* copying, copies, and sends one [`ChunkResult`];
+//! * [`verifier`] — checks each copied object at the destination on its own, records each
+//!   result exactly once, keeps [`progress`], detects completion and writes the [`report`].
+//!
+//! [`standalone`] runs all three in one process. [`message`] and [`layout`] are the wire and
+//! storage formats; [`connect`] turns a job spec into live clients.
+
+pub mod connect;
+pub mod deploy;
+pub mod giant;
+pub mod layout;
+pub mod message;
+pub mod planner;
+pub mod progress;
+pub mod report;
+pub mod runtime;
+pub mod standalone;
+pub mod transfer;
+pub mod verifier;
+
+use std::sync::Arc;
+
+use crate::queue::Queue;
+use crate::state::StateStore;
+
+pub use message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Tally, Work};
+
+/// The queues and the state store a deployment uses.
+#[derive(Clone)]
+pub struct Ports {
+    pub state: Arc<dyn StateStore>,
+    /// Shard tasks, read by transfer workers.
+    pub work: Arc<dyn Queue>,
+    /// Chunk results, read by the verifier.
+    pub results: Arc<dyn Queue>,
+}
+
+/// Why a role could not finish a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RoleError {
+    /// Trying again may succeed (a queue, store or source call failed transiently). When false,
+    /// the message can never succeed and is recorded as failed instead of retried forever.
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl RoleError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        RoleError {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        RoleError {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::state::StateError> for RoleError {
+    fn from(e: crate::state::StateError) -> Self {
+        RoleError {
+            retryable: e.kind == crate::state::StateErrorKind::Transient,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::queue::QueueError> for RoleError {
+    fn from(e: crate::queue::QueueError) -> Self {
+        RoleError {
+            retryable: e.kind == crate::queue::QueueErrorKind::Transient,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<message::MessageError> for RoleError {
+    fn from(e: message::MessageError) -> Self {
+        RoleError::config(e.to_string())
+    }
+}

@@ -1,0 +1,214 @@
+//! The planner role: create a run, then plan it (architecture §1).
+//!
+//! [`create_run`] records the job as submitted, the run manifest and the run's first progress
+//! (one pending task: planning). Planning itself is a task like any other ([`Work::Plan`]):
+//! [`plan_step`] discovers and splits the source into key ranges until its time is up, issues
+//! one range task per range, and hands the rest of the planning on as a continuation — so a
+//! planner near its deadline continues in a fresh invocation, and a planner that dies is
+//! redelivered like any task.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::message::{ChunkResult, ShardTask, Work, shard_id};
+use super::progress::Progress;
+use super::runtime::{Manifest, RunHandle, Runtime, read_json};
+use super::{Ports, RoleError, layout};
+use crate::job::JobSpec;
+use crate::plan::{KeyRange, PlanCursor, PlanOptions};
+
+/// Incremental runs reach back this far before the previous run's start, so an object written
+/// while that run was listing is not missed.
+pub const INCREMENTAL_OVERLAP: TimeDelta = TimeDelta::minutes(15);
+
+/// Shard tasks sent per queue call.
+const SEND_BATCH: usize = 100;
+
+/// A request to start a run.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    /// The job file's text, as submitted.
+    pub job_text: String,
+    /// The run id; `None` for a new one derived from `started`. Give the same id again to make
+    /// a retried start idempotent (the Lambda planner uses its request id).
+    pub run: Option<String>,
+    /// Copy only objects modified since the last complete run (minus an overlap).
+    pub incremental: bool,
+    pub started: DateTime<Utc>,
+}
+
+/// A run id: the start time, readable and sortable, plus a random tail.
+pub fn new_run_id(started: DateTime<Utc>) -> String {
+    format!(
+        "{}-{:04x}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        fastrand::u16(..)
+    )
+}
+
+/// Records the job, the manifest and the first progress. Idempotent for a given run id: a
+/// second call returns the manifest the first one wrote.
+pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest, RoleError> {
+    let spec =
+        JobSpec::from_json(&request.job_text).map_err(|e| RoleError::config(e.to_string()))?;
+    let state = ports.state.as_ref();
+    let job = spec.name.as_str();
+    let run = request
+        .run
+        .clone()
+        .unwrap_or_else(|| new_run_id(request.started));
+    let since = if request.incremental {
+        read_json::<serde_json::Value>(state, &layout::watermark(job))
+            .await?
+            .and_then(|w| w.get("started")?.as_str().map(str::to_owned))
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&Utc) - INCREMENTAL_OVERLAP)
+    } else {
+        None
+    };
+    let root = ShardTask::new(job, &run, "plan", 0, Work::Plan { cursor: None });
+    let manifest = Manifest {
+        v: super::message::VERSION,
+        job: job.to_owned(),
+        run: run.clone(),
+        started: request.started,
+        since,
+        root: root.clone(),
+    };
+    state
+        .put(&layout::job(job), Bytes::from(request.job_text.clone()))
+        .await?;
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    let manifest = match state
+        .put_if_absent(&layout::manifest(job, &run), body.into())
+        .await?
+    {
+        Some(_) => manifest,
+        None => read_json(state, &layout::manifest(job, &run))
+            .await?
+            .ok_or_else(|| RoleError::retry("manifest vanished"))?,
+    };
+    let progress = Progress::new(
+        job,
+        &run,
+        manifest.started,
+        std::slice::from_ref(&manifest.root),
+    );
+    let body = serde_json::to_vec(&progress).expect("progress serialises");
+    state
+        .put_if_absent(&layout::progress(job, &run), body.into())
+        .await?;
+    let current = serde_json::json!({ "run": run });
+    state
+        .put(
+            &layout::current(job),
+            serde_json::to_vec(&current).expect("json").into(),
+        )
+        .await?;
+    Ok(manifest)
+}
+
+/// One step of planning: ranges until `stop`, each issued as a shard task, and a continuation
+/// of the planning if it is not finished.
+pub async fn plan_step(
+    rt: &Runtime,
+    run: &RunHandle,
+    task: &ShardTask,
+    cursor: Option<serde_json::Value>,
+    stop: Option<Instant>,
+) -> Result<ChunkResult, RoleError> {
+    let options = plan_options(run.spec());
+    let source = run.connected.source.as_ref();
+    let outcome = match cursor {
+        None => crate::plan::plan_ranges(source, &options, stop).await,
+        Some(value) => {
+            let cursor = load_cursor(rt, value).await?;
+            crate::plan::plan_continue(source, &options, cursor, stop).await
+        }
+    }
+    .map_err(|e| match e {
+        crate::plan::PlanError::Source(e) => RoleError {
+            retryable: e.is_retryable(),
+            message: format!("planning: {e}"),
+        },
+        other => RoleError::config(format!("planning: {other}")),
+    })?;
+    let stats = outcome.stats().clone();
+    let (ranges, next) = outcome.into_parts();
+    tracing::info!(
+        ranges = ranges.len(),
+        keys_read = stats.keys_read,
+        list_requests = stats.list_requests,
+        complete = next.is_none(),
+        "planning step"
+    );
+    let ranges: Vec<KeyRange> = ranges.into_iter().map(|r| r.range).collect();
+    let mut result = ChunkResult::new(task.clone());
+    result.spawned = ranges.iter().map(|r| range_task(task, r)).collect();
+    if let Some(cursor) = next {
+        let value = store_cursor(rt, task, &cursor).await?;
+        result.spawned.push(task.continuation(Work::Plan {
+            cursor: Some(value),
+        }));
+    }
+    for batch in result.spawned.chunks(SEND_BATCH) {
+        let bodies: Vec<String> = batch.iter().map(ShardTask::to_json).collect();
+        rt.ports.work.send_batch(&bodies).await?;
+    }
+    Ok(result)
+}
+
+fn range_task(plan: &ShardTask, range: &KeyRange) -> ShardTask {
+    let work = Work::Range {
+        prefix: range.prefix.clone(),
+        start_after: range.start_after.clone(),
+        end: range.end.clone(),
+    };
+    let shard = shard_id(&plan.job, &plan.run, &work);
+    ShardTask::new(&plan.job, &plan.run, &shard, 0, work)
+}
+
+fn plan_options(spec: &JobSpec) -> PlanOptions {
+    PlanOptions {
+        prefix: spec.source.prefix().to_owned(),
+        scan_depth: spec.sharding.scan_depth,
+        // A range of about one task's budget: most ranges are one task, long ones a chain.
+        target_keys_per_shard: spec.sharding.max_keys_per_shard.max(1),
+        ..PlanOptions::default()
+    }
+}
+
+/// Cursors larger than this travel through the state store instead of inside the message.
+const INLINE_CURSOR_LIMIT: usize = 128 * 1024;
+
+/// The cursor as the continuation task carries it: inline, or `{"stored": key}`.
+async fn store_cursor(
+    rt: &Runtime,
+    task: &ShardTask,
+    cursor: &PlanCursor,
+) -> Result<serde_json::Value, RoleError> {
+    let value = serde_json::to_value(cursor).expect("cursor serialises");
+    let text = value.to_string();
+    if text.len() <= INLINE_CURSOR_LIMIT {
+        return Ok(value);
+    }
+    let key = format!(
+        "{}/plan/{}.json",
+        layout::run_dir(&task.job, &task.run),
+        task.seq + 1
+    );
+    rt.ports.state.put(&key, Bytes::from(text)).await?;
+    Ok(serde_json::json!({ "stored": key }))
+}
+
+async fn load_cursor(rt: &Runtime, value: serde_json::Value) -> Result<PlanCursor, RoleError> {
+    let value = match value.get("stored").and_then(|k| k.as_str()) {
+        Some(key) => read_json(rt.ports.state.as_ref(), key)
+            .await?
+            .ok_or_else(|| RoleError::retry(format!("planning cursor {key} is not stored yet")))?,
+        None => value,
+    };
+    serde_json::from_value(value).map_err(|e| RoleError::config(format!("planning cursor: {e}")))
+}

@@ -1,0 +1,177 @@
+//! The run report: `report.json` (counts, timing, verdict) and `failures.csv` (every object not
+//! copied for a reason the user must act on), written once when the run is complete.
+//!
+//! The report is built from the recorded results, walking from the run's first task through
+//! the tasks each result issued — exactly the results progress counted, never a result of a
+//! duplicate execution that lost the race.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::message::{ChunkResult, Tally};
+use super::progress::Progress;
+use super::runtime::{Manifest, Runtime, read_json};
+use super::{RoleError, layout};
+use crate::transfer::Outcome;
+
+/// `report.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub v: u32,
+    pub job: String,
+    pub run: String,
+    pub source: String,
+    pub destination: String,
+    pub mode: String,
+    pub verification: String,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub seconds: f64,
+    /// `complete` (everything in scope is at the destination, verified, or skipped on purpose)
+    /// or `complete-with-problems` (see failures.csv).
+    pub verdict: String,
+    pub summary: String,
+    pub objects: Tally,
+    /// Tasks whose results were counted.
+    pub tasks: u64,
+    /// Tasks that failed as a whole, with why.
+    pub failed_tasks: Vec<FailedTask>,
+    /// Objects listed in failures.csv (failed and needs-restore).
+    pub failures_listed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTask {
+    pub task: String,
+    pub error: String,
+}
+
+/// Writes the report of a complete run unless it exists already, and advances the job's
+/// watermark when nothing is left to retry.
+pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> {
+    let state = rt.ports.state.as_ref();
+    let (job, run) = (progress.job.as_str(), progress.run.as_str());
+    if state.get(&layout::report(job, run)).await?.is_some() {
+        return Ok(());
+    }
+    let manifest: Manifest = read_json(state, &layout::manifest(job, run))
+        .await?
+        .ok_or_else(|| RoleError::config(format!("run {run} has no manifest")))?;
+    let handle = rt.run(job, run).await?;
+    let (csv, failed_tasks, listed) = collect(rt, &manifest).await?;
+    let finished = progress.finished.unwrap_or_else(Utc::now);
+    let spec = handle.spec();
+    let report = Report {
+        v: 1,
+        job: job.to_owned(),
+        run: run.to_owned(),
+        source: handle.connected.source.describe(),
+        destination: format!(
+            "oss://{}/{}",
+            handle.connected.dest.bucket, handle.connected.dest.prefix
+        ),
+        mode: format!("{:?}", spec.mode).to_lowercase(),
+        verification: format!("{:?}", spec.verification).to_lowercase(),
+        started: manifest.started,
+        finished,
+        seconds: (finished - manifest.started).num_milliseconds() as f64 / 1000.0,
+        verdict: verdict(&progress.tally).0.to_owned(),
+        summary: verdict(&progress.tally).1,
+        objects: progress.tally.clone(),
+        tasks: progress.tasks_done,
+        failed_tasks,
+        failures_listed: listed,
+    };
+    state
+        .put(&layout::failures(job, run), csv.into_bytes().into())
+        .await?;
+    let body = serde_json::to_vec_pretty(&report).expect("the report serialises");
+    state.put(&layout::report(job, run), body.into()).await?;
+    if report.verdict == "complete" {
+        let mark = serde_json::json!({ "run": run, "started": manifest.started });
+        state
+            .put(
+                &layout::watermark(job),
+                serde_json::to_vec(&mark).expect("json").into(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The verdict and a one-line summary a person reads first.
+pub fn verdict(t: &Tally) -> (&'static str, String) {
+    let problems = t.failed + t.needs_restore + t.failed_tasks;
+    if problems == 0 {
+        (
+            "complete",
+            format!(
+                "COMPLETE: {} objects in scope, {} copied and verified byte-exact, {} already identical",
+                t.objects, t.copied, t.skipped
+            ),
+        )
+    } else {
+        (
+            "complete-with-problems",
+            format!(
+                "COMPLETE WITH PROBLEMS: {} objects in scope, {} copied and verified, {} skipped, \
+                 {} failed, {} need restore, {} tasks failed — see failures.csv",
+                t.objects, t.copied, t.skipped, t.failed, t.needs_restore, t.failed_tasks
+            ),
+        )
+    }
+}
+
+/// Walks the recorded results from the root; returns failures.csv, failed tasks, rows listed.
+async fn collect(
+    rt: &Runtime,
+    manifest: &Manifest,
+) -> Result<(String, Vec<FailedTask>, u64), RoleError> {
+    let state = rt.ports.state.as_ref();
+    let mut csv = String::from("key,size,outcome,reason\n");
+    let mut failed_tasks = Vec::new();
+    let mut listed = 0;
+    let mut queue = VecDeque::from([manifest.root.clone()]);
+    while let Some(task) = queue.pop_front() {
+        let key = layout::result(&task);
+        let result: ChunkResult = read_json(state, &key).await?.ok_or_else(|| {
+            RoleError::retry(format!("{key} is missing although progress counted it"))
+        })?;
+        if let Some(error) = &result.error {
+            failed_tasks.push(FailedTask {
+                task: task.id(),
+                error: error.clone(),
+            });
+        }
+        for object in &result.objects {
+            let r = &object.result;
+            let (outcome, reason) = match &r.outcome {
+                Outcome::Failed { reason, .. } => ("failed", reason.clone()),
+                Outcome::NeedsRestore => ("needs-restore", r.notes.join("; ")),
+                _ => continue,
+            };
+            listed += 1;
+            let _ = writeln!(
+                csv,
+                "{},{},{outcome},{}",
+                field(&r.key),
+                r.size,
+                field(&reason)
+            );
+        }
+        queue.extend(result.spawned);
+    }
+    Ok((csv, failed_tasks, listed))
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}

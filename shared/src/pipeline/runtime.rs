@@ -1,0 +1,123 @@
+//! What every role needs for a (job, run): the job spec as submitted, the run manifest, and live
+//! connections — loaded from the state store once per process and cached, because a Lambda
+//! sandbox handles many messages of the same run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::connect::{Connected, Secrets, connect};
+use super::message::ShardTask;
+use super::{Ports, RoleError, layout};
+use crate::job::{JobSpec, Mode};
+use crate::source::ObjectInfo;
+
+/// `manifest.json`: what a run is, fixed when it is created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub v: u32,
+    pub job: String,
+    pub run: String,
+    pub started: DateTime<Utc>,
+    /// Incremental runs copy only objects modified at or after this time (the previous
+    /// complete run's start, minus an overlap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// The first task: planning.
+    pub root: ShardTask,
+}
+
+/// A run, ready to work on.
+pub struct RunHandle {
+    pub manifest: Manifest,
+    pub connected: Connected,
+}
+
+impl RunHandle {
+    pub fn spec(&self) -> &JobSpec {
+        &self.connected.spec
+    }
+
+    pub fn is_audit(&self) -> bool {
+        self.spec().mode == Mode::Audit
+    }
+
+    /// Whether a listed object is in the run's scope: the job's filters, and for incremental
+    /// runs the time window.
+    pub fn in_scope(&self, object: &ObjectInfo) -> bool {
+        let recent = match (self.manifest.since, object.last_modified) {
+            (Some(since), Some(modified)) => modified >= since,
+            _ => true,
+        };
+        recent && self.spec().matches(object)
+    }
+}
+
+/// Ports, secrets, and a cache of open runs.
+pub struct Runtime {
+    pub ports: Ports,
+    pub secrets: Arc<dyn Secrets>,
+    runs: Mutex<HashMap<(String, String), Arc<RunHandle>>>,
+}
+
+impl Runtime {
+    pub fn new(ports: Ports, secrets: Arc<dyn Secrets>) -> Self {
+        Runtime {
+            ports,
+            secrets,
+            runs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The run, loaded and connected on first use.
+    pub async fn run(&self, job: &str, run: &str) -> Result<Arc<RunHandle>, RoleError> {
+        let key = (job.to_owned(), run.to_owned());
+        let mut runs = self.runs.lock().await;
+        if let Some(handle) = runs.get(&key) {
+            return Ok(handle.clone());
+        }
+        let handle = Arc::new(self.open(job, run).await?);
+        runs.insert(key, handle.clone());
+        Ok(handle)
+    }
+
+    async fn open(&self, job: &str, run: &str) -> Result<RunHandle, RoleError> {
+        let state = &self.ports.state;
+        let manifest: Manifest = read_json(state.as_ref(), &layout::manifest(job, run))
+            .await?
+            .ok_or_else(|| {
+                RoleError::config(format!(
+                    "run {run} of job {job} has no manifest in {}: start runs with the planner",
+                    state.describe()
+                ))
+            })?;
+        let text = state
+            .get(&layout::job(job))
+            .await?
+            .ok_or_else(|| RoleError::config(format!("job {job} has no job.json")))?;
+        let text = String::from_utf8_lossy(&text.body).into_owned();
+        let spec = JobSpec::from_json(&text)
+            .map_err(|e| RoleError::config(format!("stored job.json of {job}: {e}")))?;
+        let connected = connect(spec, run, state.clone(), self.secrets.as_ref()).await?;
+        Ok(RunHandle {
+            manifest,
+            connected,
+        })
+    }
+}
+
+/// Reads and parses a JSON document, `None` when absent.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &dyn crate::state::StateStore,
+    key: &str,
+) -> Result<Option<T>, RoleError> {
+    match state.get(key).await? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(&v.body)
+            .map(Some)
+            .map_err(|e| RoleError::config(format!("{key} in {}: {e}", state.describe()))),
+    }
+}

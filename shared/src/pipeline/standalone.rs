@@ -1,0 +1,358 @@
+//! Standalone mode (architecture §9): planner, a pool of transfer workers and the verifier in
+//! one process, with in-memory queues and a local state directory.
+//!
+//! The queues live in memory, but nothing the run needs does: `progress.json` holds every task
+//! still waiting for its result. Killed at any moment and started again with the same job and
+//! state directory, the runner finds the unfinished run (`current.json`), puts its pending tasks
+//! back on fresh queues and carries on; tasks that had run are recorded once, and objects
+//! already written by this run are adopted, not copied again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::connect::Secrets;
+use super::message::ShardTask;
+use super::planner::{self, RunRequest};
+use super::progress::Progress;
+use super::report::{self, Report};
+use super::runtime::{Runtime, read_json};
+use super::transfer::{self, TransferSettings};
+use super::verifier::{self, VerifierSettings};
+use super::{Ports, RoleError, layout};
+use crate::job::JobSpec;
+use crate::queue::Queue;
+use crate::queue::memory::{MemoryQueue, QueueSettings};
+use crate::state::local::LocalStore;
+
+/// What a standalone run is told.
+pub struct Options {
+    /// Where the run's state lives; the same directory resumes an interrupted run.
+    pub state_dir: PathBuf,
+    /// Shard tasks worked on at the same time.
+    pub workers: usize,
+    pub transfer: TransferSettings,
+    pub verifier: VerifierSettings,
+    /// Start a new run even when the state directory holds an unfinished one.
+    pub fresh: bool,
+    /// Copy only what changed since the last complete run.
+    pub incremental: bool,
+    /// Called with the current progress a few times a second.
+    pub on_progress: Option<ProgressFn>,
+    /// Count the objects in scope alongside the run (one extra listing of the source), so
+    /// progress can show a total and an ETA.
+    pub count_scope: bool,
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&View) + Send + Sync>;
+
+/// What the progress callback sees.
+pub struct View<'a> {
+    pub progress: &'a Progress,
+    /// Objects and bytes in scope counted so far, and whether counting is finished.
+    pub scope: Option<(u64, u64, bool)>,
+}
+
+impl Options {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            state_dir: state_dir.into(),
+            workers: 4,
+            transfer: TransferSettings::default(),
+            verifier: VerifierSettings::default(),
+            fresh: false,
+            incremental: false,
+            on_progress: None,
+            count_scope: false,
+        }
+    }
+}
+
+/// How a standalone run ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: Report,
+    /// Where report.json and failures.csv are.
+    pub run_dir: PathBuf,
+    /// Whether this invocation resumed an interrupted run.
+    pub resumed: bool,
+}
+
+/// Runs the job to completion and returns its report.
+pub async fn run(
+    job_text: &str,
+    options: Options,
+    secrets: Arc<dyn Secrets>,
+) -> Result<Finished, RoleError> {
+    let spec = JobSpec::from_json(job_text).map_err(|e| RoleError::config(e.to_string()))?;
+    let state = Arc::new(LocalStore::open(&options.state_dir).map_err(RoleError::from)?);
+    let work = Arc::new(MemoryQueue::new("work", queue_settings()));
+    let results = Arc::new(MemoryQueue::new("results", queue_settings()));
+    let ports = Ports {
+        state: state.clone(),
+        work: work.clone(),
+        results: results.clone(),
+    };
+    let rt = Arc::new(Runtime::new(ports.clone(), secrets));
+
+    let (run, resumed) = match unfinished_run(&rt, &spec.name, options.fresh).await? {
+        Some((run, pending)) => {
+            let bodies: Vec<String> = pending.iter().map(ShardTask::to_json).collect();
+            work.send_batch(&bodies).await?;
+            (run, true)
+        }
+        None => {
+            let started = next_whole_second(Utc::now()).await;
+            let request = RunRequest {
+                job_text: job_text.to_owned(),
+                run: None,
+                incremental: options.incremental,
+                started,
+            };
+            let manifest = planner::create_run(&ports, &request).await?;
+            work.send_batch(&[manifest.root.to_json()]).await?;
+            (manifest.run, false)
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..options.workers.max(1) {
+        tasks.push(tokio::spawn(transfer_loop(
+            rt.clone(),
+            work.clone(),
+            options.transfer.clone(),
+            stop.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(verifier_loop(
+        rt.clone(),
+        results.clone(),
+        options.verifier.clone(),
+        stop.clone(),
+    )));
+
+    let scope = Arc::new(ScopeCount::default());
+    if options.count_scope && options.on_progress.is_some() {
+        let (rt, scope) = (rt.clone(), scope.clone());
+        let (job, run) = (spec.name.clone(), run.clone());
+        tokio::spawn(async move { count_scope(&rt, &job, &run, &scope).await });
+    }
+    let shown = options.count_scope.then_some(scope.as_ref());
+    let outcome = watch(&rt, &spec.name, &run, options.on_progress.as_deref(), shown).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let report = outcome?;
+    Ok(Finished {
+        report,
+        run_dir: options.state_dir.join(layout::run_dir(&spec.name, &run)),
+        resumed,
+    })
+}
+
+fn queue_settings() -> QueueSettings {
+    QueueSettings {
+        // In one process a delivery is only lost with the process itself, and then the queue
+        // is gone too: redelivery comes from progress.json, not from visibility timeouts.
+        visibility_timeout: Duration::from_secs(24 * 3600),
+        max_receives: None,
+    }
+}
+
+/// The job's unfinished run and its pending tasks, if there is one to resume.
+async fn unfinished_run(
+    rt: &Runtime,
+    job: &str,
+    fresh: bool,
+) -> Result<Option<(String, Vec<ShardTask>)>, RoleError> {
+    if fresh {
+        return Ok(None);
+    }
+    let state = rt.ports.state.as_ref();
+    let Some(current) = read_json::<serde_json::Value>(state, &layout::current(job)).await? else {
+        return Ok(None);
+    };
+    let Some(run) = current.get("run").and_then(|r| r.as_str()) else {
+        return Ok(None);
+    };
+    let Some(progress) = read_json::<Progress>(state, &layout::progress(job, run)).await? else {
+        return Ok(None);
+    };
+    if progress.is_complete() {
+        // Complete, maybe without a report if the process died in between: finish that.
+        if state.get(&layout::report(job, run)).await?.is_none() {
+            report::ensure(rt, &progress).await?;
+        }
+        return Ok(None);
+    }
+    Ok(Some((
+        run.to_owned(),
+        progress.pending.into_values().collect(),
+    )))
+}
+
+/// Waits for the next whole second. Destination clocks count whole seconds, so starting a run
+/// on one tells this run's writes apart from the previous run's (see `Differ::with_run_start`).
+async fn next_whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{SubsecRound, TimeDelta};
+    let next = now.trunc_subsecs(0) + TimeDelta::seconds(1);
+    let wait = (next - now).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    next
+}
+
+async fn transfer_loop(
+    rt: Arc<Runtime>,
+    work: Arc<MemoryQueue>,
+    settings: TransferSettings,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(batch) = work.receive(1, Duration::from_millis(200)).await else {
+            continue;
+        };
+        for delivery in batch {
+            let done =
+                transfer::handle(&rt, &settings, &delivery.body, delivery.receive_count, None)
+                    .await;
+            settle(
+                work.as_ref(),
+                &delivery.receipt,
+                done,
+                delivery.receive_count,
+            )
+            .await;
+        }
+    }
+}
+
+async fn verifier_loop(
+    rt: Arc<Runtime>,
+    results: Arc<MemoryQueue>,
+    settings: VerifierSettings,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(batch) = results.receive(10, Duration::from_millis(200)).await else {
+            continue;
+        };
+        let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
+        let outcomes = verifier::handle_batch(&rt, &settings, &bodies).await;
+        for (delivery, done) in batch.iter().zip(outcomes) {
+            settle(
+                results.as_ref(),
+                &delivery.receipt,
+                done,
+                delivery.receive_count,
+            )
+            .await;
+        }
+    }
+}
+
+/// Acks a finished delivery, or gives it back with a growing delay.
+async fn settle(queue: &dyn Queue, receipt: &str, done: Result<(), RoleError>, count: u32) {
+    match done {
+        Ok(()) => {
+            let _ = queue.ack(&[receipt.to_owned()]).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, deliveries = count, "will retry");
+            let delay = Duration::from_millis(200 * 2u64.pow(count.min(6)));
+            let _ = queue.nack(receipt, delay).await;
+        }
+    }
+}
+
+/// Polls progress until the run is complete and reported.
+async fn watch(
+    rt: &Runtime,
+    job: &str,
+    run: &str,
+    on_progress: Option<&(dyn Fn(&View) + Send + Sync)>,
+    scope: Option<&ScopeCount>,
+) -> Result<Report, RoleError> {
+    let state = rt.ports.state.as_ref();
+    let mut last_report_check = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(progress) = read_json::<Progress>(state, &layout::progress(job, run)).await?
+        else {
+            continue;
+        };
+        if let Some(callback) = on_progress {
+            callback(&View {
+                progress: &progress,
+                scope: scope.map(ScopeCount::get),
+            });
+        }
+        if !progress.is_complete() {
+            continue;
+        }
+        if let Some(report) = read_json::<Report>(state, &layout::report(job, run)).await? {
+            return Ok(report);
+        }
+        // Complete but not yet reported: the verifier writes it right after; if it failed to,
+        // write it here.
+        if last_report_check.elapsed() > Duration::from_secs(2) {
+            report::ensure(rt, &progress).await?;
+            last_report_check = Instant::now();
+        }
+    }
+}
+
+/// Objects and bytes in scope, counted by a listing that runs beside the copy.
+#[derive(Default)]
+struct ScopeCount {
+    objects: AtomicU64,
+    bytes: AtomicU64,
+    done: AtomicBool,
+}
+
+impl ScopeCount {
+    fn get(&self) -> (u64, u64, bool) {
+        (
+            self.objects.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Lists the whole source once, counting what is in scope. Best effort: on an error the
+/// count stays unfinished and progress shows no ETA.
+async fn count_scope(rt: &Runtime, job: &str, run: &str, scope: &ScopeCount) {
+    let Ok(handle) = rt.run(job, run).await else {
+        return;
+    };
+    let mut req = crate::source::ListRequest {
+        prefix: handle.spec().source.prefix().to_owned(),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    loop {
+        let Ok(page) = handle.connected.source.list(&req).await else {
+            return;
+        };
+        for object in page.objects.iter().filter(|o| handle.in_scope(o)) {
+            scope.objects.fetch_add(1, Ordering::Relaxed);
+            scope.bytes.fetch_add(object.size, Ordering::Relaxed);
+        }
+        match page.next {
+            Some(token) => req.continuation = Some(token),
+            None => break,
+        }
+    }
+    scope.done.store(true, Ordering::Relaxed);
+}
+
+/// The state directory's path for a run (for printing).
+pub fn run_dir(state_dir: &Path, job: &str, run: &str) -> PathBuf {
+    state_dir.join(layout::run_dir(job, run))
+}

@@ -1,0 +1,436 @@
+//! The transfer role: one shard task in, one chunk result out (architecture §1).
+//!
+//! For a key range it lists up to the budget (objects, bytes, time), sends the rest of the
+//! range back to the work queue as a continuation *before* copying anything — so a long range
+//! is walked by a pipeline of workers, and a worker that dies mid-copy loses nothing the
+//! continuation does not cover — then copies what it listed, and sends one [`ChunkResult`].
+//! Objects it has no time left to start are handed back as a `Keys` task.
+//!
+//! Redelivery is harmless: the continuation has the same id, and objects this run already
+//! wrote are *adopted* (confirmed by HEAD and counted copied) instead of copied again.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, stream};
+
+use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Work};
+use super::runtime::{RunHandle, Runtime};
+use super::{RoleError, giant, layout, planner};
+use crate::source::{ListRequest, ObjectInfo, RestoreOutcome, SourceErrorKind};
+use crate::transfer::diff::{Decision, Differ};
+use crate::transfer::metadata::STAMP_ETAG;
+use crate::transfer::{ArchivePolicy, ObjectResult, Outcome};
+
+/// Results larger than this go to the state store, and the message carries a pointer.
+const INLINE_RESULT_LIMIT: usize = 256 * 1024;
+
+/// How a transfer worker budgets its time.
+#[derive(Clone, Debug)]
+pub struct TransferSettings {
+    /// Time kept in hand before the deadline: no listing or new copy starts inside it.
+    pub reserve: Duration,
+    /// The time a task may take when the invocation has no usable deadline (standalone mode,
+    /// cargo-lambda's emulator); `None` for no limit.
+    pub time_budget: Option<Duration>,
+    /// The queue's delivery limit: the delivery that reaches it records the task's failure
+    /// instead of failing again, so the run still completes.
+    pub max_receives: u32,
+}
+
+impl Default for TransferSettings {
+    fn default() -> Self {
+        TransferSettings {
+            reserve: Duration::from_secs(30),
+            time_budget: None,
+            max_receives: 5,
+        }
+    }
+}
+
+impl TransferSettings {
+    /// The instant to stop starting work, from the invocation's deadline if it has a usable
+    /// one (in the future), otherwise from the configured budget.
+    pub fn stop_at(&self, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
+        let usable = deadline.filter(|d| *d > now + self.reserve);
+        match usable {
+            Some(d) => Some(d - self.reserve),
+            None => self.time_budget.map(|b| now + b),
+        }
+    }
+}
+
+/// Handles one work-queue message. `Ok` means the message is done and may be deleted; an error
+/// means it should be delivered again.
+pub async fn handle(
+    rt: &Runtime,
+    settings: &TransferSettings,
+    body: &str,
+    receive_count: u32,
+    deadline: Option<Instant>,
+) -> Result<(), RoleError> {
+    // An unreadable message cannot be tied to a run; it goes to the dead-letter queue, where
+    // the operator sees it.
+    let task = ShardTask::from_json(body)?;
+    let stop = settings.stop_at(deadline, Instant::now());
+    match run_task(rt, &task, stop).await {
+        Ok(()) => Ok(()),
+        Err(e) if !e.retryable || receive_count >= settings.max_receives => {
+            tracing::warn!(task = %task.id(), error = %e, "recording the task as failed");
+            let mut result = ChunkResult::new(task);
+            result.error = Some(format!(
+                "task failed after {receive_count} deliveries: {}",
+                e.message
+            ));
+            send_result(rt, &result).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Does one task and sends its result.
+pub async fn run_task(
+    rt: &Runtime,
+    task: &ShardTask,
+    stop: Option<Instant>,
+) -> Result<(), RoleError> {
+    // A task whose result is already recorded was done by an earlier delivery, which also sent
+    // everything it spawned: doing it again would only multiply duplicates down its chain.
+    if rt.ports.state.get(&layout::result(task)).await?.is_some() {
+        tracing::info!(task = %task.id(), "already recorded; nothing to do");
+        return Ok(());
+    }
+    let run = rt.run(&task.job, &task.run).await?;
+    let result = match &task.work {
+        Work::Plan { cursor } => planner::plan_step(rt, &run, task, cursor.clone(), stop).await?,
+        Work::Range {
+            prefix,
+            start_after,
+            end,
+        } => {
+            let listed =
+                list_range(&run, prefix, start_after.clone(), end.as_deref(), stop).await?;
+            let mut result = ChunkResult::new(task.clone());
+            result.filtered = listed.filtered;
+            if let Some(after) = listed.resume_after {
+                let next = task.continuation(Work::Range {
+                    prefix: prefix.clone(),
+                    start_after: Some(after),
+                    end: end.clone(),
+                });
+                rt.ports.work.send_batch(&[next.to_json()]).await?;
+                result.spawned.push(next);
+            }
+            copy_all(rt, &run, task, listed.objects, false, stop, &mut result).await?;
+            result
+        }
+        Work::Parts {
+            upload,
+            first,
+            last,
+            of,
+        } => {
+            let mut result = ChunkResult::new(task.clone());
+            if let Some(record) = giant::upload_parts(rt, &run, upload, *first, *last, *of).await? {
+                result.objects.push(record);
+            }
+            result
+        }
+        Work::Keys { keys, force } => {
+            let (objects, mut records) = head_keys(&run, keys).await?;
+            let mut result = ChunkResult::new(task.clone());
+            result.objects.append(&mut records);
+            copy_all(rt, &run, task, objects, *force, stop, &mut result).await?;
+            result
+        }
+    };
+    send_result(rt, &result).await
+}
+
+/// Sends a result to the results queue, through the state store when it is large.
+pub async fn send_result(rt: &Runtime, result: &ChunkResult) -> Result<(), RoleError> {
+    let inline = ResultMessage::Inline {
+        result: Box::new(result.clone()),
+    }
+    .to_json();
+    let message = if inline.len() <= INLINE_RESULT_LIMIT {
+        inline
+    } else {
+        let key = layout::chunk(&result.task);
+        let body = serde_json::to_vec(result).expect("a result serialises");
+        rt.ports.state.put(&key, body.into()).await?;
+        ResultMessage::Stored {
+            v: super::message::VERSION,
+            key,
+        }
+        .to_json()
+    };
+    rt.ports.results.send_batch(&[message]).await?;
+    Ok(())
+}
+
+struct Listed {
+    objects: Vec<ObjectInfo>,
+    filtered: u64,
+    /// Where the rest of the range starts, when the budget ran out first.
+    resume_after: Option<String>,
+}
+
+/// Lists the range up to the job's per-task budget.
+async fn list_range(
+    run: &RunHandle,
+    prefix: &str,
+    start_after: Option<String>,
+    end: Option<&str>,
+    stop: Option<Instant>,
+) -> Result<Listed, RoleError> {
+    let sharding = &run.spec().sharding;
+    let (max_objects, max_bytes) = (
+        sharding.max_keys_per_shard,
+        sharding.max_bytes_per_shard.bytes(),
+    );
+    let mut listed = Listed {
+        objects: Vec::new(),
+        filtered: 0,
+        resume_after: None,
+    };
+    let (mut bytes, mut last) = (0u64, None::<String>);
+    let mut req = ListRequest {
+        prefix: prefix.to_owned(),
+        start_after,
+        max_keys: 1000,
+        ..Default::default()
+    };
+    loop {
+        let page = run
+            .connected
+            .source
+            .list(&req)
+            .await
+            .map_err(source_error)?;
+        for object in page.objects {
+            if end.is_some_and(|end| object.key.as_str() >= end) {
+                return Ok(listed);
+            }
+            last = Some(object.key.clone());
+            if run.in_scope(&object) {
+                bytes += object.size;
+                listed.objects.push(object);
+            } else {
+                listed.filtered += 1;
+            }
+            let full = listed.objects.len() as u64 >= max_objects || bytes >= max_bytes;
+            if full {
+                listed.resume_after = last;
+                return Ok(listed);
+            }
+        }
+        match page.next {
+            None => return Ok(listed),
+            Some(token) => req.continuation = Some(token),
+        }
+        if stop.is_some_and(|s| Instant::now() >= s) && last.is_some() {
+            listed.resume_after = last;
+            return Ok(listed);
+        }
+    }
+}
+
+/// Looks up the objects of a `Keys` task; a key gone from the source is reported, not lost.
+async fn head_keys(
+    run: &RunHandle,
+    keys: &[String],
+) -> Result<(Vec<ObjectInfo>, Vec<ObjectRecord>), RoleError> {
+    let mut sorted = keys.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut objects = Vec::new();
+    let mut records = Vec::new();
+    for key in sorted {
+        match run.connected.source.head(&key).await {
+            Ok(head) => objects.push(ObjectInfo {
+                key: head.key,
+                size: head.size,
+                etag: head.etag,
+                last_modified: head.last_modified,
+                storage_class: head.storage_class,
+                archive: head.archive,
+            }),
+            Err(e) if e.kind == SourceErrorKind::NotFound => records.push(
+                ObjectResult {
+                    key,
+                    size: 0,
+                    source_etag: None,
+                    outcome: Outcome::Skipped {
+                        reason: "deleted at the source after it was listed".into(),
+                    },
+                    notes: Vec::new(),
+                }
+                .into(),
+            ),
+            Err(e) => return Err(source_error(e)),
+        }
+    }
+    Ok((objects, records))
+}
+
+/// Decides and copies `objects` (in key order), up to the stop time; what is left is handed
+/// back as a `Keys` task.
+async fn copy_all(
+    rt: &Runtime,
+    run: &RunHandle,
+    task: &ShardTask,
+    objects: Vec<ObjectInfo>,
+    force: bool,
+    stop: Option<Instant>,
+    result: &mut ChunkResult,
+) -> Result<(), RoleError> {
+    let connected = &run.connected;
+    let spec = run.spec();
+    let prefix = match &task.work {
+        Work::Range { prefix, .. } => prefix.clone(),
+        _ => spec.source.prefix().to_owned(),
+    };
+    let decisions = if force {
+        vec![Decision::Copy; objects.len()]
+    } else {
+        let mut differ = Differ::new(&connected.dest, spec.overwrite, &prefix)
+            .with_run_start(run.manifest.started);
+        differ
+            .decide(&objects)
+            .await
+            .map_err(|e| RoleError::retry(format!("destination listing: {e}")))?
+    };
+    let audit = run.is_audit();
+    let mut to_copy = Vec::new();
+    for (object, decision) in objects.into_iter().zip(decisions) {
+        match decision {
+            Decision::Skip(reason) => result
+                .objects
+                .push(record(&object, Outcome::Skipped { reason })),
+            Decision::Copy if audit => result.objects.push(record(
+                &object,
+                Outcome::Failed {
+                    reason: "audit: missing or different at the destination".into(),
+                    retryable: false,
+                },
+            )),
+            decision => to_copy.push((object, decision)),
+        }
+    }
+    // Objects larger than one task's byte budget are spread over part tasks.
+    let (giants, to_copy): (Vec<_>, Vec<_>) = to_copy
+        .into_iter()
+        .partition(|(object, _)| giant::is_giant(run, object.size));
+    for (object, decision) in giants {
+        if decision == Decision::Adopt
+            && let Some(adopted) = adopt(run, &object).await
+        {
+            result.objects.push(adopted);
+            continue;
+        }
+        match giant::start(rt, run, task, &object.key).await? {
+            Ok(tasks) => result.spawned.extend(tasks),
+            Err(outcome) => result.objects.push(record(&object, outcome)),
+        }
+    }
+    let concurrency = spec.concurrency.objects.max(1);
+    let mut left = Vec::new();
+    let mut running = stream::iter(to_copy)
+        .map(|(object, decision)| async move {
+            if stop.is_some_and(|s| Instant::now() >= s) {
+                return Err(object.key);
+            }
+            Ok(copy_one(run, &object, decision).await)
+        })
+        .buffer_unordered(concurrency);
+    while let Some(outcome) = running.next().await {
+        match outcome {
+            Ok(r) => result.objects.push(r),
+            Err(key) => left.push(key),
+        }
+    }
+    drop(running);
+    if !left.is_empty() {
+        left.sort();
+        let rest = task.split_off("rest", left, force, task.attempt);
+        rt.ports.work.send_batch(&[rest.to_json()]).await?;
+        result.spawned.push(rest);
+    }
+    Ok(())
+}
+
+async fn copy_one(run: &RunHandle, object: &ObjectInfo, decision: Decision) -> ObjectRecord {
+    let copier = &run.connected.copier;
+    if decision == Decision::Adopt
+        && let Some(adopted) = adopt(run, object).await
+    {
+        return adopted;
+    }
+    let mut result = copier.copy(&object.key).await;
+    if result.outcome == Outcome::NeedsRestore
+        && run.spec().archive.policy == ArchivePolicy::Restore
+    {
+        let archive = &run.spec().archive;
+        let note = match copier
+            .source
+            .restore(&object.key, archive.days, archive.tier)
+            .await
+        {
+            Ok(RestoreOutcome::Started) => format!("restore requested for {} days", archive.days),
+            Ok(RestoreOutcome::AlreadyInProgress) => "restore already in progress".to_owned(),
+            Ok(RestoreOutcome::AlreadyRestored) => {
+                "already restored; copy on the next run".to_owned()
+            }
+            Err(e) => format!("restore request failed: {e}"),
+        };
+        result.notes.push(note);
+    }
+    ObjectRecord {
+        result,
+        version_id: None,
+        last_modified: object.last_modified,
+    }
+}
+
+/// An object this run wrote before (an earlier delivery of this task): counted copied if the
+/// destination carries this source version and a CRC-64, without copying it again.
+async fn adopt(run: &RunHandle, object: &ObjectInfo) -> Option<ObjectRecord> {
+    let dest = &run.connected.dest;
+    let meta = dest
+        .client
+        .head_object(&dest.bucket, &dest.key_for(&object.key))
+        .await
+        .ok()?;
+    let same = meta.content_length == object.size
+        && object.etag.is_some()
+        && meta.metadata.get(STAMP_ETAG) == object.etag.as_ref();
+    let crc64 = meta.crc64.filter(|_| same)?;
+    let multipart = meta.etag.as_deref().is_some_and(|e| e.contains('-'));
+    let mut result = record(object, Outcome::Copied { crc64, multipart });
+    result
+        .result
+        .notes
+        .push("copied by an earlier delivery of this task in the same run".into());
+    Some(result)
+}
+
+fn record(object: &ObjectInfo, outcome: Outcome) -> ObjectRecord {
+    ObjectRecord {
+        result: ObjectResult {
+            key: object.key.clone(),
+            size: object.size,
+            source_etag: object.etag.clone(),
+            outcome,
+            notes: Vec::new(),
+        },
+        version_id: None,
+        last_modified: object.last_modified,
+    }
+}
+
+fn source_error(e: crate::source::SourceError) -> RoleError {
+    RoleError {
+        retryable: e.is_retryable(),
+        message: format!("source: {e}"),
+    }
+}

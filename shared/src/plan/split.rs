@@ -1,0 +1,303 @@
+//! Splitting: probing a range, estimating its size, and choosing where to cut it.
+//!
+//! A probe lists up to `probe_keys` keys from a range's start. If it reaches the range's end, the
+//! size is exact and, when above the target, the range is cut at every target-th key it saw.
+//! Otherwise the range is at least as big as the probe, and [`estimate`] extrapolates from how
+//! densely the probed keys sit (see `keys.rs`); [`cuts`] then picks strings between the last
+//! probed key and the range's end that should split it into pieces of about equal size.
+
+use serde::{Deserialize, Serialize};
+
+use super::discover::Counters;
+use super::keys::{KeySpace, MAX_CUT_BYTES, alphabet, between, common_prefix};
+use crate::source::{ListRequest, Source, SourceError};
+
+/// Estimates never exceed this (a guard against absurd extrapolations).
+const MAX_ESTIMATE: f64 = 1e15;
+
+/// What a probe saw, kept to estimate and cut the range later (also across invocations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub first: String,
+    pub last: String,
+    /// Keys the probe returned within the range.
+    pub seen: u64,
+    /// Distinct chars of the probed keys after their common prefix.
+    pub alphabet: String,
+    /// Set when the probed keys sit in several subdirectories of one directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<Nested>,
+}
+
+/// Probed keys spread over subdirectories of `dir` (`dir/2024-01-01/…`, `dir/2024-01-02/…`):
+/// a listing of `dir` then says how many subdirectories there are, and the probe how big
+/// they are — much better than extrapolating over the key space, whose constant positions
+/// (`2024-`) would be taken for varying ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nested {
+    pub dir: String,
+    /// Mean keys of the subdirectories the probe saw whole (`None`: it saw none whole).
+    pub keys_per_dir: Option<u64>,
+}
+
+/// A probe's result: the keys seen (all within the range), and whether that is all of them.
+pub struct Probed {
+    pub keys: Vec<String>,
+    pub complete: bool,
+}
+
+impl Probed {
+    /// The probe, for a range starting after `lo`.
+    pub fn summary(&self, lo: Option<&str>) -> Option<Probe> {
+        let (first, last) = (self.keys.first()?, self.keys.last()?);
+        Some(Probe {
+            first: first.clone(),
+            last: last.clone(),
+            seen: self.keys.len() as u64,
+            alphabet: alphabet(self.keys.iter().map(String::as_str)),
+            nested: nested(&self.keys, lo),
+        })
+    }
+}
+
+/// How the keys spread over subdirectories of their deepest common directory, if they do.
+fn nested(keys: &[String], lo: Option<&str>) -> Option<Nested> {
+    let (first, last) = (keys.first()?, keys.last()?);
+    let shared = common_prefix(first, last);
+    let dir = &shared[..shared.rfind('/')? + 1];
+    let subdir = |k: &str| -> Option<String> {
+        let rest = &k[dir.len()..];
+        rest.find('/').map(|i| k[..dir.len() + i + 1].to_owned())
+    };
+    if keys.iter().all(|k| subdir(k).is_none()) {
+        return None;
+    }
+    // Keys per subdirectory, in order; the last one may go on past the probe, and the first
+    // one may have started before the range.
+    let mut counts: Vec<(Option<String>, u64)> = Vec::new();
+    for k in keys {
+        let d = subdir(k);
+        match counts.last_mut() {
+            Some((last, n)) if *last == d => *n += 1,
+            _ => counts.push((d, 1)),
+        }
+    }
+    counts.pop();
+    if let (Some(lo), Some((Some(d), _))) = (lo, counts.first())
+        && lo.starts_with(d.as_str())
+    {
+        counts.remove(0);
+    }
+    let whole: Vec<u64> = counts
+        .iter()
+        .filter(|(d, _)| d.is_some())
+        .map(|(_, n)| *n)
+        .collect();
+    let keys_per_dir =
+        (!whole.is_empty()).then(|| whole.iter().sum::<u64>().div_ceil(whole.len() as u64));
+    Some(Nested {
+        dir: dir.to_owned(),
+        keys_per_dir,
+    })
+}
+
+/// Lists up to `max_keys` keys of the range `(lo, hi]` under `prefix`.
+pub async fn probe(
+    source: &dyn Source,
+    prefix: &str,
+    lo: Option<&str>,
+    hi: Option<&str>,
+    max_keys: u32,
+    counters: &Counters,
+) -> Result<Probed, SourceError> {
+    let req = ListRequest {
+        prefix: prefix.to_owned(),
+        delimiter: None,
+        start_after: lo.map(str::to_owned),
+        continuation: None,
+        max_keys,
+    };
+    let page = source.list(&req).await?;
+    counters.page(&page, false);
+    let returned = page.objects.len();
+    let keys: Vec<String> = page
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| hi.is_none_or(|h| k.as_str() <= h))
+        .collect();
+    // A page past the range's end, or the listing's last page, saw everything. So does an empty
+    // page, whatever its token says (nothing to extrapolate from).
+    let complete = page.next.is_none() || keys.len() < returned || keys.is_empty();
+    Ok(Probed { keys, complete })
+}
+
+/// The space a range's keys are measured in: from the common part of its first probed key and
+/// its end (the root when it runs to the end).
+fn space(root: &str, hi: Option<&str>, probe: &Probe) -> Option<KeySpace> {
+    let context = match hi {
+        Some(h) => common_prefix(&probe.first, h),
+        None => root,
+    };
+    let mut samples = vec![probe.first.as_str(), probe.last.as_str()];
+    samples.extend(hi);
+    KeySpace::new(context, &probe.alphabet, &samples)
+}
+
+/// About how many keys `(.., hi]` holds, given a probe from its start that did not reach `hi`.
+pub fn estimate(root: &str, hi: Option<&str>, probe: &Probe) -> u64 {
+    let floor = probe.seen + 1;
+    let guess = || -> Option<f64> {
+        let space = space(root, hi, probe)?;
+        let first = space.position(Some(&probe.first))?;
+        let last = space.position(Some(&probe.last))?;
+        let end = space.position(hi)?;
+        let ratio = space.ratio(&space.sub(&first, &end)?, &space.sub(&first, &last)?)?;
+        Some(1.0 + (probe.seen.saturating_sub(1)) as f64 * ratio)
+    };
+    match guess() {
+        Some(g) if g.is_finite() => g.clamp(floor as f64, MAX_ESTIMATE) as u64,
+        Some(_) => MAX_ESTIMATE as u64,
+        None => floor,
+    }
+}
+
+/// Up to `pieces - 1` cuts, increasing, strictly between the probe's last key and `hi`, that
+/// should split the range into pieces of about equal size; one midpoint if the key space gives
+/// none; empty if no string fits.
+pub fn cuts(root: &str, hi: Option<&str>, probe: &Probe, pieces: u64) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(space) = space(root, hi, probe)
+        && let (Some(first), Some(end)) = (space.position(Some(&probe.first)), space.position(hi))
+    {
+        for j in 1..pieces {
+            let Some(at) = space.lerp(&first, &end, j, pieces) else {
+                break;
+            };
+            if at[0] != 0 {
+                break;
+            }
+            let cut = space.string(&at);
+            let fits = cut.as_str() > probe.last.as_str()
+                && hi.is_none_or(|h| cut.as_str() < h)
+                && cut.len() <= MAX_CUT_BYTES
+                && out.last().is_none_or(|prev| cut > *prev);
+            if fits {
+                out.push(cut);
+            }
+        }
+    }
+    if out.is_empty()
+        && let Some(mid) = between(&probe.last, hi)
+    {
+        out.push(mid);
+    }
+    out
+}
+
+/// Cut points that split a run of known keys into pieces of at most about `target` keys, using
+/// no more than `spare + 1` pieces: every `per`-th key, never the last one.
+pub fn key_cuts(keys: &[String], target: u64, spare: u64) -> Vec<String> {
+    let n = keys.len() as u64;
+    if n <= target || spare == 0 {
+        return Vec::new();
+    }
+    let pieces = n.div_ceil(target).min(spare + 1);
+    let per = n.div_ceil(pieces);
+    (1..pieces)
+        .map(|j| (j * per - 1) as usize)
+        .filter(|&i| i + 1 < keys.len())
+        .map(|i| keys[i].clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe_of(keys: &[String]) -> Probe {
+        Probed {
+            keys: keys.to_vec(),
+            complete: false,
+        }
+        .summary(None)
+        .unwrap()
+    }
+
+    #[test]
+    fn decimal_keys_are_estimated_within_a_small_factor() {
+        // 1,000,000 keys flat/000000..flat/999999; the probe saw the first 100.
+        let keys: Vec<String> = (0..100).map(|i| format!("flat/{i:06}")).collect();
+        let p = probe_of(&keys);
+        let est = estimate("", Some("flat0"), &p);
+        assert!((300_000..=3_000_000).contains(&est), "{est}");
+        let est_root = estimate("", None, &p);
+        assert!(est_root >= 101, "{est_root}");
+    }
+
+    #[test]
+    fn hex_keys_are_estimated_within_a_small_factor() {
+        // 65,536 keys h/0000..h/ffff; the probe saw the first 256.
+        let keys: Vec<String> = (0..256).map(|i| format!("h/{i:04x}")).collect();
+        let est = estimate("h/", Some("h/ffff"), &probe_of(&keys));
+        assert!((30_000..=150_000).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn cuts_are_increasing_and_inside_the_range() {
+        let keys: Vec<String> = (0..100).map(|i| format!("flat/{i:06}")).collect();
+        let p = probe_of(&keys);
+        for hi in [Some("flat0"), None] {
+            let c = cuts("", hi, &p, 8);
+            assert!(!c.is_empty());
+            assert!(c.windows(2).all(|w| w[0] < w[1]), "{c:?}");
+            assert!(c.iter().all(|k| k.as_str() > "flat/000099"), "{c:?}");
+            assert!(c.iter().all(|k| hi.is_none_or(|h| k.as_str() < h)), "{c:?}");
+        }
+        let c = cuts("", Some("flat0"), &p, 2);
+        assert!(
+            c[0].starts_with("flat/4") || c[0].starts_with("flat/5"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn nested_keys_report_their_directory_and_subdirectory_size() {
+        let keys: Vec<String> = (0..30)
+            .map(|i| format!("t/01/2024-01-{:02}/obj-{i:03}", i / 4 + 1))
+            .collect();
+        let n = probe_of(&keys).nested.unwrap();
+        assert_eq!(n.dir, "t/01/");
+        assert_eq!(n.keys_per_dir, Some(4));
+        // All in one subdirectory: nothing seen whole.
+        let one: Vec<String> = (0..5).map(|i| format!("t/01/d/{i}")).collect();
+        assert_eq!(probe_of(&one).nested, None);
+        let two = vec!["t/a/1".to_owned(), "t/b/1".to_owned()];
+        assert_eq!(probe_of(&two).nested.unwrap().keys_per_dir, Some(1));
+        // The first subdirectory began before the range: not seen whole either.
+        let probed = Probed {
+            keys: two,
+            complete: false,
+        };
+        let nested = probed.summary(Some("t/a/0")).unwrap().nested.unwrap();
+        assert_eq!(nested.keys_per_dir, None);
+        // Flat keys are not nested.
+        let flat: Vec<String> = (0..5).map(|i| format!("t/{i}")).collect();
+        assert_eq!(probe_of(&flat).nested, None);
+    }
+
+    #[test]
+    fn no_cut_between_adjacent_strings() {
+        let keys = vec!["a".to_owned(), "b".to_owned()];
+        assert!(cuts("", Some("b\u{0}"), &probe_of(&keys), 4).is_empty());
+    }
+
+    #[test]
+    fn known_runs_are_cut_every_target_keys_within_the_budget() {
+        let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        assert_eq!(key_cuts(&keys, 4, 100), ["k3", "k7"]);
+        assert_eq!(key_cuts(&keys, 4, 1), ["k4"]);
+        assert!(key_cuts(&keys, 10, 100).is_empty());
+        assert!(key_cuts(&keys, 4, 0).is_empty());
+    }
+}

@@ -1,0 +1,241 @@
+//! Giant objects over many workers (architecture §6): one multipart upload whose parts are
+//! uploaded by several tasks, and completed by whichever finishes last.
+//!
+//! [`Copier::open_parts`] starts (or resumes) the upload and records it; each task then calls
+//! [`Copier::upload_parts`] for its part numbers — a part OSS already holds with the right size
+//! and a CRC-64 is not sent again — and the task that finds every part done calls
+//! [`Copier::complete_parts`], which proves the whole object by combining the parts' CRC-64s and
+//! comparing the result with OSS's CRC-64 of the assembled object.
+//!
+//! Each part is proven when it is uploaded: the CRC-64 of the bytes read from the source equals
+//! OSS's CRC-64 of the part. The source's own whole-object checksum (MD5, CRC-64/NVME, CRC-32C)
+//! cannot be checked here, because no single worker sees every byte.
+
+use serde::{Deserialize, Serialize};
+
+use super::copy::{Copier, Failure};
+use super::metadata::{STAMP_ETAG, destination_options};
+use super::multipart::{open_upload, plan, upload_part};
+use super::{ObjectResult, Outcome};
+use crate::crc64;
+use crate::oss::{CompleteOptions, CompleteParts, CompletedPart};
+
+/// A multipart upload shared by several tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedUpload {
+    /// Source key.
+    pub key: String,
+    pub upload_id: String,
+    pub size: u64,
+    pub part_size: u64,
+    /// The source version the parts come from; a read of another version fails.
+    pub etag: Option<String>,
+    /// What could not be carried faithfully (reported with the object).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl SharedUpload {
+    /// How many parts the object has.
+    pub fn parts(&self) -> u32 {
+        self.size.div_ceil(self.part_size) as u32
+    }
+}
+
+/// Why a shared-upload step failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct PartsError {
+    pub reason: String,
+    pub retryable: bool,
+}
+
+impl From<Failure> for PartsError {
+    fn from(f: Failure) -> Self {
+        PartsError {
+            reason: f.reason,
+            retryable: f.retryable,
+        }
+    }
+}
+
+impl Copier {
+    /// Starts the upload of `key` for several workers (or resumes the recorded one).
+    pub async fn open_parts(&self, key: &str) -> Result<SharedUpload, PartsError> {
+        let head = self.source.head(key).await.map_err(Failure::from)?;
+        let (mut options, notes) =
+            destination_options(&head, &self.options.storage_class).map_err(Failure::permanent)?;
+        options.forbid_overwrite = self.options.forbid_overwrite;
+        let (record, _) = open_upload(self, &head, &options).await?;
+        Ok(SharedUpload {
+            key: key.to_owned(),
+            upload_id: record.upload_id,
+            size: record.size,
+            part_size: record.part_size,
+            etag: head.etag,
+            notes,
+        })
+    }
+
+    /// Uploads parts `first..=last` of a shared upload, each proven by CRC-64.
+    pub async fn upload_parts(
+        &self,
+        upload: &SharedUpload,
+        first: u32,
+        last: u32,
+    ) -> Result<(), PartsError> {
+        let head = self.source.head(&upload.key).await.map_err(Failure::from)?;
+        if head.etag != upload.etag || head.size != upload.size {
+            return Err(PartsError {
+                reason: format!(
+                    "{} changed at the source while its parts were being copied; the next run copies it again",
+                    upload.key
+                ),
+                retryable: false,
+            });
+        }
+        let dest = &self.dest;
+        let record = self.record_of(upload);
+        let existing = dest
+            .client
+            .list_all_parts(&dest.bucket, &record.key, &upload.upload_id)
+            .await
+            .map_err(Failure::from)?;
+        for (number, range) in plan(upload.size, upload.part_size) {
+            if number < first || number > last {
+                continue;
+            }
+            let held = existing.iter().find(|p| p.part_number == number);
+            upload_part(self, &head, &record, number, range, held).await?;
+        }
+        Ok(())
+    }
+
+    /// Completes a shared upload whose parts are all uploaded, proving the whole object.
+    pub async fn complete_parts(&self, upload: &SharedUpload) -> ObjectResult {
+        let outcome = match self.assemble(upload).await {
+            Ok(crc64) => {
+                let _ = self
+                    .ledger
+                    .remove(&self.dest.bucket, &self.dest.key_for(&upload.key))
+                    .await;
+                Outcome::Copied {
+                    crc64,
+                    multipart: true,
+                }
+            }
+            Err(e) => Outcome::Failed {
+                reason: e.reason,
+                retryable: e.retryable,
+            },
+        };
+        ObjectResult {
+            key: upload.key.clone(),
+            size: upload.size,
+            source_etag: upload.etag.clone(),
+            outcome,
+            notes: upload.notes.clone(),
+        }
+    }
+
+    async fn assemble(&self, upload: &SharedUpload) -> Result<u64, PartsError> {
+        let dest = &self.dest;
+        let key = dest.key_for(&upload.key);
+        let parts = match dest
+            .client
+            .list_all_parts(&dest.bucket, &key, &upload.upload_id)
+            .await
+        {
+            Ok(parts) => parts,
+            // Completed already (an earlier delivery of the completing task).
+            Err(e) if e.code() == Some("NoSuchUpload") => {
+                return self.already_assembled(upload).await;
+            }
+            Err(e) => return Err(Failure::from(e).into()),
+        };
+        let mut whole = 0u64;
+        let mut list = Vec::new();
+        for (number, range) in plan(upload.size, upload.part_size) {
+            let len = range.end - range.start;
+            let part = parts
+                .iter()
+                .find(|p| p.part_number == number && p.size == len)
+                .ok_or_else(|| PartsError {
+                    reason: format!(
+                        "part {number} of {} is missing at the destination",
+                        upload.key
+                    ),
+                    retryable: true,
+                })?;
+            let crc = part.crc64.ok_or_else(|| PartsError {
+                reason: format!("OSS reported no CRC-64 for part {number}"),
+                retryable: false,
+            })?;
+            whole = if number == 1 {
+                crc
+            } else {
+                crc64::combine(whole, crc, len)
+            };
+            list.push(CompletedPart {
+                part_number: number,
+                etag: part.etag.clone(),
+            });
+        }
+        let out = dest
+            .client
+            .complete_multipart_upload(
+                &dest.bucket,
+                &key,
+                &upload.upload_id,
+                &CompleteParts::List(list),
+                &CompleteOptions {
+                    forbid_overwrite: self.options.forbid_overwrite,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(Failure::from)?;
+        match out.crc64 {
+            Some(server) if server == whole => Ok(server),
+            other => Err(PartsError {
+                reason: format!(
+                    "the assembled object's CRC-64 is {other:?}, its parts combine to {whole}"
+                ),
+                retryable: false,
+            }),
+        }
+    }
+
+    /// The destination object a previous completion produced, if it is this source version.
+    async fn already_assembled(&self, upload: &SharedUpload) -> Result<u64, PartsError> {
+        let dest = &self.dest;
+        let meta = dest
+            .client
+            .head_object(&dest.bucket, &dest.key_for(&upload.key))
+            .await
+            .map_err(Failure::from)?;
+        let same = meta.content_length == upload.size
+            && meta.metadata.get(STAMP_ETAG) == upload.etag.as_ref();
+        match meta.crc64 {
+            Some(crc) if same => Ok(crc),
+            _ => Err(PartsError {
+                reason: format!(
+                    "the upload of {} is gone and the destination holds another object",
+                    upload.key
+                ),
+                retryable: false,
+            }),
+        }
+    }
+
+    fn record_of(&self, upload: &SharedUpload) -> super::resume::UploadRecord {
+        super::resume::UploadRecord {
+            bucket: self.dest.bucket.clone(),
+            key: self.dest.key_for(&upload.key),
+            upload_id: upload.upload_id.clone(),
+            part_size: upload.part_size,
+            size: upload.size,
+            source_etag: upload.etag.clone(),
+        }
+    }
+}

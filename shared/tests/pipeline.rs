@@ -1,0 +1,451 @@
+//! The pipeline end to end in one process: planner → work queue → transfer → results queue →
+//! verifier → report, against two emulators on loopback (an S3-compatible source, an OSS
+//! destination). These tests hold the run-level invariants: nothing lost, exact counts under
+//! duplicate and out-of-order delivery, completion only when every task has its result, and no
+//! verified object copied twice.
+
+#[path = "pipeline_support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry::pipeline::message::ShardTask;
+use ferry::pipeline::planner::{RunRequest, create_run};
+use ferry::pipeline::progress::Progress;
+use ferry::pipeline::report::Report;
+use ferry::pipeline::runtime::{Runtime, read_json};
+use ferry::pipeline::standalone::{self, Options};
+use ferry::pipeline::transfer::{self, TransferSettings};
+use ferry::pipeline::verifier::{self, VerifierSettings};
+use ferry::pipeline::{Ports, layout};
+use ferry::queue::memory::{MemoryQueue, QueueSettings};
+use ferry::queue::{Delivery, Fut, Queue};
+use ferry::state::local::LocalStore;
+use oss_emulator::FaultRule;
+use serde_json::json;
+use support::World;
+
+async fn run_standalone(world: &World, job: &str, dir: &std::path::Path, fresh: bool) -> Report {
+    let mut options = Options::new(dir);
+    options.fresh = fresh;
+    options.workers = 3;
+    let run = standalone::run(job, options, Arc::new(world.secrets()));
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run finishes within 2 minutes")
+        .expect("the run completes")
+        .report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_copies_everything_and_counts_exactly() {
+    let mut world = World::start().await;
+    world.seed(12, 300, 40_000).await;
+    world
+        .put("big/multipart.bin", support::bytes_for("big", 11 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    // Small shards: the ranges are walked by continuation chains, not one task each.
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 25 } }));
+    let dir = tempfile::tempdir().unwrap();
+
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    assert_eq!(report.objects.failed + report.objects.skipped, 0);
+    assert!(
+        report.tasks > n / 25,
+        "walked by many tasks: {}",
+        report.tasks
+    );
+    world.assert_destination_exact().await;
+    let puts = world.dest.counters().operation("PutObject");
+    assert_eq!(puts, n - 1, "one PutObject per small object, no repeats");
+
+    // A second run finds everything identical and copies nothing.
+    let again = run_standalone(&world, &job, dir.path(), true).await;
+    assert_eq!(again.objects.objects, n);
+    assert_eq!(again.objects.skipped, n, "{again:?}");
+    assert_eq!(world.dest.counters().operation("PutObject"), puts);
+
+    let run_dir = dir.path().join(layout::run_dir("test-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    assert_eq!(csv, "key,size,outcome,reason\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_are_reported_not_lost() {
+    let mut world = World::start().await;
+    world.seed(3, 40, 5_000).await;
+    let n = world.objects.len() as u64;
+    world
+        .dest
+        .add_fault(
+            FaultRule::error("PutObject", 403)
+                .code("AccessDenied")
+                .key_prefix("p001/"),
+        )
+        .unwrap();
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    let denied = world
+        .objects
+        .keys()
+        .filter(|k| k.starts_with("p001/"))
+        .count() as u64;
+    assert_eq!(report.verdict, "complete-with-problems");
+    assert!(report.objects.failed >= denied, "{report:?}");
+    assert_eq!(
+        report.objects.copied + report.objects.failed + report.objects.skipped,
+        report.objects.objects
+    );
+    assert!(report.objects.objects >= n);
+    let run_dir = dir.path().join(layout::run_dir("test-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, 1 + report.objects.failed);
+    assert!(
+        csv.contains("p001/obj-00001,") && csv.contains("AccessDenied"),
+        "{csv}"
+    );
+}
+
+/// A queue that delivers every message twice and in random order.
+struct Chaos {
+    inner: MemoryQueue,
+}
+
+impl Queue for Chaos {
+    fn describe(&self) -> String {
+        format!("chaos:{}", self.inner.describe())
+    }
+
+    fn send_batch<'a>(&'a self, bodies: &'a [String]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut doubled: Vec<String> = bodies.iter().chain(bodies).cloned().collect();
+            fastrand::shuffle(&mut doubled);
+            self.inner.send_batch(&doubled).await
+        })
+    }
+
+    fn receive(&self, max: usize, wait: Duration) -> Fut<'_, Vec<Delivery>> {
+        Box::pin(async move {
+            let mut got = self.inner.receive(max * 3, wait).await?;
+            fastrand::shuffle(&mut got);
+            // Give some back unprocessed, so order keeps changing.
+            let keep = got.split_off(got.len().min(max));
+            for d in keep {
+                self.inner.nack(&d.receipt, Duration::ZERO).await?;
+            }
+            Ok(got)
+        })
+    }
+
+    fn ack<'a>(&'a self, receipts: &'a [String]) -> Fut<'a, ()> {
+        self.inner.ack(receipts)
+    }
+
+    fn nack<'a>(&'a self, receipt: &'a str, delay: Duration) -> Fut<'a, ()> {
+        self.inner.nack(receipt, delay)
+    }
+}
+
+fn chaos(name: &str) -> Arc<Chaos> {
+    Arc::new(Chaos {
+        inner: MemoryQueue::new(
+            name,
+            QueueSettings {
+                visibility_timeout: Duration::from_secs(600),
+                max_receives: None,
+            },
+        ),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicated_out_of_order_delivery_counts_exactly() {
+    fastrand::seed(7);
+    let mut world = World::start().await;
+    world.seed(8, 160, 3_000).await;
+    // Larger than a task's byte budget: copied by part tasks sharing one upload.
+    world
+        .put(
+            "giant/blob.bin",
+            support::bytes_for("giant", (23 << 20) + 7),
+        )
+        .await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({
+        "sharding": { "max_keys_per_shard": 10, "max_bytes_per_shard": "6MiB" }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let (work, results) = (chaos("work"), chaos("results"));
+    let ports = Ports {
+        state: Arc::new(LocalStore::open(dir.path()).unwrap()),
+        work: work.clone(),
+        results: results.clone(),
+    };
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    let request = RunRequest {
+        job_text: job,
+        run: Some("dup-run".into()),
+        incremental: false,
+        started: chrono::Utc::now() - chrono::TimeDelta::seconds(1),
+    };
+    let manifest = create_run(&ports, &request).await.unwrap();
+    work.send_batch(&[manifest.root.to_json()]).await.unwrap();
+
+    // One worker, one verifier, taking turns at random, each delivery processed to the end.
+    let settings = TransferSettings::default();
+    let progress_key = layout::progress("test-job", "dup-run");
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 20_000, "the run never completed");
+        let progress: Progress = read_json(ports.state.as_ref(), &progress_key)
+            .await
+            .unwrap()
+            .unwrap();
+        if progress.is_complete() && work.inner.is_empty() && results.inner.is_empty() {
+            break;
+        }
+        if fastrand::bool() {
+            for d in work.receive(1, Duration::from_millis(5)).await.unwrap() {
+                transfer::handle(&rt, &settings, &d.body, d.receive_count, None)
+                    .await
+                    .unwrap();
+                work.ack(&[d.receipt]).await.unwrap();
+            }
+        } else {
+            let batch = results.receive(4, Duration::from_millis(5)).await.unwrap();
+            let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
+            for (d, r) in batch
+                .iter()
+                .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+            {
+                r.unwrap();
+                results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
+            }
+        }
+    }
+    let report: Report = read_json(ports.state.as_ref(), &layout::report("test-job", "dup-run"))
+        .await
+        .unwrap()
+        .expect("the report is written");
+    assert_eq!(report.objects.objects, n, "{report:?}");
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+    // Every message came twice, yet no object was written twice: a repeat finds its task
+    // recorded, or adopts what the first delivery wrote.
+    let counters = world.dest.counters();
+    assert_eq!(counters.operation("PutObject"), n - 1);
+    // The giant object: one upload, each of its 5 parts uploaded once, completed once.
+    assert_eq!(counters.operation("InitiateMultipartUpload"), 1);
+    assert_eq!(counters.operation("UploadPart"), 5);
+    assert_eq!(counters.operation("CompleteMultipartUpload"), 1);
+    let _ = ShardTask::from_json(&manifest.root.to_json()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn injected_errors_and_resets_on_both_sides_lose_nothing() {
+    let mut world = World::start().await;
+    world.seed(6, 200, 20_000).await;
+    let n = world.objects.len() as u64;
+    world.source.set_fault_seed(11);
+    world.dest.set_fault_seed(12);
+    for op in ["GetObject", "HeadObject", "ListObjectsV2", "ListObjects"] {
+        world
+            .source
+            .add_fault(FaultRule::error(op, 503).rate(0.05))
+            .unwrap();
+        world
+            .source
+            .add_fault(FaultRule::reset(op).rate(0.02))
+            .unwrap();
+    }
+    for op in ["PutObject", "HeadObject", "ListObjectsV2"] {
+        world
+            .dest
+            .add_fault(FaultRule::error(op, 503).rate(0.05))
+            .unwrap();
+        world
+            .dest
+            .add_fault(FaultRule::reset(op).rate(0.02))
+            .unwrap();
+    }
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 30 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+    let injected: u64 = ["PutObject", "HeadObject", "ListObjectsV2"]
+        .iter()
+        .map(|op| world.dest.counters().faults(op))
+        .sum();
+    assert!(injected > 5, "faults were injected ({injected})");
+}
+
+/// The verifier checks each copied object at the destination on its own: a destination whose
+/// bytes differ from what the transfer read is re-copied, and after the last attempt reported
+/// failed — never counted copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_requeues_mismatches_then_fails_them() {
+    use ferry::pipeline::message::{ChunkResult, ObjectRecord, ResultMessage, Work};
+    use ferry::transfer::{ObjectResult, Outcome};
+
+    let mut world = World::start().await;
+    world.put("k/good", b"good bytes".to_vec()).await;
+    world.put("k/bad", b"source bytes".to_vec()).await;
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let work = Arc::new(MemoryQueue::new(
+        "work",
+        QueueSettings {
+            visibility_timeout: Duration::from_secs(60),
+            max_receives: None,
+        },
+    ));
+    let results = Arc::new(MemoryQueue::new(
+        "results",
+        QueueSettings {
+            visibility_timeout: Duration::from_secs(60),
+            max_receives: None,
+        },
+    ));
+    let ports = Ports {
+        state: Arc::new(LocalStore::open(dir.path()).unwrap()),
+        work: work.clone(),
+        results: results.clone(),
+    };
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    let request = RunRequest {
+        job_text: job,
+        run: Some("mm".into()),
+        incremental: false,
+        started: chrono::Utc::now(),
+    };
+    let manifest = create_run(&ports, &request).await.unwrap();
+
+    // What a transfer would report: both copied with the CRC-64 of the source bytes. The
+    // destination holds the right bytes for one and different bytes for the other.
+    world
+        .dest
+        .put_object(support::DEST, "k/good", b"good bytes".to_vec())
+        .await
+        .unwrap();
+    world
+        .dest
+        .put_object(support::DEST, "k/bad", b"other bytes!".to_vec())
+        .await
+        .unwrap();
+    let crc = |b: &[u8]| ferry::crc64::checksum(b);
+    let copied = |key: &str, body: &[u8]| {
+        ObjectRecord::from(ObjectResult {
+            key: key.into(),
+            size: body.len() as u64,
+            source_etag: None,
+            outcome: Outcome::Copied {
+                crc64: crc(body),
+                multipart: false,
+            },
+            notes: vec![],
+        })
+    };
+    let mut task = ShardTask::new(
+        "test-job",
+        "mm",
+        "s1",
+        0,
+        Work::Keys {
+            keys: vec![],
+            force: false,
+        },
+    );
+    for attempt in 0..3 {
+        task.attempt = attempt;
+        let mut result = ChunkResult::new(task.clone());
+        result.objects = vec![
+            copied("k/bad", b"source bytes"),
+            copied("k/good", b"good bytes"),
+        ];
+        let message = ResultMessage::Inline {
+            result: Box::new(result),
+        }
+        .to_json();
+        let out = verifier::handle_batch(&rt, &VerifierSettings::default(), &[message]).await;
+        assert!(out[0].is_ok(), "{:?}", out[0]);
+        let recorded: ChunkResult = read_json(ports.state.as_ref(), &layout::result(&task))
+            .await
+            .unwrap()
+            .unwrap();
+        let bad = recorded.objects.iter().find(|o| o.result.key == "k/bad");
+        let good = recorded
+            .objects
+            .iter()
+            .find(|o| o.result.key == "k/good")
+            .unwrap();
+        assert!(matches!(good.result.outcome, Outcome::Copied { .. }));
+        if attempt < 2 {
+            // Not counted; handed back for a fresh copy, forced past the overwrite policy.
+            assert!(bad.is_none(), "attempt {attempt}: {recorded:?}");
+            assert_eq!(recorded.spawned.len(), 1);
+            let recheck = &recorded.spawned[0];
+            assert_eq!(recheck.attempt, attempt + 1);
+            assert_eq!(
+                recheck.work,
+                Work::Keys {
+                    keys: vec!["k/bad".into()],
+                    force: true
+                }
+            );
+            let sent = work.receive(10, Duration::from_millis(100)).await.unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(ShardTask::from_json(&sent[0].body).unwrap(), *recheck);
+            work.ack(&[sent[0].receipt.clone()]).await.unwrap();
+        } else {
+            let bad = bad.expect("reported after the last attempt");
+            match &bad.result.outcome {
+                Outcome::Failed { reason, .. } => assert!(reason.contains("CRC-64"), "{reason}"),
+                other => panic!("expected failed, got {other:?}"),
+            }
+            assert!(recorded.spawned.is_empty());
+        }
+    }
+    let _ = manifest;
+}
+
+/// An object larger than a task's byte budget is spread over part tasks run by several workers
+/// at once; the last to finish completes it, and it is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn giant_objects_are_copied_by_part_tasks() {
+    let mut world = World::start().await;
+    world.seed(2, 20, 2_000).await;
+    world
+        .put("giant/a.bin", support::bytes_for("a", (31 << 20) + 3))
+        .await;
+    world
+        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({ "sharding": { "max_bytes_per_shard": "11MiB" } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+    let counters = world.dest.counters();
+    // a: 7 parts of 5 MiB in tasks of 2 parts → 4 tasks; b: 3 parts → 2 tasks.
+    assert_eq!(counters.operation("InitiateMultipartUpload"), 2);
+    assert_eq!(counters.operation("UploadPart"), 10);
+    assert_eq!(counters.operation("CompleteMultipartUpload"), 2);
+    assert!(
+        report.tasks >= 1 + 6,
+        "part tasks were issued: {}",
+        report.tasks
+    );
+}

@@ -1,0 +1,847 @@
+//! The `Queue` port: one conformance suite, run against the memory queue and against SQS on a
+//! real moto server, so the standalone and distributed modes see the same delivery semantics.
+//!
+//! What the roles rely on: a message is delivered, hidden while worked on, and gone once
+//! acknowledged; an unacknowledged one comes back after the visibility timeout (or at once when
+//! handed back) with a higher receive count; after `max_receives` deliveries it lands in the
+//! dead-letter queue; batches of any size arrive whole; an oversized body is refused before
+//! anything is sent; concurrent receivers never hold the same message at once.
+//!
+//! moto cannot make SendMessageBatch fail part of a batch, which SQS does under load, so those
+//! tests put a small proxy in front of moto (`EntryFaults` below) that withholds chosen entries
+//! from moto and reports them failed, as SQS would.
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use ferry::queue::memory::{MemoryQueue, QueueCounts, QueueSettings};
+use ferry::queue::sqs::{ENTRY_ATTEMPTS, SqsQueue};
+use ferry::queue::{Delivery, MAX_MESSAGE_BYTES, Queue, QueueErrorKind};
+use futures_util::future::join_all;
+use moto::Moto;
+
+/// Every conformance run must finish within this.
+const SUITE_LIMIT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// conformance suite
+
+/// A fresh queue for one case, with its dead-letter queue.
+struct Setup {
+    queue: Arc<dyn Queue>,
+    dead: Arc<dyn Queue>,
+}
+
+/// Makes fresh, empty queues with the given visibility timeout and (for the dead-letter case)
+/// maximum receives.
+trait Maker: Sync {
+    fn make<'a>(
+        &'a self,
+        case: &'a str,
+        visibility: Duration,
+        max_receives: Option<u32>,
+    ) -> Pin<Box<dyn Future<Output = Setup> + Send + 'a>>;
+}
+
+async fn conformance(maker: &dyn Maker) {
+    let suite = async {
+        send_receive_ack(maker).await;
+        redelivery_after_visibility_timeout(maker).await;
+        dead_letter_after_max_receives(maker).await;
+        batches_of_any_size(maker).await;
+        too_large_and_empty_bodies_send_nothing(maker).await;
+        receive_waits_for_a_send(maker).await;
+        concurrent_receivers_never_share_a_message(maker).await;
+    };
+    tokio::time::timeout(SUITE_LIMIT, suite)
+        .await
+        .expect("the queue conformance suite finished in time");
+}
+
+/// Receives until `n` messages came or `limit` passed.
+async fn receive_n(queue: &dyn Queue, n: usize, limit: Duration) -> Vec<Delivery> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        let batch = queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert!(
+            batch.len() <= 10,
+            "asked for at most 10, got {}",
+            batch.len()
+        );
+        got.extend(batch);
+    }
+    got
+}
+
+fn bodies(deliveries: &[Delivery]) -> Vec<String> {
+    let mut bodies: Vec<String> = deliveries.iter().map(|d| d.body.clone()).collect();
+    bodies.sort();
+    bodies
+}
+
+fn receipts(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries.iter().map(|d| d.receipt.clone()).collect()
+}
+
+async fn send_receive_ack(maker: &dyn Maker) {
+    let visibility = Duration::from_secs(1);
+    let Setup { queue, .. } = maker.make("basic", visibility, None).await;
+    let sent = vec!["alpha".to_owned(), "beta".into(), "gamma ü 🚢".into()];
+    queue.send_batch(&sent).await.expect("send");
+
+    let got = receive_n(&*queue, 3, Duration::from_secs(10)).await;
+    assert_eq!(bodies(&got), sent, "the three bodies arrive intact");
+    assert!(
+        got.iter().all(|d| d.receive_count == 1),
+        "first delivery: {got:?}"
+    );
+    let ids: HashSet<_> = got.iter().map(|d| &d.id).collect();
+    let receipt_set: HashSet<_> = got.iter().map(|d| &d.receipt).collect();
+    assert_eq!(
+        (ids.len(), receipt_set.len()),
+        (3, 3),
+        "ids and receipts unique"
+    );
+
+    queue.ack(&receipts(&got)).await.expect("ack");
+    queue
+        .ack(&receipts(&got))
+        .await
+        .expect("acknowledging again succeeds");
+    // Unacknowledged they would be back after the visibility timeout.
+    tokio::time::sleep(visibility + Duration::from_millis(500)).await;
+    let again = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        again.is_empty(),
+        "acknowledged messages came back: {again:?}"
+    );
+}
+
+async fn redelivery_after_visibility_timeout(maker: &dyn Maker) {
+    let visibility = Duration::from_secs(2);
+    let Setup { queue, .. } = maker.make("redeliver", visibility, None).await;
+    queue.send_batch(&["work".to_owned()]).await.unwrap();
+
+    let first = receive_n(&*queue, 1, Duration::from_secs(5)).await;
+    assert_eq!(first.len(), 1);
+    let hidden = queue.receive(10, Duration::ZERO).await.unwrap();
+    assert!(
+        hidden.is_empty(),
+        "a received message is hidden: {hidden:?}"
+    );
+
+    let started = Instant::now();
+    let second = queue.receive(10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(second.len(), 1, "redelivered after the visibility timeout");
+    assert!(
+        started.elapsed() >= visibility - Duration::from_millis(600),
+        "redelivered too early: {:?}",
+        started.elapsed()
+    );
+    let (a, b) = (&first[0], &second[0]);
+    assert_eq!((&b.id, &b.body, b.receive_count), (&a.id, &a.body, 2));
+    assert_ne!(a.receipt, b.receipt, "each delivery has its own receipt");
+
+    // Handed back without delay it is visible at once, not after the timeout.
+    queue.nack(&b.receipt, Duration::ZERO).await.expect("nack");
+    let started = Instant::now();
+    let third = queue.receive(10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a nacked message waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!((&third[0].id, third[0].receive_count), (&a.id, 3));
+
+    // Handed back with a delay it stays hidden that long.
+    queue
+        .nack(&third[0].receipt, Duration::from_secs(30))
+        .await
+        .unwrap();
+    tokio::time::sleep(visibility + Duration::from_millis(500)).await;
+    let held = queue.receive(10, Duration::ZERO).await.unwrap();
+    assert!(
+        held.is_empty(),
+        "the nack delay replaces the timeout: {held:?}"
+    );
+}
+
+async fn dead_letter_after_max_receives(maker: &dyn Maker) {
+    let Setup { queue, dead } = maker.make("redrive", Duration::from_secs(2), Some(2)).await;
+    queue.send_batch(&["poison".to_owned()]).await.unwrap();
+
+    let mut id = None;
+    for expected in 1..=2 {
+        let got = receive_n(&*queue, 1, Duration::from_secs(5)).await;
+        assert_eq!(got.len(), 1, "delivery {expected}");
+        assert_eq!(got[0].receive_count, expected);
+        id = Some(got[0].id.clone());
+        queue.nack(&got[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    let third = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert!(third.is_empty(), "delivered a third time: {third:?}");
+
+    let moved = receive_n(&*dead, 1, Duration::from_secs(5)).await;
+    assert_eq!(moved.len(), 1, "the message is in the dead-letter queue");
+    assert_eq!(
+        (moved[0].body.as_str(), Some(&moved[0].id)),
+        ("poison", id.as_ref())
+    );
+}
+
+async fn batches_of_any_size(maker: &dyn Maker) {
+    let Setup { queue, .. } = maker.make("batch25", Duration::from_secs(30), None).await;
+    let sent: Vec<String> = (0..25).map(|i| format!("task-{i:02}")).collect();
+    queue
+        .send_batch(&sent)
+        .await
+        .expect("25 bodies in one call");
+    queue.send_batch(&[]).await.expect("an empty batch is fine");
+
+    let got = receive_n(&*queue, 25, Duration::from_secs(15)).await;
+    assert_eq!(bodies(&got), sent);
+    let ids: HashSet<_> = got.iter().map(|d| &d.id).collect();
+    assert_eq!(ids.len(), 25, "message ids are unique");
+    queue
+        .ack(&receipts(&got))
+        .await
+        .expect("25 receipts in one ack");
+}
+
+async fn too_large_and_empty_bodies_send_nothing(maker: &dyn Maker) {
+    let Setup { queue, .. } = maker.make("limits", Duration::from_secs(30), None).await;
+    let too_large = vec![
+        "small-1".to_owned(),
+        "x".repeat(MAX_MESSAGE_BYTES + 1),
+        "small-2".to_owned(),
+    ];
+    let err = queue.send_batch(&too_large).await.unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::TooLarge, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{}", MAX_MESSAGE_BYTES + 1)),
+        "{err}"
+    );
+
+    let err = queue
+        .send_batch(&["small-3".to_owned(), String::new()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::Permanent, "{err}");
+    assert!(err.to_string().contains("empty body"), "{err}");
+
+    let nothing = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        nothing.is_empty(),
+        "a refused batch sent: {:?}",
+        bodies(&nothing)
+    );
+
+    // The limit itself is fine.
+    let largest = "y".repeat(MAX_MESSAGE_BYTES);
+    queue
+        .send_batch(std::slice::from_ref(&largest))
+        .await
+        .expect("1 MiB body");
+    let got = receive_n(&*queue, 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0].body == largest, "the 1 MiB body arrived intact");
+}
+
+async fn receive_waits_for_a_send(maker: &dyn Maker) {
+    let Setup { queue, .. } = maker.make("longpoll", Duration::from_secs(30), None).await;
+    let started = Instant::now();
+    let (got, _) = tokio::join!(queue.receive(10, Duration::from_secs(8)), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        queue.send_batch(&["late".to_owned()]).await.unwrap();
+    });
+    let got = got.unwrap();
+    assert_eq!(bodies(&got), ["late"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the waiting receive returned only after {:?}",
+        started.elapsed()
+    );
+}
+
+async fn concurrent_receivers_never_share_a_message(maker: &dyn Maker) {
+    let Setup { queue, .. } = maker
+        .make("concurrent", Duration::from_secs(30), None)
+        .await;
+    let sent: Vec<String> = (0..40).map(|i| format!("shard-{i:02}")).collect();
+    queue.send_batch(&sent).await.unwrap();
+
+    let receiver = |_: usize| {
+        let queue = queue.clone();
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = queue.receive(3, Duration::from_secs(1)).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch);
+            }
+        }
+    };
+    let all: Vec<Delivery> = join_all((0..4).map(receiver)).await.concat();
+    let ids: HashSet<_> = all.iter().map(|d| &d.id).collect();
+    assert_eq!(
+        ids.len(),
+        all.len(),
+        "a message went to two receivers at once"
+    );
+    assert_eq!(bodies(&all), sent, "every message was received once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory queue
+
+struct MemoryMaker;
+
+impl Maker for MemoryMaker {
+    fn make<'a>(
+        &'a self,
+        case: &'a str,
+        visibility: Duration,
+        max_receives: Option<u32>,
+    ) -> Pin<Box<dyn Future<Output = Setup> + Send + 'a>> {
+        Box::pin(async move {
+            let (queue, dead) = memory_pair(case, visibility, max_receives);
+            Setup { queue, dead }
+        })
+    }
+}
+
+fn memory_pair(
+    name: &str,
+    visibility: Duration,
+    max_receives: Option<u32>,
+) -> (Arc<MemoryQueue>, Arc<MemoryQueue>) {
+    let dead = Arc::new(MemoryQueue::new(
+        format!("{name}-dlq"),
+        QueueSettings::default(),
+    ));
+    let settings = QueueSettings {
+        visibility_timeout: visibility,
+        max_receives,
+    };
+    let queue = MemoryQueue::new(name, settings).with_dead_letter(dead.clone());
+    (Arc::new(queue), dead)
+}
+
+#[tokio::test]
+async fn memory_queue_conforms() {
+    conformance(&MemoryMaker).await;
+}
+
+#[tokio::test]
+async fn memory_queue_counts_tell_a_runner_when_work_is_done() {
+    let (queue, _) = memory_pair("counts", Duration::from_millis(300), None);
+    assert!(queue.is_empty());
+    queue
+        .send_batch(&["a".to_owned(), "b".into()])
+        .await
+        .unwrap();
+    let counts = |visible, in_flight| QueueCounts { visible, in_flight };
+    assert_eq!((queue.counts(), queue.len()), (counts(2, 0), 2));
+
+    let got = queue.receive(1, Duration::ZERO).await.unwrap();
+    assert_eq!(queue.counts(), counts(1, 1));
+    assert_eq!((queue.visible(), queue.in_flight()), (1, 1));
+    assert!(!queue.is_empty(), "a message in flight is work not done");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        queue.counts(),
+        counts(2, 0),
+        "the timed-out delivery is visible again"
+    );
+
+    let rest = queue.receive(10, Duration::ZERO).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    queue.ack(&receipts(&rest)).await.unwrap();
+    assert!(queue.is_empty(), "{:?}", queue.counts());
+    assert_eq!(got[0].receive_count, 1);
+}
+
+#[tokio::test]
+async fn memory_queue_ignores_a_stale_receipt() {
+    let (queue, _) = memory_pair("stale", Duration::from_millis(200), None);
+    queue.send_batch(&["lease".to_owned()]).await.unwrap();
+    let first = queue.receive(1, Duration::ZERO).await.unwrap();
+    let second = queue.receive(1, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        second[0].receive_count, 2,
+        "delivered again after the timeout"
+    );
+
+    // The first worker's lease ran out; its late ack and nack must not touch the new delivery.
+    queue
+        .ack(&receipts(&first))
+        .await
+        .expect("a stale ack is accepted");
+    queue.nack(&first[0].receipt, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        queue.counts().in_flight,
+        1,
+        "the new delivery is still held"
+    );
+
+    queue.ack(&receipts(&second)).await.unwrap();
+    assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn memory_queue_refuses_foreign_receipts() {
+    let (queue, _) = memory_pair("foreign", Duration::from_secs(1), None);
+    let err = queue.ack(&["AQEB-not-ours".to_owned()]).await.unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::Permanent);
+    assert!(err.to_string().contains("AQEB-not-ours"), "{err}");
+    assert!(queue.nack("garbage", Duration::ZERO).await.is_err());
+}
+
+#[tokio::test]
+async fn memory_queue_without_dead_letter_keeps_delivering() {
+    let settings = QueueSettings {
+        visibility_timeout: Duration::from_secs(5),
+        max_receives: Some(1),
+    };
+    let queue = MemoryQueue::new("no-dlq", settings);
+    queue.send_batch(&["kept".to_owned()]).await.unwrap();
+    for expected in 1..=3 {
+        let got = queue.receive(1, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            got[0].receive_count, expected,
+            "no dead-letter queue, no limit"
+        );
+        queue.nack(&got[0].receipt, Duration::ZERO).await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQS on moto
+
+static QUEUES: AtomicUsize = AtomicUsize::new(0);
+
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(moto::REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            moto::ACCESS_KEY_ID,
+            moto::SECRET_ACCESS_KEY,
+            None,
+            None,
+            "moto",
+        ))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// Creates a queue (unique name) with `attributes`; returns its URL.
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    case: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> String {
+    let name = format!("{case}-{}", QUEUES.fetch_add(1, Ordering::Relaxed));
+    let mut request = sqs.create_queue().queue_name(&name);
+    for (key, value) in attributes {
+        request = request.attributes(key.clone(), value);
+    }
+    let out = request.send().await.unwrap_or_else(|e| {
+        panic!(
+            "creating queue {name}: {}",
+            aws_sdk_sqs::error::DisplayErrorContext(&e)
+        )
+    });
+    out.queue_url().expect("queue url").to_owned()
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes");
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .expect("QueueArn")
+        .clone()
+}
+
+struct SqsMaker {
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Maker for SqsMaker {
+    fn make<'a>(
+        &'a self,
+        case: &'a str,
+        visibility: Duration,
+        max_receives: Option<u32>,
+    ) -> Pin<Box<dyn Future<Output = Setup> + Send + 'a>> {
+        Box::pin(async move {
+            let sqs = &self.sqs;
+            let dead_url = create_queue(sqs, &format!("{case}-dlq"), &[]).await;
+            let mut attributes = vec![(
+                QueueAttributeName::VisibilityTimeout,
+                visibility.as_secs().to_string(),
+            )];
+            if let Some(max) = max_receives {
+                let arn = queue_arn(sqs, &dead_url).await;
+                let policy = serde_json::json!({
+                    "deadLetterTargetArn": arn,
+                    "maxReceiveCount": max.to_string(),
+                });
+                attributes.push((QueueAttributeName::RedrivePolicy, policy.to_string()));
+            }
+            let url = create_queue(sqs, case, &attributes).await;
+            Setup {
+                queue: Arc::new(SqsQueue::new(sqs.clone(), url)),
+                dead: Arc::new(SqsQueue::new(sqs.clone(), dead_url)),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn sqs_queue_conforms() {
+    let moto = Moto::shared();
+    conformance(&SqsMaker {
+        sqs: sqs_client(&moto.endpoint()),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqs_errors_name_the_queue_and_their_kind() {
+    let moto = Moto::shared();
+    let sqs = sqs_client(&moto.endpoint());
+    let missing = format!("{}/123456789012/no-such-queue", moto.endpoint());
+    let queue = SqsQueue::new(sqs, missing.clone());
+    let err = queue.receive(1, Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::Permanent, "{err}");
+    assert!(err.to_string().contains(&missing), "{err}");
+    assert_eq!(queue.describe(), format!("sqs:{missing}"));
+
+    // Nothing listens on the port: a connection failure is worth retrying.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let queue = SqsQueue::new(sqs_client(&endpoint), format!("{endpoint}/1/q"));
+    let err = tokio::time::timeout(Duration::from_secs(30), queue.send_batch(&["x".to_owned()]))
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::Transient, "{err}");
+    assert!(
+        err.to_string().contains("1 of 1 messages were not sent"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sqs_entries_failed_in_a_batch_are_sent_again() {
+    let moto = Moto::shared();
+    let direct = sqs_client(&moto.endpoint());
+    let url = create_queue(&direct, "flaky", &[]).await;
+    let proxy = EntryFaults::start(moto.addr(), "flaky", 2, false).await;
+    let queue = SqsQueue::new(sqs_client(&proxy.endpoint()), url.clone());
+
+    let sent: Vec<String> = (0..25)
+        .map(|i| match i % 8 {
+            3 => format!("flaky-{i:02}"),
+            _ => format!("fine-{i:02}"),
+        })
+        .collect();
+    queue
+        .send_batch(&sent)
+        .await
+        .expect("failed entries retried");
+    assert_eq!(proxy.withheld(), 3 * 2, "each flaky entry failed twice");
+
+    let reader = SqsQueue::new(direct, url);
+    let got = receive_n(&reader, 25, Duration::from_secs(15)).await;
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(bodies(&got), expected, "every body exactly once");
+}
+
+#[tokio::test]
+async fn sqs_entries_failing_every_attempt_fail_the_call() {
+    let moto = Moto::shared();
+    let direct = sqs_client(&moto.endpoint());
+    let url = create_queue(&direct, "failing", &[]).await;
+    let proxy = EntryFaults::start(moto.addr(), "flaky", u32::MAX, false).await;
+    let queue = SqsQueue::new(sqs_client(&proxy.endpoint()), url);
+
+    let sent: Vec<String> = (0..12)
+        .map(|i| match i {
+            1 | 11 => format!("flaky-{i}"),
+            _ => format!("fine-{i}"),
+        })
+        .collect();
+    let err = queue.send_batch(&sent).await.unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::Transient, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("2 of 12 messages were not sent"), "{text}");
+    assert!(
+        text.contains(&format!("after {ENTRY_ATTEMPTS} attempts")),
+        "{text}"
+    );
+    assert_eq!(proxy.withheld(), 2 * ENTRY_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn sqs_entries_refused_as_malformed_are_not_retried() {
+    let moto = Moto::shared();
+    let direct = sqs_client(&moto.endpoint());
+    let url = create_queue(&direct, "malformed", &[]).await;
+    let proxy = EntryFaults::start(moto.addr(), "bad", u32::MAX, true).await;
+    let queue = SqsQueue::new(sqs_client(&proxy.endpoint()), url);
+
+    let err = queue
+        .send_batch(&["good".to_owned(), "bad".into()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, QueueErrorKind::Permanent, "{err}");
+    assert!(
+        err.to_string().contains("1 of 2 messages were not sent"),
+        "{err}"
+    );
+    assert_eq!(proxy.withheld(), 1, "a sender fault is not tried again");
+}
+
+// ---------------------------------------------------------------------------------------------
+// a proxy that fails chosen SendMessageBatch entries
+
+/// Forwards SQS requests to moto. In SendMessageBatch requests it withholds entries whose body
+/// starts with `prefix` (each body its first `times` times) and answers them as failed with
+/// `InternalError`, or with `InvalidMessageContents` and SenderFault when `sender_fault`.
+/// Each request arrives on its own connection (the proxy answers `Connection: close`).
+struct EntryFaults {
+    addr: std::net::SocketAddr,
+    withheld: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct FaultRule {
+    upstream: std::net::SocketAddr,
+    prefix: String,
+    times: u32,
+    sender_fault: bool,
+    seen: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    withheld: Arc<AtomicUsize>,
+}
+
+impl EntryFaults {
+    async fn start(
+        upstream: std::net::SocketAddr,
+        prefix: &str,
+        times: u32,
+        sender_fault: bool,
+    ) -> EntryFaults {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let withheld = Arc::new(AtomicUsize::new(0));
+        let rule = Arc::new(FaultRule {
+            upstream,
+            prefix: prefix.to_owned(),
+            times,
+            sender_fault,
+            seen: Default::default(),
+            withheld: withheld.clone(),
+        });
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(proxy_one(socket, rule.clone()));
+            }
+        });
+        EntryFaults {
+            addr,
+            withheld,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Entries answered as failed so far.
+    fn withheld(&self) -> usize {
+        self.withheld.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for EntryFaults {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultRule {
+    /// Splits a SendMessageBatch body into what goes to moto and the entries to fail.
+    fn split(&self, body: &[u8]) -> (Vec<u8>, Vec<serde_json::Value>) {
+        let mut request: serde_json::Value = serde_json::from_slice(body).expect("JSON request");
+        let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+        let mut seen = self.seen.lock().unwrap();
+        let (mut kept, mut failed) = (Vec::new(), Vec::new());
+        for entry in entries {
+            let text = entry["MessageBody"].as_str().unwrap_or("").to_owned();
+            let count = seen.entry(text.clone()).or_insert(0);
+            if text.starts_with(&self.prefix) && *count < self.times {
+                *count += 1;
+                self.withheld.fetch_add(1, Ordering::SeqCst);
+                let (code, fault) = match self.sender_fault {
+                    true => ("InvalidMessageContents", true),
+                    false => ("InternalError", false),
+                };
+                failed.push(serde_json::json!({
+                    "Id": entry["Id"], "SenderFault": fault, "Code": code,
+                    "Message": "withheld by the test proxy",
+                }));
+            } else {
+                kept.push(entry);
+            }
+        }
+        request["Entries"] = serde_json::Value::Array(kept);
+        (serde_json::to_vec(&request).unwrap(), failed)
+    }
+}
+
+async fn proxy_one(mut client: tokio::net::TcpStream, rule: Arc<FaultRule>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((head, body)) = read_message(&mut client).await else {
+        return;
+    };
+    let batch = header(&head, "x-amz-target") == Some("AmazonSQS.SendMessageBatch");
+    let (body, failed) = if batch {
+        rule.split(&body)
+    } else {
+        (body, Vec::new())
+    };
+    // An all-withheld batch never reaches moto, which refuses empty batches.
+    let (status_line, mut response) = if batch && rule_kept_nothing(&body) {
+        (
+            "HTTP/1.1 200 OK".to_owned(),
+            serde_json::json!({ "Successful": [] }),
+        )
+    } else {
+        let Ok(mut upstream) = tokio::net::TcpStream::connect(rule.upstream).await else {
+            return;
+        };
+        let head = with_length(&head, body.len());
+        if upstream.write_all(&head).await.is_err() || upstream.write_all(&body).await.is_err() {
+            return;
+        }
+        let mut answer = Vec::new();
+        if upstream.read_to_end(&mut answer).await.is_err() {
+            return;
+        }
+        if !batch {
+            let _ = client.write_all(&answer).await;
+            return;
+        }
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP response head");
+        let status = String::from_utf8_lossy(&answer[..split])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let json = serde_json::from_slice(&answer[split + 4..]).unwrap_or_default();
+        (status, json)
+    };
+    if !failed.is_empty() {
+        let list = response["Failed"].as_array().cloned().unwrap_or_default();
+        response["Failed"] = serde_json::Value::Array([list, failed].concat());
+    }
+    let body = serde_json::to_vec(&response).unwrap();
+    let head = format!(
+        "{status_line}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = client.write_all(head.as_bytes()).await;
+    let _ = client.write_all(&body).await;
+    let _ = client.shutdown().await;
+}
+
+fn rule_kept_nothing(body: &[u8]) -> bool {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    request["Entries"].as_array().is_some_and(|e| e.is_empty())
+}
+
+/// Reads one HTTP request: its head (with the blank line) and its Content-Length body.
+async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let length: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = data[end..].to_vec();
+    while body.len() < length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some((head, body))
+}
+
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// The request head with its Content-Length set to `length` and the connection closed after.
+fn with_length(head: &str, length: usize) -> Vec<u8> {
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!(
+        "Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    ));
+    out.into_bytes()
+}
