@@ -14,6 +14,12 @@
 //!   part checksums prove the whole object.
 //! * [`source`] — the `Source` port (list, head, get, restore) and its adapters for S3 and OSS.
 //! * [`transfer`] — copying one object into OSS (single PUT or multipart), proven by CRC-64.
+//! * [`plan`] — the planner's prefix discovery and key-range splitting, bounded in time and
+//!   memory whatever the bucket size.
+//! * [`queue`] and [`state`] — the ports the pipeline runs on: in-memory queue or SQS, local
+//!   directory or S3 with conditional writes.
+//! * [`pipeline`] — the three roles (planner, transfer, verifier), their messages, progress,
+//!   the report, and the standalone runner.
 //! * [`secret`] — a string that never prints itself, for credentials.
 
 pub mod crc64;
