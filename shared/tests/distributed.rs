@@ -1089,7 +1089,7 @@ async fn worker_killed_mid_shard_is_redelivered_and_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_messages_are_dead_lettered_or_reported_and_the_run_completes() {
-    // The source answers 500 to every listing of the `denied` folder for copying (the
+    // The source answers 500 to every listing of the `p05-denied/` folder for copying (the
     // planner's delimiter listings pass), through the SDK's own retries, so the task can never
     // succeed; its work-queue deliveries are limited to 3. The function timeout leaves room for
     // the SDK's backoff (up to 15 s over 5 attempts) on the last delivery.
@@ -1103,7 +1103,7 @@ async fn poison_messages_are_dead_lettered_or_reported_and_the_run_completes() {
     };
     let mut cluster = Cluster::start(work, results).await;
     let mut keys = tree_keys(12, 360);
-    let denied: BTreeSet<String> = (0..30).map(|i| format!("denied/obj-{i:03}")).collect();
+    let denied: BTreeSet<String> = (0..30).map(|i| format!("p05-denied/obj-{i:03}")).collect();
     keys.extend(denied.iter().cloned());
     cluster.seed(keys).await;
     let n = cluster.objects.len() as u64;
@@ -1119,7 +1119,7 @@ async fn poison_messages_are_dead_lettered_or_reported_and_the_run_completes() {
                 1.0,
             )
             .method("GET")
-            .contains("prefix=denied")
+            .contains("prefix=p05-denied")
             .lacks("delimiter="),
         ],
     )
@@ -1206,5 +1206,11 @@ async fn poison_messages_are_dead_lettered_or_reported_and_the_run_completes() {
         .collect();
     assert_eq!(dest_keys(&cluster), expected);
     cluster.assert_destination(&expected, 1).await;
+    let faulted = proxy.faulted();
+    println!(
+        "[poison] the source refused {} listings, e.g. {:?}",
+        faulted.len(),
+        faulted.first()
+    );
     assert!(proxy.counts().errors >= 3, "{:?}", proxy.counts());
 }

@@ -409,7 +409,12 @@ async fn verifier_requeues_mismatches_then_fails_them() {
         } else {
             let bad = bad.expect("reported after the last attempt");
             match &bad.result.outcome {
-                Outcome::Failed { reason, .. } => assert!(reason.contains("CRC-64"), "{reason}"),
+                Outcome::Failed { reason, .. } => {
+                    assert!(
+                        reason.contains("CRC-64") && reason.contains("after 3 attempts"),
+                        "{reason}"
+                    )
+                }
                 other => panic!("expected failed, got {other:?}"),
             }
             assert!(recorded.spawned.is_empty());
@@ -443,9 +448,5 @@ async fn giant_objects_are_copied_by_part_tasks() {
     assert_eq!(counters.operation("InitiateMultipartUpload"), 2);
     assert_eq!(counters.operation("UploadPart"), 10);
     assert_eq!(counters.operation("CompleteMultipartUpload"), 2);
-    assert!(
-        report.tasks >= 1 + 6,
-        "part tasks were issued: {}",
-        report.tasks
-    );
+    assert!(report.tasks > 6, "part tasks were issued: {}", report.tasks);
 }

@@ -9,9 +9,8 @@
 //! Redelivery is harmless: the continuation has the same id, and objects this run already
 //! wrote are *adopted* (confirmed by HEAD and counted copied) instead of copied again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use futures_util::{StreamExt, stream};
 
 use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Work};
 use super::runtime::{RunHandle, Runtime};
@@ -277,7 +276,7 @@ async fn head_keys(
 /// back as a `Keys` task.
 async fn copy_all(
     rt: &Runtime,
-    run: &RunHandle,
+    run: &Arc<RunHandle>,
     task: &ShardTask,
     objects: Vec<ObjectInfo>,
     force: bool,
@@ -335,21 +334,28 @@ async fn copy_all(
     }
     let concurrency = spec.concurrency.objects.max(1);
     let mut left = Vec::new();
-    let mut running = stream::iter(to_copy)
-        .map(|(object, decision)| async move {
+    // Each copy is its own tokio task, so a worker's copies use every core; the set aborts
+    // them if this task is dropped.
+    let mut running = tokio::task::JoinSet::new();
+    let mut pending = to_copy.into_iter();
+    loop {
+        while running.len() < concurrency {
+            let Some((object, decision)) = pending.next() else {
+                break;
+            };
             if stop.is_some_and(|s| Instant::now() >= s) {
-                return Err(object.key);
+                left.push(object.key);
+                continue;
             }
-            Ok(copy_one(run, &object, decision).await)
-        })
-        .buffer_unordered(concurrency);
-    while let Some(outcome) = running.next().await {
-        match outcome {
-            Ok(r) => result.objects.push(r),
-            Err(key) => left.push(key),
+            let run = run.clone();
+            running.spawn(async move { copy_one(&run, &object, decision).await });
+        }
+        match running.join_next().await {
+            Some(Ok(record)) => result.objects.push(record),
+            Some(Err(e)) => return Err(RoleError::retry(format!("a copy task died: {e}"))),
+            None => break,
         }
     }
-    drop(running);
     if !left.is_empty() {
         left.sort();
         let rest = task.split_off("rest", left, force, task.attempt);
@@ -366,7 +372,9 @@ async fn copy_one(run: &RunHandle, object: &ObjectInfo, decision: Decision) -> O
     {
         return adopted;
     }
-    let mut result = copier.copy(&object.key).await;
+    // The listing (or the HEAD of a `Keys` task) described the object: a small readable one
+    // is then copied with one source GET instead of HEAD + GET.
+    let mut result = copier.copy_listed(object).await;
     if result.outcome == Outcome::NeedsRestore
         && run.spec().archive.policy == ArchivePolicy::Restore
     {

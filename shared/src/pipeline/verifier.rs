@@ -156,7 +156,7 @@ async fn verify(
             Some(problem) if result.task.attempt + 1 >= settings.max_attempts => {
                 record.result.outcome = Outcome::Failed {
                     reason: format!(
-                        "destination check failed after {} copies: {problem}",
+                        "failed after {} attempts: {problem}",
                         result.task.attempt + 1
                     ),
                     retryable: true,
@@ -164,7 +164,7 @@ async fn verify(
                 result.objects.push(record);
             }
             Some(problem) => {
-                tracing::warn!(key = %record.result.key, %problem, "re-copying after a failed check");
+                tracing::warn!(key = %record.result.key, %problem, "copying again");
                 mismatched.push(record.result.key);
             }
         }
@@ -184,8 +184,18 @@ async fn check(
     sizes_only: bool,
     record: ObjectRecord,
 ) -> Result<(ObjectRecord, Option<String>), RoleError> {
-    let Outcome::Copied { crc64, .. } = record.result.outcome else {
-        return Ok((record, None));
+    let crc64 = match &record.result.outcome {
+        Outcome::Copied { crc64, .. } => *crc64,
+        // A copy that failed for a reason that may pass (throttling, resets, a source read cut
+        // short) after the transfer's own retries gets another task, like a mismatch.
+        Outcome::Failed {
+            retryable: true,
+            reason,
+        } => {
+            let problem = reason.clone();
+            return Ok((record, Some(problem)));
+        }
+        _ => return Ok((record, None)),
     };
     let dest = &run.connected.dest;
     let key = dest.key_for(&record.result.key);

@@ -113,20 +113,13 @@ pub struct KeySpace {
 }
 
 impl KeySpace {
-    /// A space for strings that start with `context`, with digits from `alphabet` plus every
-    /// char of `samples` after `context` (so the samples can be written back exactly).
-    pub fn new(context: &str, alphabet: &str, samples: &[&str]) -> Option<KeySpace> {
-        let mut chars: BTreeSet<char> = alphabet.chars().collect();
-        let mut longest = 0;
-        for s in samples {
-            let rest = s.strip_prefix(context)?;
-            chars.extend(rest.chars());
-            longest = longest.max(rest.chars().count());
-        }
-        if chars.is_empty() {
+    /// A space for strings that start with `context`, with one digit per char of `alphabet`,
+    /// positions for strings of up to `longest` chars after the context.
+    pub fn new(context: &str, alphabet: BTreeSet<char>, longest: usize) -> Option<KeySpace> {
+        if alphabet.is_empty() {
             return None;
         }
-        let alphabet: Vec<char> = chars.into_iter().collect();
+        let alphabet: Vec<char> = alphabet.into_iter().collect();
         Some(KeySpace {
             base: alphabet.len() as u64 + 1,
             alphabet,
@@ -237,7 +230,12 @@ impl KeySpace {
     }
 }
 
-/// The distinct chars of `keys` after their common prefix: the alphabet of their varying part.
+/// How many chars after their common prefix make the alphabet of a run of keys.
+const ALPHABET_DEPTH: usize = 4;
+
+/// The distinct chars of `keys` in the first few positions after their common prefix: the
+/// alphabet of their varying part (`0`–`9` for `flat/000123.json`, not the suffix's letters,
+/// which would fill the key space with digits no key uses).
 pub fn alphabet<'a>(keys: impl IntoIterator<Item = &'a str> + Clone) -> String {
     let mut iter = keys.clone().into_iter();
     let Some(first) = iter.next() else {
@@ -250,7 +248,7 @@ pub fn alphabet<'a>(keys: impl IntoIterator<Item = &'a str> + Clone) -> String {
         while !k.is_char_boundary(start) {
             start -= 1;
         }
-        chars.extend(k[start..].chars());
+        chars.extend(k[start..].chars().take(ALPHABET_DEPTH));
     }
     chars.into_iter().collect()
 }
@@ -315,7 +313,7 @@ mod tests {
 
     #[test]
     fn keyspace_halves_decimal_keys_in_the_middle() {
-        let space = KeySpace::new("flat/", "0123456789", &["flat/000000", "flat/999999"]).unwrap();
+        let space = KeySpace::new("flat/", "0123456789".chars().collect(), 6).unwrap();
         let a = space.position(Some("flat/000000")).unwrap();
         let b = space.position(Some("flat/999999")).unwrap();
         let mid = space.string(&space.lerp(&a, &b, 1, 2).unwrap());
@@ -333,7 +331,7 @@ mod tests {
         let deep = "p".repeat(100);
         let k1 = format!("{deep}00");
         let k2 = format!("{deep}09");
-        let space = KeySpace::new("", "0123456789p", &[&k1, &k2]).unwrap();
+        let space = KeySpace::new("", "0123456789p".chars().collect(), 102).unwrap();
         let a = space.position(Some(&k1)).unwrap();
         let b = space.position(Some(&k2)).unwrap();
         let d = space.sub(&a, &b).unwrap();
@@ -345,6 +343,7 @@ mod tests {
     #[test]
     fn alphabet_is_the_varying_part() {
         assert_eq!(alphabet(["flat/000", "flat/019"]), "019");
+        assert_eq!(alphabet(["e/00a1b2.json", "e/01f3c4.json"]), "013abcf");
         assert_eq!(alphabet(Vec::<&str>::new()), "");
     }
 }

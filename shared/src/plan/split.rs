@@ -6,6 +6,8 @@
 //! densely the probed keys sit (see `keys.rs`); [`cuts`] then picks strings between the last
 //! probed key and the range's end that should split it into pieces of about equal size.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::discover::Counters;
@@ -133,15 +135,27 @@ pub async fn probe(
 }
 
 /// The space a range's keys are measured in: from the common part of its first probed key and
-/// its end (the root when it runs to the end).
+/// its end (the root when it runs to the end). Digits: the probe's alphabet, plus the chars
+/// between that common part and where the probed keys start to vary, plus the end's first
+/// differing char — so the first key and the end can be written in it.
 fn space(root: &str, hi: Option<&str>, probe: &Probe) -> Option<KeySpace> {
     let context = match hi {
         Some(h) => common_prefix(&probe.first, h),
         None => root,
     };
-    let mut samples = vec![probe.first.as_str(), probe.last.as_str()];
-    samples.extend(hi);
-    KeySpace::new(context, &probe.alphabet, &samples)
+    let varying = common_prefix(&probe.first, &probe.last)
+        .len()
+        .max(context.len());
+    let mut chars: BTreeSet<char> = probe.alphabet.chars().collect();
+    chars.extend(probe.first.get(context.len()..varying)?.chars());
+    let hi_rest = hi.map(|h| h.get(context.len()..)).unwrap_or(Some(""))?;
+    chars.extend(hi_rest.chars().next());
+    let longest = [probe.first.as_str(), probe.last.as_str(), hi_rest]
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    KeySpace::new(context, chars, longest)
 }
 
 /// About how many keys `(.., hi]` holds, given a probe from its start that did not reach `hi`.
