@@ -52,7 +52,9 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
         (None, Some(job)) => job.to_string(),
         _ => return Err("planner input needs exactly one of `job_key` and `job`".into()),
     };
-    let started = chrono::Utc::now();
+    // Whole seconds, as the destination records write times: an object this run writes in its
+    // first second is then recognised as the run's own on a redelivery.
+    let started = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
     let run = input.run.unwrap_or_else(|| {
         let tail: String = event
             .context

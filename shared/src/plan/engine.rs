@@ -342,7 +342,13 @@ impl State {
             let pieces = keys.div_ceil(target).min(spare + 1).min(MAX_FANOUT);
             let cuts = match &node.work {
                 Work::Estimated { probe, .. } if pieces > 1 => {
-                    split::cuts(&options.prefix, node.hi.as_deref(), probe, pieces)
+                    let (root, hi) = (&options.prefix, node.hi.as_deref());
+                    let structural = split::structural_cuts(root, hi, probe, pieces);
+                    if structural.is_empty() {
+                        split::cuts(root, hi, probe, pieces)
+                    } else {
+                        structural
+                    }
                 }
                 _ => Vec::new(),
             };

@@ -42,6 +42,23 @@ pub fn past_prefix(prefix: &str) -> Option<String> {
     prefix.strip_suffix('/').map(|stem| format!("{stem}0"))
 }
 
+/// The smallest string above every string that starts with `s`: its last char raised by one
+/// (dropped first if it is the highest char). `None` for "" and strings of highest chars.
+pub fn increment(s: &str) -> Option<String> {
+    let mut chars: Vec<char> = s.chars().collect();
+    while let Some(c) = chars.pop() {
+        let next = match c as u32 {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// A string strictly between `a` and `b` (`None`: no upper bound), made of chars that are safe
 /// in a `start-after` (no control chars), at most [`MAX_CUT_BYTES`] long; `None` when there is
 /// none (`a` and `b` adjacent, or only control chars fit between them).
@@ -273,6 +290,16 @@ mod tests {
             assert!(k < past.as_str());
         }
         assert!(past_prefix("logs").is_none());
+    }
+
+    #[test]
+    fn increment_sorts_above_every_extension() {
+        assert_eq!(increment("ab").as_deref(), Some("ac"));
+        assert_eq!(increment("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(increment("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(increment(""), None);
+        let up = increment("x/00").unwrap();
+        assert!("x/00\u{10FFFF}\u{10FFFF}" < up.as_str() && up.as_str() <= "x/01");
     }
 
     #[test]

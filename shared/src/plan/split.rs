@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::discover::Counters;
-use super::keys::{KeySpace, MAX_CUT_BYTES, alphabet, between, common_prefix};
+use super::keys::{KeySpace, MAX_CUT_BYTES, alphabet, between, common_prefix, increment};
 use crate::source::{ListRequest, Source, SourceError};
 
 /// Estimates never exceed this (a guard against absurd extrapolations).
@@ -176,6 +176,74 @@ pub fn estimate(root: &str, hi: Option<&str>, probe: &Probe) -> u64 {
     }
 }
 
+/// Cuts that follow the structure of the probed keys, for a range estimated too big: the keys
+/// the probe saw share a prefix `L` (`logs/2024-03-0`), so
+///
+/// 1. the first piece ends where `L` ends: its size is measured where the keys vary, without
+///    extrapolating across positions that may be constant (`000…` padding, a year);
+/// 2. the next pieces end where `L`'s ever shorter prefixes end (`…-1`, `…3-`, `…4`): each
+///    about the alphabet's size times bigger than the one before, so wherever the keys stop,
+///    a few probes find it;
+/// 3. at the shallowest position with room, a few sibling subtrees (`+1, +2, +4, +8` chars)
+///    each start a piece, so keys that go on everywhere (hashes) are cut wide at once.
+///
+/// Every piece is probed next, and big ones are cut again. Empty when the probed keys vary right
+/// away (nothing to follow: use [`cuts`]).
+pub fn structural_cuts(root: &str, hi: Option<&str>, probe: &Probe, pieces: u64) -> Vec<String> {
+    let first = probe.first.as_str();
+    let context = match hi {
+        Some(h) => common_prefix(first, h),
+        None => root,
+    };
+    let shared = common_prefix(first, &probe.last);
+    if shared.len() <= context.len() || !first.starts_with(context) {
+        return Vec::new();
+    }
+    let mut alphabet: BTreeSet<char> = probe.alphabet.chars().collect();
+    alphabet.extend(first[context.len()..shared.len()].chars());
+    let hi_char = hi.and_then(|h| h[context.len()..].chars().next());
+    // Positions (byte offsets in `first`) from the context to the end of the shared prefix.
+    let positions: Vec<(usize, char)> = first[..shared.len()]
+        .char_indices()
+        .filter(|&(i, _)| i >= context.len())
+        .collect();
+    let siblings = |&(i, c): &(usize, char)| -> Vec<char> {
+        let upper = if i == context.len() { hi_char } else { None };
+        alphabet
+            .iter()
+            .copied()
+            .filter(|&s| s > c && upper.is_none_or(|u| s < u))
+            .collect()
+    };
+    let level = positions.iter().position(|p| !siblings(p).is_empty());
+    let deeper = level.map_or(0, |k| k + 1);
+    let mut out: Vec<String> = positions[deeper..]
+        .iter()
+        .rev()
+        .filter_map(|&(i, c)| increment(&first[..i + c.len_utf8()]))
+        .collect();
+    if let Some(k) = level {
+        let (i, _) = positions[k];
+        let above = siblings(&positions[k]);
+        let picks = [0usize, 1, 3, 7, 15]
+            .into_iter()
+            .filter_map(|n| above.get(n));
+        out.extend(picks.map(|c| format!("{}{c}", &first[..i])));
+    }
+    let mut cuts: Vec<String> = Vec::new();
+    for cut in out {
+        let fits = cut.as_str() > probe.last.as_str()
+            && hi.is_none_or(|h| cut.as_str() < h)
+            && cut.len() <= MAX_CUT_BYTES
+            && cuts.last().is_none_or(|prev| cut > *prev);
+        if fits {
+            cuts.push(cut);
+        }
+    }
+    cuts.truncate(pieces.saturating_sub(1) as usize);
+    cuts
+}
+
 /// Up to `pieces - 1` cuts, increasing, strictly between the probe's last key and `hi`, that
 /// should split the range into pieces of about equal size; one midpoint if the key space gives
 /// none; empty if no string fits.
@@ -298,6 +366,34 @@ mod tests {
         // Flat keys are not nested.
         let flat: Vec<String> = (0..5).map(|i| format!("t/{i}")).collect();
         assert_eq!(probe_of(&flat).nested, None);
+    }
+
+    #[test]
+    fn structural_cuts_follow_padded_numbers_and_hashes() {
+        // Zero-padded numbers: the first piece ends after `d/000`, the next ones at the ends
+        // of `d/00`, `d/0`, then sibling directories.
+        let keys: Vec<String> = (0..100)
+            .map(|i| format!("d/{:09}", 1000 + i * 37))
+            .collect();
+        let c = structural_cuts("", Some("e"), &probe_of(&keys), 32);
+        assert_eq!(&c[..3], ["d/0000001", "d/00001", "d/0001"]);
+        assert!(c.windows(2).all(|w| w[0] < w[1]), "{c:?}");
+        assert!(
+            c.iter()
+                .all(|k| k.as_str() > keys[99].as_str() && k.as_str() < "e")
+        );
+        // Hex: siblings of the first digit start pieces.
+        let hex: Vec<String> = (0..100).map(|i| format!("h/0{i:02x}9")).collect();
+        let c = structural_cuts("", Some("h0"), &probe_of(&hex), 32);
+        assert!(
+            c.contains(&"h/1".to_owned()) && c.contains(&"h/8".to_owned()),
+            "{c:?}"
+        );
+        // The budget caps the pieces.
+        assert_eq!(structural_cuts("", Some("h0"), &probe_of(&hex), 3).len(), 2);
+        // Keys that vary at once give no structure.
+        let flat: Vec<String> = ["a1", "b1"].map(str::to_owned).to_vec();
+        assert!(structural_cuts("", None, &probe_of(&flat), 8).is_empty());
     }
 
     #[test]
