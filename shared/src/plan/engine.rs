@@ -372,7 +372,9 @@ impl State {
         let (mut start, mut keys, mut exact) = (0, 0u64, true);
         let mut i = 0;
         while let Some(Work::Done { keys: k, exact: e }) = self.nodes.get(i).map(|n| &n.work) {
-            if i > start && keys.saturating_add(*k) > target {
+            // A range known to be empty never stands alone: it is not counted against
+            // `max_shards`, so it joins the group before it, or the one after.
+            if i > start && keys > 0 && *k > 0 && keys.saturating_add(*k) > target {
                 out.push(self.group(options, start, i, keys, exact));
                 (start, keys, exact) = (i, 0, true);
             }
