@@ -424,8 +424,8 @@ async fn start_run(
     let manifest = create_run(&ports, &request)
         .await
         .expect("the run is created");
-    let stop = settings.stop_at(Some(started + Duration::from_secs(60)), Instant::now());
-    transfer::run_task(&planner, &manifest.root, stop)
+    let limits = settings.limits(Some(started + Duration::from_secs(60)), Instant::now());
+    transfer::run_task(&planner, &manifest.root, limits)
         .await
         .expect("the first planning step runs");
     let planned_in = started.elapsed();

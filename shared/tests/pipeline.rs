@@ -450,3 +450,137 @@ async fn giant_objects_are_copied_by_part_tasks() {
     assert_eq!(counters.operation("CompleteMultipartUpload"), 2);
     assert!(report.tasks > 6, "part tasks were issued: {}", report.tasks);
 }
+
+/// A copy that would outlast the invocation is stopped at the cutoff and handed back, so the
+/// handler returns before its deadline (invariant 6); the handed-back keys are copied later
+/// and the run still ends exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
+    let mut world = World::start().await;
+    for i in 0..12 {
+        world
+            .put(
+                &format!("fast/{i:02}"),
+                support::bytes_for("fast", 3000 + i),
+            )
+            .await;
+    }
+    for i in 0..3 {
+        world
+            .put(
+                &format!("slow/{i:02}"),
+                support::bytes_for("slow", 5000 + i),
+            )
+            .await;
+    }
+    let n = world.objects.len() as u64;
+    // Every write of a `slow/` key hangs far longer than the invocation may run.
+    let hang = world
+        .dest
+        .add_fault(FaultRule::latency("PutObject", Duration::from_secs(600)).key_prefix("slow/"))
+        .unwrap();
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let queue = |name: &str| {
+        Arc::new(MemoryQueue::new(
+            name,
+            QueueSettings {
+                visibility_timeout: Duration::from_secs(600),
+                max_receives: None,
+            },
+        ))
+    };
+    let (work, results) = (queue("work"), queue("results"));
+    let ports = Ports {
+        state: Arc::new(LocalStore::open(dir.path()).unwrap()),
+        work: work.clone(),
+        results: results.clone(),
+    };
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    let request = RunRequest {
+        job_text: job,
+        run: Some("cutoff-run".into()),
+        incremental: false,
+        started: chrono::Utc::now() - chrono::TimeDelta::seconds(1),
+    };
+    let manifest = create_run(&ports, &request).await.unwrap();
+    work.send_batch(&[manifest.root.to_json()]).await.unwrap();
+
+    // Invocations of 4 s with a 3 s reserve: no new copy after 1 s, running ones stopped at 3 s.
+    let settings = TransferSettings {
+        reserve: Duration::from_secs(3),
+        ..TransferSettings::default()
+    };
+    let invocation = Duration::from_secs(4);
+    let mut handed_back = 0;
+    while let Some(d) = work.receive(1, Duration::ZERO).await.unwrap().pop() {
+        let task = ShardTask::from_json(&d.body).unwrap();
+        if let ferry::pipeline::message::Work::Keys { keys, .. } = &task.work {
+            assert_eq!(keys, &["slow/00", "slow/01", "slow/02"]);
+            work.nack(&d.receipt, Duration::ZERO).await.unwrap();
+            handed_back += 1;
+            break;
+        }
+        let started = std::time::Instant::now();
+        let deadline = started + invocation;
+        // Bounded, so a worker that ignores its deadline fails the test instead of hanging it.
+        let handled = tokio::time::timeout(
+            invocation * 3,
+            transfer::handle(&rt, &settings, &d.body, d.receive_count, Some(deadline)),
+        )
+        .await;
+        handled
+            .expect("the invocation returned (it hung on the slow copies)")
+            .unwrap();
+        assert!(
+            started.elapsed() < invocation,
+            "the invocation ran {:?}, past its deadline",
+            started.elapsed()
+        );
+        work.ack(&[d.receipt]).await.unwrap();
+    }
+    assert!(
+        handed_back > 0,
+        "the slow copies were handed back as a Keys task"
+    );
+    assert_eq!(world.dest.counters().faults("PutObject"), 3);
+
+    // The destination recovers: the handed-back task and the rest of the run finish exactly.
+    world.dest.remove_fault(hang);
+    let progress_key = layout::progress("test-job", "cutoff-run");
+    for _ in 0..1_000 {
+        for d in work.receive(10, Duration::ZERO).await.unwrap() {
+            transfer::handle(&rt, &settings, &d.body, d.receive_count, None)
+                .await
+                .unwrap();
+            work.ack(&[d.receipt]).await.unwrap();
+        }
+        let batch = results.receive(10, Duration::ZERO).await.unwrap();
+        let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
+        for (d, r) in batch
+            .iter()
+            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+        {
+            r.unwrap();
+            results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
+        }
+        let progress: Progress = read_json(ports.state.as_ref(), &progress_key)
+            .await
+            .unwrap()
+            .unwrap();
+        if progress.is_complete() && work.is_empty() && results.is_empty() {
+            break;
+        }
+    }
+    let report: Report = read_json(
+        ports.state.as_ref(),
+        &layout::report("test-job", "cutoff-run"),
+    )
+    .await
+    .unwrap()
+    .expect("the run completed and wrote its report");
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+}

@@ -72,11 +72,11 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
         started,
     };
     let manifest = create_run(&state.rt.ports, &request).await?;
-    let stop = state.settings.stop_at(
+    let limits = state.settings.limits(
         deadline_from_epoch_ms(event.context.deadline),
         std::time::Instant::now(),
     );
-    run_task(&state.rt, &manifest.root, stop).await?;
+    run_task(&state.rt, &manifest.root, limits).await?;
     tracing::info!(job = %manifest.job, run = %manifest.run, "run planned");
     Ok(json!({ "job": manifest.job, "run": manifest.run, "started": manifest.started }))
 }

@@ -4,7 +4,10 @@
 //! range back to the work queue as a continuation *before* copying anything — so a long range
 //! is walked by a pipeline of workers, and a worker that dies mid-copy loses nothing the
 //! continuation does not cover — then copies what it listed, and sends one [`ChunkResult`].
-//! Objects it has no time left to start are handed back as a `Keys` task.
+//! Objects it has no time left to start are handed back as a `Keys` task, and so are copies
+//! still running at the cutoff (a third of the reserve before the deadline): they are stopped,
+//! so an invocation never runs into its deadline (invariant 6); a multipart copy resumes from
+//! its recorded parts when the handed-back task reaches it.
 //!
 //! Redelivery is harmless: the continuation has the same id, and objects this run already
 //! wrote are *adopted* (confirmed by HEAD and counted copied) instead of copied again.
@@ -47,15 +50,31 @@ impl Default for TransferSettings {
 }
 
 impl TransferSettings {
-    /// The instant to stop starting work, from the invocation's deadline if it has a usable
-    /// one (in the future), otherwise from the configured budget.
-    pub fn stop_at(&self, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
-        let usable = deadline.filter(|d| *d > now + self.reserve);
-        match usable {
-            Some(d) => Some(d - self.reserve),
-            None => self.time_budget.map(|b| now + b),
+    /// The time limits of one invocation: from its deadline if it has a usable one (further
+    /// away than the reserve), otherwise from the configured budget, with no cutoff — nothing
+    /// stops the process mid-copy then.
+    pub fn limits(&self, deadline: Option<Instant>, now: Instant) -> Limits {
+        match deadline.filter(|d| *d > now + self.reserve) {
+            Some(d) => Limits {
+                stop: Some(d - self.reserve),
+                cutoff: Some(d - self.reserve / 3),
+            },
+            None => Limits {
+                stop: self.time_budget.map(|b| now + b),
+                cutoff: None,
+            },
         }
     }
+}
+
+/// When a task stops starting work, and when it stops the copies still running.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// No listing page or new copy starts after this.
+    pub stop: Option<Instant>,
+    /// Copies still running now are stopped and handed back; the rest of the reserve sends
+    /// the hand-back and the result.
+    pub cutoff: Option<Instant>,
 }
 
 /// Handles one work-queue message. `Ok` means the message is done and may be deleted; an error
@@ -70,8 +89,8 @@ pub async fn handle(
     // An unreadable message cannot be tied to a run; it goes to the dead-letter queue, where
     // the operator sees it.
     let task = ShardTask::from_json(body)?;
-    let stop = settings.stop_at(deadline, Instant::now());
-    match run_task(rt, &task, stop).await {
+    let limits = settings.limits(deadline, Instant::now());
+    match run_task(rt, &task, limits).await {
         Ok(()) => Ok(()),
         Err(e) if !e.retryable || receive_count >= settings.max_receives => {
             tracing::warn!(task = %task.id(), error = %e, "recording the task as failed");
@@ -87,11 +106,8 @@ pub async fn handle(
 }
 
 /// Does one task and sends its result.
-pub async fn run_task(
-    rt: &Runtime,
-    task: &ShardTask,
-    stop: Option<Instant>,
-) -> Result<(), RoleError> {
+pub async fn run_task(rt: &Runtime, task: &ShardTask, limits: Limits) -> Result<(), RoleError> {
+    let stop = limits.stop;
     // A task whose result is already recorded was done by an earlier delivery, which also sent
     // everything it spawned: doing it again would only multiply duplicates down its chain.
     if rt.ports.state.get(&layout::result(task)).await?.is_some() {
@@ -119,7 +135,7 @@ pub async fn run_task(
                 rt.ports.work.send_batch(&[next.to_json()]).await?;
                 result.spawned.push(next);
             }
-            copy_all(rt, &run, task, listed.objects, false, stop, &mut result).await?;
+            copy_all(rt, &run, task, listed.objects, false, limits, &mut result).await?;
             result
         }
         Work::Parts {
@@ -138,7 +154,7 @@ pub async fn run_task(
             let (objects, mut records) = head_keys(&run, keys).await?;
             let mut result = ChunkResult::new(task.clone());
             result.objects.append(&mut records);
-            copy_all(rt, &run, task, objects, *force, stop, &mut result).await?;
+            copy_all(rt, &run, task, objects, *force, limits, &mut result).await?;
             result
         }
     };
@@ -272,15 +288,15 @@ async fn head_keys(
     Ok((objects, records))
 }
 
-/// Decides and copies `objects` (in key order), up to the stop time; what is left is handed
-/// back as a `Keys` task.
+/// Decides and copies `objects` (in key order), up to the stop time; what is left, and what
+/// is still running at the cutoff, is handed back as a `Keys` task.
 async fn copy_all(
     rt: &Runtime,
     run: &Arc<RunHandle>,
     task: &ShardTask,
     objects: Vec<ObjectInfo>,
     force: bool,
-    stop: Option<Instant>,
+    limits: Limits,
     result: &mut ChunkResult,
 ) -> Result<(), RoleError> {
     let connected = &run.connected;
@@ -332,30 +348,7 @@ async fn copy_all(
             Err(outcome) => result.objects.push(record(&object, outcome)),
         }
     }
-    let concurrency = spec.concurrency.objects.max(1);
-    let mut left = Vec::new();
-    // Each copy is its own tokio task, so a worker's copies use every core; the set aborts
-    // them if this task is dropped.
-    let mut running = tokio::task::JoinSet::new();
-    let mut pending = to_copy.into_iter();
-    loop {
-        while running.len() < concurrency {
-            let Some((object, decision)) = pending.next() else {
-                break;
-            };
-            if stop.is_some_and(|s| Instant::now() >= s) {
-                left.push(object.key);
-                continue;
-            }
-            let run = run.clone();
-            running.spawn(async move { copy_one(&run, &object, decision).await });
-        }
-        match running.join_next().await {
-            Some(Ok(record)) => result.objects.push(record),
-            Some(Err(e)) => return Err(RoleError::retry(format!("a copy task died: {e}"))),
-            None => break,
-        }
-    }
+    let mut left = copy_listed(run, to_copy, limits, result).await?;
     if !left.is_empty() {
         left.sort();
         let rest = task.split_off("rest", left, force, task.attempt);
@@ -363,6 +356,66 @@ async fn copy_all(
         result.spawned.push(rest);
     }
     Ok(())
+}
+
+/// Copies `to_copy`, `concurrency` at a time, each copy its own tokio task so a worker's copies
+/// use every core. Returns the keys not copied: not started by the stop time, or stopped at the
+/// cutoff.
+async fn copy_listed(
+    run: &Arc<RunHandle>,
+    to_copy: Vec<(ObjectInfo, Decision)>,
+    limits: Limits,
+    result: &mut ChunkResult,
+) -> Result<Vec<String>, RoleError> {
+    let concurrency = run.spec().concurrency.objects.max(1);
+    let mut left = Vec::new();
+    // The set aborts its copies when dropped: at the cutoff, or if this task is dropped.
+    let mut running = tokio::task::JoinSet::new();
+    let mut keys = std::collections::HashMap::new();
+    let mut pending = to_copy.into_iter();
+    loop {
+        while running.len() < concurrency {
+            let Some((object, decision)) = pending.next() else {
+                break;
+            };
+            if limits.stop.is_some_and(|s| Instant::now() >= s) {
+                left.push(object.key);
+                continue;
+            }
+            let run = run.clone();
+            let key = object.key.clone();
+            let handle = running.spawn(async move { copy_one(&run, &object, decision).await });
+            keys.insert(handle.id(), key);
+        }
+        let next = running.join_next_with_id();
+        let joined = match limits.cutoff {
+            None => next.await,
+            Some(cutoff) => match tokio::time::timeout_at(cutoff.into(), next).await {
+                Ok(joined) => joined,
+                Err(_) => break,
+            },
+        };
+        match joined {
+            Some(Ok((_, record))) => result.objects.push(record),
+            Some(Err(e)) => return Err(RoleError::retry(format!("a copy task died: {e}"))),
+            None => return Ok(left),
+        }
+    }
+    // The cutoff: copies that finish meanwhile still count; the others are handed back.
+    left.extend(pending.map(|(object, _)| object.key));
+    running.abort_all();
+    while let Some(joined) = running.join_next_with_id().await {
+        match joined {
+            Ok((_, record)) => result.objects.push(record),
+            Err(e) if e.is_cancelled() => left.extend(keys.remove(&e.id())),
+            Err(e) => return Err(RoleError::retry(format!("a copy task died: {e}"))),
+        }
+    }
+    tracing::info!(
+        handed_back = left.len(),
+        "cutoff reached; copies still running handed back"
+    );
+    Ok(left)
 }
 
 async fn copy_one(run: &RunHandle, object: &ObjectInfo, decision: Decision) -> ObjectRecord {
