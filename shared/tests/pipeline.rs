@@ -584,3 +584,59 @@ async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
     assert_eq!(report.objects.copied, n);
     world.assert_destination_exact().await;
 }
+
+/// Multipart uploads nobody will finish are aborted when the run ends (OSS bills their parts):
+/// the upload of an object that failed this run, and an orphan an earlier crashed run left in
+/// the job's scope. An upload outside the job's scope may be another job's and is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
+    use ferry::oss::{Credentials, OssClient};
+
+    let mut world = World::start().await;
+    world.seed(2, 20, 4_000).await;
+    world
+        .put("data/big.bin", support::bytes_for("big", 11 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    let ak = world.dest.access_key_id().to_owned();
+    let dest = OssClient::builder()
+        .endpoint(world.dest.endpoint())
+        .region(support::REGION)
+        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
+        .allow_http(true)
+        .build()
+        .unwrap();
+    let options = Default::default();
+    let orphan = dest
+        .initiate_multipart_upload(support::DEST, "data/orphan.bin", &options)
+        .await
+        .unwrap();
+    let theirs = dest
+        .initiate_multipart_upload(support::DEST, "other/theirs.bin", &options)
+        .await
+        .unwrap();
+    // Started before the run, as a crashed earlier run's would be.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The big object's parts upload, but its completion keeps failing: it ends failed.
+    world
+        .dest
+        .add_fault(FaultRule::error("CompleteMultipartUpload", 503).key_prefix("data/big"))
+        .unwrap();
+    let job = world.job(json!({ "filters": { "exclude": ["other/**"] } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.objects.objects, n, "{report:?}");
+    assert_eq!(report.objects.failed, 1, "{report:?}");
+    assert_eq!(report.objects.copied, n - 1);
+    assert_eq!(report.uploads_aborted, 2, "{report:?}");
+    let left: Vec<(String, String)> = dest
+        .list_multipart_uploads(support::DEST, &Default::default())
+        .await
+        .unwrap()
+        .uploads
+        .into_iter()
+        .map(|u| (u.key, u.upload_id))
+        .collect();
+    assert_eq!(left, vec![("other/theirs.bin".to_owned(), theirs)]);
+    assert_ne!(orphan, left[0].1);
+}

@@ -649,10 +649,14 @@ async fn uploads_a_crashed_run_left_are_aborted_and_recorded_ones_kept() {
     };
     copier.ledger.put(&record).await.unwrap();
     let later = chrono::Utc::now() + chrono::Duration::seconds(5);
-    let aborted =
-        ferry::transfer::resume::abort_orphans(&copier.dest, copier.ledger.as_ref(), later)
-            .await
-            .unwrap();
+    let aborted = ferry::transfer::resume::abort_orphans(
+        &copier.dest,
+        copier.ledger.as_ref(),
+        later,
+        &|_| true,
+    )
+    .await
+    .unwrap();
     assert_eq!(aborted, 1);
     let left: Vec<String> = dst
         .list_multipart_uploads("dst", &Default::default())
@@ -671,9 +675,14 @@ async fn uploads_a_crashed_run_left_are_aborted_and_recorded_ones_kept() {
         .await
         .unwrap();
     assert_eq!(
-        ferry::transfer::resume::abort_orphans(&copier.dest, copier.ledger.as_ref(), fresh)
-            .await
-            .unwrap(),
+        ferry::transfer::resume::abort_orphans(
+            &copier.dest,
+            copier.ledger.as_ref(),
+            fresh,
+            &|_| true
+        )
+        .await
+        .unwrap(),
         0
     );
 }

@@ -12,8 +12,10 @@
 //!   result exactly once, keeps [`progress`], detects completion and writes the [`report`].
 //!
 //! [`standalone`] runs all three in one process. [`message`] and [`layout`] are the wire and
-//! storage formats; [`connect`] turns a job spec into live clients.
+//! storage formats; [`connect`] turns a job spec into live clients; [`cleanup`] aborts the
+//! multipart uploads a finished run leaves behind.
 
+pub mod cleanup;
 pub mod connect;
 pub mod deploy;
 pub mod giant;

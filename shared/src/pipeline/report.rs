@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::message::{ChunkResult, Tally};
 use super::progress::Progress;
 use super::runtime::{Manifest, Runtime, read_json};
-use super::{RoleError, layout};
+use super::{RoleError, cleanup, layout};
 use crate::transfer::Outcome;
 
 /// `report.json`.
@@ -41,6 +41,10 @@ pub struct Report {
     pub failed_tasks: Vec<FailedTask>,
     /// Objects listed in failures.csv (failed and needs-restore).
     pub failures_listed: u64,
+    /// Abandoned multipart uploads aborted at the end of the run: this run's failed objects',
+    /// and orphans an earlier, crashed run left (see `pipeline::cleanup`).
+    #[serde(default)]
+    pub uploads_aborted: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +66,7 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
         .ok_or_else(|| RoleError::config(format!("run {run} has no manifest")))?;
     let handle = rt.run(job, run).await?;
     let (csv, failed_tasks, listed) = collect(rt, &manifest).await?;
+    let cleanup = cleanup::abort_left_uploads(rt, &handle, &manifest).await;
     let finished = progress.finished.unwrap_or_else(Utc::now);
     let spec = handle.spec();
     let report = Report {
@@ -84,6 +89,7 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
         tasks: progress.tasks_done,
         failed_tasks,
         failures_listed: listed,
+        uploads_aborted: cleanup.aborted,
     };
     state
         .put(&layout::failures(job, run), csv.into_bytes().into())

@@ -80,14 +80,16 @@ impl UploadLedger for MemoryLedger {
     }
 }
 
-/// Aborts multipart uploads under the destination prefix that no record claims and that were
-/// started before `initiated_before` — what a crashed run left behind. Recorded uploads are kept
-/// for resuming; recent unrecorded ones may belong to a worker that is about to record them.
-/// Returns how many were aborted.
+/// Aborts multipart uploads under the destination prefix that no record claims, that were
+/// started before `initiated_before` and whose destination key `in_scope` accepts — what a
+/// crashed run left behind. Recorded uploads are kept for resuming; recent unrecorded ones may
+/// belong to a worker that is about to record them; keys outside the job's scope may belong to
+/// another job writing beside it. Returns how many were aborted.
 pub async fn abort_orphans(
     dest: &super::Destination,
     ledger: &dyn UploadLedger,
     initiated_before: chrono::DateTime<chrono::Utc>,
+    in_scope: &(dyn Fn(&str) -> bool + Send + Sync),
 ) -> Result<usize, crate::oss::Error> {
     use futures_util::TryStreamExt;
 
@@ -102,11 +104,14 @@ pub async fn abort_orphans(
     while let Some(page) = pages.try_next().await? {
         for upload in page.uploads {
             let old = upload.initiated.is_some_and(|t| t < initiated_before);
+            if !old || !in_scope(&upload.key) {
+                continue;
+            }
             let recorded = matches!(
                 ledger.get(&dest.bucket, &upload.key).await,
                 Ok(Some(r)) if r.upload_id == upload.upload_id
             );
-            if old && !recorded {
+            if !recorded {
                 dest.client
                     .abort_multipart_upload(&dest.bucket, &upload.key, &upload.upload_id)
                     .await?;
