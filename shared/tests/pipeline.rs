@@ -640,3 +640,40 @@ async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
     assert_eq!(left, vec![("other/theirs.bin".to_owned(), theirs)]);
     assert_ne!(orphan, left[0].1);
 }
+
+/// A job's latest run counts as unfinished until its progress is complete; the planner
+/// function uses this to refuse a second, overlapping run of the same job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_unfinished_until_its_report() {
+    use ferry::pipeline::planner::unfinished_run;
+
+    let mut world = World::start().await;
+    world.seed(2, 10, 1_000).await;
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let state = LocalStore::open(dir.path()).unwrap();
+    assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+    let ports = Ports {
+        state: Arc::new(state),
+        work: Arc::new(MemoryQueue::new("work", QueueSettings::default())),
+        results: Arc::new(MemoryQueue::new("results", QueueSettings::default())),
+    };
+    let request = RunRequest {
+        job_text: job.clone(),
+        run: Some("first".into()),
+        incremental: false,
+        started: chrono::Utc::now(),
+    };
+    create_run(&ports, &request).await.unwrap();
+    let state = ports.state.as_ref();
+    assert_eq!(
+        unfinished_run(state, &job).await.unwrap().as_deref(),
+        Some("first")
+    );
+    // The standalone runner resumes that run and finishes it.
+    drop(ports);
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.run, "first");
+    let state = LocalStore::open(dir.path()).unwrap();
+    assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+}

@@ -166,6 +166,15 @@ def test_planner_creates_and_plans_the_run(world, planned):
         assert task["work"]["kind"] == "range", task
 
 
+def test_a_second_start_while_the_run_is_unfinished_is_skipped(world, lambda_watch, planned):
+    # A schedule firing again before the run ends must not start a second run of the same job.
+    response = lambda_watch.invoke_ok("planner", load_fixture("planner-input.json", job=JOB))
+    assert response.get("skipped") is True, response
+    assert response["running"] == planned["run"], response
+    assert "overlap" in response["reason"], response
+    assert world.state_json(f"jobs/{JOB}/current.json") == {"run": planned["run"]}
+
+
 def test_transfer_fails_exactly_the_unreadable_record(world, first_transfer):
     assert len(first_transfer["messages"]) >= 2, "the batch should carry several range tasks"
     assert first_transfer["failed"] == [first_transfer["bad"]]

@@ -3,15 +3,19 @@
 //!
 //! Input: `{"job_key": "jobs/<name>/job.json"}` (a job already in the state store) or
 //! `{"job": { …job spec… }}`, plus optional `"incremental": true` and `"run": "<id>"`.
-//! Without `run`, the run id is derived from the invocation's request id, which Lambda keeps
-//! across its own retries of an asynchronous invocation — so a retried start resumes the same
-//! run instead of starting a second one. Planning continues on the work queue when this
-//! invocation's time runs out.
+//! Without `run`, the run id is the start time plus the invocation's request id, which Lambda
+//! keeps across its own retries of an asynchronous invocation — so a retried start finds the
+//! unfinished run with its request id and resumes it instead of starting a second one.
+//! Planning continues on the work queue when this invocation's time runs out.
+//!
+//! A start while the job's latest run is still unfinished (a schedule firing again before a
+//! long run ends) does nothing and says so: two runs of one job would copy the same objects
+//! twice over. `"overlap": true` starts a new run anyway (for a run known to be stuck).
 
 use std::sync::Arc;
 
 use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
-use ferry::pipeline::planner::{RunRequest, create_run};
+use ferry::pipeline::planner::{RunRequest, create_run, unfinished_run};
 use ferry::pipeline::runtime::{Runtime, read_json};
 use ferry::pipeline::transfer::{TransferSettings, run_task};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
@@ -29,6 +33,8 @@ struct Input {
     incremental: bool,
     #[serde(default)]
     run: Option<String>,
+    #[serde(default)]
+    overlap: bool,
 }
 
 struct State {
@@ -55,16 +61,32 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
     // Whole seconds, as the destination records write times: an object this run writes in its
     // first second is then recognised as the run's own on a redelivery.
     let started = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
-    let run = input.run.unwrap_or_else(|| {
-        let tail: String = event
-            .context
-            .request_id
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(12)
-            .collect();
-        format!("{}-{tail}", started.format("%Y%m%dT%H%M%SZ"))
-    });
+    let tail: String = event
+        .context
+        .request_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    let unfinished = unfinished_run(state.rt.ports.state.as_ref(), &job_text).await?;
+    let run = match (input.run, unfinished) {
+        (Some(run), _) => run,
+        // Lambda's retry of this very invocation (same request id, later clock): resume the run
+        // the first attempt created.
+        (None, Some(running)) if running.ends_with(&format!("-{tail}")) => running,
+        (None, Some(running)) if !input.overlap => {
+            tracing::warn!(running = %running, "the job's latest run is unfinished; not starting another");
+            return Ok(json!({
+                "skipped": true,
+                "running": running,
+                "reason": format!(
+                    "run {running} of this job has not finished; it is not started twice. \
+                     Send \"overlap\": true to start a new run anyway (for a run that is stuck)"
+                ),
+            }));
+        }
+        (None, _) => format!("{}-{tail}", started.format("%Y%m%dT%H%M%SZ")),
+    };
     let request = RunRequest {
         job_text,
         run: Some(run),

@@ -48,6 +48,22 @@ pub fn new_run_id(started: DateTime<Utc>) -> String {
     )
 }
 
+/// The job's latest run, if it has not finished: a scheduled start while it still runs would
+/// copy the same objects twice over. `None` when the job has no run yet or its latest finished.
+pub async fn unfinished_run(
+    state: &dyn crate::state::StateStore,
+    job_text: &str,
+) -> Result<Option<String>, RoleError> {
+    let spec = JobSpec::from_json(job_text).map_err(|e| RoleError::config(e.to_string()))?;
+    let job = spec.name.as_str();
+    let current: Option<serde_json::Value> = read_json(state, &layout::current(job)).await?;
+    let Some(run) = current.and_then(|c| Some(c.get("run")?.as_str()?.to_owned())) else {
+        return Ok(None);
+    };
+    let progress: Option<Progress> = read_json(state, &layout::progress(job, &run)).await?;
+    Ok(progress.filter(|p| !p.is_complete()).map(|_| run))
+}
+
 /// Records the job, the manifest and the first progress. Idempotent for a given run id: a
 /// second call returns the manifest the first one wrote.
 pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest, RoleError> {
