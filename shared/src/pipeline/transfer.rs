@@ -348,7 +348,7 @@ async fn copy_all(
             Err(outcome) => result.objects.push(record(&object, outcome)),
         }
     }
-    let mut left = copy_listed(run, to_copy, limits, result).await?;
+    let mut left = copy_each(run, to_copy, limits, result).await?;
     if !left.is_empty() {
         left.sort();
         let rest = task.split_off("rest", left, force, task.attempt);
@@ -361,7 +361,7 @@ async fn copy_all(
 /// Copies `to_copy`, `concurrency` at a time, each copy its own tokio task so a worker's copies
 /// use every core. Returns the keys not copied: not started by the stop time, or stopped at the
 /// cutoff.
-async fn copy_listed(
+async fn copy_each(
     run: &Arc<RunHandle>,
     to_copy: Vec<(ObjectInfo, Decision)>,
     limits: Limits,

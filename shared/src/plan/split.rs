@@ -139,10 +139,7 @@ pub async fn probe(
 /// between that common part and where the probed keys start to vary, plus the end's first
 /// differing char — so the first key and the end can be written in it.
 fn space(root: &str, hi: Option<&str>, probe: &Probe) -> Option<KeySpace> {
-    let context = match hi {
-        Some(h) => common_prefix(&probe.first, h),
-        None => root,
-    };
+    let context = context(root, hi, &probe.first);
     let varying = common_prefix(&probe.first, &probe.last)
         .len()
         .max(context.len());
@@ -156,6 +153,27 @@ fn space(root: &str, hi: Option<&str>, probe: &Probe) -> Option<KeySpace> {
         .max()
         .unwrap_or(0);
     KeySpace::new(context, chars, longest)
+}
+
+/// Where a range's keys are measured from: the common part of its first probed key and its
+/// end, or the root when it runs to the end.
+fn context<'a>(root: &'a str, hi: Option<&str>, first: &'a str) -> &'a str {
+    match hi {
+        Some(h) => common_prefix(first, h),
+        None => root,
+    }
+}
+
+/// Adds `cut` to `cuts` if it splits the range: past the probed keys, before the end, short
+/// enough for a `start-after`, and above the cut before it.
+fn push_if_fits(cuts: &mut Vec<String>, cut: String, probe: &Probe, hi: Option<&str>) {
+    let fits = cut.as_str() > probe.last.as_str()
+        && hi.is_none_or(|h| cut.as_str() < h)
+        && cut.len() <= MAX_CUT_BYTES
+        && cuts.last().is_none_or(|prev| cut > *prev);
+    if fits {
+        cuts.push(cut);
+    }
 }
 
 /// About how many keys `(.., hi]` holds, given a probe from its start that did not reach `hi`.
@@ -191,10 +209,7 @@ pub fn estimate(root: &str, hi: Option<&str>, probe: &Probe) -> u64 {
 /// away (nothing to follow: use [`cuts`]).
 pub fn structural_cuts(root: &str, hi: Option<&str>, probe: &Probe, pieces: u64) -> Vec<String> {
     let first = probe.first.as_str();
-    let context = match hi {
-        Some(h) => common_prefix(first, h),
-        None => root,
-    };
+    let context = context(root, hi, first);
     let shared = common_prefix(first, &probe.last);
     if shared.len() <= context.len() || !first.starts_with(context) {
         return Vec::new();
@@ -232,13 +247,7 @@ pub fn structural_cuts(root: &str, hi: Option<&str>, probe: &Probe, pieces: u64)
     }
     let mut cuts: Vec<String> = Vec::new();
     for cut in out {
-        let fits = cut.as_str() > probe.last.as_str()
-            && hi.is_none_or(|h| cut.as_str() < h)
-            && cut.len() <= MAX_CUT_BYTES
-            && cuts.last().is_none_or(|prev| cut > *prev);
-        if fits {
-            cuts.push(cut);
-        }
+        push_if_fits(&mut cuts, cut, probe, hi);
     }
     cuts.truncate(pieces.saturating_sub(1) as usize);
     cuts
@@ -259,14 +268,7 @@ pub fn cuts(root: &str, hi: Option<&str>, probe: &Probe, pieces: u64) -> Vec<Str
             if at[0] != 0 {
                 break;
             }
-            let cut = space.string(&at);
-            let fits = cut.as_str() > probe.last.as_str()
-                && hi.is_none_or(|h| cut.as_str() < h)
-                && cut.len() <= MAX_CUT_BYTES
-                && out.last().is_none_or(|prev| cut > *prev);
-            if fits {
-                out.push(cut);
-            }
+            push_if_fits(&mut out, space.string(&at), probe, hi);
         }
     }
     if out.is_empty()
@@ -370,8 +372,8 @@ mod tests {
 
     #[test]
     fn structural_cuts_follow_padded_numbers_and_hashes() {
-        // Zero-padded numbers: the first piece ends after `d/00000` (the keys are d/000001000..d/000004663), the next ones at the ends
-        // of `d/0000`, `d/000`, …, then sibling directories.
+        // Zero-padded numbers d/000001000..d/000004663: the first piece ends after `d/00000`,
+        // the next ones at the ends of `d/0000`, `d/000`, …, then sibling directories.
         let keys: Vec<String> = (0..100)
             .map(|i| format!("d/{:09}", 1000 + i * 37))
             .collect();
