@@ -3,6 +3,7 @@
 //! uploads stream (peak RSS stays far below the object size) and that the CRC-64 assembled from
 //! the parts equals the server's for the whole object.
 
+#[path = "it/support/oss_client_support.rs"]
 mod oss_client_support;
 
 use std::io::{BufRead, BufReader};
@@ -74,8 +75,8 @@ fn start_emulator_binary(data_dir: &std::path::Path) -> EmulatorProcess {
         Some(other) => other.to_owned(),
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
+    let built = oss_emulator::process::output_within(
+        Command::new(cargo).args([
             "build",
             "-q",
             "-p",
@@ -84,10 +85,11 @@ fn start_emulator_binary(data_dir: &std::path::Path) -> EmulatorProcess {
             "oss-emulator",
             "--profile",
             &profile,
-        ])
-        .status();
+        ]),
+        std::time::Duration::from_secs(600),
+    );
     assert!(
-        status.is_ok_and(|s| s.success()) || bin.exists(),
+        built.is_ok_and(|out| out.status.success()) || bin.exists(),
         "build the emulator: cargo build -p oss-emulator"
     );
     let mut child = Command::new(&bin)

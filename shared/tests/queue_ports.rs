@@ -7,11 +7,15 @@
 //! dead-letter queue; batches of any size arrive whole; an oversized body is refused before
 //! anything is sent; concurrent receivers never hold the same message at once.
 //!
+//! A test binary of its own, not a module of `it`: the concurrent-receiver check drives moto's
+//! SQS hard, and beside the pipeline suites' load on two cores moto has been seen to hand one
+//! message to two receivers.
+//!
 //! moto cannot make SendMessageBatch fail part of a batch, which SQS does under load, so those
 //! tests put a small proxy in front of moto (`EntryFaults` below) that withholds chosen entries
 //! from moto and reports them failed, as SQS would.
 
-#[path = "support/moto.rs"]
+#[path = "it/support/moto.rs"]
 mod moto;
 
 use std::collections::HashSet;

@@ -13,6 +13,11 @@ use crate::transfer::{ObjectResult, Outcome};
 /// The message format version. A reader refuses versions it does not know instead of guessing.
 pub const VERSION: u32 = 1;
 
+/// The most key bytes one `Keys` task carries: a quarter of the queue's message limit, so a
+/// task stays far inside it whatever else it holds, and a result listing several still goes
+/// through the state store by pointer.
+pub const MAX_KEYS_BYTES: usize = crate::queue::MAX_MESSAGE_BYTES / 4;
+
 /// One unit of work for a transfer worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTask {
@@ -65,6 +70,43 @@ pub enum Work {
     },
 }
 
+impl Work {
+    /// What the work covers, in words, for a report that names what a failed task left
+    /// undecided.
+    pub fn describe(&self) -> String {
+        match self {
+            Work::Plan { .. } => "planning of the source (scope unknown)".to_owned(),
+            Work::Range {
+                prefix,
+                start_after,
+                end,
+            } => {
+                let after = start_after
+                    .as_deref()
+                    .map_or_else(|| "the first key".to_owned(), |k| format!("after {k:?}"));
+                let until = end
+                    .as_deref()
+                    .map_or_else(|| "the end".to_owned(), |k| format!("before {k:?}"));
+                format!("keys under {prefix:?} from {after} to {until}")
+            }
+            Work::Keys { keys, .. } => match keys.as_slice() {
+                [one] => format!("the key {one:?}"),
+                [first, .., last] => format!("{} keys from {first:?} to {last:?}", keys.len()),
+                [] => "no keys".to_owned(),
+            },
+            Work::Parts {
+                upload,
+                first,
+                last,
+                of,
+            } => format!(
+                "parts {first}..={last} of the {of} part tasks of the object {:?}",
+                upload.key
+            ),
+        }
+    }
+}
+
 impl ShardTask {
     pub fn new(job: &str, run: &str, shard: &str, seq: u32, work: Work) -> Self {
         ShardTask {
@@ -94,6 +136,34 @@ impl ShardTask {
             work,
             ..self.clone()
         }
+    }
+
+    /// Tasks for `keys` split off this one, as many as it takes for each to stay within
+    /// [`MAX_KEYS_BYTES`] of keys: a hand-back or re-check of many long keys would otherwise
+    /// exceed the queue's message limit, and a message the queue refuses is work never done.
+    pub fn split_keys(
+        &self,
+        tag: &str,
+        keys: Vec<String>,
+        force: bool,
+        attempt: u32,
+    ) -> Vec<ShardTask> {
+        let mut tasks = Vec::new();
+        let (mut chunk, mut bytes) = (Vec::new(), 0);
+        for key in keys {
+            // The key as JSON: control characters grow to six bytes each when escaped.
+            let size = serde_json::to_string(&key).map_or(key.len() * 6, |k| k.len()) + 1;
+            if !chunk.is_empty() && bytes + size > MAX_KEYS_BYTES {
+                tasks.push(self.split_off(tag, std::mem::take(&mut chunk), force, attempt));
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(key);
+        }
+        if !chunk.is_empty() {
+            tasks.push(self.split_off(tag, chunk, force, attempt));
+        }
+        tasks
     }
 
     /// A task for `keys` split off this one (handed back before a deadline, or re-checked):
@@ -340,6 +410,34 @@ mod tests {
         assert!(err.to_string().contains("version 2"), "{err}");
         let broken = ShardTask::from_json("{\"v\":1,\"job\":3}").unwrap_err();
         assert!(broken.to_string().contains("job"), "{broken}");
+    }
+
+    #[test]
+    fn split_keys_keeps_every_task_within_the_message_limit() {
+        let t = ShardTask::new("j", "r", "s", 0, Work::Plan { cursor: None });
+        // 10,000 keys of 150+ bytes: about 1.6 MB in one task, over the queue's limit.
+        let keys: Vec<String> = (0..10_000)
+            .map(|i| format!("{i:05}/{}\u{1}", "k".repeat(150)))
+            .collect();
+        let tasks = t.split_keys("rest", keys.clone(), false, 0);
+        assert!(tasks.len() > 1);
+        let mut seen = Vec::new();
+        for task in &tasks {
+            assert!(task.to_json().len() <= crate::queue::MAX_MESSAGE_BYTES / 2);
+            let Work::Keys { keys, .. } = &task.work else {
+                panic!("a keys task")
+            };
+            seen.extend(keys.iter().cloned());
+        }
+        assert_eq!(seen, keys, "every key once, in order");
+        let shards: std::collections::BTreeSet<_> = tasks.iter().map(|t| &t.shard).collect();
+        assert_eq!(
+            shards.len(),
+            tasks.len(),
+            "each chunk is a shard of its own"
+        );
+        assert_eq!(tasks, t.split_keys("rest", keys, false, 0), "stable ids");
+        assert_eq!(t.split_keys("rest", vec![], false, 0), vec![]);
     }
 
     #[test]

@@ -45,12 +45,20 @@ pub struct Report {
     /// and orphans an earlier, crashed run left (see `pipeline::cleanup`).
     #[serde(default)]
     pub uploads_aborted: u64,
+    /// What the report could not do (for example: the run's connections could not be
+    /// opened, so no upload was swept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
+/// A task that failed as a whole: what it covered is not counted object by object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedTask {
     pub task: String,
     pub error: String,
+    /// What the task covered (a key range, keys, planning), whose objects are uncounted.
+    #[serde(default)]
+    pub scope: String,
 }
 
 /// Writes the report of a complete run unless it exists already, and advances the job's
@@ -64,19 +72,33 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
     let manifest: Manifest = read_json(state, &layout::manifest(job, run))
         .await?
         .ok_or_else(|| RoleError::config(format!("run {run} has no manifest")))?;
-    let handle = rt.run(job, run).await?;
     let (csv, failed_tasks, listed) = collect(rt, &manifest).await?;
-    let cleanup = cleanup::abort_left_uploads(rt, &handle, &manifest).await;
+    let spec = rt.spec(job).await?;
+    let mut notes = Vec::new();
+    // A run whose connections cannot be opened (credentials gone, a secret missing) still gets
+    // its report: it names the source from the job, and says what it could not sweep.
+    let (source, aborted) = match rt.run(job, run).await {
+        Ok(handle) => {
+            let cleanup = cleanup::abort_left_uploads(rt, &handle, &manifest).await;
+            (handle.connected.source.describe(), cleanup.aborted)
+        }
+        Err(e) if e.retryable => return Err(e),
+        Err(e) => {
+            notes.push(format!(
+                "abandoned multipart uploads were not swept, the run cannot connect: {e}"
+            ));
+            (spec.source.describe(), 0)
+        }
+    };
     let finished = progress.finished.unwrap_or_else(Utc::now);
-    let spec = handle.spec();
     let report = Report {
         v: 1,
         job: job.to_owned(),
         run: run.to_owned(),
-        source: handle.connected.source.describe(),
+        source,
         destination: format!(
             "oss://{}/{}",
-            handle.connected.dest.bucket, handle.connected.dest.prefix
+            spec.destination.bucket, spec.destination.prefix
         ),
         mode: format!("{:?}", spec.mode).to_lowercase(),
         verification: format!("{:?}", spec.verification).to_lowercase(),
@@ -89,7 +111,8 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
         tasks: progress.tasks_done,
         failed_tasks,
         failures_listed: listed,
-        uploads_aborted: cleanup.aborted,
+        uploads_aborted: aborted,
+        notes,
     };
     state
         .put(&layout::failures(job, run), csv.into_bytes().into())
@@ -112,23 +135,31 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
 pub fn verdict(t: &Tally) -> (&'static str, String) {
     let problems = t.failed + t.needs_restore + t.failed_tasks;
     if problems == 0 {
-        (
+        return (
             "complete",
             format!(
                 "COMPLETE: {} objects in scope, {} copied and verified byte-exact, {} already identical",
                 t.objects, t.copied, t.skipped
             ),
-        )
-    } else {
-        (
-            "complete-with-problems",
-            format!(
-                "COMPLETE WITH PROBLEMS: {} objects in scope, {} copied and verified, {} skipped, \
-                 {} failed, {} need restore, {} tasks failed — see failures.csv",
-                t.objects, t.copied, t.skipped, t.failed, t.needs_restore, t.failed_tasks
-            ),
-        )
+        );
     }
+    let counted = if t.failed_tasks == 0 {
+        format!("{} objects in scope", t.objects)
+    } else {
+        format!(
+            "{} objects counted, {} tasks failed, scope unknown for what they covered \
+             (failed_tasks in report.json names each)",
+            t.objects, t.failed_tasks
+        )
+    };
+    (
+        "complete-with-problems",
+        format!(
+            "COMPLETE WITH PROBLEMS: {counted}; {} copied and verified, {} skipped, {} failed, \
+             {} need restore — see failures.csv",
+            t.copied, t.skipped, t.failed, t.needs_restore
+        ),
+    )
 }
 
 /// Walks the recorded results from the root; returns failures.csv, failed tasks, rows listed.
@@ -150,6 +181,7 @@ async fn collect(
             failed_tasks.push(FailedTask {
                 task: task.id(),
                 error: error.clone(),
+                scope: task.work.describe(),
             });
         }
         for object in &result.objects {
@@ -173,11 +205,37 @@ async fn collect(
     Ok((csv, failed_tasks, listed))
 }
 
-/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A field that
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a
+/// spreadsheet opening failures.csv shows an object key as text instead of running it as a
+/// formula (keys are the source's, and anyone who can write to the source picks them).
 fn field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(field("plain/key.txt"), "plain/key.txt");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for lead in ["+1", "-1", "@SUM(A1)", "\tx"] {
+            assert_eq!(field(lead), format!("'{lead}"));
+        }
+        assert_eq!(field("\rx"), "\"'\rx\"");
+        assert_eq!(field("a=b"), "a=b", "only a leading sign is neutralised");
     }
 }

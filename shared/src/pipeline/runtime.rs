@@ -84,6 +84,20 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// The job as submitted, without connecting to anything: what a role needs to describe a
+    /// run whose connections cannot be opened.
+    pub async fn spec(&self, job: &str) -> Result<JobSpec, RoleError> {
+        let text = self
+            .ports
+            .state
+            .get(&layout::job(job))
+            .await?
+            .ok_or_else(|| RoleError::config(format!("job {job} has no job.json")))?;
+        let text = String::from_utf8_lossy(&text.body).into_owned();
+        JobSpec::from_json(&text)
+            .map_err(|e| RoleError::config(format!("stored job.json of {job}: {e}")))
+    }
+
     async fn open(&self, job: &str, run: &str) -> Result<RunHandle, RoleError> {
         let state = &self.ports.state;
         let manifest: Manifest = read_json(state.as_ref(), &layout::manifest(job, run))
@@ -94,13 +108,7 @@ impl Runtime {
                     state.describe()
                 ))
             })?;
-        let text = state
-            .get(&layout::job(job))
-            .await?
-            .ok_or_else(|| RoleError::config(format!("job {job} has no job.json")))?;
-        let text = String::from_utf8_lossy(&text.body).into_owned();
-        let spec = JobSpec::from_json(&text)
-            .map_err(|e| RoleError::config(format!("stored job.json of {job}: {e}")))?;
+        let spec = self.spec(job).await?;
         let connected = connect(spec, run, state.clone(), self.secrets.as_ref()).await?;
         Ok(RunHandle {
             manifest,

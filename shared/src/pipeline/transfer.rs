@@ -58,10 +58,12 @@ impl TransferSettings {
             Some(d) => Limits {
                 stop: Some(d - self.reserve),
                 cutoff: Some(d - self.reserve / 3),
+                last_delivery: false,
             },
             None => Limits {
                 stop: self.time_budget.map(|b| now + b),
                 cutoff: None,
+                last_delivery: false,
             },
         }
     }
@@ -75,10 +77,18 @@ pub struct Limits {
     /// Copies still running now are stopped and handed back; the rest of the reserve sends
     /// the hand-back and the result.
     pub cutoff: Option<Instant>,
+    /// This is the queue's last delivery of the task: what cannot be decided now is recorded
+    /// failed, object by object, instead of failing the task again.
+    pub last_delivery: bool,
 }
 
 /// Handles one work-queue message. `Ok` means the message is done and may be deleted; an error
 /// means it should be delivered again.
+///
+/// The delivery that gives up (a permanent error, or the queue's last delivery) records what it
+/// got to: the objects it decided, the tasks it had already sent — their results count under
+/// this one, so nothing they do is dropped from the run's counts — and the error, with what the
+/// task covered, for the report.
 pub async fn handle(
     rt: &Runtime,
     settings: &TransferSettings,
@@ -89,12 +99,14 @@ pub async fn handle(
     // An unreadable message cannot be tied to a run; it goes to the dead-letter queue, where
     // the operator sees it.
     let task = ShardTask::from_json(body)?;
-    let limits = settings.limits(deadline, Instant::now());
-    match run_task(rt, &task, limits).await {
-        Ok(()) => Ok(()),
-        Err(e) if !e.retryable || receive_count >= settings.max_receives => {
+    let mut limits = settings.limits(deadline, Instant::now());
+    limits.last_delivery = receive_count >= settings.max_receives;
+    let mut result = ChunkResult::new(task.clone());
+    match do_task(rt, &task, limits, &mut result).await {
+        Ok(Step::Recorded) => Ok(()),
+        Ok(Step::Done) => send_result(rt, &result).await,
+        Err(e) if !e.retryable || limits.last_delivery => {
             tracing::warn!(task = %task.id(), error = %e, "recording the task as failed");
-            let mut result = ChunkResult::new(task);
             result.error = Some(format!(
                 "task failed after {receive_count} deliveries: {}",
                 e.message
@@ -107,16 +119,50 @@ pub async fn handle(
 
 /// Does one task and sends its result.
 pub async fn run_task(rt: &Runtime, task: &ShardTask, limits: Limits) -> Result<(), RoleError> {
+    let mut result = ChunkResult::new(task.clone());
+    match do_task(rt, task, limits, &mut result).await? {
+        Step::Recorded => Ok(()),
+        Step::Done => send_result(rt, &result).await,
+    }
+}
+
+/// How a task ended when it did not fail.
+enum Step {
+    /// An earlier delivery recorded it; its record was sent to the verifier again.
+    Recorded,
+    /// `result` is complete and is to be sent.
+    Done,
+}
+
+/// Does one task into `result`. Everything the task sends on is in `result.spawned` as soon as
+/// it is sent, so a failure later in the task still accounts for it.
+async fn do_task(
+    rt: &Runtime,
+    task: &ShardTask,
+    limits: Limits,
+    result: &mut ChunkResult,
+) -> Result<Step, RoleError> {
     let stop = limits.stop;
     // A task whose result is already recorded was done by an earlier delivery, which also sent
-    // everything it spawned: doing it again would only multiply duplicates down its chain.
-    if rt.ports.state.get(&layout::result(task)).await?.is_some() {
-        tracing::info!(task = %task.id(), "already recorded; nothing to do");
-        return Ok(());
+    // everything it spawned: doing it again would only multiply duplicates down its chain. But
+    // the record may never have reached progress (a process killed between the verifier's
+    // create-only record and its progress update, then resumed from progress.json): so the
+    // recorded result is sent to the verifier again, by pointer. Applying it is idempotent.
+    let recorded = layout::result(task);
+    if rt.ports.state.get(&recorded).await?.is_some() {
+        tracing::info!(task = %task.id(), "already recorded; sending the record to the verifier");
+        let message = ResultMessage::Stored {
+            v: super::message::VERSION,
+            key: recorded,
+        };
+        rt.ports.results.send_batch(&[message.to_json()]).await?;
+        return Ok(Step::Recorded);
     }
     let run = rt.run(&task.job, &task.run).await?;
-    let result = match &task.work {
-        Work::Plan { cursor } => planner::plan_step(rt, &run, task, cursor.clone(), stop).await?,
+    match &task.work {
+        Work::Plan { cursor } => {
+            *result = planner::plan_step(rt, &run, task, cursor.clone(), stop).await?;
+        }
         Work::Range {
             prefix,
             start_after,
@@ -124,7 +170,6 @@ pub async fn run_task(rt: &Runtime, task: &ShardTask, limits: Limits) -> Result<
         } => {
             let listed =
                 list_range(&run, prefix, start_after.clone(), end.as_deref(), stop).await?;
-            let mut result = ChunkResult::new(task.clone());
             result.filtered = listed.filtered;
             if let Some(after) = listed.resume_after {
                 let next = task.continuation(Work::Range {
@@ -135,8 +180,7 @@ pub async fn run_task(rt: &Runtime, task: &ShardTask, limits: Limits) -> Result<
                 rt.ports.work.send_batch(&[next.to_json()]).await?;
                 result.spawned.push(next);
             }
-            copy_all(rt, &run, task, listed.objects, false, limits, &mut result).await?;
-            result
+            copy_all(rt, &run, task, listed.objects, false, limits, result).await?;
         }
         Work::Parts {
             upload,
@@ -144,21 +188,16 @@ pub async fn run_task(rt: &Runtime, task: &ShardTask, limits: Limits) -> Result<
             last,
             of,
         } => {
-            let mut result = ChunkResult::new(task.clone());
             if let Some(record) = giant::upload_parts(rt, &run, upload, *first, *last, *of).await? {
                 result.objects.push(record);
             }
-            result
         }
         Work::Keys { keys, force } => {
-            let (objects, mut records) = head_keys(&run, keys).await?;
-            let mut result = ChunkResult::new(task.clone());
-            result.objects.append(&mut records);
-            copy_all(rt, &run, task, objects, *force, limits, &mut result).await?;
-            result
+            let objects = head_keys(&run, keys, limits.last_delivery, result).await?;
+            copy_all(rt, &run, task, objects, *force, limits, result).await?;
         }
-    };
-    send_result(rt, &result).await
+    }
+    Ok(Step::Done)
 }
 
 /// Sends a result to the results queue, through the state store when it is large.
@@ -250,42 +289,53 @@ async fn list_range(
     }
 }
 
-/// Looks up the objects of a `Keys` task; a key gone from the source is reported, not lost.
+/// Looks up the objects of a `Keys` task. A key gone from the source is reported skipped; a key
+/// that cannot be read (403, a permanent error, or any error on the last delivery) is failed
+/// with its reason, alone: its neighbours are still copied.
 async fn head_keys(
     run: &RunHandle,
     keys: &[String],
-) -> Result<(Vec<ObjectInfo>, Vec<ObjectRecord>), RoleError> {
+    last_delivery: bool,
+    result: &mut ChunkResult,
+) -> Result<Vec<ObjectInfo>, RoleError> {
     let mut sorted = keys.to_vec();
     sorted.sort();
     sorted.dedup();
     let mut objects = Vec::new();
-    let mut records = Vec::new();
     for key in sorted {
-        match run.connected.source.head(&key).await {
-            Ok(head) => objects.push(ObjectInfo {
-                key: head.key,
-                size: head.size,
-                etag: head.etag,
-                last_modified: head.last_modified,
-                storage_class: head.storage_class,
-                archive: head.archive,
-            }),
-            Err(e) if e.kind == SourceErrorKind::NotFound => records.push(
-                ObjectResult {
-                    key,
-                    size: 0,
-                    source_etag: None,
-                    outcome: Outcome::Skipped {
-                        reason: "deleted at the source after it was listed".into(),
-                    },
-                    notes: Vec::new(),
-                }
-                .into(),
-            ),
-            Err(e) => return Err(source_error(e)),
-        }
+        let outcome = match run.connected.source.head(&key).await {
+            Ok(head) => {
+                objects.push(ObjectInfo {
+                    key: head.key,
+                    size: head.size,
+                    etag: head.etag,
+                    last_modified: head.last_modified,
+                    storage_class: head.storage_class,
+                    archive: head.archive,
+                });
+                continue;
+            }
+            Err(e) if e.kind == SourceErrorKind::NotFound => Outcome::Skipped {
+                reason: "deleted at the source after it was listed".into(),
+            },
+            Err(e) if e.is_retryable() && !last_delivery => return Err(source_error(e)),
+            Err(e) => Outcome::Failed {
+                reason: format!("source: {e}"),
+                retryable: false,
+            },
+        };
+        result.objects.push(
+            ObjectResult {
+                key,
+                size: 0,
+                source_etag: None,
+                outcome,
+                notes: Vec::new(),
+            }
+            .into(),
+        );
     }
-    Ok((objects, records))
+    Ok(objects)
 }
 
 /// Decides and copies `objects` (in key order), up to the stop time; what is left, and what
@@ -310,10 +360,23 @@ async fn copy_all(
     } else {
         let mut differ = Differ::new(&connected.dest, spec.overwrite, &prefix)
             .with_run_start(run.manifest.started);
-        differ
-            .decide(&objects)
-            .await
-            .map_err(|e| RoleError::retry(format!("destination listing: {e}")))?
+        match differ.decide(&objects).await {
+            Ok(decisions) => decisions,
+            // The last delivery counts what it listed and could not decide, each object failed
+            // with the reason, rather than leaving them out of the run's counts.
+            Err(e) if limits.last_delivery => {
+                let reason = format!("destination listing failed, not decided: {e}");
+                for object in &objects {
+                    let outcome = Outcome::Failed {
+                        reason: reason.clone(),
+                        retryable: false,
+                    };
+                    result.objects.push(record(object, outcome));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(RoleError::retry(format!("destination listing: {e}"))),
+        }
     };
     let audit = run.is_audit();
     let mut to_copy = Vec::new();
@@ -351,9 +414,10 @@ async fn copy_all(
     let mut left = copy_each(run, to_copy, limits, result).await?;
     if !left.is_empty() {
         left.sort();
-        let rest = task.split_off("rest", left, force, task.attempt);
-        rt.ports.work.send_batch(&[rest.to_json()]).await?;
-        result.spawned.push(rest);
+        let rest = task.split_keys("rest", left, force, task.attempt);
+        let bodies: Vec<String> = rest.iter().map(ShardTask::to_json).collect();
+        rt.ports.work.send_batch(&bodies).await?;
+        result.spawned.extend(rest);
     }
     Ok(())
 }

@@ -110,8 +110,17 @@ async fn record_one(
     let recorded = match read_json::<ChunkResult>(state, &key).await? {
         Some(recorded) => recorded,
         None => {
-            let run = rt.run(&incoming.task.job, &incoming.task.run).await?;
-            let checked = verify(&run, settings, incoming).await?;
+            // Only copies are checked at the destination: a result without any (a task that
+            // failed as a whole because its run cannot connect) is recorded without connecting.
+            let copies = incoming
+                .objects
+                .iter()
+                .any(|o| matches!(o.result.outcome, Outcome::Copied { .. }));
+            let run = match copies {
+                true => Some(rt.run(&incoming.task.job, &incoming.task.run).await?),
+                false => None,
+            };
+            let checked = verify(run.as_deref(), settings, incoming).await?;
             let body = serde_json::to_vec(&checked).expect("a result serialises");
             match state.put_if_absent(&key, body.into()).await? {
                 Some(_) => checked,
@@ -137,11 +146,11 @@ async fn record_one(
 /// Checks every copied object at the destination: size, and CRC-64 unless the job verifies
 /// sizes only. Mismatches become a re-copy task, or failures once attempts are used up.
 async fn verify(
-    run: &RunHandle,
+    run: Option<&RunHandle>,
     settings: &VerifierSettings,
     mut result: ChunkResult,
 ) -> Result<ChunkResult, RoleError> {
-    let sizes_only = run.spec().verification == Verification::Size;
+    let sizes_only = run.is_some_and(|r| r.spec().verification == Verification::Size);
     let objects = std::mem::take(&mut result.objects);
     let checked: Vec<Result<(ObjectRecord, Option<String>), RoleError>> = stream::iter(objects)
         .map(|record| check(run, sizes_only, record))
@@ -169,18 +178,15 @@ async fn verify(
             }
         }
     }
-    if !mismatched.is_empty() {
-        let task = result
-            .task
-            .split_off(RECHECK, mismatched, true, result.task.attempt + 1);
-        result.spawned.push(task);
-    }
+    let attempt = result.task.attempt + 1;
+    let rechecks = result.task.split_keys(RECHECK, mismatched, true, attempt);
+    result.spawned.extend(rechecks);
     Ok(result)
 }
 
 /// One object's check: `Some(problem)` when the destination does not hold what was copied.
 async fn check(
-    run: &RunHandle,
+    run: Option<&RunHandle>,
     sizes_only: bool,
     record: ObjectRecord,
 ) -> Result<(ObjectRecord, Option<String>), RoleError> {
@@ -196,6 +202,11 @@ async fn check(
             return Ok((record, Some(problem)));
         }
         _ => return Ok((record, None)),
+    };
+    let Some(run) = run else {
+        return Err(RoleError::retry(
+            "a copy to check, and no connection to check it with",
+        ));
     };
     let dest = &run.connected.dest;
     let key = dest.key_for(&record.result.key);

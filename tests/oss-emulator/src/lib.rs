@@ -120,6 +120,7 @@ pub mod emulator;
 pub mod error;
 pub mod faults;
 pub mod ops;
+pub mod process;
 pub mod reply;
 pub mod request;
 pub mod routing;

@@ -1,0 +1,928 @@
+//! The pipeline end to end in one process: planner → work queue → transfer → results queue →
+//! verifier → report, against two emulators on loopback (an S3-compatible source, an OSS
+//! destination). These tests hold the run-level invariants: nothing lost, exact counts under
+//! duplicate and out-of-order delivery, completion only when every task has its result, and no
+//! verified object copied twice.
+
+use crate::support::pipeline_support as support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry::pipeline::message::ShardTask;
+use ferry::pipeline::planner::{RunRequest, create_run};
+use ferry::pipeline::progress::Progress;
+use ferry::pipeline::report::Report;
+use ferry::pipeline::runtime::{Runtime, read_json};
+use ferry::pipeline::standalone::{self, Options};
+use ferry::pipeline::transfer::{self, TransferSettings};
+use ferry::pipeline::verifier::{self, VerifierSettings};
+use ferry::pipeline::{Ports, layout};
+use ferry::queue::memory::{MemoryQueue, QueueSettings};
+use ferry::queue::{Delivery, Fut, Queue};
+use ferry::state::local::LocalStore;
+use oss_emulator::FaultRule;
+use serde_json::json;
+use support::World;
+
+async fn run_standalone(world: &World, job: &str, dir: &std::path::Path, fresh: bool) -> Report {
+    let mut options = Options::new(dir);
+    options.fresh = fresh;
+    options.workers = 3;
+    let run = standalone::run(job, options, Arc::new(world.secrets()));
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run finishes within 2 minutes")
+        .expect("the run completes")
+        .report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_copies_everything_and_counts_exactly() {
+    let mut world = World::start().await;
+    world.seed(12, 300, 40_000).await;
+    world
+        .put("big/multipart.bin", support::bytes_for("big", 11 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    // Small shards: the ranges are walked by continuation chains, not one task each.
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 25 } }));
+    let dir = tempfile::tempdir().unwrap();
+
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    assert_eq!(report.objects.failed + report.objects.skipped, 0);
+    assert!(
+        report.tasks > n / 25,
+        "walked by many tasks: {}",
+        report.tasks
+    );
+    world.assert_destination_exact().await;
+    let puts = world.dest.counters().operation("PutObject");
+    assert_eq!(puts, n - 1, "one PutObject per small object, no repeats");
+
+    // A second run finds everything identical and copies nothing.
+    let again = run_standalone(&world, &job, dir.path(), true).await;
+    assert_eq!(again.objects.objects, n);
+    assert_eq!(again.objects.skipped, n, "{again:?}");
+    assert_eq!(world.dest.counters().operation("PutObject"), puts);
+
+    let run_dir = dir.path().join(layout::run_dir("test-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    assert_eq!(csv, "key,size,outcome,reason\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_are_reported_not_lost() {
+    let mut world = World::start().await;
+    world.seed(3, 40, 5_000).await;
+    let n = world.objects.len() as u64;
+    world
+        .dest
+        .add_fault(
+            FaultRule::error("PutObject", 403)
+                .code("AccessDenied")
+                .key_prefix("p001/"),
+        )
+        .unwrap();
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    let denied = world
+        .objects
+        .keys()
+        .filter(|k| k.starts_with("p001/"))
+        .count() as u64;
+    assert_eq!(report.verdict, "complete-with-problems");
+    assert!(report.objects.failed >= denied, "{report:?}");
+    assert_eq!(
+        report.objects.copied + report.objects.failed + report.objects.skipped,
+        report.objects.objects
+    );
+    assert!(report.objects.objects >= n);
+    let run_dir = dir.path().join(layout::run_dir("test-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, 1 + report.objects.failed);
+    assert!(
+        csv.contains("p001/obj-00001,") && csv.contains("AccessDenied"),
+        "{csv}"
+    );
+}
+
+/// A queue that delivers every message twice and in random order.
+struct Chaos {
+    inner: MemoryQueue,
+}
+
+impl Queue for Chaos {
+    fn describe(&self) -> String {
+        format!("chaos:{}", self.inner.describe())
+    }
+
+    fn send_batch<'a>(&'a self, bodies: &'a [String]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut doubled: Vec<String> = bodies.iter().chain(bodies).cloned().collect();
+            fastrand::shuffle(&mut doubled);
+            self.inner.send_batch(&doubled).await
+        })
+    }
+
+    fn receive(&self, max: usize, wait: Duration) -> Fut<'_, Vec<Delivery>> {
+        Box::pin(async move {
+            let mut got = self.inner.receive(max * 3, wait).await?;
+            fastrand::shuffle(&mut got);
+            // Give some back unprocessed, so order keeps changing.
+            let keep = got.split_off(got.len().min(max));
+            for d in keep {
+                self.inner.nack(&d.receipt, Duration::ZERO).await?;
+            }
+            Ok(got)
+        })
+    }
+
+    fn ack<'a>(&'a self, receipts: &'a [String]) -> Fut<'a, ()> {
+        self.inner.ack(receipts)
+    }
+
+    fn nack<'a>(&'a self, receipt: &'a str, delay: Duration) -> Fut<'a, ()> {
+        self.inner.nack(receipt, delay)
+    }
+}
+
+/// A run created by hand, to drive its roles one delivery at a time: state in `dir`, the given
+/// queues, the run's first task on `work`.
+async fn start_run(
+    world: &World,
+    job: &str,
+    run: &str,
+    dir: &std::path::Path,
+    work: Arc<dyn Queue>,
+    results: Arc<dyn Queue>,
+) -> (Ports, Runtime) {
+    let ports = Ports {
+        state: Arc::new(LocalStore::open(dir).unwrap()),
+        work,
+        results,
+    };
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    let request = RunRequest {
+        job_text: job.to_owned(),
+        run: Some(run.into()),
+        incremental: false,
+        started: chrono::Utc::now() - chrono::TimeDelta::seconds(1),
+    };
+    let manifest = create_run(&ports, &request).await.unwrap();
+    ports
+        .work
+        .send_batch(&[manifest.root.to_json()])
+        .await
+        .unwrap();
+    (ports, rt)
+}
+
+fn chaos(name: &str) -> Arc<Chaos> {
+    Arc::new(Chaos {
+        inner: MemoryQueue::new(
+            name,
+            QueueSettings {
+                visibility_timeout: Duration::from_secs(600),
+                max_receives: None,
+            },
+        ),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicated_out_of_order_delivery_counts_exactly() {
+    fastrand::seed(7);
+    let mut world = World::start().await;
+    world.seed(8, 160, 3_000).await;
+    // Larger than a task's byte budget: copied by part tasks sharing one upload.
+    world
+        .put(
+            "giant/blob.bin",
+            support::bytes_for("giant", (23 << 20) + 7),
+        )
+        .await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({
+        "sharding": { "max_keys_per_shard": 10, "max_bytes_per_shard": "6MiB" }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let (work, results) = (chaos("work"), chaos("results"));
+    let (ports, rt) = start_run(
+        &world,
+        &job,
+        "dup-run",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+
+    // One worker, one verifier, taking turns at random, each delivery processed to the end.
+    let settings = TransferSettings::default();
+    let progress_key = layout::progress("test-job", "dup-run");
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 20_000, "the run never completed");
+        let progress: Progress = read_json(ports.state.as_ref(), &progress_key)
+            .await
+            .unwrap()
+            .unwrap();
+        if progress.is_complete() && work.inner.is_empty() && results.inner.is_empty() {
+            break;
+        }
+        if fastrand::bool() {
+            for d in work.receive(1, Duration::from_millis(5)).await.unwrap() {
+                transfer::handle(&rt, &settings, &d.body, d.receive_count, None)
+                    .await
+                    .unwrap();
+                work.ack(&[d.receipt]).await.unwrap();
+            }
+        } else {
+            let batch = results.receive(4, Duration::from_millis(5)).await.unwrap();
+            let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
+            for (d, r) in batch
+                .iter()
+                .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+            {
+                r.unwrap();
+                results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
+            }
+        }
+    }
+    let report: Report = read_json(ports.state.as_ref(), &layout::report("test-job", "dup-run"))
+        .await
+        .unwrap()
+        .expect("the report is written");
+    assert_eq!(report.objects.objects, n, "{report:?}");
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+    // Every message came twice, yet no object was written twice: a repeat finds its task
+    // recorded, or adopts what the first delivery wrote.
+    let counters = world.dest.counters();
+    assert_eq!(counters.operation("PutObject"), n - 1);
+    // The giant object: one upload, each of its 5 parts uploaded once, completed once.
+    assert_eq!(counters.operation("InitiateMultipartUpload"), 1);
+    assert_eq!(counters.operation("UploadPart"), 5);
+    assert_eq!(counters.operation("CompleteMultipartUpload"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn injected_errors_and_resets_on_both_sides_lose_nothing() {
+    let mut world = World::start().await;
+    world.seed(6, 200, 20_000).await;
+    let n = world.objects.len() as u64;
+    world.source.set_fault_seed(11);
+    world.dest.set_fault_seed(12);
+    for op in ["GetObject", "HeadObject", "ListObjectsV2", "ListObjects"] {
+        world
+            .source
+            .add_fault(FaultRule::error(op, 503).rate(0.05))
+            .unwrap();
+        world
+            .source
+            .add_fault(FaultRule::reset(op).rate(0.02))
+            .unwrap();
+    }
+    for op in ["PutObject", "HeadObject", "ListObjectsV2"] {
+        world
+            .dest
+            .add_fault(FaultRule::error(op, 503).rate(0.05))
+            .unwrap();
+        world
+            .dest
+            .add_fault(FaultRule::reset(op).rate(0.02))
+            .unwrap();
+    }
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 30 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+    let injected: u64 = ["PutObject", "HeadObject", "ListObjectsV2"]
+        .iter()
+        .map(|op| world.dest.counters().faults(op))
+        .sum();
+    assert!(injected > 5, "faults were injected ({injected})");
+}
+
+/// The verifier checks each copied object at the destination on its own: a destination whose
+/// bytes differ from what the transfer read is re-copied, and after the last attempt reported
+/// failed — never counted copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_requeues_mismatches_then_fails_them() {
+    use ferry::pipeline::message::{ChunkResult, ObjectRecord, ResultMessage, Work};
+    use ferry::transfer::{ObjectResult, Outcome};
+
+    let mut world = World::start().await;
+    world.put("k/good", b"good bytes".to_vec()).await;
+    world.put("k/bad", b"source bytes".to_vec()).await;
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let work = Arc::new(MemoryQueue::new(
+        "work",
+        QueueSettings {
+            visibility_timeout: Duration::from_secs(60),
+            max_receives: None,
+        },
+    ));
+    let results = Arc::new(MemoryQueue::new(
+        "results",
+        QueueSettings {
+            visibility_timeout: Duration::from_secs(60),
+            max_receives: None,
+        },
+    ));
+    let ports = Ports {
+        state: Arc::new(LocalStore::open(dir.path()).unwrap()),
+        work: work.clone(),
+        results: results.clone(),
+    };
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    let request = RunRequest {
+        job_text: job,
+        run: Some("mm".into()),
+        incremental: false,
+        started: chrono::Utc::now(),
+    };
+    create_run(&ports, &request).await.unwrap();
+
+    // What a transfer would report: both copied with the CRC-64 of the source bytes. The
+    // destination holds the right bytes for one and different bytes for the other.
+    world
+        .dest
+        .put_object(support::DEST, "k/good", b"good bytes".to_vec())
+        .await
+        .unwrap();
+    world
+        .dest
+        .put_object(support::DEST, "k/bad", b"other bytes!".to_vec())
+        .await
+        .unwrap();
+    let crc = |b: &[u8]| ferry::crc64::checksum(b);
+    let copied = |key: &str, body: &[u8]| {
+        ObjectRecord::from(ObjectResult {
+            key: key.into(),
+            size: body.len() as u64,
+            source_etag: None,
+            outcome: Outcome::Copied {
+                crc64: crc(body),
+                multipart: false,
+            },
+            notes: vec![],
+        })
+    };
+    let mut task = ShardTask::new(
+        "test-job",
+        "mm",
+        "s1",
+        0,
+        Work::Keys {
+            keys: vec![],
+            force: false,
+        },
+    );
+    for attempt in 0..3 {
+        task.attempt = attempt;
+        let mut result = ChunkResult::new(task.clone());
+        result.objects = vec![
+            copied("k/bad", b"source bytes"),
+            copied("k/good", b"good bytes"),
+        ];
+        let message = ResultMessage::Inline {
+            result: Box::new(result),
+        }
+        .to_json();
+        let out = verifier::handle_batch(&rt, &VerifierSettings::default(), &[message]).await;
+        assert!(out[0].is_ok(), "{:?}", out[0]);
+        let recorded: ChunkResult = read_json(ports.state.as_ref(), &layout::result(&task))
+            .await
+            .unwrap()
+            .unwrap();
+        let bad = recorded.objects.iter().find(|o| o.result.key == "k/bad");
+        let good = recorded
+            .objects
+            .iter()
+            .find(|o| o.result.key == "k/good")
+            .unwrap();
+        assert!(matches!(good.result.outcome, Outcome::Copied { .. }));
+        if attempt < 2 {
+            // Not counted; handed back for a fresh copy, forced past the overwrite policy.
+            assert!(bad.is_none(), "attempt {attempt}: {recorded:?}");
+            assert_eq!(recorded.spawned.len(), 1);
+            let recheck = &recorded.spawned[0];
+            assert_eq!(recheck.attempt, attempt + 1);
+            assert_eq!(
+                recheck.work,
+                Work::Keys {
+                    keys: vec!["k/bad".into()],
+                    force: true
+                }
+            );
+            let sent = work.receive(10, Duration::from_millis(100)).await.unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(ShardTask::from_json(&sent[0].body).unwrap(), *recheck);
+            work.ack(&[sent[0].receipt.clone()]).await.unwrap();
+        } else {
+            let bad = bad.expect("reported after the last attempt");
+            match &bad.result.outcome {
+                Outcome::Failed { reason, .. } => {
+                    assert!(
+                        reason.contains("CRC-64") && reason.contains("after 3 attempts"),
+                        "{reason}"
+                    )
+                }
+                other => panic!("expected failed, got {other:?}"),
+            }
+            assert!(recorded.spawned.is_empty());
+        }
+    }
+}
+
+/// An object larger than a task's byte budget is spread over part tasks run by several workers
+/// at once; the last to finish completes it, and it is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn giant_objects_are_copied_by_part_tasks() {
+    let mut world = World::start().await;
+    world.seed(2, 20, 2_000).await;
+    world
+        .put("giant/a.bin", support::bytes_for("a", (31 << 20) + 3))
+        .await;
+    world
+        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({ "sharding": { "max_bytes_per_shard": "11MiB" } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+    let counters = world.dest.counters();
+    // a: 7 parts of 5 MiB in tasks of 2 parts → 4 tasks; b: 3 parts → 2 tasks.
+    assert_eq!(counters.operation("InitiateMultipartUpload"), 2);
+    assert_eq!(counters.operation("UploadPart"), 10);
+    assert_eq!(counters.operation("CompleteMultipartUpload"), 2);
+    assert!(report.tasks > 6, "part tasks were issued: {}", report.tasks);
+}
+
+/// A copy that would outlast the invocation is stopped at the cutoff and handed back, so the
+/// handler returns before its deadline (invariant 6); the handed-back keys are copied later
+/// and the run still ends exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
+    let mut world = World::start().await;
+    for i in 0..12 {
+        world
+            .put(
+                &format!("fast/{i:02}"),
+                support::bytes_for("fast", 3000 + i),
+            )
+            .await;
+    }
+    for i in 0..3 {
+        world
+            .put(
+                &format!("slow/{i:02}"),
+                support::bytes_for("slow", 5000 + i),
+            )
+            .await;
+    }
+    let n = world.objects.len() as u64;
+    // Every write of a `slow/` key hangs far longer than the invocation may run.
+    let hang = world
+        .dest
+        .add_fault(FaultRule::latency("PutObject", Duration::from_secs(600)).key_prefix("slow/"))
+        .unwrap();
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let queue = |name: &str| {
+        Arc::new(MemoryQueue::new(
+            name,
+            QueueSettings {
+                visibility_timeout: Duration::from_secs(600),
+                max_receives: None,
+            },
+        ))
+    };
+    let (work, results) = (queue("work"), queue("results"));
+    let (ports, rt) = start_run(
+        &world,
+        &job,
+        "cutoff-run",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+
+    // Invocations of 4 s with a 3 s reserve: no new copy after 1 s, running ones stopped at 3 s.
+    let settings = TransferSettings {
+        reserve: Duration::from_secs(3),
+        ..TransferSettings::default()
+    };
+    let invocation = Duration::from_secs(4);
+    let mut handed_back = 0;
+    while let Some(d) = work.receive(1, Duration::ZERO).await.unwrap().pop() {
+        let task = ShardTask::from_json(&d.body).unwrap();
+        if let ferry::pipeline::message::Work::Keys { keys, .. } = &task.work {
+            assert_eq!(keys, &["slow/00", "slow/01", "slow/02"]);
+            work.nack(&d.receipt, Duration::ZERO).await.unwrap();
+            handed_back += 1;
+            break;
+        }
+        let started = std::time::Instant::now();
+        let deadline = started + invocation;
+        // Bounded, so a worker that ignores its deadline fails the test instead of hanging it.
+        let handled = tokio::time::timeout(
+            invocation * 3,
+            transfer::handle(&rt, &settings, &d.body, d.receive_count, Some(deadline)),
+        )
+        .await;
+        handled
+            .expect("the invocation returned (it hung on the slow copies)")
+            .unwrap();
+        assert!(
+            started.elapsed() < invocation,
+            "the invocation ran {:?}, past its deadline",
+            started.elapsed()
+        );
+        work.ack(&[d.receipt]).await.unwrap();
+    }
+    assert!(
+        handed_back > 0,
+        "the slow copies were handed back as a Keys task"
+    );
+    assert_eq!(world.dest.counters().faults("PutObject"), 3);
+
+    // The destination recovers: the handed-back task and the rest of the run finish exactly.
+    world.dest.remove_fault(hang);
+    let progress_key = layout::progress("test-job", "cutoff-run");
+    for _ in 0..1_000 {
+        for d in work.receive(10, Duration::ZERO).await.unwrap() {
+            transfer::handle(&rt, &settings, &d.body, d.receive_count, None)
+                .await
+                .unwrap();
+            work.ack(&[d.receipt]).await.unwrap();
+        }
+        let batch = results.receive(10, Duration::ZERO).await.unwrap();
+        let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
+        for (d, r) in batch
+            .iter()
+            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+        {
+            r.unwrap();
+            results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
+        }
+        let progress: Progress = read_json(ports.state.as_ref(), &progress_key)
+            .await
+            .unwrap()
+            .unwrap();
+        if progress.is_complete() && work.is_empty() && results.is_empty() {
+            break;
+        }
+    }
+    let report: Report = read_json(
+        ports.state.as_ref(),
+        &layout::report("test-job", "cutoff-run"),
+    )
+    .await
+    .unwrap()
+    .expect("the run completed and wrote its report");
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    world.assert_destination_exact().await;
+}
+
+/// Multipart uploads nobody will finish are aborted when the run ends (OSS bills their parts):
+/// the upload of an object that failed this run, and an orphan an earlier crashed run left in
+/// the job's scope. An upload outside the job's scope may be another job's and is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
+    use ferry::oss::{Credentials, OssClient};
+
+    let mut world = World::start().await;
+    world.seed(2, 20, 4_000).await;
+    world
+        .put("data/big.bin", support::bytes_for("big", 11 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    let ak = world.dest.access_key_id().to_owned();
+    let dest = OssClient::builder()
+        .endpoint(world.dest.endpoint())
+        .region(support::REGION)
+        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
+        .allow_http(true)
+        .build()
+        .unwrap();
+    let options = Default::default();
+    let orphan = dest
+        .initiate_multipart_upload(support::DEST, "data/orphan.bin", &options)
+        .await
+        .unwrap();
+    let theirs = dest
+        .initiate_multipart_upload(support::DEST, "other/theirs.bin", &options)
+        .await
+        .unwrap();
+    // Started before the run, as a crashed earlier run's would be.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The big object's parts upload, but its completion keeps failing: it ends failed.
+    world
+        .dest
+        .add_fault(FaultRule::error("CompleteMultipartUpload", 503).key_prefix("data/big"))
+        .unwrap();
+    let job = world.job(json!({ "filters": { "exclude": ["other/**"] } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.objects.objects, n, "{report:?}");
+    assert_eq!(report.objects.failed, 1, "{report:?}");
+    assert_eq!(report.objects.copied, n - 1);
+    assert_eq!(report.uploads_aborted, 2, "{report:?}");
+    let left: Vec<(String, String)> = dest
+        .list_multipart_uploads(support::DEST, &Default::default())
+        .await
+        .unwrap()
+        .uploads
+        .into_iter()
+        .map(|u| (u.key, u.upload_id))
+        .collect();
+    assert_eq!(left, vec![("other/theirs.bin".to_owned(), theirs)]);
+    assert_ne!(orphan, left[0].1);
+}
+
+/// A job's latest run counts as unfinished until its progress is complete; the planner
+/// function uses this to refuse a second, overlapping run of the same job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_unfinished_until_its_report() {
+    use ferry::pipeline::planner::unfinished_run;
+
+    let mut world = World::start().await;
+    world.seed(2, 10, 1_000).await;
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let state = LocalStore::open(dir.path()).unwrap();
+    assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+    let ports = Ports {
+        state: Arc::new(state),
+        work: Arc::new(MemoryQueue::new("work", QueueSettings::default())),
+        results: Arc::new(MemoryQueue::new("results", QueueSettings::default())),
+    };
+    let request = RunRequest {
+        job_text: job.clone(),
+        run: Some("first".into()),
+        incremental: false,
+        started: chrono::Utc::now(),
+    };
+    create_run(&ports, &request).await.unwrap();
+    let state = ports.state.as_ref();
+    assert_eq!(
+        unfinished_run(state, &job).await.unwrap().as_deref(),
+        Some("first")
+    );
+    // The standalone runner resumes that run and finishes it.
+    drop(ports);
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.run, "first");
+    let state = LocalStore::open(dir.path()).unwrap();
+    assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+}
+
+/// A process killed between the verifier's create-only record of a result and its progress
+/// update leaves a pending task whose result already exists. Resumed, the run applies that
+/// record and completes with exact counts, instead of waiting for ever (before the fix, the
+/// re-sent task saw its record and sent nothing to the verifier).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recorded_result_missing_from_progress_is_applied_on_resume() {
+    use ferry::pipeline::ChunkResult;
+
+    let mut world = World::start().await;
+    world.seed(3, 40, 2_000).await;
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 10 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(first.verdict, "complete", "{first:?}");
+    let puts = world.dest.counters().operation("PutObject");
+
+    // Rewind progress to the moment before one leaf task's record was applied.
+    let run_dir = dir.path().join(layout::run_dir("test-job", &first.run));
+    let leaf = walk(&run_dir.join("results"))
+        .into_iter()
+        .filter_map(|p| serde_json::from_slice::<ChunkResult>(&std::fs::read(p).unwrap()).ok())
+        .find(|r| r.spawned.is_empty() && !r.objects.is_empty())
+        .expect("a leaf task with objects");
+    let path = run_dir.join("progress.json");
+    let mut progress: Progress = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut tally = serde_json::to_value(&progress.tally).unwrap();
+    let minus = serde_json::to_value(leaf.tally()).unwrap();
+    for (field, n) in minus.as_object().unwrap() {
+        let left = tally[field].as_u64().unwrap() - n.as_u64().unwrap();
+        tally[field] = json!(left);
+    }
+    progress.tally = serde_json::from_value(tally).unwrap();
+    progress.tasks_done -= 1;
+    progress.finished = None;
+    progress.pending.insert(leaf.task.id(), leaf.task.clone());
+    std::fs::write(&path, serde_json::to_vec(&progress).unwrap()).unwrap();
+    std::fs::remove_file(run_dir.join("report.json")).unwrap();
+
+    let resumed = run_within(&world, &job, dir.path(), Duration::from_secs(30)).await;
+    assert!(resumed.resumed);
+    let report = resumed.report;
+    assert_eq!(report.run, first.run);
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects, first.objects, "the same counts as before");
+    assert_eq!(
+        world.dest.counters().operation("PutObject"),
+        puts,
+        "nothing copied again"
+    );
+}
+
+/// Runs (or resumes) the job in `dir` with two workers; fails the test if it has not ended
+/// within `limit`.
+async fn run_within(
+    world: &World,
+    job: &str,
+    dir: &std::path::Path,
+    limit: Duration,
+) -> standalone::Finished {
+    let mut options = Options::new(dir);
+    options.workers = 2;
+    let run = standalone::run(job, options, Arc::new(world.secrets()));
+    tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("the run did not end within {limit:?}"))
+        .expect("the run ends with a report")
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A run whose planning cannot be done — the source unreachable, or its credentials not to be
+/// had — ends with a report that says why, within bounded time, and never blocks the next
+/// start of the job as an overlapping run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plan_that_fails_ends_its_run_with_the_reason() {
+    use ferry::pipeline::planner::unfinished_run;
+
+    let world = World::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let cases = [
+        (json!({ "source": { "endpoint": nobody } }), "planning"),
+        (
+            json!({ "source": { "credentials": { "secret": "test/nowhere" } } }),
+            "test/nowhere",
+        ),
+    ];
+    for (extra, reason) in cases {
+        let job = world.job(extra);
+        let dir = tempfile::tempdir().unwrap();
+        let finished = run_within(&world, &job, dir.path(), Duration::from_secs(90)).await;
+        let report = finished.report;
+        assert_eq!(report.verdict, "complete-with-problems", "{report:?}");
+        assert_eq!(report.failed_tasks.len(), 1, "{report:?}");
+        assert!(
+            report.failed_tasks[0].error.contains(reason),
+            "the reason is named: {:?}",
+            report.failed_tasks[0]
+        );
+        assert!(
+            report.summary.contains("scope unknown"),
+            "the summary says the scope is unknown: {}",
+            report.summary
+        );
+        let state = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+    }
+}
+
+/// Destination listings refused most of the time: tasks fail after they already sent their
+/// continuations. Every object in scope is still counted — copied, or failed with the reason —
+/// and the counts add up to the source, never a report that leaves out the failed ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_that_fail_after_spawning_work_lose_no_counts() {
+    let mut world = World::start().await;
+    for i in 0..900 {
+        world
+            .put(&format!("p{}/obj-{i:04}", i % 3), vec![i as u8; 100])
+            .await;
+    }
+    for op in ["ListObjects", "ListObjectsV2"] {
+        world
+            .dest
+            .add_fault(
+                FaultRule::error(op, 403)
+                    .code("AccessDenied")
+                    .bucket(support::DEST)
+                    .rate(0.85),
+            )
+            .unwrap();
+    }
+    world.dest.set_fault_seed(7);
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 100 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    let t = &report.objects;
+    assert_eq!(
+        t.objects, 900,
+        "every object in scope is counted: {report:?}"
+    );
+    assert_eq!(t.copied + t.failed + t.skipped, 900, "{report:?}");
+    assert!(t.failed > 0, "some ranges could not be decided: {report:?}");
+    assert_eq!(report.verdict, "complete-with-problems");
+    assert!(
+        report.summary.contains(&format!("{} failed", t.failed)),
+        "{}",
+        report.summary
+    );
+    let run_dir = dir.path().join(layout::run_dir("test-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, 1 + t.failed);
+    assert!(csv.contains("destination listing failed"), "{csv}");
+    // What was reported copied is at the destination, byte-exact.
+    let copied = world.dest.keys(support::DEST).unwrap();
+    assert!(copied.len() as u64 >= t.copied);
+    for key in copied {
+        assert_eq!(
+            world.dest.object_bytes(support::DEST, &key).await.unwrap(),
+            world.objects[&key]
+        );
+    }
+}
+
+/// 10,000 objects with keys of 150+ bytes, listed by one task whose copies all hang past the
+/// cutoff: the hand-back is 1.6 MB of keys, more than one queue message may hold. It is split
+/// into tasks that each fit, and together they carry every key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_back_of_10_000_long_keys_fits_the_queue() {
+    use ferry::pipeline::message::Work;
+    use ferry::queue::MAX_MESSAGE_BYTES;
+
+    let world = World::start().await;
+    let long = "k".repeat(150);
+    let keys: Vec<String> = (0..10_000).map(|i| format!("{i:05}-{long}")).collect();
+    world
+        .source
+        .seed_objects(
+            support::SOURCE,
+            keys.iter().map(|k| (k.clone(), b"x".to_vec())),
+        )
+        .unwrap();
+    world
+        .dest
+        .add_fault(FaultRule::latency("PutObject", Duration::from_secs(600)))
+        .unwrap();
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 20_000 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let queue = |name: &str| Arc::new(MemoryQueue::new(name, QueueSettings::default()));
+    let (work, results) = (queue("work"), queue("results"));
+    let (_ports, rt) =
+        start_run(&world, &job, "long-keys", dir.path(), work.clone(), results).await;
+    let settings = TransferSettings {
+        reserve: Duration::from_secs(3),
+        ..TransferSettings::default()
+    };
+    let mut handed_back = Vec::new();
+    let mut tasks = 0;
+    while let Some(d) = work.receive(1, Duration::ZERO).await.unwrap().pop() {
+        assert!(d.body.len() <= MAX_MESSAGE_BYTES);
+        let task = ShardTask::from_json(&d.body).unwrap();
+        if let Work::Keys { keys, .. } = &task.work {
+            tasks += 1;
+            handed_back.extend(keys.iter().cloned());
+            continue;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            transfer::handle(&rt, &settings, &d.body, d.receive_count, Some(deadline)),
+        )
+        .await
+        .expect("the invocation returns")
+        .expect("the task is done");
+    }
+    handed_back.sort();
+    assert!(tasks > 1, "split into several tasks ({tasks})");
+    assert_eq!(handed_back, keys, "every key handed back exactly once");
+}

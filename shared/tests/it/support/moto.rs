@@ -1,0 +1,298 @@
+//! A real moto server for tests that need Amazon S3 (or SQS, STS, …) on 127.0.0.1.
+//!
+//! moto stands in for AWS in ferry's tests because it runs locally, speaks the real wire
+//! protocol and handles checksums, multipart, versioning and archive classes. This module starts
+//! `moto_server` from the repo's virtualenv (`.venv`, made by `scripts/setup-tools`; override the
+//! binary with env `MOTO_SERVER`) on a free port, waits until it answers, and stops it:
+//!
+//! * [`Moto::start`] gives a server owned by the caller, stopped on drop;
+//! * [`Moto::shared`] gives one server per test binary, shared by its tests (use distinct
+//!   bucket names per test).
+//!
+//! Either way moto runs under a small `sh` guard that kills it as soon as the test process's end
+//! of a pipe closes, so a crashed or killed test binary (and a shared server, which Rust never
+//! drops) leaves no moto behind.
+//!
+//! Use it from a test module with `use crate::support::moto;`.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+
+/// Access key and secret moto accepts (it does not check signatures by default).
+pub const ACCESS_KEY_ID: &str = "moto-test-key";
+pub const SECRET_ACCESS_KEY: &str = "moto-test-secret";
+pub const REGION: &str = "us-east-1";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `moto_server`.
+pub struct Moto {
+    guard: Child,
+    /// Closing this pipe tells the guard to stop moto.
+    lifeline: Option<ChildStdin>,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Moto {
+    /// Starts a moto server owned by the caller. Panics with the fix when moto is not installed.
+    pub fn start() -> Moto {
+        let binary = moto_binary();
+        let mut last_error = String::new();
+        // A free port found by binding :0 can be taken before moto binds it; try a few.
+        for _ in 0..3 {
+            match Moto::spawn(&binary) {
+                Ok(moto) => return moto,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("moto_server did not start: {last_error}");
+    }
+
+    /// One moto server for the whole test binary, started on first use.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(Moto::start)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where moto's own log (one line per request) goes.
+    pub fn log_path(&self) -> &PathBuf {
+        &self.log
+    }
+
+    /// A plain SDK client for setting up and inspecting test data (path style, static keys,
+    /// no automatic checksums).
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "moto",
+            ))
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates `bucket` (panics on failure, so a test fails at its setup line).
+    pub async fn create_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        let s3 = self.s3_client();
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "creating bucket {bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            });
+        s3
+    }
+
+    fn spawn(binary: &PathBuf) -> Result<Moto, String> {
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = log_dir().join(format!("moto-{port}.log"));
+        let log_file =
+            File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
+        // The guard: runs moto in the background and kills it when stdin reaches EOF, i.e. when
+        // this process drops the pipe or dies. It exits when moto does.
+        let script = r#"exec 3<&0
+"$0" "$@" </dev/null 3<&- &
+pid=$!
+{ read -r _ <&3; kill "$pid" 2>/dev/null; } &
+wait "$pid""#;
+        let mut guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("running {}: {e}", binary.display()))?;
+        let lifeline = guard.stdin.take();
+        let mut moto = Moto {
+            guard,
+            lifeline,
+            addr,
+            log,
+        };
+        moto.wait_ready()?;
+        Ok(moto)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.guard.try_wait() {
+                return Err(format!(
+                    "moto_server exited with {status}; log:\n{}",
+                    self.log_tail()
+                ));
+            }
+            if probe(self.addr) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "moto_server not ready on {} after {READY_TIMEOUT:?}; log:\n{}",
+            self.addr,
+            self.log_tail()
+        ))
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        drop(self.lifeline.take());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.guard.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.guard.kill();
+        let _ = self.guard.wait();
+    }
+}
+
+/// `MOTO_SERVER`, else `<repo>/.venv/bin/moto_server`.
+fn moto_binary() -> PathBuf {
+    let binary = match std::env::var_os("MOTO_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"),
+    };
+    if !binary.is_file() {
+        panic!(
+            "moto_server not found at {}: run `scripts/setup-tools` to create the repo's .venv \
+             (or set MOTO_SERVER to a moto_server binary)",
+            binary.display()
+        );
+    }
+    binary
+}
+
+fn log_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// True when moto answers `GET /moto-api/` with 200.
+fn probe(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET /moto-api/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+/// Uploads `parts` as one multipart object (each part with `algorithm`'s checksum, when
+/// given) and returns its ETag without quotes.
+pub async fn multipart_put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    parts: &[&[u8]],
+    algorithm: Option<aws_sdk_s3::types::ChecksumAlgorithm>,
+) -> String {
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .set_checksum_algorithm(algorithm.clone())
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let number = i as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .set_checksum_algorithm(algorithm.clone())
+            .body(aws_sdk_s3::primitives::ByteStream::from(part.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_owned))
+                .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_owned))
+                .build(),
+        );
+    }
+    let out = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.e_tag().unwrap().trim_matches('"').to_owned()
+}
