@@ -84,7 +84,7 @@ pub fn parse_header(value: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    // Vectors from the OSS protocol reference §3.6 (official Go V2 SDK tests plus extra ones).
+    // Vectors from the official OSS Go V2 SDK's CRC-64 tests, plus extra ones.
     #[test]
     fn reference_vectors() {
         assert_eq!(checksum(b""), 0);

@@ -4,7 +4,7 @@
 //! other OSS buckets. This crate is the engine; the Lambda functions (`functions/*`) and the
 //! command line (`cli`) are thin shells around it.
 //!
-//! Modules follow the architecture (`../shared/design/architecture.md` in the steering repo):
+//! Modules follow the architecture (`docs/architecture.md` in this repository):
 //!
 //! * [`oss`] — ferry's own OSS client: signing (V4 by default, V1 for older accounts), requests,
 //!   XML, typed errors and retries.

@@ -15,9 +15,9 @@ or as they are from `OSS_EMULATOR_BIN` and `FERRY_LAMBDA_BIN_DIR` (what `scripts
 
 Every child runs in its own process group, logs to a file in pytest's temporary directory (never
 inside a package directory) and is stopped at session end; failures show the log tails.
-cargo-lambda's quirks that shape this file are in `shared/reference/rust-aws-notes.md` §2.3: any
-HTTP request to the invoke port is an invocation, so readiness is a TCP connect; payloads go in
-with `--data-file`; the emulator's deadline is in the past, so FERRY_TIME_BUDGET_SECS applies.
+Three cargo-lambda quirks shape this file: any HTTP request to the invoke port is an
+invocation, so readiness is a TCP connect; payloads go in with `--data-file`; the emulator's
+deadline is in the past, so FERRY_TIME_BUDGET_SECS applies.
 """
 
 import http.client

@@ -8,13 +8,14 @@ ferry differs from every SDK that is compared:
 
 * header values with leading/trailing whitespace, and empty header values (oss2 and
   alibabacloud-oss-v2 sign values untrimmed, GoV2 and ferry trim; alibabacloud-oss-v2 drops
-  empty-valued AdditionalHeaders, oss2 keeps them) — reference §1.2, §9.2, vector V4-X5;
+  empty-valued AdditionalHeaders, oss2 keeps them; see vector V4-X5 in
+  shared/tests/it/data/oss-signing-extra-vectors.json);
 * duplicate header names or query keys (both Python SDKs keep them in dicts);
 * two AdditionalHeaders names with the same first letter (oss2 sorts them by first character
   only), names outside the request in oss2 header signing (oss2 signs them anyway);
 * V4 presign lifetimes above seven days (ferry clamps to OSS's cap, the SDKs do not);
 * V1 header signing with an STS token through alibabacloud-oss-v2 (it sends the token in an
-  unsigned `security-token` header — reference §1.4); oss2 covers that combination.
+  unsigned `security-token` header); oss2 covers that combination.
 """
 
 import base64

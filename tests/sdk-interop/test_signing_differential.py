@@ -59,7 +59,7 @@ def _compare(case, sdk, ours, theirs):
 
 
 def _v2_applies(case):
-    # alibabacloud-oss-v2 sends the V1 STS token as an unsigned `security-token` header (§1.4).
+    # alibabacloud-oss-v2 sends the V1 STS token as an unsigned `security-token` header.
     return not (case["version"] == "v1" and not case["presign"] and case["security_token"])
 
 

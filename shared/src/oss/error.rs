@@ -2,7 +2,7 @@
 //!
 //! Callers mostly need two answers: *what happened* (the OSS error code, HTTP status, request id
 //! to quote to support) and *should I try again* ([`Error::is_retryable`]). The classification
-//! follows the official SDKs (protocol reference §6.3): server-side and throttling failures,
+//! follows the official SDKs' retryers: server-side and throttling failures,
 //! clock skew and broken connections are transient; a missing key, a refused signature or a
 //! client bug is not.
 //!
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-/// Codes that are transient even though their HTTP status is not (§6.3).
+/// Codes that are transient even though their HTTP status is not (the official SDKs retry them).
 const RETRYABLE_CODES: &[&str] = &[
     "RequestTimeTooSkewed",
     "BadRequest",
@@ -166,7 +166,7 @@ impl ServiceError {
 }
 
 impl Error {
-    /// Whether trying the same request again may succeed (protocol reference §6.3).
+    /// Whether trying the same request again may succeed (as the official SDKs decide it).
     ///
     /// `InvalidDigest` is not: the bytes themselves were wrong, so the caller re-reads its source
     /// (once) rather than resending the same bytes.

@@ -8,8 +8,9 @@
 //! * [`Error`] — the one error type; [`Error::is_retryable`] says whether trying again may help.
 //! * [`sign`] — the signature algorithms (V4 by default, V1), pure functions.
 //!
-//! The protocol details (every header, error code and limit) are in
-//! `shared/reference/oss-protocol.md` of the steering repository.
+//! The protocol details (headers, error codes, limits) follow Alibaba Cloud's OSS API
+//! documentation and the official OSS SDKs; how ferry uses the client is in
+//! `docs/architecture.md` §7.
 
 pub mod body;
 pub mod client;

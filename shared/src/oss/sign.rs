@@ -2,8 +2,8 @@
 //! as an `Authorization` header or as a presigned URL, with or without an STS token.
 //!
 //! The functions here are pure: they take the parts of a request and return strings, so the
-//! client uses them to sign, the emulator uses them to verify, and the unit tests pin them to the
-//! vectors of the OSS protocol reference (§3), which the official SDKs produce too.
+//! client uses them to sign, the emulator uses them to verify, and the unit tests pin them to
+//! signing vectors from the official OSS SDKs' own tests, which those SDKs produce too.
 //!
 //! Two details decide most interoperability bugs:
 //! * V4 signs the *percent-encoded* path and **all** query parameters; V1 signs the *raw* key and

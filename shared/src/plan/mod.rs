@@ -1,7 +1,7 @@
 //! # Planning: cutting a bucket into key ranges
 //!
 //! The planner turns "everything under a prefix" (the *root*) into [`KeyRange`]s that transfer workers list
-//! and copy independently (architecture §1, §3 `ShardTask::Range`). It must do so in bounded
+//! and copy independently (architecture §1, §3 `Work::Range`). It must do so in bounded
 //! time and memory whatever the bucket size, so it never lists every object: it reads a few
 //! pages to learn the bucket's shape and guesses the rest.
 //!

@@ -1,5 +1,5 @@
 //! Multipart uploads in flight, recorded so a retried or continued copy resumes from its
-//! finished parts instead of starting over (architecture §4 `uploads/<key-hash>.json`).
+//! finished parts instead of starting over (architecture §4 `uploads/<hash>.json`).
 //!
 //! The engine records an upload right after InitiateMultipartUpload, asks OSS (ListParts) which
 //! parts exist when it comes back, and removes the record once the object is complete. The

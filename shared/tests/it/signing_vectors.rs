@@ -1,5 +1,6 @@
-//! ferry's signer against every vector of the OSS protocol reference (§3.1–§3.5) and of
-//! `oss-signing-extra-vectors.json`. Each expected value is what the official SDKs produce.
+//! ferry's signer against V1 and V4 signing vectors (header and presigned) from the official
+//! OSS SDKs' tests, and the extra ones in `data/oss-signing-extra-vectors.json`. Each expected
+//! value is what the official SDKs produce.
 
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ fn auth_of(signed: &Signed) -> String {
     header(&signed.headers, "authorization").unwrap().to_owned()
 }
 
-// ---- §3.1 V1 header signing ----
+// ---- V1 header signing ----
 
 fn v1_common() -> Vec<(String, String)> {
     h(&[
@@ -139,7 +140,7 @@ fn v1_h5_sts_token_header() {
     assert_eq!(auth_of(&signed), "OSS STS.ak:CL51LlAThfhpzD210+eDTHslBxs=");
 }
 
-// ---- §3.2 V1 presigned URLs ----
+// ---- V1 presigned URLs ----
 
 #[test]
 fn v1_q1_q2_presigned() {
@@ -198,7 +199,7 @@ fn v1_q1_q2_presigned() {
     );
 }
 
-// ---- §3.3 V4 header signing ----
+// ---- V4 header signing ----
 
 fn v4_query() -> Vec<(String, String)> {
     h(&[
@@ -312,7 +313,7 @@ fn v4_h2_h3_h4_token_additional_headers_cloudbox() {
     );
 }
 
-// ---- §3.4 V4 presigned ----
+// ---- V4 presigned ----
 
 fn presigned_signature(
     signer: &Signer,
@@ -377,7 +378,7 @@ fn v4_q1_to_q4_presigned() {
     );
 }
 
-// ---- §3.5 and oss-signing-extra-vectors.json ----
+// ---- extra migration-oriented vectors: data/oss-signing-extra-vectors.json ----
 
 #[derive(serde::Deserialize)]
 struct VectorFile {

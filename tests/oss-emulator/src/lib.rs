@@ -3,7 +3,9 @@
 //! A real HTTP server (hyper, over TCP) that speaks the OSS API closely enough for the official
 //! OSS SDKs, ferry's own client, `aws-sdk-s3` and rclone: signatures are checked, errors look
 //! like OSS errors, bodies stream, checksums (MD5, CRC-64/XZ) are kept for every object and
-//! part. It follows the OSS protocol reference (`shared/reference/oss-protocol.md` §1–§7).
+//! part. It follows the OSS protocol as Alibaba Cloud's OSS API documentation and the official
+//! SDKs define it: signatures (V1, V4), the object, listing, multipart, copy and restore APIs,
+//! CRC-64, errors, limits, endpoints and storage classes.
 //!
 //! ## Embedding
 //!

@@ -45,7 +45,8 @@ async fn complete(oss: &Oss, key: &str, id: &str, parts: &[(u32, String)]) -> Re
 async fn three_parts_combine_crc_and_etag_like_the_reference() {
     let emu = emulator().await;
     let oss = Oss::v4(&emu);
-    // The buffer of the protocol reference §3.6: b[i] = i % 251, parts of 102400/102400/51200.
+    // The CRC-64 vector buffer of `ferry::crc64`'s tests: b[i] = i % 251, parts of
+    // 102400/102400/51200.
     let buf: Vec<u8> = (0..256000u32).map(|i| (i % 251) as u8).collect();
     let ranges = [0..102400, 102400..204800, 204800..256000];
     let id = initiate(&oss, "mp/obj").await;
