@@ -6,10 +6,10 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::integrity::{self, Inspector};
+use super::integrity::{self, Digests, Inspector};
 use super::metadata::destination_options;
 use super::resume::UploadLedger;
-use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, server_side};
+use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, reconcile, server_side};
 use crate::oss::RequestBody;
 use crate::oss::types::ObjectOptions;
 use crate::source::{
@@ -303,11 +303,14 @@ async fn copy_single(
     let key = dest.key_for(&head.key);
     if head.size == 0 {
         // An empty object has no bytes to read (a ranged read of it is an invalid range).
-        let out = dest
+        return match dest
             .client
             .put_object(&dest.bucket, &key, RequestBody::empty(), options)
-            .await?;
-        return Ok(out.crc64);
+            .await
+        {
+            Ok(out) => Ok(out.crc64),
+            Err(e) => written_anyway(copier, head, &key, options, &Digests::default(), e).await,
+        };
     }
     // OSS checks a Content-MD5 itself (it hashes every upload anyway) and refuses the object on
     // a mismatch, so a source MD5 is proven by the server and need not be computed here.
@@ -322,25 +325,52 @@ async fn copy_single(
     if let Some(md5) = content_md5 {
         body = body.with_content_md5(md5);
     }
-    let out = dest
+    let sent = dest
         .client
         .put_object(&dest.bucket, &key, body, options)
-        .await
-        .map_err(|e| {
-            if e.code() == Some("InvalidDigest") {
-                Failure {
-                    reason: format!(
-                        "the bytes read do not match the source's MD5 (OSS refused them: {e})"
-                    ),
-                    retryable: true,
-                }
-            } else {
-                e.into()
-            }
-        })?;
+        .await;
     let read = inspector.digests();
-    prove(head, &read, out.crc64)?;
-    Ok(out.crc64)
+    let crc64 = match sent {
+        Ok(out) => out.crc64,
+        Err(e) => return written_anyway(copier, head, &key, options, &read, e).await,
+    };
+    prove(head, &read, crc64)?;
+    Ok(crc64)
+}
+
+/// A PutObject that failed with `e`: its object all the same when the destination proves it
+/// is this copy (see [`reconcile`]: the response was lost), else the failure.
+async fn written_anyway(
+    copier: &Copier,
+    head: &ObjectHead,
+    key: &str,
+    options: &ObjectOptions,
+    read: &Digests,
+    e: crate::oss::Error,
+) -> Result<u64, Failure> {
+    if reconcile::may_have_written(&e)
+        && let Some(held) = reconcile::candidate(copier, key, head.size, options).await
+        && let Ok(crc64) = reconcile::source_crc64(copier, head, read).await
+        && held == crc64
+    {
+        tracing::info!(
+            key,
+            "PutObject's answer was lost; the destination holds this copy"
+        );
+        return Ok(crc64);
+    }
+    Err(put_failure(e))
+}
+
+fn put_failure(e: crate::oss::Error) -> Failure {
+    if e.code() == Some("InvalidDigest") {
+        Failure {
+            reason: format!("the bytes read do not match the source's MD5 (OSS refused them: {e})"),
+            retryable: true,
+        }
+    } else {
+        e.into()
+    }
 }
 
 /// The bytes read are the source's (its checksum agrees) and are what OSS stored (CRC-64).

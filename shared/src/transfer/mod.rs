@@ -17,6 +17,7 @@ pub mod integrity;
 pub mod metadata;
 mod multipart;
 pub mod parts;
+mod reconcile;
 pub mod resume;
 mod server_side;
 pub mod throttle;

@@ -12,6 +12,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::copy::{Copier, Failure, pinned, prove};
 use super::integrity::{self, Digests, Inspector, Wanted};
 use super::part_size_for;
+use super::reconcile;
 use super::resume::UploadRecord;
 use crate::oss::types::ObjectOptions;
 use crate::oss::{CompleteOptions, CompleteParts, CompletedPart, PartInfo, RequestBody};
@@ -30,7 +31,7 @@ pub(super) async fn copy(
     options: &ObjectOptions,
 ) -> Result<u64, Failure> {
     let (record, existing) = open_upload(copier, head, options).await?;
-    let result = upload_and_complete(copier, head, &record, &existing).await;
+    let result = upload_and_complete(copier, head, options, &record, &existing).await;
     match &result {
         Ok(_) => forget(copier, &record).await,
         // A transient failure keeps the upload: the retry resumes from its parts.
@@ -42,11 +43,7 @@ pub(super) async fn copy(
 
 /// Aborts the upload and forgets it: its parts must not be resumed from.
 async fn discard(copier: &Copier, record: &UploadRecord) {
-    let dest = &copier.dest;
-    let _ = dest
-        .client
-        .abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id)
-        .await;
+    abandon(copier, record).await;
     forget(copier, record).await;
 }
 
@@ -124,6 +121,7 @@ pub(super) fn plan(size: u64, part_size: u64) -> Vec<(u32, std::ops::Range<u64>)
 async fn upload_and_complete(
     copier: &Copier,
     head: &ObjectHead,
+    options: &ObjectOptions,
     record: &UploadRecord,
     existing: &HashMap<u32, PartInfo>,
 ) -> Result<u64, Failure> {
@@ -148,7 +146,7 @@ async fn upload_and_complete(
     }
     let list = parts.into_iter().map(|p| p.part).collect();
     let dest = &copier.dest;
-    let out = dest
+    let completed = dest
         .client
         .complete_multipart_upload(
             &dest.bucket,
@@ -160,14 +158,37 @@ async fn upload_and_complete(
                 ..Default::default()
             },
         )
-        .await?;
-    let server_crc = out.crc64.ok_or_else(|| {
-        Failure::permanent(
-            "OSS reported no CRC-64 for the assembled object, so it cannot be proven",
-        )
-    })?;
+        .await;
+    let server_crc = match completed {
+        Ok(out) => out.crc64.ok_or_else(|| {
+            Failure::permanent(
+                "OSS reported no CRC-64 for the assembled object, so it cannot be proven",
+            )
+        })?,
+        // The answer was lost (the retry finds the upload gone, or the object there): proven
+        // by what the destination holds (see `reconcile`).
+        Err(e)
+            if reconcile::may_have_written(&e)
+                && reconcile::holds(copier, &record.key, head.size, whole.crc64, options).await =>
+        {
+            tracing::info!(key = %record.key, "CompleteMultipartUpload's answer was lost; the destination holds this copy");
+            abandon(copier, record).await;
+            whole.crc64
+        }
+        Err(e) => return Err(e.into()),
+    };
     prove(head, &whole, server_crc)?;
     Ok(server_crc)
+}
+
+/// Aborts an upload whose object is already at the destination (a no-op when the upload was
+/// the one completed); OSS bills parts of an upload left open.
+async fn abandon(copier: &Copier, record: &UploadRecord) {
+    let dest = &copier.dest;
+    let _ = dest
+        .client
+        .abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id)
+        .await;
 }
 
 /// Uploads one part — or reuses the one OSS already holds from an earlier attempt.

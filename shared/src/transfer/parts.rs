@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::copy::{Copier, Failure};
 use super::metadata::{STAMP_ETAG, destination_options};
 use super::multipart::{open_upload, plan, upload_part};
+use super::reconcile;
 use super::{ObjectResult, Outcome};
 use crate::crc64;
 use crate::oss::{CompleteOptions, CompleteParts, CompletedPart};
@@ -181,7 +182,7 @@ impl Copier {
                 etag: part.etag.clone(),
             });
         }
-        let out = dest
+        let completed = dest
             .client
             .complete_multipart_upload(
                 &dest.bucket,
@@ -193,8 +194,25 @@ impl Copier {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(Failure::from)?;
+            .await;
+        let out = match completed {
+            Ok(out) => out,
+            // The answer was lost: the object there is this upload's if it is this source
+            // version with the CRC-64 the parts combine to (see `reconcile`).
+            Err(e) if reconcile::may_have_written(&e) => {
+                return match self.already_assembled(upload).await {
+                    Ok(crc) if crc == whole => {
+                        let _ = dest
+                            .client
+                            .abort_multipart_upload(&dest.bucket, &key, &upload.upload_id)
+                            .await;
+                        Ok(crc)
+                    }
+                    _ => Err(Failure::from(e).into()),
+                };
+            }
+            Err(e) => return Err(Failure::from(e).into()),
+        };
         match out.crc64 {
             Some(server) if server == whole => Ok(server),
             other => Err(PartsError {

@@ -686,3 +686,202 @@ async fn uploads_a_crashed_run_left_are_aborted_and_recorded_ones_kept() {
         0
     );
 }
+
+/// A write fault that acts after OSS made the change: the response is lost.
+fn lost(op: &str, kind: FaultKind, rate: f64) -> FaultRule {
+    let base = match kind {
+        FaultKind::Reset => FaultRule::reset(op),
+        _ => FaultRule::error(op, 500),
+    };
+    base.rate(rate).after_response()
+}
+
+async fn open_uploads(emu: &Emulator) -> usize {
+    client(emu)
+        .list_multipart_uploads("dst", &Default::default())
+        .await
+        .expect("list uploads")
+        .uploads
+        .len()
+}
+
+/// Writes that took effect at OSS although their answers were lost (the emulator's
+/// `phase: after`): PutObject, UploadPart and CompleteMultipartUpload. Every object ends
+/// copied and byte-exact — also under `overwrite: never`, where the retry meets the first write
+/// (409 FileAlreadyExists, or NoSuchUpload for a completed upload) — and no upload is left open.
+#[tokio::test]
+async fn writes_whose_answers_were_lost_end_copied_not_failed() {
+    for forbid_overwrite in [false, true] {
+        let p = pair().await;
+        let mut expected = BTreeMap::new();
+        for i in 0..24usize {
+            // Every third object goes by multipart upload (threshold 300 KiB, 100 KiB parts).
+            let len = if i % 3 == 0 {
+                350_000 + i * 1000
+            } else {
+                i * 997
+            };
+            let data = bytes(100 + i as u64, len);
+            p.put(&format!("k{i:02}"), data.clone()).await;
+            expected.insert(format!("k{i:02}"), data);
+        }
+        for rule in [
+            lost("PutObject", FaultKind::Error, 0.5),
+            lost("PutObject", FaultKind::Reset, 0.3),
+            lost("UploadPart", FaultKind::Reset, 0.2),
+            lost("CompleteMultipartUpload", FaultKind::Error, 0.6),
+            lost("CompleteMultipartUpload", FaultKind::Reset, 0.6),
+        ] {
+            p.dst.add_fault(rule).unwrap();
+        }
+        let copier = p.copier(CopyOptions {
+            forbid_overwrite,
+            retry_delay: Duration::from_millis(10),
+            ..small_parts()
+        });
+        let overwrite = match forbid_overwrite {
+            true => OverwritePolicy::Never,
+            false => OverwritePolicy::Always,
+        };
+        let (results, _) = walk(
+            &copier,
+            &WalkOptions {
+                overwrite,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(results.len(), expected.len());
+        for r in &results {
+            assert!(
+                matches!(r.outcome, Outcome::Copied { .. }),
+                "{} (forbid_overwrite {forbid_overwrite}): {:?}",
+                r.key,
+                r.outcome
+            );
+        }
+        for (key, data) in &expected {
+            assert_eq!(
+                p.dst.object_bytes("dst", key).await.unwrap().as_ref(),
+                data.as_slice(),
+                "{key}"
+            );
+        }
+        let fired: u64 = p.dst.faults().iter().map(|f| f.fired).sum();
+        assert!(fired >= 10, "the faults fired ({fired})");
+        p.dst.clear_faults();
+        assert_eq!(open_uploads(&p.dst).await, 0, "no upload is left open");
+    }
+}
+
+/// The other side of the same rule: an object that only looks like ferry's copy — the source's
+/// size and stamps, other bytes — is never taken for it. Under `overwrite: never` the copy
+/// fails with OSS's refusal, and the object there is left as it was.
+#[tokio::test]
+async fn an_object_with_our_stamps_but_other_bytes_is_not_taken_for_our_copy() {
+    let p = pair().await;
+    let data = bytes(300, 5000);
+    p.put("look-alike", data.clone()).await;
+    let copier = p.copier(CopyOptions {
+        forbid_overwrite: true,
+        retry_delay: Duration::from_millis(10),
+        attempts: 2,
+        ..Default::default()
+    });
+    // Stamp an impostor of the same size exactly as ferry would.
+    let head = copier.source.head("look-alike").await.unwrap();
+    let (options, _) =
+        ferry::transfer::metadata::destination_options(&head, &Default::default()).unwrap();
+    let impostor = bytes(301, data.len());
+    client(&p.dst)
+        .put_object(
+            "dst",
+            "look-alike",
+            RequestBody::from_bytes(impostor.clone()),
+            &options,
+        )
+        .await
+        .unwrap();
+    let r = copier.copy("look-alike").await;
+    match &r.outcome {
+        Outcome::Failed { reason, .. } => assert!(reason.contains("FileAlreadyExists"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(
+        p.dst
+            .object_bytes("dst", "look-alike")
+            .await
+            .unwrap()
+            .as_ref(),
+        impostor.as_slice()
+    );
+}
+
+/// The same for a server-side copy (OSS → OSS in one region): lost CopyObject, UploadPartCopy
+/// and CompleteMultipartUpload answers under `overwrite: never` end copied, proven by the
+/// CRC-64 OSS holds against the source's, still without a byte through ferry.
+#[tokio::test]
+async fn server_side_copies_whose_answers_were_lost_end_copied() {
+    let emu = emulator("one-ak").await;
+    emu.create_bucket("src").unwrap();
+    emu.create_bucket("dst").unwrap();
+    let mut expected = BTreeMap::new();
+    for i in 0..10usize {
+        let len = if i % 2 == 0 { 420_000 } else { 40_000 + i };
+        let data = bytes(400 + i as u64, len);
+        let key = format!("s{i}");
+        emu.put_object("src", &key, data.clone()).await.unwrap();
+        expected.insert(key, data);
+    }
+    // UploadPartCopy less often: a server-side copy is not resumed, it starts again whole.
+    for (op, rate) in [
+        ("CopyObject", 0.5),
+        ("UploadPartCopy", 0.2),
+        ("CompleteMultipartUpload", 0.5),
+    ] {
+        emu.add_fault(FaultRule {
+            bucket: Some("dst".into()),
+            ..lost(op, FaultKind::Reset, rate)
+        })
+        .unwrap();
+    }
+    let copier = Copier {
+        source: Arc::new(OssSource::new(client(&emu), "src", "")),
+        dest: Destination {
+            client: client(&emu),
+            bucket: "dst".into(),
+            prefix: String::new(),
+        },
+        options: CopyOptions {
+            server_side_from: Some("src".into()),
+            forbid_overwrite: true,
+            retry_delay: Duration::from_millis(10),
+            ..small_parts()
+        },
+        ledger: Arc::new(MemoryLedger::new()),
+    };
+    let never = WalkOptions {
+        overwrite: OverwritePolicy::Never,
+        ..Default::default()
+    };
+    let (results, _) = walk(&copier, &never).await;
+    assert_eq!(results.len(), expected.len());
+    for r in &results {
+        assert!(
+            matches!(r.outcome, Outcome::Copied { .. }),
+            "{}: {:?}",
+            r.key,
+            r.outcome
+        );
+    }
+    for (key, data) in &expected {
+        assert_eq!(
+            emu.object_bytes("dst", key).await.unwrap().as_ref(),
+            data.as_slice()
+        );
+    }
+    assert!(emu.faults().iter().map(|f| f.fired).sum::<u64>() >= 5);
+    assert_eq!(emu.counters().operation("GetObject"), 0);
+    emu.clear_faults();
+    assert_eq!(open_uploads(&emu).await, 0, "no upload is left open");
+}
