@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Work};
 use super::runtime::{RunHandle, Runtime};
 use super::{RoleError, giant, layout, planner};
-use crate::source::{ListRequest, ObjectInfo, RestoreOutcome, SourceErrorKind};
+use crate::source::{ListRequest, ObjectInfo, RestoreOutcome, SourceErrorKind, UnnamableObject};
 use crate::transfer::diff::{Decision, Differ};
 use crate::transfer::metadata::STAMP_ETAG;
 use crate::transfer::{ArchivePolicy, ObjectResult, Outcome};
@@ -180,6 +180,12 @@ async fn do_task(
                 rt.ports.work.send_batch(&[next.to_json()]).await?;
                 result.spawned.push(next);
             }
+            for o in listed.unnamable {
+                match run.in_scope(&o.info) {
+                    true => result.objects.push(unnamable_failure(o)),
+                    false => result.filtered += 1,
+                }
+            }
             copy_all(rt, &run, task, listed.objects, false, limits, result).await?;
         }
         Work::Parts {
@@ -224,6 +230,8 @@ pub async fn send_result(rt: &Runtime, result: &ChunkResult) -> Result<(), RoleE
 
 struct Listed {
     objects: Vec<ObjectInfo>,
+    /// Objects of the range whose keys are not UTF-8: failed by name.
+    unnamable: Vec<UnnamableObject>,
     filtered: u64,
     /// Where the rest of the range starts, when the budget ran out first.
     resume_after: Option<String>,
@@ -244,10 +252,12 @@ async fn list_range(
     );
     let mut listed = Listed {
         objects: Vec::new(),
+        unnamable: Vec::new(),
         filtered: 0,
         resume_after: None,
     };
     let (mut bytes, mut last) = (0u64, None::<String>);
+    let mut order = ListingOrder::new(prefix, start_after.clone());
     let mut req = ListRequest {
         prefix: prefix.to_owned(),
         start_after,
@@ -261,7 +271,13 @@ async fn list_range(
             .list(&req)
             .await
             .map_err(source_error)?;
+        let in_range =
+            |o: &UnnamableObject| end.is_none_or(|end| o.bytes.as_slice() < end.as_bytes());
+        listed
+            .unnamable
+            .extend(page.unnamable.into_iter().filter(in_range));
         for object in page.objects {
+            order.check(&object.key)?;
             if end.is_some_and(|end| object.key.as_str() >= end) {
                 return Ok(listed);
             }
@@ -274,12 +290,22 @@ async fn list_range(
             }
             let full = listed.objects.len() as u64 >= max_objects || bytes >= max_bytes;
             if full {
+                // The continuation lists what comes after `last` again, unnamable keys too.
+                let done = last.clone().unwrap_or_default();
+                listed
+                    .unnamable
+                    .retain(|o| o.bytes.as_slice() <= done.as_bytes());
                 listed.resume_after = last;
                 return Ok(listed);
             }
         }
         match page.next {
             None => return Ok(listed),
+            Some(token) if req.continuation.as_ref() == Some(&token) => {
+                return Err(untrusted_listing(format!(
+                    "the source returned the same continuation token twice under prefix {prefix:?}"
+                )));
+            }
             Some(token) => req.continuation = Some(token),
         }
         if stop.is_some_and(|s| Instant::now() >= s) && last.is_some() {
@@ -287,6 +313,71 @@ async fn list_range(
             return Ok(listed);
         }
     }
+}
+
+/// What a range task takes from a listing on trust: keys under its prefix, strictly
+/// ascending from where it started. A store that breaks this (keys out of order, outside the
+/// prefix, or `start-after` ignored, which would list the same page for ever) would make the
+/// range drop or repeat objects silently, so the task fails with the store's fault named
+/// instead, and the report names its range.
+struct ListingOrder<'a> {
+    prefix: &'a str,
+    previous: Option<String>,
+}
+
+impl<'a> ListingOrder<'a> {
+    fn new(prefix: &'a str, start_after: Option<String>) -> Self {
+        ListingOrder {
+            prefix,
+            previous: start_after,
+        }
+    }
+
+    fn check(&mut self, key: &str) -> Result<(), RoleError> {
+        if !key.starts_with(self.prefix) {
+            return Err(untrusted_listing(format!(
+                "the source listed {key:?}, outside the prefix {:?}",
+                self.prefix
+            )));
+        }
+        if let Some(previous) = &self.previous
+            && key <= previous.as_str()
+        {
+            return Err(untrusted_listing(format!(
+                "the source listed {key:?} after {previous:?}: keys out of order (or start-after ignored)"
+            )));
+        }
+        self.previous = Some(key.to_owned());
+        Ok(())
+    }
+}
+
+fn untrusted_listing(what: String) -> RoleError {
+    RoleError {
+        retryable: false,
+        message: format!(
+            "{what}; ferry copies only from listings in ascending key order (S3 ListObjectsV2 order), so this range was not copied"
+        ),
+    }
+}
+
+/// An object whose key is not UTF-8 cannot be named at OSS: failed, by the key as listed.
+fn unnamable_failure(o: UnnamableObject) -> ObjectRecord {
+    let reason = format!(
+        "the source key {:?} (percent-encoded as listed) is not UTF-8; OSS object names are UTF-8, so it cannot be copied: rename it at the source",
+        o.listed
+    );
+    ObjectResult {
+        key: o.listed,
+        size: o.info.size,
+        source_etag: o.info.etag,
+        outcome: Outcome::Failed {
+            reason,
+            retryable: false,
+        },
+        notes: Vec::new(),
+    }
+    .into()
 }
 
 /// Looks up the objects of a `Keys` task. A key gone from the source is reported skipped; a key
@@ -557,5 +648,27 @@ fn source_error(e: crate::source::SourceError) -> RoleError {
     RoleError {
         retryable: e.is_retryable(),
         message: format!("source: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListingOrder;
+
+    #[test]
+    fn a_listing_is_taken_only_in_ascending_order_under_its_prefix() {
+        let mut order = ListingOrder::new("p/", Some("p/b".into()));
+        assert!(order.check("p/c").is_ok());
+        assert!(order.check("p/d").is_ok());
+        // Out of order, a repeat, and a store that ignored start-after.
+        for bad in ["p/a", "p/d", "p/b"] {
+            let e = order.check(bad).unwrap_err();
+            assert!(!e.retryable);
+            assert!(e.message.contains("out of order"), "{}", e.message);
+            assert!(e.message.contains(bad), "{}", e.message);
+        }
+        let e = order.check("q/x").unwrap_err();
+        assert!(e.message.contains("outside the prefix"), "{}", e.message);
+        assert!(ListingOrder::new("", None).check("").is_ok());
     }
 }

@@ -67,8 +67,10 @@ fn nested(keys: &[String], lo: Option<&str>) -> Option<Nested> {
     let (first, last) = (keys.first()?, keys.last()?);
     let shared = common_prefix(first, last);
     let dir = &shared[..shared.rfind('/')? + 1];
+    // A listing is not trusted to be sorted: a key outside `dir` (out of order) has no
+    // subdirectory here rather than a slice that panics.
     let subdir = |k: &str| -> Option<String> {
-        let rest = &k[dir.len()..];
+        let rest = k.strip_prefix(dir)?;
         rest.find('/').map(|i| k[..dir.len() + i + 1].to_owned())
     };
     if keys.iter().all(|k| subdir(k).is_none()) {
@@ -343,6 +345,26 @@ mod tests {
             c[0].starts_with("flat/4") || c[0].starts_with("flat/5"),
             "{c:?}"
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever a store lists — out of order, outside the prefix, multi-byte — the probe
+        /// summary is computed without a panic.
+        #[test]
+        fn any_listing_is_summarised_without_a_panic(
+            keys in proptest::collection::vec("[a-c/é]{0,8}", 1..20),
+            lo in proptest::option::of("[a-c/é]{0,6}"),
+        ) {
+            let probed = Probed { keys, complete: false };
+            let _ = probed.summary(lo.as_deref());
+        }
+    }
+
+    #[test]
+    fn out_of_order_keys_do_not_panic() {
+        let keys: Vec<String> = ["a/x/1", "b", "a/é", "a/y/2"].map(String::from).to_vec();
+        let n = probe_of(&keys).nested.unwrap();
+        assert_eq!(n.dir, "a/");
     }
 
     #[test]

@@ -60,6 +60,21 @@ pub struct ListPage {
     pub common_prefixes: Vec<String>,
     /// Pass back as `continuation` for the next page; `None` on the last page.
     pub next: Option<String>,
+    /// Objects listed under keys that are not UTF-8 (S3 allows any bytes): ferry cannot name
+    /// them at OSS, so each is failed by name, not the page.
+    pub unnamable: Vec<UnnamableObject>,
+}
+
+/// An object whose key is not UTF-8, as the listing gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnnamableObject {
+    /// The key as listed, percent-encoded (how reports name it).
+    pub listed: String,
+    /// The key's bytes, to place it in key order.
+    pub bytes: Vec<u8>,
+    /// The rest of the listing's description, under the key decoded lossily (`�` for each
+    /// invalid byte), so the job's filters apply to it as to any other key.
+    pub info: ObjectInfo,
 }
 
 /// What to list.

@@ -149,6 +149,8 @@ impl Source for OssSource {
                 objects,
                 common_prefixes: page.common_prefixes,
                 next,
+                // OSS keys are UTF-8.
+                unnamable: Vec::new(),
             })
         })
     }

@@ -50,6 +50,7 @@ use serde::Deserialize;
 use super::{
     ArchiveState, ByteStream, Fut, GetRequest, ListPage, ListRequest, ObjectHead, ObjectInfo,
     Opened, RestoreOutcome, RestoreTier, Source, SourceChecksums, SourceError, SourceErrorKind,
+    UnnamableObject,
 };
 use crate::secret::Secret;
 
@@ -527,11 +528,25 @@ impl S3Source {
         let encoded = out.encoding_type() == Some(&EncodingType::Url);
         let decode = |raw: &str| decode_listed(raw, encoded, &resource);
 
-        let objects = out
-            .contents()
-            .iter()
-            .map(|o| Ok(object_info(decode(o.key().unwrap_or_default())?, o)))
-            .collect::<Result<Vec<_>, SourceError>>()?;
+        let (mut objects, mut unnamable) = (Vec::new(), Vec::new());
+        for o in out.contents() {
+            let raw = o.key().unwrap_or_default();
+            match decode(raw) {
+                Ok(key) => objects.push(object_info(key, o)),
+                // One key that is not UTF-8 fails that object, not the page.
+                Err(_) if encoded => {
+                    let bytes: Vec<u8> =
+                        percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
+                    let lossy = String::from_utf8_lossy(&bytes).into_owned();
+                    unnamable.push(UnnamableObject {
+                        listed: raw.to_owned(),
+                        bytes,
+                        info: object_info(lossy, o),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let common_prefixes = out
             .common_prefixes()
             .iter()
@@ -553,6 +568,7 @@ impl S3Source {
             objects,
             common_prefixes,
             next,
+            unnamable,
         })
     }
 }

@@ -73,7 +73,9 @@ async fn list_all(src: &S3Source, mut req: ListRequest) -> (Vec<String>, Vec<Str
             objects,
             common_prefixes,
             next,
+            unnamable,
         } = src.list(&req).await.expect("list");
+        assert!(unnamable.is_empty(), "{unnamable:?}");
         pages += 1;
         assert!(
             objects.len() + common_prefixes.len() <= req.max_keys as usize,

@@ -13,6 +13,9 @@
 //! * `reset` — close the connection without a response (`phase` as for errors).
 //! * `truncate` — send the full `Content-Length` but only `after_bytes` of the body (default:
 //!   half), then close the connection.
+//! * `listing` — a ListObjects answer that breaks the listing contract, as some stores do
+//!   (`listing`: [`ListingQuirk`]): keys out of order, `start-after` ignored, or a key that is
+//!   not UTF-8.
 
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -29,6 +32,22 @@ pub enum FaultKind {
     Latency,
     Reset,
     Truncate,
+    Listing,
+}
+
+/// How a `listing` fault bends a ListObjects answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListingQuirk {
+    /// The page's keys in reverse order.
+    Unsorted,
+    /// `start-after`, `marker` and the continuation token are ignored: every page is the first
+    /// (a client that trusts the token pages for ever).
+    IgnoreStartAfter,
+    /// One more entry whose key is this text as it stands in the XML: with `encoding-type=url`
+    /// it can stand for bytes that are not UTF-8 (`bad-%FF`). It has the page's first object's
+    /// size and dates.
+    ExtraKey(String),
 }
 
 /// When an `error` or `reset` fault acts: before the operation runs (nothing changes) or after
@@ -75,6 +94,9 @@ pub struct FaultRule {
     pub key_prefix: Option<String>,
     #[serde(default)]
     pub phase: FaultPhase,
+    /// What a `listing` fault does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<ListingQuirk>,
 }
 
 fn any_op() -> String {
@@ -106,6 +128,15 @@ impl FaultRule {
             bucket: None,
             key_prefix: None,
             phase: FaultPhase::Before,
+            listing: None,
+        }
+    }
+
+    /// A ListObjects / ListObjectsV2 answer bent by `quirk` (use the op names to pick which).
+    pub fn listing(op: &str, quirk: ListingQuirk) -> FaultRule {
+        FaultRule {
+            listing: Some(quirk),
+            ..FaultRule::base(op, FaultKind::Listing)
         }
     }
 
@@ -191,7 +222,7 @@ impl FaultRule {
     pub fn validate(&mut self) -> Result<(), FaultError> {
         let kind = self.resolved_kind().ok_or_else(|| {
             FaultError(
-                "set kind (error, latency, reset, truncate), or status for an error, or latency_ms"
+                "set kind (error, latency, reset, truncate, listing), or status for an error, or latency_ms"
                     .into(),
             )
         })?;
@@ -221,6 +252,11 @@ impl FaultRule {
             },
             FaultKind::Latency if self.latency_ms.is_none() => {
                 return Err(FaultError("a latency fault needs latency_ms".into()));
+            }
+            FaultKind::Listing if self.listing.is_none() => {
+                return Err(FaultError(
+                    "a listing fault needs listing (unsorted, ignore-start-after or {\"extra-key\": \"...\"})".into(),
+                ));
             }
             _ => {}
         }
@@ -289,7 +325,7 @@ impl FromStr for FaultRule {
                         serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase()))
                             .map_err(|_| {
                             FaultError(format!(
-                                "kind={v}: expected error, latency, reset or truncate"
+                                "kind={v}: expected error, latency, reset, truncate or listing"
                             ))
                         })?,
                     )
@@ -308,6 +344,17 @@ impl FromStr for FaultRule {
                 "count" => rule.count = Some(num(v)?),
                 "bucket" => rule.bucket = Some(v.to_owned()),
                 "key-prefix" => rule.key_prefix = Some(v.to_owned()),
+                "listing" => {
+                    rule.listing = Some(match v.split_once(':') {
+                        Some(("extra-key", key)) => ListingQuirk::ExtraKey(key.to_owned()),
+                        _ => serde_json::from_value(serde_json::Value::String(v.to_owned()))
+                            .map_err(|_| {
+                                FaultError(format!(
+                                    "listing={v}: expected unsorted, ignore-start-after or extra-key:KEY"
+                                ))
+                            })?,
+                    })
+                }
                 "phase" => {
                     rule.phase = match v {
                         "before" => FaultPhase::Before,
@@ -349,6 +396,7 @@ pub struct Plan {
     pub after: Option<Action>,
     /// `Some(None)`: truncate at half the body; `Some(Some(n))`: after n bytes.
     pub truncate: Option<Option<u64>>,
+    pub listing: Option<ListingQuirk>,
     /// How many rules fired.
     pub fired: u64,
 }
@@ -447,6 +495,7 @@ impl Faults {
                     plan.latency += Duration::from_millis(rule.latency_ms.unwrap_or(0))
                 }
                 FaultKind::Truncate => plan.truncate = Some(rule.after_bytes),
+                FaultKind::Listing => plan.listing = rule.listing.clone(),
                 FaultKind::Error | FaultKind::Reset => {
                     let action = if kind == FaultKind::Reset {
                         Action::Reset
@@ -485,6 +534,17 @@ mod tests {
         assert!("status=200".parse::<FaultRule>().is_err());
         assert!("status=500,rate=2".parse::<FaultRule>().is_err());
         assert!("bogus=1,status=500".parse::<FaultRule>().is_err());
+        let r: FaultRule = "op=ListObjectsV2,kind=listing,listing=extra-key:a%FF"
+            .parse()
+            .unwrap();
+        assert_eq!(r.listing, Some(ListingQuirk::ExtraKey("a%FF".into())));
+        let r: FaultRule = "kind=listing,listing=unsorted".parse().unwrap();
+        assert_eq!(r.listing, Some(ListingQuirk::Unsorted));
+        assert!(
+            "op=ListObjectsV2,kind=listing"
+                .parse::<FaultRule>()
+                .is_err()
+        );
     }
 
     #[test]

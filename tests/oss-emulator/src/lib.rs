@@ -103,11 +103,13 @@
 //! | `PUT /-/admin/config` | `{"restore_delay_ms":N}` | 204 |
 //!
 //! A fault rule in JSON: `{"op":"PutObject","kind":"error","status":503,"rate":0.5,"count":3}`;
-//! fields `op` (name or `*`, default `*`), `kind` (`error`|`latency`|`reset`|`truncate`; may be
-//! omitted when `status` or `latency_ms` is given), `status`, `code`, `message`,
+//! fields `op` (name or `*`, default `*`), `kind` (`error`|`latency`|`reset`|`truncate`|`listing`;
+//! may be omitted when `status` or `latency_ms` is given), `status`, `code`, `message`,
 //! `qos_delay_ms` (adds `x-oss-qos-delay-time`), `latency_ms`, `after_bytes` (truncate),
 //! `rate` (0–1, default 1), `count` (fire at most N times), `bucket`, `key_prefix`, `phase`
-//! (`before` default, or `after`: run the operation, then lose the response). See [`faults`].
+//! (`before` default, or `after`: run the operation, then lose the response), `listing`
+//! (`"unsorted"`, `"ignore-start-after"` or `{"extra-key":"bad-%FF"}`: a ListObjects answer
+//! that breaks the listing contract; see [`ListingQuirk`]). See [`faults`].
 //!
 //! ## Storage
 //!
@@ -135,5 +137,5 @@ pub mod xml;
 pub use counters::{CounterSnapshot, ObjectCount};
 pub use emulator::{Emulator, EmulatorBuilder, ObjectInfo, PutOptions, StartError};
 pub use error::ApiError;
-pub use faults::{FaultEntry, FaultError, FaultKind, FaultPhase, FaultRule};
+pub use faults::{FaultEntry, FaultError, FaultKind, FaultPhase, FaultRule, ListingQuirk};
 pub use store::model::StorageClass;

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::body::{self, Body, Payload};
 use crate::error::ApiError;
-use crate::faults::Action;
+use crate::faults::{Action, ListingQuirk};
 use crate::ops::{self, Ctx, Op};
 use crate::reply::Reply;
 use crate::request::{Dialect, RequestInfo, header_list};
@@ -147,7 +147,7 @@ async fn handle(
         Some(Action::Reset) => return reset(&state, name),
         Some(Action::Error(e)) => render_error(&info, e),
         None => {
-            let resp = run_operation(&state, &info, op, incoming).await;
+            let resp = run_operation(&state, &info, op, incoming, plan.listing).await;
             match plan.after {
                 Some(Action::Reset) => return reset(&state, name),
                 Some(Action::Error(e)) => render_error(&info, e),
@@ -180,6 +180,7 @@ async fn run_operation(
     info: &RequestInfo,
     op: Op,
     incoming: Incoming,
+    listing: Option<ListingQuirk>,
 ) -> Response<Body> {
     let verified = match auth::verify(info, &state.config, chrono::Utc::now()) {
         Ok(v) => v,
@@ -190,6 +191,7 @@ async fn run_operation(
         req: info,
         state,
         verified,
+        listing,
     };
     match ops::execute(op, &ctx, payload).await {
         Ok(resp) => resp,

@@ -17,6 +17,7 @@ use super::Ctx;
 use super::attrs::{quoted_etag, storage_class_name};
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::faults::ListingQuirk;
 use crate::reply::Reply;
 use crate::request::Dialect;
 use crate::store::Object;
@@ -168,6 +169,7 @@ pub fn list_objects(ctx: &Ctx<'_>, v2: bool) -> Result<Response<Body>, ApiError>
         req.q("marker")
     };
     let after = match (&token, start_after) {
+        (_, _) if ctx.listing == Some(ListingQuirk::IgnoreStartAfter) => None,
         (Some(t), _) => Some(t.as_str()),
         (None, Some(s)) if !s.is_empty() => Some(s),
         _ => None,
@@ -175,13 +177,57 @@ pub fn list_objects(ctx: &Ctx<'_>, v2: bool) -> Result<Response<Body>, ApiError>
     let now = now_millis();
     let bucket = ctx.bucket();
     let doc = ctx.state.store.read(bucket, |b| {
-        let page = page(&b.objects, prefix, delimiter, after, max);
-        render(ctx, v2, &page, max, now)
+        let mut page = page(&b.objects, prefix, delimiter, after, max);
+        if ctx.listing == Some(ListingQuirk::Unsorted) {
+            page.entries.reverse();
+        }
+        render(ctx, v2, &page, max, now, after)
     })?;
     Ok(Reply::ok().xml(doc))
 }
 
-fn render(ctx: &Ctx<'_>, v2: bool, page: &Page<'_, Object>, max: usize, now: i64) -> String {
+/// Whether an extra key (URL-encoded, maybe not UTF-8) belongs on this page, as a real store
+/// would list it: once, on the page whose range holds it.
+fn extra_belongs(raw: &str, prefix: &str, after: Option<&str>, page: &Page<'_, Object>) -> bool {
+    let bytes = percent_decode(raw);
+    let last = match page.entries.last() {
+        Some(Entry::Key(k, _)) => Some(k.as_bytes()),
+        _ => None,
+    };
+    bytes.starts_with(prefix.as_bytes())
+        && after.is_none_or(|a| bytes.as_slice() > a.as_bytes())
+        && (!page.truncated || last.is_some_and(|l| bytes.as_slice() <= l))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn render(
+    ctx: &Ctx<'_>,
+    v2: bool,
+    page: &Page<'_, Object>,
+    max: usize,
+    now: i64,
+    after: Option<&str>,
+) -> String {
     let req = ctx.req;
     let dialect = req.dialect;
     let encode = req.url_encoding();
@@ -224,6 +270,12 @@ fn render(ctx: &Ctx<'_>, v2: bool, page: &Page<'_, Object>, max: usize, now: i64
         if let Entry::Key(_, obj) = e {
             contents(&mut x, dialect, &obj.meta, &enc(&obj.meta.key), owner, now);
         }
+    }
+    if let Some(ListingQuirk::ExtraKey(raw)) = &ctx.listing
+        && let Some(Entry::Key(_, obj)) = page.entries.first()
+        && extra_belongs(raw, req.q("prefix").unwrap_or(""), after, page)
+    {
+        contents(&mut x, dialect, &obj.meta, raw, owner, now);
     }
     for e in &page.entries {
         if let Entry::Prefix(p) = e {

@@ -216,6 +216,8 @@ pub struct Ctx<'a> {
     pub req: &'a RequestInfo,
     pub state: &'a State,
     pub verified: Verified,
+    /// A listing fault that applies to this request.
+    pub listing: Option<crate::faults::ListingQuirk>,
 }
 
 impl Ctx<'_> {
