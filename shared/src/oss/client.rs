@@ -697,15 +697,29 @@ fn insert_header(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(),
         Error::invalid_argument("header name", name, "use letters, digits and hyphens")
     })?;
     let v = HeaderValue::from_str(value).map_err(|_| {
-        // Header values may hold tokens only on ferry's side (signing); a user value is safe to show.
-        Error::invalid_argument(
-            "header value",
-            format!("{name}: {value}"),
-            "use visible ASCII characters only (URL-encode others)",
-        )
+        // The value is never shown: signed headers carry the security token and the
+        // signature, and a token read from a file with its trailing newline lands here.
+        Error::invalid_argument("header", name, unprintable_value(value))
     })?;
     headers.append(n, v);
     Ok(())
+}
+
+/// What is wrong with a header value HTTP cannot carry, by position and kind, without the value.
+fn unprintable_value(value: &str) -> String {
+    let (at, c) = value
+        .char_indices()
+        .find(|(_, c)| !(*c == '\t' || (' '..='~').contains(c)))
+        .unwrap_or((0, '?'));
+    let what = match c {
+        '\n' | '\r' => "a line break",
+        c if c.is_control() => "a control character",
+        _ => "a non-ASCII character",
+    };
+    format!(
+        "its value has {what} at byte {at} of {}; header values are visible ASCII (a credential read from a file may end with a newline: strip it; URL-encode other text)",
+        value.len()
+    )
 }
 
 /// Reads a response body up to `limit` bytes.

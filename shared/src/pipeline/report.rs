@@ -15,6 +15,7 @@ use super::message::{ChunkResult, Tally};
 use super::progress::Progress;
 use super::runtime::{Manifest, Runtime, read_json};
 use super::{RoleError, cleanup, layout};
+use crate::state::StateStore;
 use crate::transfer::Outcome;
 
 /// `report.json`.
@@ -117,8 +118,7 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
     state
         .put(&layout::failures(job, run), csv.into_bytes().into())
         .await?;
-    let body = serde_json::to_vec_pretty(&report).expect("the report serialises");
-    state.put(&layout::report(job, run), body.into()).await?;
+    write_report(state, &report).await?;
     if report.verdict == "complete" {
         let mark = serde_json::json!({ "run": run, "started": manifest.started });
         state
@@ -129,6 +129,37 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
             .await?;
     }
     Ok(())
+}
+
+/// Writes report.json create-only. Two verifiers can both find the report missing and both
+/// build one; each counted only the uploads it aborted itself, so a report already there
+/// stands and gains the later writer's aborts instead of being overwritten.
+async fn write_report(state: &dyn StateStore, report: &Report) -> Result<(), RoleError> {
+    let key = layout::report(&report.job, &report.run);
+    let body = serde_json::to_vec_pretty(report).expect("the report serialises");
+    if state.put_if_absent(&key, body.into()).await?.is_some() || report.uploads_aborted == 0 {
+        return Ok(());
+    }
+    for _ in 0..50 {
+        let Some(current) = state.get(&key).await? else {
+            return Err(RoleError::retry(format!("{key} vanished")));
+        };
+        let mut stored: Report = serde_json::from_slice(&current.body)
+            .map_err(|e| RoleError::config(format!("{key}: {e}")))?;
+        stored.uploads_aborted += report.uploads_aborted;
+        let body = serde_json::to_vec_pretty(&stored).expect("the report serialises");
+        if state
+            .put_if_match(&key, body.into(), &current.version)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(10..100))).await;
+    }
+    Err(RoleError::retry(format!(
+        "{key}: too many concurrent updates"
+    )))
 }
 
 /// The verdict and a one-line summary a person reads first.

@@ -469,6 +469,33 @@ async fn client_side_checks_fail_before_sending() {
     emu.shutdown().await;
 }
 
+/// A header value HTTP cannot carry is named, never shown: a security token read from a file
+/// with its trailing newline must not reach an error's text (and so no result, failures.csv
+/// or log line).
+#[tokio::test]
+async fn an_unsendable_header_is_named_without_its_value() {
+    let emu = emulator().await;
+    let client = OssClient::builder()
+        .endpoint(emu.endpoint())
+        .allow_http(true)
+        .region(REGION)
+        .credentials(Credentials::new(AK, SK).with_security_token("tok-SECRET-4711\n"))
+        .build()
+        .unwrap();
+    let err = client
+        .put_object(BUCKET, "k", RequestBody::empty(), &Default::default())
+        .await
+        .unwrap_err();
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(!text.contains("SECRET"), "the token leaked: {text}");
+        assert!(text.contains("x-oss-security-token"), "{text}");
+        assert!(text.contains("line break at byte 15"), "{text}");
+    }
+    assert!(!err.is_retryable());
+    assert_eq!(emu.counters().total, 0, "nothing reached the server");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn connection_refused_is_a_retryable_transport_error() {
     // Bind, learn the port, close: nothing listens there any more.

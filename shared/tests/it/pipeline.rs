@@ -21,8 +21,10 @@ use ferry::pipeline::{Ports, layout};
 use ferry::queue::memory::{MemoryQueue, QueueSettings};
 use ferry::queue::{Delivery, Fut, Queue};
 use ferry::state::local::LocalStore;
+use ferry::state::{Fut as StateFut, StateStore, Versioned};
 use oss_emulator::FaultRule;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use support::World;
 
 async fn run_standalone(world: &World, job: &str, dir: &std::path::Path, fresh: bool) -> Report {
@@ -311,6 +313,57 @@ async fn injected_errors_and_resets_on_both_sides_lose_nothing() {
         .map(|op| world.dest.counters().faults(op))
         .sum();
     assert!(injected > 5, "faults were injected ({injected})");
+}
+
+/// Write answers lost after OSS acted, in a whole run under `overwrite: never` (the case where
+/// the retry meets the first write): small objects, multipart ones and giant objects completed
+/// by part tasks all end copied, none failed, every byte exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_answers_lost_after_the_write_fail_nothing() {
+    let mut world = World::start().await;
+    world.seed(4, 300, 20_000).await;
+    world
+        .put("giant/a.bin", support::bytes_for("a", (16 << 20) + 5))
+        .await;
+    world
+        .put("multi/b.bin", support::bytes_for("b", (6 << 20) + 1))
+        .await;
+    let n = world.objects.len() as u64;
+    world.dest.set_fault_seed(21);
+    for op in ["PutObject", "UploadPart"] {
+        let rules = [FaultRule::error(op, 500), FaultRule::reset(op)];
+        for rule in rules {
+            world
+                .dest
+                .add_fault(rule.rate(0.03).after_response())
+                .unwrap();
+        }
+    }
+    // Both completions lose their first answer.
+    world
+        .dest
+        .add_fault(
+            FaultRule::reset("CompleteMultipartUpload")
+                .count(2)
+                .after_response(),
+        )
+        .unwrap();
+    let job = world.job(json!({
+        "overwrite": "never",
+        "sharding": { "max_keys_per_shard": 40, "max_bytes_per_shard": "11MiB" }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n, "{report:?}");
+    assert_eq!(report.objects.failed, 0);
+    world.assert_destination_exact().await;
+    let lost: u64 = ["PutObject", "UploadPart", "CompleteMultipartUpload"]
+        .iter()
+        .map(|op| world.dest.counters().faults(op))
+        .sum();
+    assert!(lost >= 8, "answers were lost ({lost})");
 }
 
 /// The verifier checks each copied object at the destination on its own: a destination whose
@@ -657,6 +710,72 @@ async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
         .collect();
     assert_eq!(left, vec![("other/theirs.bin".to_owned(), theirs)]);
     assert_ne!(orphan, left[0].1);
+
+    // A second report writer that raced the first (it looked before the report existed) finds
+    // nothing left to abort: the first writer's count stands.
+    let local = LocalStore::open(dir.path()).unwrap();
+    let progress: Progress = read_json(&local, &layout::progress("test-job", &report.run))
+        .await
+        .unwrap()
+        .unwrap();
+    let ports = Ports {
+        state: Arc::new(HidesReportOnce {
+            inner: local,
+            hidden: AtomicBool::new(false),
+        }),
+        work: Arc::new(MemoryQueue::new("work", QueueSettings::default())),
+        results: Arc::new(MemoryQueue::new("results", QueueSettings::default())),
+    };
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    ferry::pipeline::report::ensure(&rt, &progress)
+        .await
+        .unwrap();
+    let key = layout::report("test-job", &report.run);
+    let again: Report = read_json(ports.state.as_ref(), &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.uploads_aborted, 2, "{again:?}");
+}
+
+/// A state store whose first read of a report.json finds nothing: a report writer that looked
+/// at the same moment as another.
+struct HidesReportOnce {
+    inner: LocalStore,
+    hidden: AtomicBool,
+}
+
+impl StateStore for HidesReportOnce {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn get<'a>(&'a self, key: &'a str) -> StateFut<'a, Option<Versioned>> {
+        if key.ends_with("/report.json") && !self.hidden.swap(true, AtomicOrdering::SeqCst) {
+            return Box::pin(async { Ok(None) });
+        }
+        self.inner.get(key)
+    }
+    fn put<'a>(&'a self, key: &'a str, body: bytes::Bytes) -> StateFut<'a, String> {
+        self.inner.put(key, body)
+    }
+    fn put_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        body: bytes::Bytes,
+    ) -> StateFut<'a, Option<String>> {
+        self.inner.put_if_absent(key, body)
+    }
+    fn put_if_match<'a>(
+        &'a self,
+        key: &'a str,
+        body: bytes::Bytes,
+        version: &'a str,
+    ) -> StateFut<'a, Option<String>> {
+        self.inner.put_if_match(key, body, version)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> StateFut<'a, Vec<String>> {
+        self.inner.list(prefix)
+    }
 }
 
 /// A job's latest run counts as unfinished until its progress is complete; the planner
@@ -925,4 +1044,75 @@ async fn a_hand_back_of_10_000_long_keys_fits_the_queue() {
     handed_back.sort();
     assert!(tasks > 1, "split into several tasks ({tasks})");
     assert_eq!(handed_back, keys, "every key handed back exactly once");
+}
+
+/// Listings that break the contract — keys out of order, `start-after` ignored (the same page
+/// for ever) — neither panic, loop nor drop objects silently: the run ends, and the ranges the
+/// store listed wrongly are named as failed with the store's fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_listings_end_the_run_with_the_stores_fault_named() {
+    use oss_emulator::ListingQuirk;
+    for (quirk, says) in [
+        (ListingQuirk::Unsorted, "out of order"),
+        (ListingQuirk::IgnoreStartAfter, "start-after ignored"),
+    ] {
+        let mut world = World::start().await;
+        for i in 0..300 {
+            world
+                .put(&format!("p{}/obj-{i:04}", i % 3), vec![i as u8; 10])
+                .await;
+        }
+        let job = world.job(json!({ "sharding": { "max_keys_per_shard": 40 } }));
+        world
+            .source
+            .add_fault(FaultRule::listing("ListObjectsV2", quirk.clone()).bucket(support::SOURCE))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let report = run_standalone(&world, &job, dir.path(), false).await;
+        assert_eq!(
+            report.verdict, "complete-with-problems",
+            "{quirk:?}: {report:?}"
+        );
+        assert!(!report.failed_tasks.is_empty(), "{quirk:?}: {report:?}");
+        let named = report
+            .failed_tasks
+            .iter()
+            .any(|t| t.error.contains(says) || t.error.contains("same continuation token"));
+        assert!(named, "{quirk:?}: the store's fault is named: {report:?}");
+        // Whatever was counted copied is at the destination, byte-exact.
+        for key in world.dest.keys(support::DEST).unwrap() {
+            assert_eq!(
+                world.dest.object_bytes(support::DEST, &key).await.unwrap(),
+                world.objects[&key]
+            );
+        }
+    }
+}
+
+/// A key that is not UTF-8 (S3 allows any bytes) fails that one object by name — with its key
+/// as listed, percent-encoded — and every other object of its page is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_that_is_not_utf8_fails_alone() {
+    use oss_emulator::ListingQuirk;
+    let mut world = World::start().await;
+    for i in 0..120 {
+        world.put(&format!("k/obj-{i:04}"), vec![i as u8; 10]).await;
+    }
+    let quirk = ListingQuirk::ExtraKey("k/obj-0050-%FF%FE.bin".into());
+    world
+        .source
+        .add_fault(FaultRule::listing("ListObjectsV2", quirk).bucket(support::SOURCE))
+        .unwrap();
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 25 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    let t = &report.objects;
+    assert_eq!(t.objects, 121, "{report:?}");
+    assert_eq!((t.copied, t.failed), (120, 1), "{report:?}");
+    assert!(report.failed_tasks.is_empty(), "{report:?}");
+    world.assert_destination_exact().await;
+    let run_dir = dir.path().join(layout::run_dir("test-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    assert!(csv.contains("k/obj-0050-%FF%FE.bin"), "{csv}");
+    assert!(csv.contains("not UTF-8"), "{csv}");
 }
