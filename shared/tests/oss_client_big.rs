@@ -64,12 +64,24 @@ impl Drop for EmulatorProcess {
     }
 }
 
-fn start_emulator_binary(data_dir: &std::path::Path) -> EmulatorProcess {
+/// The emulator executable: `OSS_EMULATOR_BIN` as it is (what `scripts/test` passes, built by
+/// the workspace build), else this test's profile's build, brought up to date first.
+fn emulator_binary() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("OSS_EMULATOR_BIN") {
+        let bin = std::path::PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "OSS_EMULATOR_BIN={} is not a file",
+            bin.display()
+        );
+        return bin;
+    }
     // target/debug/deps/<this test> → target/debug/oss-emulator
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
     let bin = profile_dir.join("oss-emulator");
-    // Make sure the binary exists and is current (a no-op when it is), in this test's profile.
+    // A no-op when the binary is current; a package build re-resolves features, so it can take
+    // minutes the first time.
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_owned(),
         Some(other) => other.to_owned(),
@@ -92,6 +104,11 @@ fn start_emulator_binary(data_dir: &std::path::Path) -> EmulatorProcess {
         built.is_ok_and(|out| out.status.success()) || bin.exists(),
         "build the emulator: cargo build -p oss-emulator"
     );
+    bin
+}
+
+fn start_emulator_binary(data_dir: &std::path::Path) -> EmulatorProcess {
+    let bin = emulator_binary();
     let mut child = Command::new(&bin)
         .args([
             "--listen",
