@@ -21,6 +21,13 @@ pub fn run_dir(job: &str, run: &str) -> String {
     format!("jobs/{job}/runs/{run}")
 }
 
+/// The job as the run was started with it: pinned, so a later start that rewrites the job's
+/// job.json (an overlapping run, an edited file) does not change what this run's remaining
+/// tasks do.
+pub fn run_job(job: &str, run: &str) -> String {
+    format!("{}/job.json", run_dir(job, run))
+}
+
 pub fn manifest(job: &str, run: &str) -> String {
     format!("{}/manifest.json", run_dir(job, run))
 }

@@ -96,6 +96,13 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
     state
         .put(&layout::job(job), Bytes::from(request.job_text.clone()))
         .await?;
+    // Create-only: a retried start of the same run keeps the job it began with.
+    state
+        .put_if_absent(
+            &layout::run_job(job, &run),
+            Bytes::from(request.job_text.clone()),
+        )
+        .await?;
     let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     let manifest = match state
         .put_if_absent(&layout::manifest(job, &run), body.into())

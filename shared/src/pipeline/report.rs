@@ -74,7 +74,7 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
         .await?
         .ok_or_else(|| RoleError::config(format!("run {run} has no manifest")))?;
     let (csv, failed_tasks, listed) = collect(rt, &manifest).await?;
-    let spec = rt.spec(job).await?;
+    let spec = rt.spec(job, run).await?;
     let mut notes = Vec::new();
     // A run whose connections cannot be opened (credentials gone, a secret missing) still gets
     // its report: it names the source from the job, and says what it could not sweep.

@@ -84,15 +84,18 @@ impl Runtime {
         Ok(handle)
     }
 
-    /// The job as submitted, without connecting to anything: what a role needs to describe a
-    /// run whose connections cannot be opened.
-    pub async fn spec(&self, job: &str) -> Result<JobSpec, RoleError> {
-        let text = self
-            .ports
-            .state
-            .get(&layout::job(job))
-            .await?
-            .ok_or_else(|| RoleError::config(format!("job {job} has no job.json")))?;
+    /// The job as the run was started with it, without connecting to anything: what a role
+    /// needs to describe a run whose connections cannot be opened. Runs recorded before jobs
+    /// were pinned per run fall back to the job's job.json.
+    pub async fn spec(&self, job: &str, run: &str) -> Result<JobSpec, RoleError> {
+        let state = self.ports.state.as_ref();
+        let text = match state.get(&layout::run_job(job, run)).await? {
+            Some(pinned) => pinned,
+            None => state
+                .get(&layout::job(job))
+                .await?
+                .ok_or_else(|| RoleError::config(format!("job {job} has no job.json")))?,
+        };
         let text = String::from_utf8_lossy(&text.body).into_owned();
         JobSpec::from_json(&text)
             .map_err(|e| RoleError::config(format!("stored job.json of {job}: {e}")))
@@ -108,7 +111,7 @@ impl Runtime {
                     state.describe()
                 ))
             })?;
-        let spec = self.spec(job).await?;
+        let spec = self.spec(job, run).await?;
         let connected = connect(spec, run, state.clone(), self.secrets.as_ref()).await?;
         Ok(RunHandle {
             manifest,

@@ -101,6 +101,7 @@ pub async fn run(
 
     let (run, resumed) = match unfinished_run(&rt, &spec.name, options.fresh).await? {
         Some((run, pending)) => {
+            warn_if_job_changed(&rt, &spec.name, &run, job_text).await;
             let bodies: Vec<String> = pending.iter().map(ShardTask::to_json).collect();
             work.send_batch(&bodies).await?;
             (run, true)
@@ -162,6 +163,20 @@ fn queue_settings() -> QueueSettings {
         // is gone too: redelivery comes from progress.json, not from visibility timeouts.
         visibility_timeout: Duration::from_secs(24 * 3600),
         max_receives: None,
+    }
+}
+
+/// A resumed run keeps the job it started with (layout::run_job); a job file edited since
+/// does not apply to it, and the user is told so.
+async fn warn_if_job_changed(rt: &Runtime, job: &str, run: &str, job_text: &str) {
+    let pinned = rt.ports.state.get(&layout::run_job(job, run)).await;
+    if let Ok(Some(pinned)) = pinned
+        && pinned.body != job_text.as_bytes()
+    {
+        tracing::warn!(
+            run,
+            "the job file changed since run {run} started; the run resumes with the job it started with. Run with --fresh to start a new run with the changed job"
+        );
     }
 }
 

@@ -1116,3 +1116,88 @@ async fn a_key_that_is_not_utf8_fails_alone() {
     assert!(csv.contains("k/obj-0050-%FF%FE.bin"), "{csv}");
     assert!(csv.contains("not UTF-8"), "{csv}");
 }
+
+/// A run keeps the job it started with: a second start of the same job with another job file
+/// (here an overlapping run that drops the first one's filter) rewrites the job's job.json,
+/// and the first run's remaining tasks still do what the first job said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_runs_job_is_pinned_when_a_later_start_changes_it() {
+    let mut world = World::start().await;
+    world.seed(4, 40, 1_000).await;
+    let first_job = world.job(json!({ "filters": { "exclude": ["p001/**"] } }));
+    let excluded = world
+        .objects
+        .keys()
+        .filter(|k| k.starts_with("p001/"))
+        .count() as u64;
+    assert!(excluded > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = |name: &str| Arc::new(MemoryQueue::new(name, QueueSettings::default()));
+    let (work, results) = (queue("work"), queue("results"));
+    let (ports, _) = start_run(
+        &world,
+        &first_job,
+        "first",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+    // The overlapping start, with a job file that no longer excludes anything.
+    let second = RunRequest {
+        job_text: world.job(json!({})),
+        run: Some("second".into()),
+        incremental: false,
+        started: chrono::Utc::now(),
+    };
+    create_run(&ports, &second).await.unwrap();
+
+    // The first run's tasks, handled by a fresh process (nothing cached from the first start).
+    let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
+    let progress_key = layout::progress("test-job", "first");
+    for round in 0.. {
+        assert!(round < 5_000, "the run never completed");
+        let progress: Progress = read_json(ports.state.as_ref(), &progress_key)
+            .await
+            .unwrap()
+            .unwrap();
+        let w = work.receive(1, Duration::from_millis(5)).await.unwrap();
+        let r = results.receive(8, Duration::from_millis(5)).await.unwrap();
+        if progress.is_complete() && w.is_empty() && r.is_empty() {
+            break;
+        }
+        for d in w {
+            transfer::handle(
+                &rt,
+                &TransferSettings::default(),
+                &d.body,
+                d.receive_count,
+                None,
+            )
+            .await
+            .unwrap();
+            work.ack(&[d.receipt]).await.unwrap();
+        }
+        let bodies: Vec<String> = r.iter().map(|d| d.body.clone()).collect();
+        for (d, out) in r
+            .iter()
+            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+        {
+            out.unwrap();
+            results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
+        }
+    }
+    let report: Report = read_json(ports.state.as_ref(), &layout::report("test-job", "first"))
+        .await
+        .unwrap()
+        .expect("the report is written");
+    let n = world.objects.len() as u64;
+    assert_eq!(report.objects.objects, n - excluded, "{report:?}");
+    assert_eq!(report.objects.filtered, excluded, "{report:?}");
+    assert_eq!(report.objects.copied, n - excluded);
+    let copied = world.dest.keys(support::DEST).unwrap();
+    assert!(
+        !copied.iter().any(|k| k.starts_with("p001/")),
+        "the first job's filter held"
+    );
+}

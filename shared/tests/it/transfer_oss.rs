@@ -696,6 +696,27 @@ fn lost(op: &str, kind: FaultKind, rate: f64) -> FaultRule {
     base.rate(rate).after_response()
 }
 
+/// Every result is a copy, and bucket `dst` holds exactly `expected`'s bytes.
+async fn assert_all_copied_exact(
+    emu: &Emulator,
+    results: &[ObjectResult],
+    expected: &BTreeMap<String, Vec<u8>>,
+) {
+    assert_eq!(results.len(), expected.len());
+    for r in results {
+        assert!(
+            matches!(r.outcome, Outcome::Copied { .. }),
+            "{}: {:?}",
+            r.key,
+            r.outcome
+        );
+    }
+    for (key, data) in expected {
+        let held = emu.object_bytes("dst", key).await.unwrap();
+        assert_eq!(held.as_ref(), data.as_slice(), "{key}");
+    }
+}
+
 async fn open_uploads(emu: &Emulator) -> usize {
     client(emu)
         .list_multipart_uploads("dst", &Default::default())
@@ -751,22 +772,7 @@ async fn writes_whose_answers_were_lost_end_copied_not_failed() {
             },
         )
         .await;
-        assert_eq!(results.len(), expected.len());
-        for r in &results {
-            assert!(
-                matches!(r.outcome, Outcome::Copied { .. }),
-                "{} (forbid_overwrite {forbid_overwrite}): {:?}",
-                r.key,
-                r.outcome
-            );
-        }
-        for (key, data) in &expected {
-            assert_eq!(
-                p.dst.object_bytes("dst", key).await.unwrap().as_ref(),
-                data.as_slice(),
-                "{key}"
-            );
-        }
+        assert_all_copied_exact(&p.dst, &results, &expected).await;
         let fired: u64 = p.dst.faults().iter().map(|f| f.fired).sum();
         assert!(fired >= 10, "the faults fired ({fired})");
         p.dst.clear_faults();
@@ -865,21 +871,7 @@ async fn server_side_copies_whose_answers_were_lost_end_copied() {
         ..Default::default()
     };
     let (results, _) = walk(&copier, &never).await;
-    assert_eq!(results.len(), expected.len());
-    for r in &results {
-        assert!(
-            matches!(r.outcome, Outcome::Copied { .. }),
-            "{}: {:?}",
-            r.key,
-            r.outcome
-        );
-    }
-    for (key, data) in &expected {
-        assert_eq!(
-            emu.object_bytes("dst", key).await.unwrap().as_ref(),
-            data.as_slice()
-        );
-    }
+    assert_all_copied_exact(&emu, &results, &expected).await;
     assert!(emu.faults().iter().map(|f| f.fired).sum::<u64>() >= 5);
     assert_eq!(emu.counters().operation("GetObject"), 0);
     emu.clear_faults();
