@@ -191,6 +191,10 @@ async fn abandon(copier: &Copier, record: &UploadRecord) {
         .await;
 }
 
+/// How often a part whose stored CRC-64 differs from the bytes read is uploaded again under
+/// its number (OSS keeps the last upload of a part number) before its upload is given up.
+const PART_ATTEMPTS: usize = 3;
+
 /// Uploads one part — or reuses the one OSS already holds from an earlier attempt.
 pub(super) async fn upload_part(
     copier: &Copier,
@@ -217,35 +221,47 @@ pub(super) async fn upload_part(
             },
         });
     }
-    let stream = copier.read(pinned(head, Some(range))).await?;
-    let (stream, inspector) = Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));
-    let dest = &copier.dest;
-    let out = dest
-        .client
-        .upload_part(
-            &dest.bucket,
-            &record.key,
-            &record.upload_id,
-            number,
-            RequestBody::from_stream(len, stream),
-        )
-        .await?;
-    let digests = inspector.digests();
-    if digests.crc64 != out.crc64 || digests.len != len {
-        return Err(Failure {
-            reason: format!(
+    let mut unproven = String::new();
+    for _ in 0..PART_ATTEMPTS {
+        let stream = copier.read(pinned(head, Some(range.clone()))).await?;
+        let (stream, inspector) =
+            Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));
+        let dest = &copier.dest;
+        let sent = dest
+            .client
+            .upload_part(
+                &dest.bucket,
+                &record.key,
+                &record.upload_id,
+                number,
+                RequestBody::from_stream(len, stream),
+            )
+            .await;
+        let digests = inspector.digests();
+        unproven = match sent {
+            Ok(out) if digests.crc64 == out.crc64 && digests.len == len => {
+                let part = CompletedPart {
+                    part_number: number,
+                    etag: out.etag,
+                };
+                return Ok(PartDone { part, digests });
+            }
+            Ok(out) => format!(
                 "part {number}: read {} bytes with CRC-64 {}, OSS stored CRC-64 {}",
                 digests.len, digests.crc64, out.crc64
             ),
-            retryable: true,
-        });
+            // The client's own check of what it sent against what OSS stored.
+            Err(e @ crate::oss::Error::ChecksumMismatch { .. }) => format!("part {number}: {e}"),
+            Err(e) => return Err(e.into()),
+        };
+        tracing::warn!(key = %record.key, %unproven, "uploading the part again");
     }
-    Ok(PartDone {
-        part: CompletedPart {
-            part_number: number,
-            etag: out.etag,
-        },
-        digests,
+    // A part reused on resume is trusted by the CRC-64 OSS holds for it, so an upload holding
+    // a part that never matched the source must not be resumed from: it is aborted.
+    discard(copier, record).await;
+    Err(Failure {
+        reason: unproven,
+        retryable: true,
     })
 }
 

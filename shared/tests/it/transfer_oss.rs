@@ -877,3 +877,47 @@ async fn server_side_copies_whose_answers_were_lost_end_copied() {
     emu.clear_faults();
     assert_eq!(open_uploads(&emu).await, 0, "no upload is left open");
 }
+
+/// Bytes corrupted on their way into OSS (the emulator's `corrupt` fault: OSS stores and
+/// describes the flipped bytes). A part whose stored CRC-64 differs from the bytes read is
+/// uploaded again under its number, and an upload whose part never matches is aborted, never
+/// resumed from: the object is copied, and only byte-exact. Before, the whole attempt failed
+/// and its retry resumed from the corrupted part (reused parts are trusted by the CRC-64 OSS
+/// holds); only the source's own whole-object CRC-64 caught it, so a source without one would
+/// have had the corrupted part "proven", and three corruptions failed the object.
+#[tokio::test]
+async fn parts_stored_corrupted_are_uploaded_again_never_adopted() {
+    let p = pair().await;
+    let mut expected = BTreeMap::new();
+    for (i, key) in ["once", "thrice", "single"].into_iter().enumerate() {
+        let len = if key == "single" { 50_000 } else { 350_000 };
+        let data = bytes(500 + i as u64, len);
+        p.put(key, data.clone()).await;
+        expected.insert(key.to_owned(), data);
+    }
+    // One corrupted part; the same part three times over (parts go one at a time); one PUT.
+    for (op, key, n) in [
+        ("UploadPart", "once", 1),
+        ("UploadPart", "thrice", 3),
+        ("PutObject", "single", 1),
+    ] {
+        let rule = FaultRule::corrupt(op)
+            .bucket("dst")
+            .key_prefix(key)
+            .count(n);
+        p.dst.add_fault(rule).unwrap();
+    }
+    let copier = p.copier(CopyOptions {
+        part_concurrency: 1,
+        retry_delay: Duration::from_millis(10),
+        ..small_parts()
+    });
+    let mut results = Vec::new();
+    for key in expected.keys() {
+        results.push(copier.copy(key).await);
+    }
+    assert_all_copied_exact(&p.dst, &results, &expected).await;
+    assert_eq!(p.dst.counters().faults("UploadPart"), 4);
+    assert_eq!(p.dst.counters().faults("PutObject"), 1);
+    assert_eq!(open_uploads(&p.dst).await, 0, "no upload is left open");
+}

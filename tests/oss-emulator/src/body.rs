@@ -90,6 +90,28 @@ impl Payload {
         }
     }
 
+    /// The same body with its first byte flipped, as bytes corrupted on the way in would be
+    /// stored: the server's CRC-64 and ETag then describe the corrupted bytes (a `corrupt`
+    /// fault). A Content-MD5 sent with the request still catches it.
+    pub fn corrupted(self) -> Payload {
+        let mut flipped = false;
+        let stream = self.stream.map(move |chunk| {
+            chunk.map(|b| match flipped || b.is_empty() {
+                true => b,
+                false => {
+                    flipped = true;
+                    let mut v = b.to_vec();
+                    v[0] ^= 0xff;
+                    Bytes::from(v)
+                }
+            })
+        });
+        Payload {
+            stream: Box::pin(stream),
+            ..self
+        }
+    }
+
     /// The next chunk, mapping transport failures to an API error.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
         match self.stream.next().await {

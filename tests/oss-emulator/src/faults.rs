@@ -13,6 +13,8 @@
 //! * `reset` — close the connection without a response (`phase` as for errors).
 //! * `truncate` — send the full `Content-Length` but only `after_bytes` of the body (default:
 //!   half), then close the connection.
+//! * `corrupt` — the request body is stored with its first byte flipped, and the answer
+//!   describes the stored bytes (their CRC-64 and ETag), as if corrupted on the way in.
 //! * `listing` — a ListObjects answer that breaks the listing contract, as some stores do
 //!   (`listing`: [`ListingQuirk`]): keys out of order, `start-after` ignored, or a key that is
 //!   not UTF-8.
@@ -32,6 +34,7 @@ pub enum FaultKind {
     Latency,
     Reset,
     Truncate,
+    Corrupt,
     Listing,
 }
 
@@ -162,6 +165,11 @@ impl FaultRule {
     }
 
     /// Cut `op`'s response body short.
+    /// The request body of `op` is stored with its first byte flipped.
+    pub fn corrupt(op: &str) -> FaultRule {
+        FaultRule::base(op, FaultKind::Corrupt)
+    }
+
     pub fn truncate(op: &str) -> FaultRule {
         FaultRule::base(op, FaultKind::Truncate)
     }
@@ -222,7 +230,7 @@ impl FaultRule {
     pub fn validate(&mut self) -> Result<(), FaultError> {
         let kind = self.resolved_kind().ok_or_else(|| {
             FaultError(
-                "set kind (error, latency, reset, truncate, listing), or status for an error, or latency_ms"
+                "set kind (error, latency, reset, truncate, corrupt, listing), or status for an error, or latency_ms"
                     .into(),
             )
         })?;
@@ -325,7 +333,7 @@ impl FromStr for FaultRule {
                         serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase()))
                             .map_err(|_| {
                             FaultError(format!(
-                                "kind={v}: expected error, latency, reset, truncate or listing"
+                                "kind={v}: expected error, latency, reset, truncate, corrupt or listing"
                             ))
                         })?,
                     )
@@ -397,6 +405,8 @@ pub struct Plan {
     /// `Some(None)`: truncate at half the body; `Some(Some(n))`: after n bytes.
     pub truncate: Option<Option<u64>>,
     pub listing: Option<ListingQuirk>,
+    /// Store the request body with its first byte flipped.
+    pub corrupt: bool,
     /// How many rules fired.
     pub fired: u64,
 }
@@ -496,6 +506,7 @@ impl Faults {
                 }
                 FaultKind::Truncate => plan.truncate = Some(rule.after_bytes),
                 FaultKind::Listing => plan.listing = rule.listing.clone(),
+                FaultKind::Corrupt => plan.corrupt = true,
                 FaultKind::Error | FaultKind::Reset => {
                     let action = if kind == FaultKind::Reset {
                         Action::Reset

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::body::{self, Body, Payload};
 use crate::error::ApiError;
-use crate::faults::{Action, ListingQuirk};
+use crate::faults::{Action, Plan};
 use crate::ops::{self, Ctx, Op};
 use crate::reply::Reply;
 use crate::request::{Dialect, RequestInfo, header_list};
@@ -134,7 +134,7 @@ async fn handle(
     state
         .counters
         .request(name, info.bucket.as_deref(), info.key.as_deref());
-    let plan = state
+    let mut plan = state
         .faults
         .plan(name, info.bucket.as_deref(), info.key.as_deref());
     for _ in 0..plan.fired {
@@ -143,12 +143,12 @@ async fn handle(
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
     }
-    let resp = match plan.before {
+    let resp = match plan.before.take() {
         Some(Action::Reset) => return reset(&state, name),
         Some(Action::Error(e)) => render_error(&info, e),
         None => {
-            let resp = run_operation(&state, &info, op, incoming, plan.listing).await;
-            match plan.after {
+            let resp = run_operation(&state, &info, op, incoming, &plan).await;
+            match plan.after.take() {
                 Some(Action::Reset) => return reset(&state, name),
                 Some(Action::Error(e)) => render_error(&info, e),
                 None => resp,
@@ -180,18 +180,21 @@ async fn run_operation(
     info: &RequestInfo,
     op: Op,
     incoming: Incoming,
-    listing: Option<ListingQuirk>,
+    plan: &Plan,
 ) -> Response<Body> {
     let verified = match auth::verify(info, &state.config, chrono::Utc::now()) {
         Ok(v) => v,
         Err(e) => return render_error(info, e),
     };
-    let payload = Payload::new(incoming, &info.headers, verified.payload_sha256.clone());
+    let mut payload = Payload::new(incoming, &info.headers, verified.payload_sha256.clone());
+    if plan.corrupt {
+        payload = payload.corrupted();
+    }
     let ctx = Ctx {
         req: info,
         state,
         verified,
-        listing,
+        listing: plan.listing.clone(),
     };
     match ops::execute(op, &ctx, payload).await {
         Ok(resp) => resp,
