@@ -334,7 +334,10 @@ async fn copy_single(
         Ok(out) => out.crc64,
         Err(e) => return written_anyway(copier, head, &key, options, &read, e).await,
     };
-    prove(head, &read, crc64)?;
+    if let Err(f) = prove(head, &read, crc64) {
+        unwrite(copier, &key).await;
+        return Err(f);
+    }
     Ok(crc64)
 }
 
@@ -359,7 +362,22 @@ async fn written_anyway(
         );
         return Ok(crc64);
     }
+    if matches!(e, crate::oss::Error::ChecksumMismatch { .. }) {
+        unwrite(copier, key).await;
+    }
     Err(put_failure(e))
+}
+
+/// Removes an object this copy has just written and found unproven (OSS stored other bytes
+/// than were read). Left in place it would carry the source's stamps, so a later run would
+/// take it for an identical copy and skip it, and under `overwrite: never` every retry would
+/// be refused by it.
+pub(super) async fn unwrite(copier: &Copier, key: &str) {
+    let dest = &copier.dest;
+    match dest.client.delete_object(&dest.bucket, key).await {
+        Ok(()) => tracing::warn!(key, "removed an unproven write"),
+        Err(e) => tracing::warn!(key, error = %e, "could not remove an unproven write"),
+    }
 }
 
 fn put_failure(e: crate::oss::Error) -> Failure {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::copy::{Copier, Failure, pinned, prove};
+use super::copy::{Copier, Failure, pinned, prove, unwrite};
 use super::integrity::{self, Digests, Inspector, Wanted};
 use super::part_size_for;
 use super::reconcile;
@@ -177,7 +177,10 @@ async fn upload_and_complete(
         }
         Err(e) => return Err(e.into()),
     };
-    prove(head, &whole, server_crc)?;
+    if let Err(f) = prove(head, &whole, server_crc) {
+        unwrite(copier, &record.key).await;
+        return Err(f);
+    }
     Ok(server_crc)
 }
 

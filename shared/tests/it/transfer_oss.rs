@@ -921,3 +921,56 @@ async fn parts_stored_corrupted_are_uploaded_again_never_adopted() {
     assert_eq!(p.dst.counters().faults("PutObject"), 1);
     assert_eq!(open_uploads(&p.dst).await, 0, "no upload is left open");
 }
+
+/// A single PUT whose stored bytes came out corrupted, from a source without an MD5 to send
+/// (a multipart-uploaded object), under `overwrite: never`: the unproven write is removed, so
+/// the retry can write the object and no stamped, corrupted object is left for a later run to
+/// take for an identical copy.
+#[tokio::test]
+async fn an_unproven_single_put_is_removed_and_written_again() {
+    let p = pair().await;
+    let src = client(&p.src);
+    let upload = src
+        .initiate_multipart_upload("src", "mp", &Default::default())
+        .await
+        .unwrap();
+    let data = bytes(600, 130_000);
+    let mut parts = Vec::new();
+    for (n, chunk) in [(1u32, &data[..102_400]), (2, &data[102_400..])] {
+        let out = src
+            .upload_part(
+                "src",
+                "mp",
+                &upload,
+                n,
+                RequestBody::from_bytes(chunk.to_vec()),
+            )
+            .await
+            .unwrap();
+        parts.push(ferry::oss::CompletedPart {
+            part_number: n,
+            etag: out.etag,
+        });
+    }
+    src.complete_multipart_upload(
+        "src",
+        "mp",
+        &upload,
+        &ferry::oss::CompleteParts::List(parts),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    p.dst
+        .add_fault(FaultRule::corrupt("PutObject").bucket("dst").count(1))
+        .unwrap();
+    let copier = p.copier(CopyOptions {
+        forbid_overwrite: true,
+        retry_delay: Duration::from_millis(10),
+        ..small_parts()
+    });
+    let r = copier.copy("mp").await;
+    let expected = BTreeMap::from([("mp".to_owned(), data)]);
+    assert_all_copied_exact(&p.dst, &[r], &expected).await;
+    assert_eq!(p.dst.counters().faults("PutObject"), 1);
+}
