@@ -315,6 +315,37 @@ async fn injected_errors_and_resets_on_both_sides_lose_nothing() {
     assert!(injected > 5, "faults were injected ({injected})");
 }
 
+/// A throttling storm at OSS: a third of the writes and reads answered 429 or 503 with
+/// `x-oss-qos-delay-time`, for a bounded burst. The run waits as OSS asks, ends exact, and
+/// counts nothing failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oss_throttling_storm_is_waited_out() {
+    let mut world = World::start().await;
+    world.seed(4, 150, 8_000).await;
+    let n = world.objects.len() as u64;
+    world.dest.set_fault_seed(5);
+    for op in ["PutObject", "HeadObject", "ListObjectsV2"] {
+        for status in [429, 503] {
+            let rule = FaultRule::error(op, status)
+                .qos_delay(Duration::from_millis(40))
+                .rate(0.17)
+                .count(120);
+            world.dest.add_fault(rule).unwrap();
+        }
+    }
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 25 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!((report.objects.objects, report.objects.copied), (n, n));
+    world.assert_destination_exact().await;
+    let throttled: u64 = ["PutObject", "HeadObject", "ListObjectsV2"]
+        .iter()
+        .map(|op| world.dest.counters().faults(op))
+        .sum();
+    assert!(throttled > 30, "the storm happened ({throttled})");
+}
+
 /// Write answers lost after OSS acted, in a whole run under `overwrite: never` (the case where
 /// the retry meets the first write): small objects, multipart ones and giant objects completed
 /// by part tasks all end copied, none failed, every byte exact.
@@ -1154,39 +1185,7 @@ async fn a_runs_job_is_pinned_when_a_later_start_changes_it() {
 
     // The first run's tasks, handled by a fresh process (nothing cached from the first start).
     let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
-    let progress_key = layout::progress("test-job", "first");
-    for round in 0.. {
-        assert!(round < 5_000, "the run never completed");
-        let progress: Progress = read_json(ports.state.as_ref(), &progress_key)
-            .await
-            .unwrap()
-            .unwrap();
-        let w = work.receive(1, Duration::from_millis(5)).await.unwrap();
-        let r = results.receive(8, Duration::from_millis(5)).await.unwrap();
-        if progress.is_complete() && w.is_empty() && r.is_empty() {
-            break;
-        }
-        for d in w {
-            transfer::handle(
-                &rt,
-                &TransferSettings::default(),
-                &d.body,
-                d.receive_count,
-                None,
-            )
-            .await
-            .unwrap();
-            work.ack(&[d.receipt]).await.unwrap();
-        }
-        let bodies: Vec<String> = r.iter().map(|d| d.body.clone()).collect();
-        for (d, out) in r
-            .iter()
-            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
-        {
-            out.unwrap();
-            results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
-        }
-    }
+    drive(&rt, work.as_ref(), results.as_ref(), "first").await;
     let report: Report = read_json(ports.state.as_ref(), &layout::report("test-job", "first"))
         .await
         .unwrap()
@@ -1200,4 +1199,137 @@ async fn a_runs_job_is_pinned_when_a_later_start_changes_it() {
         !copied.iter().any(|k| k.starts_with("p001/")),
         "the first job's filter held"
     );
+}
+
+/// Hands a run's messages to the roles one delivery at a time until its progress is complete
+/// and both queues are empty; a delivery whose handling fails is given back, as a queue would
+/// deliver it again. Bounded in rounds.
+async fn drive(rt: &Runtime, work: &dyn Queue, results: &dyn Queue, run: &str) {
+    let progress_key = layout::progress("test-job", run);
+    let settings = (TransferSettings::default(), VerifierSettings::default());
+    for round in 0.. {
+        assert!(round < 20_000, "the run never completed");
+        let progress: Progress = read_json(rt.ports.state.as_ref(), &progress_key)
+            .await
+            .unwrap()
+            .unwrap();
+        let w = work.receive(1, Duration::from_millis(5)).await.unwrap();
+        let r = results.receive(8, Duration::from_millis(5)).await.unwrap();
+        if progress.is_complete() && w.is_empty() && r.is_empty() {
+            return;
+        }
+        for d in w {
+            match transfer::handle(rt, &settings.0, &d.body, d.receive_count, None).await {
+                Ok(()) => work.ack(&[d.receipt]).await.unwrap(),
+                Err(_) => work.nack(&d.receipt, Duration::ZERO).await.unwrap(),
+            }
+        }
+        let bodies: Vec<String> = r.iter().map(|d| d.body.clone()).collect();
+        let outcomes = verifier::handle_batch(rt, &settings.1, &bodies).await;
+        for (d, out) in r.iter().zip(outcomes) {
+            match out {
+                Ok(()) => results.ack(std::slice::from_ref(&d.receipt)).await.unwrap(),
+                Err(_) => results.nack(&d.receipt, Duration::ZERO).await.unwrap(),
+            }
+        }
+    }
+}
+
+/// A queue whose sends fail, two in every five: one before the messages are queued, one
+/// after (the answer is lost, the messages are there). Never twice in a row, as a queue's
+/// transient errors come and go; at most `budget` failures.
+struct FlakySends {
+    inner: MemoryQueue,
+    sends: std::sync::atomic::AtomicU32,
+    budget: std::sync::atomic::AtomicU32,
+}
+
+impl Queue for FlakySends {
+    fn describe(&self) -> String {
+        format!("flaky:{}", self.inner.describe())
+    }
+
+    fn send_batch<'a>(&'a self, bodies: &'a [String]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let n = self.sends.fetch_add(1, AtomicOrdering::SeqCst);
+            let fail = matches!(n % 5, 1 | 3)
+                && self
+                    .budget
+                    .fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::SeqCst, |b| {
+                        b.checked_sub(1)
+                    })
+                    .is_ok();
+            if !fail {
+                return self.inner.send_batch(bodies).await;
+            }
+            if n % 5 == 3 {
+                self.inner.send_batch(bodies).await?;
+            }
+            Err(ferry::queue::QueueError {
+                kind: ferry::queue::QueueErrorKind::Transient,
+                queue: self.describe(),
+                message: "injected: the send failed, or its answer did not arrive".into(),
+            })
+        })
+    }
+
+    fn receive(&self, max: usize, wait: Duration) -> Fut<'_, Vec<Delivery>> {
+        self.inner.receive(max, wait)
+    }
+
+    fn ack<'a>(&'a self, receipts: &'a [String]) -> Fut<'a, ()> {
+        self.inner.ack(receipts)
+    }
+
+    fn nack<'a>(&'a self, receipt: &'a str, delay: Duration) -> Fut<'a, ()> {
+        self.inner.nack(receipt, delay)
+    }
+}
+
+/// Queue sends that fail, before the messages are queued or after (the answer lost), on both
+/// queues: the tasks whose sends failed are delivered again, and the run still counts every
+/// object exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_and_lost_queue_sends_count_exactly() {
+    let mut world = World::start().await;
+    world.seed(4, 120, 3_000).await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 15 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = |name: &str| {
+        Arc::new(FlakySends {
+            inner: MemoryQueue::new(name, QueueSettings::default()),
+            // The run's first task is sent before the failures start.
+            sends: std::sync::atomic::AtomicU32::new(2),
+            budget: std::sync::atomic::AtomicU32::new(40),
+        })
+    };
+    let (work, results) = (flaky("work"), flaky("results"));
+    let (_ports, rt) = start_run(
+        &world,
+        &job,
+        "flaky",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+    drive(&rt, work.as_ref(), results.as_ref(), "flaky").await;
+    let report: Report = read_json(
+        rt.ports.state.as_ref(),
+        &layout::report("test-job", "flaky"),
+    )
+    .await
+    .unwrap()
+    .expect("the report is written");
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(
+        (report.objects.objects, report.objects.copied),
+        (n, n),
+        "{report:?}"
+    );
+    world.assert_destination_exact().await;
+    let failed =
+        80 - work.budget.load(AtomicOrdering::SeqCst) - results.budget.load(AtomicOrdering::SeqCst);
+    assert!(failed >= 10, "sends failed ({failed})");
 }
