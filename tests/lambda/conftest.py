@@ -186,9 +186,13 @@ def logs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def moto_endpoint(logs):
-    binary = venv_tool("moto_server", "MOTO_SERVER")
+    # tests/support/moto_server.py: moto with S3's atomic conditional writes (see its docs).
+    if os.environ.get("MOTO_SERVER"):
+        command = [venv_tool("moto_server", "MOTO_SERVER")]
+    else:
+        command = [venv_tool("python"), REPO / "tests" / "support" / "moto_server.py"]
     port = free_port()
-    child = Child("moto_server", [binary, "-H", "127.0.0.1", "-p", port], logs / "moto.log",
+    child = Child("moto_server", [*command, "-H", "127.0.0.1", "-p", port], logs / "moto.log",
                   env=child_env())
 
     def answers():

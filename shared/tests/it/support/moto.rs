@@ -2,8 +2,8 @@
 //!
 //! moto stands in for AWS in ferry's tests because it runs locally, speaks the real wire
 //! protocol and handles checksums, multipart, versioning and archive classes. This module starts
-//! `moto_server` from the repo's virtualenv (`.venv`, made by `scripts/setup-tools`; override the
-//! binary with env `MOTO_SERVER`) on a free port, waits until it answers, and stops it:
+//! moto's server from the repo's virtualenv (`.venv`, made by `scripts/setup-tools`) on a free
+//! port, waits until it answers, and stops it:
 //!
 //! * [`Moto::start`] gives a server owned by the caller, stopped on drop;
 //! * [`Moto::shared`] gives one server per test binary, shared by its tests (use distinct
@@ -12,6 +12,12 @@
 //! Either way moto runs under a small `sh` guard that kills it as soon as the test process's end
 //! of a pipe closes, so a crashed or killed test binary (and a shared server, which Rust never
 //! drops) leaves no moto behind.
+//!
+//! moto runs through `tests/support/moto_server.py`, which handles one request at a time so
+//! that conditional writes (If-Match, If-None-Match) are atomic, as they are on S3; plain
+//! `moto_server` checks the condition and writes in two unlocked steps, and ferry's
+//! compare-and-swap loops would lose an update now and then through moto's race. Env
+//! `MOTO_SERVER` runs another moto binary instead (with plain moto's race).
 //!
 //! Use it from a test module with `use crate::support::moto;`.
 #![allow(dead_code)]
@@ -48,11 +54,11 @@ pub struct Moto {
 impl Moto {
     /// Starts a moto server owned by the caller. Panics with the fix when moto is not installed.
     pub fn start() -> Moto {
-        let binary = moto_binary();
+        let command = moto_command();
         let mut last_error = String::new();
         // A free port found by binding :0 can be taken before moto binds it; try a few.
         for _ in 0..3 {
-            match Moto::spawn(&binary) {
+            match Moto::spawn(&command) {
                 Ok(moto) => return moto,
                 Err(e) => last_error = e,
             }
@@ -117,7 +123,7 @@ impl Moto {
         s3
     }
 
-    fn spawn(binary: &PathBuf) -> Result<Moto, String> {
+    fn spawn(command: &[PathBuf]) -> Result<Moto, String> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = log_dir().join(format!("moto-{port}.log"));
@@ -134,13 +140,13 @@ wait "$pid""#;
         let mut guard = Command::new("sh")
             .arg("-c")
             .arg(script)
-            .arg(binary)
+            .args(command)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::piped())
             .stdout(log_file)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| format!("running {}: {e}", binary.display()))?;
+            .map_err(|e| format!("running {}: {e}", command[0].display()))?;
         let lifeline = guard.stdin.take();
         let mut moto = Moto {
             guard,
@@ -195,20 +201,25 @@ impl Drop for Moto {
     }
 }
 
-/// `MOTO_SERVER`, else `<repo>/.venv/bin/moto_server`.
-fn moto_binary() -> PathBuf {
-    let binary = match std::env::var_os("MOTO_SERVER") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"),
+/// `MOTO_SERVER`, else the repo's `.venv/bin/python tests/support/moto_server.py`: the program
+/// and its first arguments.
+fn moto_command() -> Vec<PathBuf> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let command = match std::env::var_os("MOTO_SERVER") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => vec![
+            repo.join(".venv/bin/python"),
+            repo.join("tests/support/moto_server.py"),
+        ],
     };
-    if !binary.is_file() {
+    if let Some(missing) = command.iter().find(|p| !p.is_file()) {
         panic!(
-            "moto_server not found at {}: run `scripts/setup-tools` to create the repo's .venv \
+            "{} not found: run `scripts/setup-tools` to create the repo's .venv \
              (or set MOTO_SERVER to a moto_server binary)",
-            binary.display()
+            missing.display()
         );
     }
-    binary
+    command
 }
 
 fn log_dir() -> PathBuf {
