@@ -12,6 +12,7 @@ import datetime
 import alibabacloud_oss_v2 as v2
 import oss2
 import oss2.models
+from alibabacloud_oss_v2.models import object_basic as v2_objects  # object tags; v2.Tagging is the bucket one
 
 from crc64 import crc64
 
@@ -100,12 +101,12 @@ class Oss2Client:
 
     def put(self, bucket, key, data, *, content_type=None, metadata=None, cache_control=None,
             content_disposition=None, content_encoding=None, expires=None, storage_class=None,
-            forbid_overwrite=None, content_md5=None):
+            forbid_overwrite=None, content_md5=None, tagging=None):
         headers = {}
         for name, value in [("Content-Type", content_type), ("Cache-Control", cache_control),
                             ("Content-Disposition", content_disposition), ("Content-Encoding", content_encoding),
                             ("Expires", expires), ("x-oss-storage-class", storage_class),
-                            ("Content-MD5", content_md5)]:
+                            ("Content-MD5", content_md5), ("x-oss-tagging", tagging)]:
             if value is not None:
                 headers[name] = value
         if forbid_overwrite is not None:
@@ -131,6 +132,23 @@ class Oss2Client:
     def delete(self, bucket, key):
         with _oss2_errors():
             self._bucket(bucket).delete_object(key)
+
+    def put_tagging(self, bucket, key, tags):
+        """Replaces the object's tags with `tags`, a list of (key, value); returns the HTTP status."""
+        rule = oss2.models.TaggingRule()
+        for name, value in tags:
+            rule.tagging_rule[name] = value  # not rule.add: the server, not oss2's own checks, judges
+        with _oss2_errors():
+            return self._bucket(bucket).put_object_tagging(key, oss2.models.Tagging(rule)).status
+
+    def get_tagging(self, bucket, key):
+        with _oss2_errors():
+            r = self._bucket(bucket).get_object_tagging(key)
+        return list(r.tag_set.tagging_rule.items())
+
+    def delete_tagging(self, bucket, key):
+        with _oss2_errors():
+            return self._bucket(bucket).delete_object_tagging(key).status
 
     def list_v1(self, bucket, prefix="", delimiter="", marker="", max_keys=100):
         with _oss2_errors():
@@ -255,12 +273,12 @@ class V2Client:
 
     def put(self, bucket, key, data, *, content_type=None, metadata=None, cache_control=None,
             content_disposition=None, content_encoding=None, expires=None, storage_class=None,
-            forbid_overwrite=None, content_md5=None):
+            forbid_overwrite=None, content_md5=None, tagging=None):
         request = v2.PutObjectRequest(
             bucket=bucket, key=key, body=data, content_type=content_type, metadata=metadata,
             cache_control=cache_control, content_disposition=content_disposition,
             content_encoding=content_encoding, expires=expires, storage_class=storage_class,
-            forbid_overwrite=forbid_overwrite, content_md5=content_md5)
+            forbid_overwrite=forbid_overwrite, content_md5=content_md5, tagging=tagging)
         with _v2_errors():
             r = self.client.put_object(request)  # checks CRC-64 (upload check is on by default)
         return {"etag": r.etag, "crc64": int(r.hash_crc64) if r.hash_crc64 else None}
@@ -286,6 +304,24 @@ class V2Client:
     def delete(self, bucket, key):
         with _v2_errors():
             self.client.delete_object(v2.DeleteObjectRequest(bucket=bucket, key=key))
+
+    def put_tagging(self, bucket, key, tags):
+        tag_set = v2_objects.TagSet(tags=[v2_objects.Tag(key=k, value=v) for k, v in tags])
+        request = v2.PutObjectTaggingRequest(bucket=bucket, key=key,
+                                             tagging=v2_objects.Tagging(tag_set=tag_set))
+        with _v2_errors():
+            return self.client.put_object_tagging(request).status_code
+
+    def get_tagging(self, bucket, key):
+        with _v2_errors():
+            r = self.client.get_object_tagging(v2.GetObjectTaggingRequest(bucket=bucket, key=key))
+        tags = r.tag_set.tags if r.tag_set else None
+        return [(t.key, t.value or "") for t in tags or []]
+
+    def delete_tagging(self, bucket, key):
+        with _v2_errors():
+            return self.client.delete_object_tagging(
+                v2.DeleteObjectTaggingRequest(bucket=bucket, key=key)).status_code
 
     def list_v1(self, bucket, prefix="", delimiter="", marker="", max_keys=100):
         request = v2.ListObjectsRequest(bucket=bucket, prefix=prefix or None, delimiter=delimiter or None,

@@ -1,5 +1,6 @@
 """Object basics through each official SDK (V4 and V1): awkward keys, ranged reads, metadata and
-content headers, copy. Each test runs once per SDK × signature version (see conftest)."""
+content headers, copy, object tags. Each test runs once per SDK × signature version (see
+conftest)."""
 
 import base64
 import hashlib
@@ -115,6 +116,50 @@ def test_copy_object_keeps_bytes_and_metadata(client, bucket):
     assert client.list_v2(bucket, prefix="dst/").keys == [dst]
     # The source is untouched.
     assert client.get(bucket, src)[0] == body
+
+
+def test_object_tagging_put_get_delete(client, bucket):
+    key = "tags/中文 obj+1"
+    client.put(bucket, key, b"tagged", tagging="a=1&b=two%20words")  # x-oss-tagging
+    assert client.get_tagging(bucket, key) == [("a", "1"), ("b", "two words")]
+    assert client.head(bucket, key)["x-oss-tagging-count"] == "2"
+
+    tags = [(" 中文 key ", "v +-=._:/"), ("empty", "")]
+    assert client.put_tagging(bucket, key, tags) == 200
+    assert client.get_tagging(bucket, key) == tags
+    assert client.put_tagging(bucket, key, [("only", "1")]) == 200  # replaces, not merges
+    assert client.get_tagging(bucket, key) == [("only", "1")]
+    assert client.head(bucket, key)["x-oss-tagging-count"] == "1"
+    assert client.get(bucket, key)[0] == b"tagged"
+
+    assert client.delete_tagging(bucket, key) == 204
+    assert client.get_tagging(bucket, key) == []
+    assert "x-oss-tagging-count" not in client.head(bucket, key)
+
+
+def test_object_tagging_limits_and_errors(client, bucket):
+    client.put(bucket, "t", b"x")
+    ten = [(f"k{i}", "v" * 256) for i in range(9)] + [("k" * 128, "v")]
+    assert client.put_tagging(bucket, "t", ten) == 200
+    refused = [
+        (ten + [("k10", "v")], "BadRequest"),
+        ([("k" * 129, "v")], "InvalidTag"),
+        ([("k", "v" * 257)], "InvalidTag"),
+        ([("k", "50%")], "InvalidTag"),
+        ([("a&b", "v")], "InvalidTag"),
+    ]
+    for tags, code in refused:
+        with pytest.raises(ServiceFailure) as err:
+            client.put_tagging(bucket, "t", tags)
+        assert (err.value.status, err.value.code) == (400, code), tags[-1][0][:20]
+    assert client.get_tagging(bucket, "t") == ten  # a refused set changes nothing
+
+    for call in (lambda: client.get_tagging(bucket, "missing"),
+                 lambda: client.put_tagging(bucket, "missing", [("a", "1")]),
+                 lambda: client.delete_tagging(bucket, "missing")):
+        with pytest.raises(ServiceFailure) as err:
+            call()
+        assert (err.value.status, err.value.code) == (404, "NoSuchKey")
 
 
 def test_list_buckets_sees_the_new_bucket(client, bucket):

@@ -7,8 +7,9 @@ ETag can both pass the check, and one update is lost. A test of ferry's compare-
 against plain moto therefore fails now and then through moto's race, not ferry's.
 
 This launcher runs moto's own server (same arguments as `moto_server`) with one change: each
-request is handled whole under one lock, so a conditional write is atomic, as on S3. Responses
-are read into memory inside the lock; moto holds every object in memory anyway.
+S3 request is handled whole under one lock, so a conditional write is atomic, as on S3.
+Responses are read into memory inside the lock; moto holds every object in memory anyway.
+Other services' requests (SQS long polls above all) stay concurrent.
 
 Run it with the repo's virtualenv: `.venv/bin/python tests/support/moto_server.py -H 127.0.0.1
 -p PORT`.
@@ -23,7 +24,16 @@ _ONE_AT_A_TIME = threading.Lock()
 _handle = DomainDispatcherApplication.__call__
 
 
+def _is_s3(environ):
+    """Whether the request is signed for S3 (header or presigned query). Other services are
+    left concurrent: an SQS long poll holds its request open for seconds."""
+    scope = environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+    return "/s3/aws4_request" in scope or "%2Fs3%2Faws4_request" in scope
+
+
 def _serialized(self, environ, start_response):
+    if not _is_s3(environ):
+        return _handle(self, environ, start_response)
     with _ONE_AT_A_TIME:
         body = _handle(self, environ, start_response)
         try:

@@ -71,7 +71,7 @@ async fn recorded(rt: &Runtime, run: &RunHandle, manifest: &Manifest, done: &mut
     };
     let dest = &run.connected.dest;
     let ledger = run.connected.copier.ledger.as_ref();
-    // `<hash>.done.json` are the part tasks' done-sets of giant objects, not records.
+    // `<hash>.<upload>.done.json` are the part tasks' done-sets of giant objects, not records.
     for key in keys.iter().filter(|k| !k.ends_with(".done.json")) {
         let record = match state.get(key).await {
             Ok(Some(v)) => serde_json::from_slice::<Option<UploadRecord>>(&v.body)

@@ -4,11 +4,16 @@
 //!
 //! The range task that meets the object opens the upload and issues the part tasks. Each part
 //! task uploads its parts and then adds itself to the upload's done-set
-//! (`uploads/<hash>.done.json`) with a conditional write; the write that makes the set full
-//! names its writer the *completer*, which assembles the object, proves it and reports it. A
-//! part task that fails for good marks the upload failed the same way, and only the task whose
-//! write did that reports the object — so the object is counted exactly once, whatever the
-//! delivery order or repetitions.
+//! (`uploads/<hash>.<upload>.done.json`) with a conditional write; the write that makes the set
+//! full names its writer the *completer*, which assembles the object, proves it and reports it.
+//! A part task that fails for good marks the upload failed the same way, and only the task
+//! whose write did that reports the object — so the object is counted exactly once, whatever
+//! the delivery order or repetitions.
+//!
+//! The done-set belongs to one upload, not to the object: two deliveries of the range task
+//! running at the same moment may each open an upload, and each upload's part tasks then
+//! complete (or abort) only their own — never the twin's half-uploaded one. Only the part tasks
+//! of the delivery whose result was recorded are counted; the twin's are not.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -149,13 +154,13 @@ async fn mark(
 ) -> Result<DoneSet, RoleError> {
     let state = rt.ports.state.as_ref();
     let dest = &run.connected.dest;
-    let key = layout::upload(
+    let key = layout::upload_done(
         &run.manifest.job,
         &run.manifest.run,
         &dest.bucket,
         &dest.key_for(&upload.key),
-    )
-    .replace(".json", ".done.json");
+        &upload.upload_id,
+    );
     for _ in 0..100 {
         let current = state.get(&key).await?;
         let mut set: DoneSet = match &current {

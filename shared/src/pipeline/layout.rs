@@ -55,6 +55,17 @@ pub fn result(task: &ShardTask) -> String {
     )
 }
 
+/// The continuation the first delivery of a range task sent, created once before it is sent:
+/// a later delivery that fails before sending its own records this one as spawned, so the
+/// rest of the range is counted, not orphaned.
+pub fn continuation(task: &ShardTask) -> String {
+    format!(
+        "{}/continuations/{}.json",
+        run_dir(&task.job, &task.run),
+        task.id()
+    )
+}
+
 /// A chunk result too large for a queue message.
 pub fn chunk(task: &ShardTask) -> String {
     format!(
@@ -62,6 +73,13 @@ pub fn chunk(task: &ShardTask) -> String {
         run_dir(&task.job, &task.run),
         task.id()
     )
+}
+
+/// Which part tasks of a giant object's shared upload are done: one document per upload, so
+/// two uploads of one object (twin deliveries of its range task) never mix their parts.
+pub fn upload_done(job: &str, run: &str, bucket: &str, key: &str, upload_id: &str) -> String {
+    let id = &hex::encode(Sha256::digest(upload_id.as_bytes()))[..16];
+    upload(job, run, bucket, key).replace(".json", &format!(".{id}.done.json"))
 }
 
 /// A multipart upload in flight for a destination object.

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::message::{ChunkResult, Tally};
+use super::message::{ChunkResult, ShardTask, Tally, Work};
 use super::progress::Progress;
 use super::runtime::{Manifest, Runtime, read_json};
 use super::{RoleError, cleanup, layout};
@@ -193,6 +193,36 @@ pub fn verdict(t: &Tally) -> (&'static str, String) {
     )
 }
 
+/// What a failed task left undecided: its work, less the rest of a range that a continuation
+/// it sent (or an earlier delivery of it sent) went on to copy and count.
+fn failed_scope(task: &ShardTask, result: &ChunkResult) -> String {
+    let Work::Range {
+        prefix,
+        start_after,
+        ..
+    } = &task.work
+    else {
+        return task.work.describe();
+    };
+    let continued = result.spawned.iter().find_map(|next| match &next.work {
+        Work::Range {
+            start_after: Some(until),
+            ..
+        } if next.shard == task.shard => Some((until, next.id())),
+        _ => None,
+    });
+    let Some((until, next)) = continued else {
+        return task.work.describe();
+    };
+    let after = start_after
+        .as_deref()
+        .map_or_else(|| "the first key".to_owned(), |k| format!("after {k:?}"));
+    format!(
+        "keys under {prefix:?} from {after} to {until:?} inclusive (the rest of the range \
+         went on in task {next})"
+    )
+}
+
 /// Walks the recorded results from the root; returns failures.csv, failed tasks, rows listed.
 async fn collect(
     rt: &Runtime,
@@ -212,7 +242,7 @@ async fn collect(
             failed_tasks.push(FailedTask {
                 task: task.id(),
                 error: error.clone(),
-                scope: task.work.describe(),
+                scope: failed_scope(&task, &result),
             });
         }
         for object in &result.objects {

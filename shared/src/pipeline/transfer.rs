@@ -15,6 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Work};
 use super::runtime::{RunHandle, Runtime};
 use super::{RoleError, giant, layout, planner};
@@ -111,6 +113,7 @@ pub async fn handle(
                 "task failed after {receive_count} deliveries: {}",
                 e.message
             ));
+            adopt_earlier_continuation(rt, &task, &mut result).await?;
             send_result(rt, &result).await
         }
         Err(e) => Err(e),
@@ -177,6 +180,13 @@ async fn do_task(
                     start_after: Some(after),
                     end: end.clone(),
                 });
+                // Noted before it is sent (the first delivery's note stays), so a later
+                // delivery that fails before sending one still accounts for this one.
+                let note = Bytes::from(next.to_json());
+                rt.ports
+                    .state
+                    .put_if_absent(&layout::continuation(task), note)
+                    .await?;
                 rt.ports.work.send_batch(&[next.to_json()]).await?;
                 result.spawned.push(next);
             }
@@ -204,6 +214,28 @@ async fn do_task(
         }
     }
     Ok(Step::Done)
+}
+
+/// A range task recorded failed without having sent a continuation itself: if an earlier
+/// delivery sent one, that continuation's chain is running and copying the rest of the range,
+/// so it is recorded as spawned. Its objects are counted, and the failure covers only the part
+/// of the range before it.
+async fn adopt_earlier_continuation(
+    rt: &Runtime,
+    task: &ShardTask,
+    result: &mut ChunkResult,
+) -> Result<(), RoleError> {
+    if !matches!(task.work, Work::Range { .. }) || !result.spawned.is_empty() {
+        return Ok(());
+    }
+    let Some(note) = rt.ports.state.get(&layout::continuation(task)).await? else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&note.body);
+    let earlier = ShardTask::from_json(&text)
+        .map_err(|e| RoleError::config(format!("{}: {e}", layout::continuation(task))))?;
+    result.spawned.push(earlier);
+    Ok(())
 }
 
 /// Sends a result to the results queue, through the state store when it is large.

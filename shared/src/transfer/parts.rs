@@ -87,13 +87,7 @@ impl Copier {
     ) -> Result<(), PartsError> {
         let head = self.source.head(&upload.key).await.map_err(Failure::from)?;
         if head.etag != upload.etag || head.size != upload.size {
-            return Err(PartsError {
-                reason: format!(
-                    "{} changed at the source while its parts were being copied; the next run copies it again",
-                    upload.key
-                ),
-                retryable: false,
-            });
+            return Err(changed_at_source(upload));
         }
         let dest = &self.dest;
         let record = self.record_of(upload);
@@ -136,6 +130,17 @@ impl Copier {
             source_etag: upload.etag.clone(),
             outcome,
             notes: upload.notes.clone(),
+        }
+    }
+
+    /// Refuses to assemble an upload of a source version that is no longer current: a twin
+    /// delivery's upload of the newer version may be completed already, and assembling the
+    /// older one after it would leave the older version at the destination.
+    async fn still_current(&self, upload: &SharedUpload) -> Result<(), PartsError> {
+        let head = self.source.head(&upload.key).await.map_err(Failure::from)?;
+        match head.etag == upload.etag && head.size == upload.size {
+            true => Ok(()),
+            false => Err(changed_at_source(upload)),
         }
     }
 
@@ -182,6 +187,7 @@ impl Copier {
                 etag: part.etag.clone(),
             });
         }
+        self.still_current(upload).await?;
         let completed = dest
             .client
             .complete_multipart_upload(
@@ -255,5 +261,18 @@ impl Copier {
             size: upload.size,
             source_etag: upload.etag.clone(),
         }
+    }
+}
+
+/// A shared upload's source changed since the upload was opened: its parts are of a version
+/// that is no longer current, so the object fails for this run and the next copies it again.
+fn changed_at_source(upload: &SharedUpload) -> PartsError {
+    PartsError {
+        reason: format!(
+            "{} changed at the source while its parts were being copied; the next run copies it \
+             again",
+            upload.key
+        ),
+        retryable: false,
     }
 }

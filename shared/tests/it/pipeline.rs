@@ -1205,6 +1205,12 @@ async fn a_runs_job_is_pinned_when_a_later_start_changes_it() {
 /// and both queues are empty; a delivery whose handling fails is given back, as a queue would
 /// deliver it again. Bounded in rounds.
 async fn drive(rt: &Runtime, work: &dyn Queue, results: &dyn Queue, run: &str) {
+    drive_with(rt, work, results, run, false).await
+}
+
+/// [`drive`], with every delivery handled twice at the same moment when `twins` is set, as a
+/// queue that delivers one message to two workers at once (SQS standard queues may).
+async fn drive_with(rt: &Runtime, work: &dyn Queue, results: &dyn Queue, run: &str, twins: bool) {
     let progress_key = layout::progress("test-job", run);
     let settings = (TransferSettings::default(), VerifierSettings::default());
     for round in 0.. {
@@ -1219,13 +1225,28 @@ async fn drive(rt: &Runtime, work: &dyn Queue, results: &dyn Queue, run: &str) {
             return;
         }
         for d in w {
-            match transfer::handle(rt, &settings.0, &d.body, d.receive_count, None).await {
-                Ok(()) => work.ack(&[d.receipt]).await.unwrap(),
-                Err(_) => work.nack(&d.receipt, Duration::ZERO).await.unwrap(),
+            let once = || transfer::handle(rt, &settings.0, &d.body, d.receive_count, None);
+            let ok = match twins {
+                false => once().await.is_ok(),
+                true => {
+                    let (a, b) = tokio::join!(once(), once());
+                    a.is_ok() || b.is_ok()
+                }
+            };
+            match ok {
+                true => work.ack(&[d.receipt]).await.unwrap(),
+                false => work.nack(&d.receipt, Duration::ZERO).await.unwrap(),
             }
         }
         let bodies: Vec<String> = r.iter().map(|d| d.body.clone()).collect();
-        let outcomes = verifier::handle_batch(rt, &settings.1, &bodies).await;
+        let once = || verifier::handle_batch(rt, &settings.1, &bodies);
+        let outcomes = match twins {
+            false => once().await,
+            true => {
+                let (a, b) = tokio::join!(once(), once());
+                a.into_iter().zip(b).map(|(a, b)| a.or(b)).collect()
+            }
+        };
         for (d, out) in r.iter().zip(outcomes) {
             match out {
                 Ok(()) => results.ack(std::slice::from_ref(&d.receipt)).await.unwrap(),
@@ -1332,4 +1353,136 @@ async fn failed_and_lost_queue_sends_count_exactly() {
     let failed =
         80 - work.budget.load(AtomicOrdering::SeqCst) - results.budget.load(AtomicOrdering::SeqCst);
     assert!(failed >= 10, "sends failed ({failed})");
+}
+
+/// Every message handled by two workers at the same moment (issue 14 point 11): the twins of a
+/// range task meeting a giant object open two uploads; each upload's part tasks complete their
+/// own upload, never the twin's, and nothing is counted twice or failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_task_on_two_workers_at_once_counts_exactly() {
+    let mut world = World::start().await;
+    world.seed(2, 30, 2_000).await;
+    world
+        .put("giant/a.bin", support::bytes_for("a", (31 << 20) + 3))
+        .await;
+    world
+        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
+        .await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({
+        "sharding": { "max_bytes_per_shard": "11MiB", "max_keys_per_shard": 10 }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    // Shuffled delivery, so part tasks of the twins' two uploads interleave.
+    let (work, results) = (chaos("work"), chaos("results"));
+    let (_ports, rt) = start_run(
+        &world,
+        &job,
+        "twins",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+    drive_with(&rt, work.as_ref(), results.as_ref(), "twins", true).await;
+    let report: Report = read_json(
+        rt.ports.state.as_ref(),
+        &layout::report("test-job", "twins"),
+    )
+    .await
+    .unwrap()
+    .expect("the report is written");
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(
+        (
+            report.objects.objects,
+            report.objects.copied,
+            report.objects.failed
+        ),
+        (n, n, 0),
+        "{report:?}"
+    );
+    world.assert_destination_exact().await;
+    let counters = world.dest.counters();
+    assert!(
+        counters.operation("InitiateMultipartUpload") > 2,
+        "the twins opened uploads of their own"
+    );
+}
+
+/// A range task's first delivery sends its continuation and then fails (its result is never
+/// sent); its last delivery fails before sending one (the listing is refused). The failure is
+/// recorded with the first delivery's continuation as spawned, so the rest of the range is
+/// copied and counted, and the report names only the part of the range left undecided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_continuation_sent_by_an_earlier_delivery_is_counted() {
+    let mut world = World::start().await;
+    for i in 0..40 {
+        world
+            .put(&format!("k/obj-{i:04}"), vec![i as u8; 300_000])
+            .await;
+    }
+    // Ranges of about 10 keys (3 MB), listed 1 MiB at a time: chains of three or four.
+    let job = world.job(json!({
+        "sharding": { "max_keys_per_shard": 10, "max_bytes_per_shard": "1MiB" }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let work = Arc::new(MemoryQueue::new("work", QueueSettings::default()));
+    // The results queue's second send (the range task's first result) fails.
+    let results = Arc::new(FlakySends {
+        inner: MemoryQueue::new("results", QueueSettings::default()),
+        sends: std::sync::atomic::AtomicU32::new(0),
+        budget: std::sync::atomic::AtomicU32::new(1),
+    });
+    let (_ports, rt) = start_run(
+        &world,
+        &job,
+        "earlier",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+    let settings = TransferSettings::default();
+    let next = || async { work.receive(1, Duration::from_millis(5)).await.unwrap() };
+    let plan = next().await.pop().expect("the planning task");
+    transfer::handle(&rt, &settings, &plan.body, 1, None)
+        .await
+        .unwrap();
+    work.ack(&[plan.receipt]).await.unwrap();
+    let range = next().await.pop().expect("a range task");
+    let first = transfer::handle(&rt, &settings, &range.body, 1, None).await;
+    assert!(first.is_err(), "the first delivery's result send failed");
+    world
+        .source
+        .add_fault(FaultRule::error("ListObjectsV2", 403).count(1))
+        .unwrap();
+    transfer::handle(&rt, &settings, &range.body, settings.max_receives, None)
+        .await
+        .expect("the last delivery records the failure");
+    work.ack(&[range.receipt]).await.unwrap();
+    drive(&rt, work.as_ref(), results.as_ref(), "earlier").await;
+    let report: Report = read_json(
+        rt.ports.state.as_ref(),
+        &layout::report("test-job", "earlier"),
+    )
+    .await
+    .unwrap()
+    .expect("the report is written");
+    let t = &report.objects;
+    assert_eq!(report.failed_tasks.len(), 1, "{report:?}");
+    let scope = &report.failed_tasks[0].scope;
+    assert!(scope.contains("went on in task"), "{scope}");
+    // Only the keys the failed delivery listed are undecided; the rest of its range is counted.
+    let last: u64 = scope
+        .split("to \"k/obj-")
+        .nth(1)
+        .and_then(|rest| rest.get(..4))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the scope names the last key it covers: {scope}"));
+    assert!(
+        last < 9,
+        "the failed task covered part of its range only: {scope}"
+    );
+    assert_eq!((t.objects, t.copied), (39 - last, 39 - last), "{report:?}");
 }

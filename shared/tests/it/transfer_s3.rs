@@ -642,22 +642,6 @@ async fn bytes_that_disagree_with_the_source_checksum_fail_and_leave_nothing_at_
 // ---------------------------------------------------------------------------------------------
 // metadata
 
-/// The tags the emulator stored for `key`, read from its data directory (its in-process API
-/// does not show tags, and OSS HEAD only counts them).
-fn stored_tags(data_dir: &Path, bucket: &str, key: &str) -> Vec<(String, String)> {
-    let objects = data_dir.join("buckets").join(bucket).join("objects");
-    for entry in std::fs::read_dir(&objects).expect("emulator object records") {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
-        if record["meta"]["key"] == key {
-            let tags = &record["meta"]["attrs"]["tags"];
-            return serde_json::from_value(tags.clone())
-                .unwrap_or_else(|e| panic!("tags of {key:?} in {tags}: {e}"));
-        }
-    }
-    panic!("no stored record for {key:?} in {}", objects.display());
-}
-
 #[tokio::test]
 async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -751,7 +735,11 @@ async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
     assert_eq!(head.metadata.get("ferry-src-etag"), Some(&etag));
     assert!(head.metadata.contains_key("ferry-src-mtime"));
     assert_eq!(head.tagging_count, Some(2));
-    let mut tags = stored_tags(dir.path(), &job.bucket, "docs/report 1.pdf");
+    // Read back through OSS's GetObjectTagging (the emulator's, proven with oss2).
+    let mut tags = oss
+        .get_object_tagging(&job.bucket, "docs/report 1.pdf")
+        .await
+        .unwrap();
     tags.sort();
     assert_eq!(
         tags,

@@ -68,8 +68,16 @@
 //! DeleteBucketWebsite, ListObjects, ListObjectsV2, ListMultipartUploads,
 //! DeleteMultipleObjects, PutObject, CopyObject, GetObject, HeadObject, DeleteObject,
 //! InitiateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
-//! AbortMultipartUpload, ListParts, RestoreObject; anything else is `Unknown` → 501
-//! `NotImplemented`. Requests signed with SigV4 get the S3 dialect of the same operations
+//! AbortMultipartUpload, ListParts, RestoreObject, PutObjectTagging, GetObjectTagging,
+//! DeleteObjectTagging; anything else is `Unknown` → 501 `NotImplemented`. Object tags follow
+//! OSS's rules wherever they arrive (`x-oss-tagging` on PutObject, InitiateMultipartUpload and
+//! CopyObject with `x-oss-tagging-directive: Replace`, or the `<Tagging>` body of
+//! PutObjectTagging): at most 10, unique keys of 1–128 characters, values of at most 256,
+//! letters, digits, spaces and `+ - = . _ : /`; HEAD and GET show their number in
+//! `x-oss-tagging-count`. PutObjectTagging replaces the whole set without touching
+//! Last-Modified; refused tags are `InvalidTag` (more than 10: `BadRequest`) there and
+//! `InvalidArgument` in the header (see [`ops::tagging`]). Objects have no versions, so
+//! `versionId` is ignored. Requests signed with SigV4 get the S3 dialect of the same operations
 //! (CreateBucket = PutBucket, CreateMultipartUpload = InitiateMultipartUpload, DeleteObjects =
 //! DeleteMultipleObjects): S3-namespaced XML, `x-amz-meta-*` (same stored metadata as
 //! `x-oss-meta-*`), S3 storage-class names (STANDARD↔Standard, STANDARD_IA↔IA,

@@ -8,4 +8,5 @@ pub mod list;
 pub mod multipart;
 pub mod object;
 pub mod restore;
+pub mod tagging;
 pub mod website;

@@ -13,8 +13,8 @@
 //! of a pipe closes, so a crashed or killed test binary (and a shared server, which Rust never
 //! drops) leaves no moto behind.
 //!
-//! moto runs through `tests/support/moto_server.py`, which handles one request at a time so
-//! that conditional writes (If-Match, If-None-Match) are atomic, as they are on S3; plain
+//! moto runs through `tests/support/moto_server.py`, which handles one S3 request at a time
+//! so that conditional writes (If-Match, If-None-Match) are atomic, as they are on S3; plain
 //! `moto_server` checks the condition and writes in two unlocked steps, and ferry's
 //! compare-and-swap loops would lose an update now and then through moto's race. Env
 //! `MOTO_SERVER` runs another moto binary instead (with plain moto's race).

@@ -106,35 +106,13 @@ pub fn user_meta(req: &RequestInfo) -> Result<BTreeMap<String, String>, ApiError
     Ok(meta)
 }
 
-/// Tags from the `x-oss-tagging` / `x-amz-tagging` header (`k1=v1&k2=v2`).
+/// Tags from the `x-oss-tagging` / `x-amz-tagging` header (`k1=v1&k2=v2`); the rules are in
+/// [`super::tagging`].
 pub fn tags(req: &RequestInfo) -> Result<Vec<(String, String)>, ApiError> {
     match req.dh("tagging") {
-        Some(v) => parse_tags(&v),
+        Some(v) => super::tagging::parse_header(&v),
         None => Ok(Vec::new()),
     }
-}
-
-pub fn parse_tags(value: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let tags = crate::routing::parse_query(Some(value));
-    if tags.len() > 10 {
-        return Err(ApiError::invalid_argument(format!(
-            "{} tags given; an object has at most 10",
-            tags.len()
-        )));
-    }
-    for (i, (k, v)) in tags.iter().enumerate() {
-        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-            return Err(ApiError::invalid_argument(format!(
-                "The tag '{k}' is invalid: keys are 1-128 characters, values at most 256"
-            )));
-        }
-        if tags[..i].iter().any(|(other, _)| other == k) {
-            return Err(ApiError::invalid_argument(format!(
-                "The tag key '{k}' is given twice"
-            )));
-        }
-    }
-    Ok(tags)
 }
 
 pub fn content_headers(req: &RequestInfo) -> ContentHeaders {
@@ -436,17 +414,6 @@ mod tests {
         assert_eq!(resolve_range(Some("bytes=a-b"), 100, true), Whole);
         assert_eq!(resolve_range(Some("bytes=0-1,3-4"), 100, true), Whole);
         assert_eq!(resolve_range(None, 100, true), Whole);
-    }
-
-    #[test]
-    fn tags_rules() {
-        assert_eq!(
-            parse_tags("a=1&b=x%20y").unwrap(),
-            vec![("a".into(), "1".into()), ("b".into(), "x y".into())]
-        );
-        assert!(parse_tags("a=1&a=2").is_err());
-        let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
-        assert!(parse_tags(&many.join("&")).is_err());
     }
 
     #[test]

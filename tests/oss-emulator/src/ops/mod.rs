@@ -12,6 +12,7 @@ pub mod list;
 pub mod multipart;
 pub mod object;
 pub mod restore;
+pub mod tagging;
 pub mod website;
 
 use http::{Method, Response};
@@ -51,6 +52,9 @@ pub enum Op {
     AbortMultipartUpload,
     ListParts,
     RestoreObject,
+    PutObjectTagging,
+    GetObjectTagging,
+    DeleteObjectTagging,
     /// Not implemented here (answered with 501 NotImplemented).
     Unknown,
 }
@@ -84,6 +88,9 @@ impl Op {
             Op::AbortMultipartUpload => "AbortMultipartUpload",
             Op::ListParts => "ListParts",
             Op::RestoreObject => "RestoreObject",
+            Op::PutObjectTagging => "PutObjectTagging",
+            Op::GetObjectTagging => "GetObjectTagging",
+            Op::DeleteObjectTagging => "DeleteObjectTagging",
             Op::Unknown => "Unknown",
         }
     }
@@ -180,11 +187,14 @@ fn classify_bucket(req: &RequestInfo) -> Op {
 }
 
 fn classify_object(req: &RequestInfo) -> Op {
-    let handled = ["uploads", "uploadId", "partNumber", "restore"];
+    let handled = ["uploads", "uploadId", "partNumber", "restore", "tagging"];
     if !unsupported_subresources(req, &handled).is_empty() {
         return Op::Unknown;
     }
     let q = |k: &str| req.has_q(k);
+    if q("tagging") {
+        return classify_tagging(req, &handled);
+    }
     let copy = req.dh("copy-source").is_some();
     match req.method {
         Method::PUT if q("partNumber") || q("uploadId") => {
@@ -207,6 +217,19 @@ fn classify_object(req: &RequestInfo) -> Op {
         Method::POST if q("uploads") => Op::InitiateMultipartUpload,
         Method::POST if q("uploadId") => Op::CompleteMultipartUpload,
         Method::POST if q("restore") => Op::RestoreObject,
+        _ => Op::Unknown,
+    }
+}
+
+/// `?tagging` on an object: alone, it names one of the three tagging operations.
+fn classify_tagging(req: &RequestInfo, handled: &[&str]) -> Op {
+    if handled.iter().any(|h| *h != "tagging" && req.has_q(h)) {
+        return Op::Unknown;
+    }
+    match req.method {
+        Method::PUT => Op::PutObjectTagging,
+        Method::GET => Op::GetObjectTagging,
+        Method::DELETE => Op::DeleteObjectTagging,
         _ => Op::Unknown,
     }
 }
@@ -259,6 +282,9 @@ pub async fn execute(op: Op, ctx: &Ctx<'_>, payload: Payload) -> Result<Response
         Op::AbortMultipartUpload => multipart::abort(ctx),
         Op::ListParts => multipart::list_parts(ctx),
         Op::RestoreObject => restore::restore(ctx, payload).await,
+        Op::PutObjectTagging => tagging::put(ctx, payload).await,
+        Op::GetObjectTagging => tagging::get(ctx),
+        Op::DeleteObjectTagging => tagging::delete(ctx),
         Op::Unknown => Err(not_implemented(ctx.req)),
     }
 }

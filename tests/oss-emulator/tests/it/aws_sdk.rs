@@ -5,7 +5,7 @@ use crate::common::*;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass, Tag, Tagging};
 
 fn client(emu: &oss_emulator::Emulator) -> Client {
     let config = aws_sdk_s3::Config::builder()
@@ -304,4 +304,74 @@ async fn multipart_upload_and_part_copy() {
         .await
         .unwrap();
     assert_eq!(emu.counters().operation("AbortMultipartUpload"), 1);
+}
+
+fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn object_tagging() {
+    let emu = emulator().await;
+    let s3 = client(&emu);
+    s3.put_object()
+        .bucket("bkt")
+        .key("tagged")
+        .tagging("a=1&b=two%20words")
+        .body(ByteStream::from_static(b"v"))
+        .send()
+        .await
+        .expect("put with tags");
+    let got = s3
+        .get_object_tagging()
+        .bucket("bkt")
+        .key("tagged")
+        .send()
+        .await
+        .expect("get tagging");
+    let expected = vec![("a".into(), "1".into()), ("b".into(), "two words".into())];
+    assert_eq!(tag_pairs(got.tag_set()), expected);
+
+    let tag = Tag::builder().key("c").value("3").build().unwrap();
+    let tagging = Tagging::builder().tag_set(tag).build().unwrap();
+    s3.put_object_tagging()
+        .bucket("bkt")
+        .key("tagged")
+        .tagging(tagging)
+        .send()
+        .await
+        .expect("put tagging");
+    let got = s3
+        .get_object()
+        .bucket("bkt")
+        .key("tagged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count(), Some(1));
+
+    s3.delete_object_tagging()
+        .bucket("bkt")
+        .key("tagged")
+        .send()
+        .await
+        .expect("delete tagging");
+    let got = s3
+        .get_object_tagging()
+        .bucket("bkt")
+        .key("tagged")
+        .send()
+        .await
+        .unwrap();
+    assert!(got.tag_set().is_empty());
+    let err = s3
+        .get_object_tagging()
+        .bucket("bkt")
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchKey"));
 }

@@ -197,7 +197,9 @@ async fn unknown_operations_are_not_implemented() {
     for req in [
         oss.bucket("GET", "bkt").query("acl", ""),
         oss.bucket("PUT", "bkt").query("lifecycle", ""),
-        oss.object("GET", "k").query("tagging", ""),
+        oss.bucket("GET", "bkt").query("tagging", ""),
+        oss.object("GET", "k").query("acl", ""),
+        oss.object("POST", "k").query("tagging", ""),
         oss.object("POST", "k")
             .query("append", "")
             .query("position", "0"),
