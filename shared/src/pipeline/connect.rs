@@ -21,11 +21,32 @@ use crate::state::StateStore;
 use crate::transfer::resume::{UploadLedger, UploadRecord};
 use crate::transfer::{Copier, Destination};
 
-type SecretFut<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+/// What [`Secrets::fetch`] returns.
+pub type SecretFut<'a> = Pin<Box<dyn Future<Output = Result<String, SecretError>> + Send + 'a>>;
 
 /// Fetches a secret's text by id (Secrets Manager in distributed mode).
 pub trait Secrets: Send + Sync {
     fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a>;
+}
+
+/// Why a secret could not be read. `retryable` when asking again later can help (the store
+/// was throttling, unavailable or unreachable): the task is delivered again rather than the
+/// run failing on a configuration error that is not there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SecretError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl SecretError {
+    /// An error asking again will not fix (no such secret, no permission, no text value).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SecretError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
 }
 
 /// No secret store: a job that names a secret gets an error saying how to pass credentials.
@@ -38,7 +59,7 @@ impl Secrets for NoSecrets {
              configured: run with AWS credentials that can read it, or name environment \
              variables in the job's `credentials` instead"
         );
-        Box::pin(async move { Err(message) })
+        Box::pin(async move { Err(SecretError::permanent(message)) })
     }
 }
 
@@ -123,7 +144,14 @@ async fn source_for(spec: &JobSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Sou
 async fn fetch(secrets: &dyn Secrets, id: Option<&str>) -> Result<Option<String>, RoleError> {
     match id {
         None => Ok(None),
-        Some(id) => secrets.fetch(id).await.map(Some).map_err(RoleError::config),
+        Some(id) => secrets
+            .fetch(id)
+            .await
+            .map(Some)
+            .map_err(|e| match e.retryable {
+                true => RoleError::retry(e.message),
+                false => RoleError::config(e.message),
+            }),
     }
 }
 
@@ -182,6 +210,8 @@ pub struct StaticSecrets(pub std::collections::HashMap<String, crate::secret::Se
 impl Secrets for StaticSecrets {
     fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a> {
         let found = self.0.get(id).map(|s| s.expose().to_owned());
-        Box::pin(async move { found.ok_or_else(|| format!("no secret named {id:?}")) })
+        Box::pin(async move {
+            found.ok_or_else(|| SecretError::permanent(format!("no secret named {id:?}")))
+        })
     }
 }

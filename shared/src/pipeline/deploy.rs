@@ -13,16 +13,16 @@
 //! AWS clients come from the standard chain (`AWS_REGION`, the function's role, and
 //! `AWS_ENDPOINT_URL` for local stand-ins such as moto).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Ports;
-use super::connect::Secrets;
+use super::connect::{SecretError, SecretFut, Secrets};
 use super::transfer::TransferSettings;
 use crate::queue::sqs::SqsQueue;
 use crate::state::s3::S3Store;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 /// A deployment's ports and secret store.
 pub struct Deployment {
@@ -106,30 +106,63 @@ pub async fn secrets_for(spec: &crate::job::JobSpec) -> Arc<dyn Secrets> {
 }
 
 impl Secrets for SecretsManager {
-    fn fetch<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+    fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a> {
         Box::pin(async move {
+            // The SDK has already retried transient errors with backoff (standard mode).
             let out = self
                 .0
                 .get_secret_value()
                 .secret_id(id)
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "cannot read Secrets Manager secret {id:?}: {}; check the name and that the \
-                         function's role may read it",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                .map_err(|e| secret_error(id, &e))?;
             out.secret_string().map(str::to_owned).ok_or_else(|| {
-                format!(
+                SecretError::permanent(format!(
                     "Secrets Manager secret {id:?} has no text value: store it as a JSON string"
-                )
+                ))
             })
         })
+    }
+}
+
+/// Classifies a failed GetSecretValue: throttling, server errors, timeouts and network
+/// failures are worth another delivery; a missing secret or a refused permission is not.
+fn secret_error<E>(id: &str, e: &SdkError<E, HttpResponse>) -> SecretError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (retryable, what) = match e {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code().unwrap_or("(no error code)");
+            let retryable = status >= 500
+                || status == 429
+                || matches!(
+                    code,
+                    "InternalServiceError" | "ThrottlingException" | "RequestTimeout"
+                );
+            let message = ctx.err().message().unwrap_or_default();
+            (retryable, format!("HTTP {status} {code} {message}"))
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (
+            true,
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        ),
+        _ => (
+            false,
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        ),
+    };
+    let hint = match retryable {
+        true => "a transient error; the task is tried again",
+        false => "check the name and that the function's role may read it",
+    };
+    SecretError {
+        message: format!(
+            "cannot read Secrets Manager secret {id:?}: {}; {hint}",
+            what.trim_end()
+        ),
+        retryable,
     }
 }
 

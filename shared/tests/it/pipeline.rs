@@ -1486,3 +1486,98 @@ async fn a_continuation_sent_by_an_earlier_delivery_is_counted() {
     );
     assert_eq!((t.objects, t.copied), (39 - last, 39 - last), "{report:?}");
 }
+
+/// The job's credentials come from Secrets Manager (moto's), which answers 503 to the first
+/// eight requests — more than the SDK's own retries of one read (issue 14 point 9). A transient
+/// error is not a configuration error: the task is delivered again, and the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transient_secrets_manager_error_is_retried_not_a_config_error() {
+    use crate::support::moto::{self, Moto};
+    use crate::support::s3_throttle::{Rule, ThrottleProxy};
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    use ferry::pipeline::connect::Secrets;
+    use ferry::pipeline::deploy::SecretsManager;
+
+    let mut world = World::start().await;
+    world.seed(2, 20, 2_000).await;
+    let n = world.objects.len() as u64;
+    let moto = Moto::start();
+    let client = |endpoint: String| {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new(moto::REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                moto::ACCESS_KEY_ID,
+                moto::SECRET_ACCESS_KEY,
+                None,
+                None,
+                "moto",
+            ))
+            .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(10)))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    };
+    let direct = client(moto.endpoint());
+    let held = world.secrets();
+    for (name, value) in &held.0 {
+        direct
+            .create_secret()
+            .name(name)
+            .secret_string(value.expose())
+            .send()
+            .await
+            .unwrap();
+    }
+    let proxy = ThrottleProxy::start(
+        moto.addr(),
+        Rule {
+            method: "POST".into(),
+            target_contains: "/".into(),
+            target_lacks: None,
+            count: Some(8),
+        },
+    )
+    .await;
+    let secrets = Arc::new(SecretsManager(client(proxy.endpoint())));
+
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let queue = |name: &str| Arc::new(MemoryQueue::new(name, QueueSettings::default()));
+    let (work, results) = (queue("work"), queue("results"));
+    let (ports, _) = start_run(
+        &world,
+        &job,
+        "secrets",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+    let rt = Runtime::new(ports, secrets.clone());
+    drive(&rt, work.as_ref(), results.as_ref(), "secrets").await;
+    let report: Report = read_json(
+        rt.ports.state.as_ref(),
+        &layout::report("test-job", "secrets"),
+    )
+    .await
+    .unwrap()
+    .expect("the report is written");
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(
+        (report.objects.objects, report.objects.copied),
+        (n, n),
+        "{report:?}"
+    );
+    assert_eq!(
+        proxy.throttled(),
+        8,
+        "the store was unavailable for a while"
+    );
+    world.assert_destination_exact().await;
+    let missing = secrets.fetch("test/none").await.unwrap_err();
+    assert!(
+        !missing.retryable && missing.message.contains("test/none"),
+        "a missing secret is a configuration error: {missing:?}"
+    );
+}
