@@ -9,8 +9,11 @@ use super::credentials::{OssCredentialsRef, S3CredentialsRef};
 use super::error::{Issue, JobError};
 use super::mirror;
 use crate::oss::types::StorageClass;
-use crate::oss::{Credentials, Endpoint, OssClient, OssClientBuilder, SignatureVersion};
+use crate::oss::{
+    Credentials, Endpoint, OssClient, OssClientBuilder, RefreshCredentials, SignatureVersion,
+};
 use crate::source::s3::{AssumeRole, S3Credentials, S3SourceConfig};
+use std::sync::Arc;
 
 /// Where objects are copied from, chosen by `kind`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -316,13 +319,23 @@ impl OssSourceSpec {
     /// An OSS client for the source bucket, with credentials resolved from
     /// [`OssSourceSpec::credentials`].
     pub fn client(&self, credentials: Credentials) -> Result<OssClient, JobError> {
+        self.client_refreshing(credentials, None)
+    }
+
+    /// [`client`](Self::client), asking `refresh` for fresh credentials when OSS refuses
+    /// these (a rotated secret, an expired STS token).
+    pub fn client_refreshing(
+        &self,
+        credentials: Credentials,
+        refresh: Option<Arc<dyn RefreshCredentials>>,
+    ) -> Result<OssClient, JobError> {
         build_client(
             "source",
             self.endpoint()?,
             &self.region,
             self.signature_version,
             self.allow_http,
-            credentials,
+            (credentials, refresh),
         )
     }
 }
@@ -348,13 +361,23 @@ impl DestinationSpec {
     /// An OSS client for the destination bucket, with credentials resolved from
     /// [`DestinationSpec::credentials`].
     pub fn client(&self, credentials: Credentials) -> Result<OssClient, JobError> {
+        self.client_refreshing(credentials, None)
+    }
+
+    /// [`client`](Self::client), asking `refresh` for fresh credentials when OSS refuses
+    /// these (a rotated secret, an expired STS token).
+    pub fn client_refreshing(
+        &self,
+        credentials: Credentials,
+        refresh: Option<Arc<dyn RefreshCredentials>>,
+    ) -> Result<OssClient, JobError> {
         build_client(
             "destination",
             self.endpoint()?,
             &self.region,
             self.signature_version,
             self.allow_http,
-            credentials,
+            (credentials, refresh),
         )
     }
 }
@@ -365,21 +388,23 @@ fn build_client(
     region: &str,
     signature_version: SignatureVersion,
     allow_http: bool,
-    credentials: Credentials,
+    (credentials, refresh): (Credentials, Option<Arc<dyn RefreshCredentials>>),
 ) -> Result<OssClient, JobError> {
-    OssClientBuilder::default()
+    let mut builder = OssClientBuilder::default()
         .endpoint(endpoint.to_string())
         .region(region)
         .signature_version(signature_version)
         .allow_http(allow_http)
-        .credentials(credentials)
-        .build()
-        .map_err(|e| {
-            JobError::one(Issue::new(
-                section,
-                None,
-                format!("cannot build an OSS client: {e}"),
-                "check the endpoint, region and credentials settings",
-            ))
-        })
+        .credentials(credentials);
+    if let Some(refresh) = refresh {
+        builder = builder.refresh_credentials(refresh);
+    }
+    builder.build().map_err(|e| {
+        JobError::one(Issue::new(
+            section,
+            None,
+            format!("cannot build an OSS client: {e}"),
+            "check the endpoint, region and credentials settings",
+        ))
+    })
 }

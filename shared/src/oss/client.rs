@@ -11,7 +11,7 @@
 //! 4. retries what is retryable — but never a one-shot stream, which only the caller can re-open.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -22,7 +22,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::body::{RequestBody, StreamTracker};
-use super::credentials::Credentials;
+use super::credentials::{Credentials, RefreshCredentials};
 use super::endpoint::{Addressing, Endpoint, region_id};
 use super::error::{Error, ServiceError, redact_string_to_sign};
 use super::retry::{ClockOffset, RetryConfig};
@@ -46,7 +46,13 @@ struct Inner {
     http: reqwest::Client,
     endpoint: Endpoint,
     addressing: Addressing,
-    signer: Signer,
+    /// Replaced whole when fresh credentials arrive; a request signs with the one it read.
+    signer: RwLock<Arc<Signer>>,
+    region: String,
+    version: SignatureVersion,
+    /// Asked for fresh credentials when OSS refuses the current ones; one caller at a time.
+    refresh: Option<Arc<dyn RefreshCredentials>>,
+    refreshing: tokio::sync::Mutex<()>,
     retry: RetryConfig,
     clock: ClockOffset,
     content_md5: bool,
@@ -57,10 +63,11 @@ impl std::fmt::Debug for OssClient {
         // Credentials' own Debug shows the key id and redacts the secret and token.
         f.debug_struct("OssClient")
             .field("endpoint", &self.inner.endpoint.to_string())
-            .field("region", &self.inner.signer.region)
+            .field("region", &self.inner.region)
             .field("addressing", &self.inner.addressing)
-            .field("signature_version", &self.inner.signer.version)
-            .field("credentials", &self.inner.signer.credentials)
+            .field("signature_version", &self.inner.version)
+            .field("credentials", &self.signer().credentials)
+            .field("refreshes_credentials", &self.inner.refresh.is_some())
             .field("retry", &self.inner.retry)
             .finish()
     }
@@ -83,6 +90,7 @@ pub struct OssClientBuilder {
     region: Option<String>,
     credentials: Option<Credentials>,
     credentials_env_error: Option<String>,
+    refresh: Option<Arc<dyn RefreshCredentials>>,
     signature_version: SignatureVersion,
     path_style: bool,
     allow_http: bool,
@@ -115,6 +123,7 @@ impl Default for OssClientBuilder {
             region: None,
             credentials: None,
             credentials_env_error: None,
+            refresh: None,
             signature_version: SignatureVersion::V4,
             path_style: false,
             allow_http: false,
@@ -162,6 +171,13 @@ impl OssClientBuilder {
 
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
+        self
+    }
+
+    /// Where to get fresh credentials when OSS refuses the current ones (a rotated AccessKey,
+    /// an expired STS token): the request is sent again once with them.
+    pub fn refresh_credentials(mut self, source: Arc<dyn RefreshCredentials>) -> Self {
+        self.refresh = Some(source);
         self
     }
 
@@ -275,12 +291,17 @@ impl OssClientBuilder {
                 super::error::error_chain(&e)
             ))
         })?;
+        let signer = Signer::new(credentials, region, self.signature_version);
         Ok(OssClient {
             inner: Arc::new(Inner {
                 http,
                 endpoint,
                 addressing,
-                signer: Signer::new(credentials, region, self.signature_version),
+                region: signer.region.clone(),
+                signer: RwLock::new(Arc::new(signer)),
+                version: self.signature_version,
+                refresh: self.refresh,
+                refreshing: tokio::sync::Mutex::new(()),
                 retry: self.retry,
                 clock: ClockOffset::default(),
                 content_md5: self.content_md5,
@@ -413,7 +434,7 @@ impl OssClient {
 
     /// The region id requests are signed for (`cn-hangzhou`).
     pub fn region(&self) -> &str {
-        &self.inner.signer.region
+        &self.inner.region
     }
 
     pub fn addressing(&self) -> Addressing {
@@ -421,7 +442,7 @@ impl OssClient {
     }
 
     pub fn signature_version(&self) -> SignatureVersion {
-        self.inner.signer.version
+        self.inner.version
     }
 
     pub fn retry_config(&self) -> RetryConfig {
@@ -470,8 +491,7 @@ impl OssClient {
             headers: &[],
         };
         let added = self
-            .inner
-            .signer
+            .signer()
             .presign(&signable, self.inner.clock.now(), expires_in, &[]);
         let mut all = query.to_vec();
         all.extend(added);
@@ -514,7 +534,9 @@ impl OssClient {
         }
         let retry = self.inner.retry;
         let mut attempt = 1;
+        let mut refreshed = false;
         loop {
+            let signer = self.signer();
             let Some((body, tracker)) = req.body.attempt() else {
                 // Unreachable by construction (streams are never retried), but never panic.
                 return Err(Error::Body {
@@ -522,7 +544,10 @@ impl OssClient {
                     message: "the one-shot body was already sent".into(),
                 });
             };
-            let result = match self.send_once(&req, body, tracker, precomputed_crc).await {
+            let result = match self
+                .send_once(&signer, &req, body, tracker, precomputed_crc)
+                .await
+            {
                 Ok(sent) => read(sent).await,
                 Err(e) => Err(e),
             };
@@ -537,6 +562,15 @@ impl OssClient {
             {
                 self.inner.clock.learn(t);
             }
+            if err.is_credentials_error()
+                && !refreshed
+                && req.body.is_replayable()
+                && self.refresh_credentials(&signer).await
+            {
+                // Fresh credentials: the same attempt again, signed with them.
+                refreshed = true;
+                continue;
+            }
             if !err.is_retryable() || attempt >= retry.max_attempts || !req.body.is_replayable() {
                 return Err(err);
             }
@@ -547,8 +581,47 @@ impl OssClient {
         }
     }
 
+    /// The signer of the current credentials.
+    fn signer(&self) -> Arc<Signer> {
+        self.inner
+            .signer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// After OSS refused the credentials `used` signed with: asks the refresh source for fresh
+    /// ones. True when the request should be sent again — another request refreshed already,
+    /// or the source answered with credentials that differ from the refused ones.
+    async fn refresh_credentials(&self, used: &Arc<Signer>) -> bool {
+        let Some(source) = &self.inner.refresh else {
+            return false;
+        };
+        let _one_at_a_time = self.inner.refreshing.lock().await;
+        if !Arc::ptr_eq(&self.signer(), used) {
+            return true;
+        }
+        let fresh = match source.refresh().await {
+            Ok(fresh) if fresh != used.credentials => fresh,
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "OSS refused the credentials and fresh ones could not be read");
+                return false;
+            }
+        };
+        tracing::info!(access_key_id = %fresh.access_key_id, "OSS refused the credentials; signing with fresh ones");
+        let signer = Signer::new(fresh, self.inner.region.clone(), self.inner.version);
+        *self
+            .inner
+            .signer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(signer);
+        true
+    }
+
     async fn send_once(
         &self,
+        signer: &Signer,
         req: &Request<'_>,
         body: reqwest::Body,
         tracker: Option<StreamTracker>,
@@ -562,10 +635,7 @@ impl OssClient {
             query: &req.query,
             headers: &req.headers,
         };
-        let signed = self
-            .inner
-            .signer
-            .sign_header(&signable, self.inner.clock.now(), &[]);
+        let signed = signer.sign_header(&signable, self.inner.clock.now(), &[]);
         let url = self
             .inner
             .endpoint

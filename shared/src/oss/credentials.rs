@@ -1,6 +1,18 @@
-//! OSS credentials: an AccessKey pair, optionally with an STS security token.
+//! OSS credentials: an AccessKey pair, optionally with an STS security token, and the source a
+//! client asks for fresh ones when OSS refuses the ones it has.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::secret::Secret;
+
+/// Where a client gets fresh credentials: a rotated AccessKey in a secret, a renewed STS token.
+/// An [`OssClient`](super::OssClient) with one asks it when OSS refuses its credentials
+/// (`InvalidAccessKeyId`, `SecurityTokenExpired`, …) and, when the answer differs from what it
+/// signed with, sends the request again with them.
+pub trait RefreshCredentials: Send + Sync {
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + '_>>;
+}
 
 /// An AccessKey pair, with the STS token when the pair is temporary.
 ///

@@ -181,6 +181,21 @@ impl Error {
         }
     }
 
+    /// Whether OSS refused the credentials themselves (an unknown or disabled AccessKey, an
+    /// expired or invalid STS token, a secret that does not match): fresh credentials may help
+    /// where retrying the same ones cannot.
+    pub fn is_credentials_error(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                "InvalidAccessKeyId"
+                    | "SecurityTokenExpired"
+                    | "InvalidSecurityToken"
+                    | "SignatureDoesNotMatch"
+            )
+        )
+    }
+
     /// The service error, if OSS answered with one.
     pub fn service(&self) -> Option<&ServiceError> {
         match self {

@@ -13,7 +13,8 @@ use bytes::Bytes;
 
 use super::RoleError;
 use super::layout;
-use crate::job::{JobSpec, SourceSpec};
+use crate::job::{JobSpec, OssCredentialsRef, SourceSpec};
+use crate::oss::{Credentials, RefreshCredentials};
 use crate::source::Source;
 use crate::source::oss::OssSource;
 use crate::source::s3::S3Source;
@@ -77,18 +78,18 @@ pub async fn connect(
     spec: JobSpec,
     run: &str,
     state: Arc<dyn StateStore>,
-    secrets: &dyn Secrets,
+    secrets: Arc<dyn Secrets>,
 ) -> Result<Connected, RoleError> {
-    let source = source_for(&spec, secrets).await?;
-    let dest_creds = {
-        let r = &spec.destination.credentials;
-        let text = fetch(secrets, r.secret_id()).await?;
-        r.resolve(text.as_deref())
-            .map_err(|e| RoleError::config(format!("destination.credentials: {e}")))?
-    };
+    let source = source_for(&spec, &secrets).await?;
+    let fresh = FreshOssCredentials::new(
+        "destination.credentials",
+        &spec.destination.credentials,
+        &secrets,
+    );
+    let dest_creds = fresh.read().await?;
     let client = spec
         .destination
-        .client(dest_creds)
+        .client_refreshing(dest_creds, Some(Arc::new(fresh)))
         .map_err(|e| RoleError::config(e.to_string()))?;
     let dest = Destination {
         client,
@@ -114,10 +115,13 @@ pub async fn connect(
     })
 }
 
-async fn source_for(spec: &JobSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, RoleError> {
+async fn source_for(
+    spec: &JobSpec,
+    secrets: &Arc<dyn Secrets>,
+) -> Result<Arc<dyn Source>, RoleError> {
     match &spec.source {
         SourceSpec::S3(s3) => {
-            let text = fetch(secrets, s3.credentials.secret_id()).await?;
+            let text = fetch(secrets.as_ref(), s3.credentials.secret_id()).await?;
             let creds = s3
                 .credentials
                 .resolve(text.as_deref())
@@ -128,16 +132,45 @@ async fn source_for(spec: &JobSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Sou
             Ok(Arc::new(source))
         }
         SourceSpec::Oss(oss) => {
-            let text = fetch(secrets, oss.credentials.secret_id()).await?;
-            let creds = oss
-                .credentials
-                .resolve(text.as_deref())
-                .map_err(|e| RoleError::config(format!("source.credentials: {e}")))?;
+            let fresh = FreshOssCredentials::new("source.credentials", &oss.credentials, secrets);
+            let creds = fresh.read().await?;
             let client = oss
-                .client(creds)
+                .client_refreshing(creds, Some(Arc::new(fresh)))
                 .map_err(|e| RoleError::config(e.to_string()))?;
             Ok(Arc::new(OssSource::new(client, &oss.bucket, &oss.prefix)))
         }
+    }
+}
+
+/// OSS credentials as the job names them, read again whenever OSS refuses the ones a client
+/// holds: a secret rotated mid-run (or an STS token renewed into it) takes effect without a
+/// failed object or a restarted run.
+struct FreshOssCredentials {
+    field: &'static str,
+    reference: OssCredentialsRef,
+    secrets: Arc<dyn Secrets>,
+}
+
+impl FreshOssCredentials {
+    fn new(field: &'static str, reference: &OssCredentialsRef, secrets: &Arc<dyn Secrets>) -> Self {
+        FreshOssCredentials {
+            field,
+            reference: reference.clone(),
+            secrets: secrets.clone(),
+        }
+    }
+
+    async fn read(&self) -> Result<Credentials, RoleError> {
+        let text = fetch(self.secrets.as_ref(), self.reference.secret_id()).await?;
+        self.reference
+            .resolve(text.as_deref())
+            .map_err(|e| RoleError::config(format!("{}: {e}", self.field)))
+    }
+}
+
+impl RefreshCredentials for FreshOssCredentials {
+    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + '_>> {
+        Box::pin(async move { self.read().await.map_err(|e| e.message) })
     }
 }
 

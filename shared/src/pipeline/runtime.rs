@@ -112,7 +112,7 @@ impl Runtime {
                 ))
             })?;
         let spec = self.spec(job, run).await?;
-        let connected = connect(spec, run, state.clone(), self.secrets.as_ref()).await?;
+        let connected = connect(spec, run, state.clone(), self.secrets.clone()).await?;
         Ok(RunHandle {
             manifest,
             connected,

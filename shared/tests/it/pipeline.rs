@@ -1492,9 +1492,8 @@ async fn a_continuation_sent_by_an_earlier_delivery_is_counted() {
 /// error is not a configuration error: the task is delivered again, and the run completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transient_secrets_manager_error_is_retried_not_a_config_error() {
-    use crate::support::moto::{self, Moto};
+    use crate::support::moto::Moto;
     use crate::support::s3_throttle::{Rule, ThrottleProxy};
-    use aws_sdk_secretsmanager::config::retry::RetryConfig;
     use ferry::pipeline::connect::Secrets;
     use ferry::pipeline::deploy::SecretsManager;
 
@@ -1502,33 +1501,8 @@ async fn a_transient_secrets_manager_error_is_retried_not_a_config_error() {
     world.seed(2, 20, 2_000).await;
     let n = world.objects.len() as u64;
     let moto = Moto::start();
-    let client = |endpoint: String| {
-        let config = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(moto::REGION))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                moto::ACCESS_KEY_ID,
-                moto::SECRET_ACCESS_KEY,
-                None,
-                None,
-                "moto",
-            ))
-            .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(10)))
-            .build();
-        aws_sdk_secretsmanager::Client::from_conf(config)
-    };
-    let direct = client(moto.endpoint());
-    let held = world.secrets();
-    for (name, value) in &held.0 {
-        direct
-            .create_secret()
-            .name(name)
-            .secret_string(value.expose())
-            .send()
-            .await
-            .unwrap();
-    }
+    let client = secrets_manager_client;
+    hold_secrets(&client(moto.endpoint()), &world).await;
     let proxy = ThrottleProxy::start(
         moto.addr(),
         Rule {
@@ -1580,4 +1554,109 @@ async fn a_transient_secrets_manager_error_is_retried_not_a_config_error() {
         !missing.retryable && missing.message.contains("test/none"),
         "a missing secret is a configuration error: {missing:?}"
     );
+}
+
+/// A Secrets Manager client for moto at `endpoint`, retrying quickly.
+fn secrets_manager_client(endpoint: String) -> aws_sdk_secretsmanager::Client {
+    use crate::support::moto;
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new(moto::REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            moto::ACCESS_KEY_ID,
+            moto::SECRET_ACCESS_KEY,
+            None,
+            None,
+            "moto",
+        ))
+        .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(10)))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// Stores the world's job secrets in Secrets Manager.
+async fn hold_secrets(client: &aws_sdk_secretsmanager::Client, world: &World) {
+    for (name, value) in &world.secrets().0 {
+        client
+            .create_secret()
+            .name(name)
+            .secret_string(value.expose())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The destination's AccessKey is rotated mid-run (issue 14 point 9): OSS refuses the old one
+/// from the next request on, and the secret in Secrets Manager (moto's) holds the new one. The
+/// workers, connected with the old key, read the secret again when OSS refuses it and go on:
+/// no object fails, the run completes exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_destination_key_rotated_mid_run_is_read_again_from_its_secret() {
+    use crate::support::moto::Moto;
+    use ferry::pipeline::deploy::SecretsManager;
+
+    let mut world = World::start().await;
+    world.seed(3, 40, 3_000).await;
+    let n = world.objects.len() as u64;
+    let moto = Moto::start();
+    let secrets_manager = secrets_manager_client(moto.endpoint());
+    hold_secrets(&secrets_manager, &world).await;
+    let job = world.job(json!({ "sharding": { "max_keys_per_shard": 20 } }));
+    let dir = tempfile::tempdir().unwrap();
+    let queue = |name: &str| Arc::new(MemoryQueue::new(name, QueueSettings::default()));
+    let (work, results) = (queue("work"), queue("results"));
+    let (ports, _) = start_run(
+        &world,
+        &job,
+        "rotated",
+        dir.path(),
+        work.clone(),
+        results.clone(),
+    )
+    .await;
+    let rt = Runtime::new(ports, Arc::new(SecretsManager(secrets_manager.clone())));
+    // The planning task connects the run (with the old key) and issues the copies.
+    let plan = work
+        .receive(1, Duration::from_millis(5))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    transfer::handle(&rt, &TransferSettings::default(), &plan.body, 1, None)
+        .await
+        .unwrap();
+    work.ack(&[plan.receipt]).await.unwrap();
+
+    let (id, secret) = ("rotated-key-id", "rotated-key-secret");
+    secrets_manager
+        .put_secret_value()
+        .secret_id("test/destination")
+        .secret_string(json!({ "access_key_id": id, "access_key_secret": secret }).to_string())
+        .send()
+        .await
+        .unwrap();
+    world.dest.rotate_credentials(id, secret);
+
+    drive(&rt, work.as_ref(), results.as_ref(), "rotated").await;
+    let report: Report = read_json(
+        rt.ports.state.as_ref(),
+        &layout::report("test-job", "rotated"),
+    )
+    .await
+    .unwrap()
+    .expect("the report is written");
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(
+        (
+            report.objects.objects,
+            report.objects.copied,
+            report.objects.failed
+        ),
+        (n, n, 0),
+        "{report:?}"
+    );
+    world.assert_destination_exact().await;
 }

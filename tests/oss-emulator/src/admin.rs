@@ -13,7 +13,7 @@ use crate::body::{self, Body};
 use crate::faults::FaultRule;
 use crate::ops::bucket::validate_bucket_name;
 use crate::reply::Reply;
-use crate::state::State;
+use crate::state::{AccessKey, State};
 use crate::store::model::{BucketInfo, StorageClass};
 
 const MAX_ADMIN_BODY: usize = 64 * 1024;
@@ -71,6 +71,13 @@ struct BucketBody {
 #[serde(deny_unknown_fields)]
 struct ConfigBody {
     restore_delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CredentialsBody {
+    access_key_id: String,
+    access_key_secret: String,
 }
 
 /// Handles one admin request.
@@ -170,6 +177,20 @@ fn route(
             if let Some(ms) = b.restore_delay_ms {
                 state.set_restore_delay(std::time::Duration::from_millis(ms));
             }
+            no_content()
+        }
+        (Method::PUT, ["credentials"]) => {
+            let b: CredentialsBody = parse_json(body)?;
+            if b.access_key_id.is_empty() || b.access_key_secret.is_empty() {
+                return Err(error(
+                    400,
+                    "send {\"access_key_id\": …, \"access_key_secret\": …}, both non-empty",
+                ));
+            }
+            state.set_access_key(AccessKey {
+                id: b.access_key_id,
+                secret: b.access_key_secret.into(),
+            });
             no_content()
         }
         _ => {

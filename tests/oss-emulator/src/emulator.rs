@@ -20,7 +20,7 @@ use crate::body::Payload;
 use crate::counters::CounterSnapshot;
 use crate::error::ApiError;
 use crate::faults::{FaultEntry, FaultError, FaultRule, Faults};
-use crate::state::{Config, State};
+use crate::state::{AccessKey, Config, State};
 use crate::store::model::{
     BucketInfo, ContentHeaders, ObjectAttrs, ObjectMeta, ObjectType, RestoreState, StorageClass,
 };
@@ -168,12 +168,21 @@ impl EmulatorBuilder {
             source,
         })?;
         let config = Config {
-            access_key_id: self.access_key_id,
-            secret: self.secret,
             region: self.region,
             domains: self.domains,
         };
-        let state = Arc::new(State::new(config, store, faults, addr, self.restore_delay));
+        let access_key = AccessKey {
+            id: self.access_key_id,
+            secret: self.secret,
+        };
+        let state = Arc::new(State::new(
+            config,
+            access_key,
+            store,
+            faults,
+            addr,
+            self.restore_delay,
+        ));
         for name in self.buckets {
             crate::ops::bucket::validate_bucket_name(&name)
                 .and_then(|_| state.store.create_bucket(BucketInfo::new(&name)))
@@ -284,8 +293,34 @@ impl Emulator {
         &self.state.config.region
     }
 
-    pub fn access_key_id(&self) -> &str {
-        &self.state.config.access_key_id
+    /// The AccessKey id requests must be signed with now (it changes with
+    /// [`Emulator::rotate_credentials`]).
+    pub fn access_key_id(&self) -> String {
+        self.state.access_key_id()
+    }
+
+    /// Replaces the AccessKey pair, as an operator rotating a real key would: from the next
+    /// request on, on every connection, the old id gets 403 `InvalidAccessKeyId` and the new id
+    /// with the old secret 403 `SignatureDoesNotMatch`. Requests already past their signature
+    /// check finish normally.
+    ///
+    /// # Panics
+    ///
+    /// If the id or the secret is empty (as [`EmulatorBuilder::start`] refuses them).
+    pub fn rotate_credentials(
+        &self,
+        access_key_id: impl Into<String>,
+        access_key_secret: impl Into<Secret>,
+    ) {
+        let key = AccessKey {
+            id: access_key_id.into(),
+            secret: access_key_secret.into(),
+        };
+        assert!(
+            !key.id.is_empty() && !key.secret.is_empty(),
+            "rotate_credentials: the access key id and secret must not be empty"
+        );
+        self.state.set_access_key(key);
     }
 
     /// Creates a bucket; `Ok(false)` if it already existed.

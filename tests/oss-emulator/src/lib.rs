@@ -53,7 +53,8 @@
 //! and path style (`/bucket/key` when the Host is an IP, `localhost` or a configured domain).
 //! Accepted signatures: OSS V4 header and presigned URL, OSS V1 header and presigned URL (both
 //! verified with `ferry::oss::sign`), AWS SigV4 header and presigned URL (S3 dialect). The
-//! AccessKey id and the scope's region must match; request times more than 15 minutes off are
+//! AccessKey id and the scope's region must match (the AccessKey can be rotated while the server
+//! runs: [`Emulator::rotate_credentials`] or `PUT /-/admin/credentials`); request times more than 15 minutes off are
 //! `RequestTimeTooSkewed`; an STS token is accepted if non-empty and signed; anonymous requests
 //! are `AccessDenied`. A wrong OSS V4 region is 400 `InvalidArgument` ("Invalid signing
 //! region"); a wrong SigV4 region is 400 `AuthorizationHeaderMalformed`. `SignatureDoesNotMatch`
@@ -109,6 +110,7 @@
 //! | `DELETE /-/admin/buckets/{name}` | | 204 (bucket and contents removed), 404 |
 //! | `GET /-/admin/config` | | `{"region":…,"endpoint":…,"storage":"memory"\|"disk","restore_delay_ms":N}` |
 //! | `PUT /-/admin/config` | `{"restore_delay_ms":N}` | 204 |
+//! | `PUT /-/admin/credentials` | `{"access_key_id":…,"access_key_secret":…}` | 204, the AccessKey rotated (as [`Emulator::rotate_credentials`]); 400 if either is empty |
 //!
 //! A fault rule in JSON: `{"op":"PutObject","kind":"error","status":503,"rate":0.5,"count":3}`;
 //! fields `op` (name or `*`, default `*`), `kind` (`error`|`latency`|`reset`|`truncate`|`listing`;

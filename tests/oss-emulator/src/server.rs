@@ -182,7 +182,7 @@ async fn run_operation(
     incoming: Incoming,
     plan: &Plan,
 ) -> Response<Body> {
-    let verified = match auth::verify(info, &state.config, chrono::Utc::now()) {
+    let verified = match auth::verify(info, &state.identity(), chrono::Utc::now()) {
         Ok(v) => v,
         Err(e) => return render_error(info, e),
     };

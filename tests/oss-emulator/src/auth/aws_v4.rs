@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{Verified, check_skew, check_token, field, mismatch, parse_fields, same};
 use crate::error::ApiError;
 use crate::request::RequestInfo;
-use crate::state::Config;
+use crate::state::Identity;
 use crate::time::{parse_compact, parse_http_date};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -44,7 +44,7 @@ impl Scope {
         })
     }
 
-    fn check(&self, cfg: &Config, amz_date: &str) -> Result<(), ApiError> {
+    fn check(&self, cfg: &Identity, amz_date: &str) -> Result<(), ApiError> {
         if self.access_key_id != cfg.access_key_id {
             return Err(ApiError::new(
                 403,
@@ -204,7 +204,7 @@ fn check_payload_header(value: Option<String>) -> Result<String, ApiError> {
 }
 
 fn compare(
-    cfg: &Config,
+    cfg: &Identity,
     scope: &Scope,
     amz_date: &str,
     canonical: &str,
@@ -229,7 +229,7 @@ fn compare(
 /// Checks `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
 pub fn verify_header(
     info: &RequestInfo,
-    cfg: &Config,
+    cfg: &Identity,
     rest: &str,
     now: DateTime<Utc>,
 ) -> Result<Verified, ApiError> {
@@ -293,7 +293,7 @@ pub fn verify_header(
 /// `X-Amz-Expires`, `X-Amz-SignedHeaders`, `X-Amz-Signature`).
 pub fn verify_query(
     info: &RequestInfo,
-    cfg: &Config,
+    cfg: &Identity,
     now: DateTime<Utc>,
 ) -> Result<Verified, ApiError> {
     let required = |name: &str| {

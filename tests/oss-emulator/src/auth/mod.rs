@@ -1,7 +1,9 @@
 //! Request authentication.
 //!
-//! Five schemes are accepted, each checked against the single configured AccessKey pair and
-//! region: OSS V4 (header and presigned URL), OSS V1 (header and presigned URL) — verified with
+//! Five schemes are accepted, each checked against an [`Identity`]: the AccessKey pair current
+//! when the request arrived (tests may rotate it while the server runs, see
+//! [`crate::Emulator::rotate_credentials`]) and the region. They are OSS V4 (header and
+//! presigned URL), OSS V1 (header and presigned URL) — verified with
 //! ferry's own canonicalisation from `ferry::oss::sign`, so the SDK interop tests prove both the
 //! client and this server — and AWS SigV4 (header and presigned), for OSS's S3-compatible
 //! dialect, whose canonicalisation lives in [`aws_v4`]. Any STS token is accepted as long as it
@@ -15,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
 use crate::request::RequestInfo;
-use crate::state::Config;
+use crate::state::Identity;
 
 /// Requests more than this far from the server clock are refused (`RequestTimeTooSkewed`).
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
@@ -28,7 +30,11 @@ pub struct Verified {
 }
 
 /// Checks the request's signature.
-pub fn verify(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Result<Verified, ApiError> {
+pub fn verify(
+    info: &RequestInfo,
+    cfg: &Identity,
+    now: DateTime<Utc>,
+) -> Result<Verified, ApiError> {
     if let Some(auth) = info.h("authorization") {
         let auth = auth.trim();
         if let Some(rest) = auth.strip_prefix("OSS4-HMAC-SHA256 ") {
@@ -78,8 +84,8 @@ pub fn check_skew(request_time: DateTime<Utc>, now: DateTime<Utc>) -> Result<(),
     Ok(())
 }
 
-/// The AccessKey id must be the configured one.
-pub fn check_access_key(given: &str, cfg: &Config) -> Result<(), ApiError> {
+/// The AccessKey id must be the current one.
+pub fn check_access_key(given: &str, cfg: &Identity) -> Result<(), ApiError> {
     if given != cfg.access_key_id {
         return Err(ApiError::new(
             403,

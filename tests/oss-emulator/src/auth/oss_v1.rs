@@ -9,7 +9,7 @@ use ferry::oss::sign::{self, Signable};
 use super::{check_access_key, check_skew, check_token, mismatch, same};
 use crate::error::ApiError;
 use crate::request::RequestInfo;
-use crate::state::Config;
+use crate::state::Identity;
 use crate::time::{parse_compact, parse_http_date};
 
 fn signable(info: &RequestInfo) -> Signable<'_> {
@@ -24,7 +24,7 @@ fn signable(info: &RequestInfo) -> Signable<'_> {
 
 fn compare(
     info: &RequestInfo,
-    cfg: &Config,
+    cfg: &Identity,
     date_slot: &str,
     provided: &str,
 ) -> Result<(), ApiError> {
@@ -42,7 +42,7 @@ fn compare(
 /// Checks `Authorization: OSS <AccessKeyId>:<Signature>`.
 pub fn verify_header(
     info: &RequestInfo,
-    cfg: &Config,
+    cfg: &Identity,
     rest: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
@@ -71,7 +71,11 @@ pub fn verify_header(
 }
 
 /// Checks a V1 presigned URL.
-pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Result<(), ApiError> {
+pub fn verify_query(
+    info: &RequestInfo,
+    cfg: &Identity,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let required = |name: &str| {
         info.q(name).ok_or_else(|| {
             ApiError::invalid_argument(format!(

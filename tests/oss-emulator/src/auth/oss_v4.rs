@@ -10,7 +10,7 @@ use ferry::oss::sign::{self, Signable, UNSIGNED_PAYLOAD, V4_ALGORITHM, V4_MAX_EX
 use super::{check_access_key, check_skew, check_token, field, mismatch, parse_fields, same};
 use crate::error::ApiError;
 use crate::request::RequestInfo;
-use crate::state::Config;
+use crate::state::Identity;
 use crate::time::parse_compact;
 
 /// The parts of `Credential=AK/DATE/REGION/PRODUCT/aliyun_v4_request`.
@@ -37,7 +37,7 @@ impl Scope {
         })
     }
 
-    fn check(&self, cfg: &Config, datetime: &str) -> Result<(), ApiError> {
+    fn check(&self, cfg: &Identity, datetime: &str) -> Result<(), ApiError> {
         check_access_key(&self.access_key_id, cfg)?;
         if self.region != cfg.region {
             return Err(ApiError::invalid_argument(format!(
@@ -106,7 +106,7 @@ fn signable<'a>(info: &'a RequestInfo, query: &'a [(String, String)]) -> Signabl
 }
 
 fn compare(
-    cfg: &Config,
+    cfg: &Identity,
     scope: &Scope,
     datetime: &str,
     canonical: &str,
@@ -129,7 +129,7 @@ fn compare(
 /// Checks `Authorization: OSS4-HMAC-SHA256 Credential=…,AdditionalHeaders=…,Signature=…`.
 pub fn verify_header(
     info: &RequestInfo,
-    cfg: &Config,
+    cfg: &Identity,
     rest: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
@@ -166,7 +166,11 @@ pub fn verify_header(
 
 /// Checks a V4 presigned URL (`x-oss-signature-version`, `x-oss-credential`, `x-oss-date`,
 /// `x-oss-expires`, optional `x-oss-additional-headers`, `x-oss-signature`).
-pub fn verify_query(info: &RequestInfo, cfg: &Config, now: DateTime<Utc>) -> Result<(), ApiError> {
+pub fn verify_query(
+    info: &RequestInfo,
+    cfg: &Identity,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let version = info.q("x-oss-signature-version").unwrap_or("");
     if version != V4_ALGORITHM {
         return Err(ApiError::invalid_argument(format!(

@@ -406,3 +406,78 @@ async fn virtual_hosted_requests_are_routed_by_host() {
         );
     }
 }
+
+#[tokio::test]
+async fn rotated_credentials_take_effect_on_the_next_request() {
+    let emu = emulator().await;
+    assert_eq!(emu.access_key_id(), AK);
+    for version in [SignatureVersion::V4, SignatureVersion::V1] {
+        // One client (one connection pool) for every request, so rotation must reach a
+        // connection that was already open.
+        let old = Oss::new(&emu, version);
+        assert_eq!(old.put("rot", "before").await.status, 200, "{version:?}");
+        let url = old.object("GET", "rot").presign(Duration::from_secs(60));
+        assert_eq!(get_url(&url).await.status, 200, "{version:?}");
+
+        emu.rotate_credentials("new-ak", "new-secret");
+        assert_eq!(emu.access_key_id(), "new-ak");
+
+        let r = old.get("rot").await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "InvalidAccessKeyId"),
+            "{version:?}"
+        );
+        let r = get_url(&url).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "InvalidAccessKeyId"),
+            "{version:?} presigned"
+        );
+        let stale_secret = Signer::new(Credentials::new("new-ak", SK), REGION, version);
+        let r = old
+            .object("GET", "rot")
+            .signed_by(stale_secret)
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "SignatureDoesNotMatch"),
+            "{version:?}"
+        );
+        let new = Signer::new(Credentials::new("new-ak", "new-secret"), REGION, version);
+        let r = old.object("GET", "rot").signed_by(new).send().await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "before"),
+            "{version:?}"
+        );
+
+        // Back to the original pair for the next signature version.
+        emu.rotate_credentials(AK, SK);
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_rotates_credentials() {
+    let emu = emulator().await;
+    let oss = Oss::v4(&emu);
+    assert_eq!(oss.put("k", "v").await.status, 200);
+    let r = admin(
+        &emu,
+        "PUT",
+        "credentials",
+        r#"{"access_key_id":"ak2","access_key_secret":"sk2"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(emu.access_key_id(), "ak2");
+    assert_eq!(oss.get("k").await.code(), "InvalidAccessKeyId");
+    let new = Signer::new(Credentials::new("ak2", "sk2"), REGION, SignatureVersion::V1);
+    assert_eq!(
+        oss.object("GET", "k").signed_by(new).send().await.status,
+        200
+    );
+    let r = admin(&emu, "PUT", "credentials", r#"{"access_key_id":"ak3"}"#).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+}
