@@ -250,6 +250,11 @@ async fn collect(
             let (outcome, reason) = match &r.outcome {
                 Outcome::Failed { reason, .. } => ("failed", reason.clone()),
                 Outcome::NeedsRestore => ("needs-restore", r.notes.join("; ")),
+                // Copied, but something of it could not be carried (a metadata name or a tag
+                // OSS refuses): listed, so nothing is left out silently.
+                Outcome::Copied { .. } if !r.notes.is_empty() => {
+                    ("copied-with-notes", r.notes.join("; "))
+                }
                 _ => continue,
             };
             listed += 1;

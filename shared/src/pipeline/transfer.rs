@@ -654,12 +654,10 @@ async fn adopt(run: &RunHandle, object: &ObjectInfo) -> Option<ObjectRecord> {
         && meta.metadata.get(STAMP_ETAG) == object.etag.as_ref();
     let crc64 = meta.crc64.filter(|_| same)?;
     let multipart = meta.etag.as_deref().is_some_and(|e| e.contains('-'));
-    let mut result = record(object, Outcome::Copied { crc64, multipart });
-    result
-        .result
-        .notes
-        .push("copied by an earlier delivery of this task in the same run".into());
-    Some(result)
+    // No note: notes on a copied object are what could not be carried, and the report lists
+    // each such object.
+    tracing::debug!(key = %object.key, "copied by an earlier delivery of this task; adopted");
+    Some(record(object, Outcome::Copied { crc64, multipart }))
 }
 
 fn record(object: &ObjectInfo, outcome: Outcome) -> ObjectRecord {

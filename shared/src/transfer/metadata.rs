@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | Content-Type, -Encoding, -Disposition, -Language, Cache-Control, Expires | same headers | verbatim |
 //! | user metadata `x-amz-meta-*` / `x-oss-meta-*` | `x-oss-meta-*` | names OSS refuses are reported on the object, not silently dropped |
-//! | tags | `x-oss-tagging` | |
+//! | tags | `x-oss-tagging` | tags OSS refuses are reported on the object, not silently dropped |
 //! | storage class | `x-oss-storage-class` | mapped (see [`map_storage_class`]) or fixed by the job |
 //! | ETag, Last-Modified, version id | `x-oss-meta-ferry-src-etag`, `-src-mtime`, `-src-version` | stamps for exact change detection |
 
@@ -49,6 +49,32 @@ pub fn map_storage_class(source_class: Option<&str>) -> StorageClass {
     }
 }
 
+/// OSS's limits on one object tag (S3's are looser: it also allows `@` and longer values in
+/// some regions).
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// Why OSS would refuse a tag, if it would: keys of 1–128 and values of at most 256 characters,
+/// made of letters, digits, spaces and `+ - = . _ : /`.
+pub fn tag_problem(key: &str, value: &str) -> Option<String> {
+    let allowed = |c: char| c.is_alphanumeric() || " +-=._:/".contains(c);
+    let (key_chars, value_chars) = (key.chars().count(), value.chars().count());
+    if key_chars == 0 || key_chars > MAX_TAG_KEY_CHARS {
+        return Some(format!("OSS tag keys are 1-{MAX_TAG_KEY_CHARS} characters"));
+    }
+    if value_chars > MAX_TAG_VALUE_CHARS {
+        return Some(format!(
+            "OSS tag values are at most {MAX_TAG_VALUE_CHARS} characters"
+        ));
+    }
+    match key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
+        Some(c) => Some(format!(
+            "OSS allows only letters, digits, spaces and + - = . _ : / in tags, not {c:?}"
+        )),
+        None => None,
+    }
+}
+
 /// Whether OSS accepts a user-metadata name: letters, digits and hyphens.
 pub fn valid_metadata_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -56,8 +82,8 @@ pub fn valid_metadata_name(name: &str) -> bool {
 
 /// The destination headers for `head`, and notes on what could not be carried.
 ///
-/// A metadata name OSS refuses is left out and named in the notes (the object is still copied:
-/// its bytes are what users need most). Metadata over OSS's 8 KB limit cannot be stored
+/// A metadata name or a tag OSS refuses is left out and named in the notes (the object is still
+/// copied: its bytes are what users need most). Metadata over OSS's 8 KB limit cannot be stored
 /// faithfully, so that is an error and the object fails with the reason.
 pub fn destination_options(
     head: &ObjectHead,
@@ -104,6 +130,13 @@ pub fn destination_options(
         ClassPolicy::Map => map_storage_class(head.storage_class.as_deref()),
         ClassPolicy::Fixed(c) => c.clone(),
     };
+    let mut tags = Vec::new();
+    for (key, value) in &head.tags {
+        match tag_problem(key, value) {
+            Some(why) => notes.push(format!("tag {key:?} not carried: {why}")),
+            None => tags.push((key.clone(), value.clone())),
+        }
+    }
     let options = ObjectOptions {
         content_type: head.content_type.clone(),
         content_encoding: head.content_encoding.clone(),
@@ -113,7 +146,7 @@ pub fn destination_options(
         expires: head.expires.clone(),
         metadata,
         storage_class: Some(storage_class),
-        tags: head.tags.clone(),
+        tags,
         ..Default::default()
     };
     Ok((options, notes))
@@ -138,6 +171,33 @@ mod tests {
             StorageClass::ColdArchive
         );
         assert_eq!(map_storage_class(Some("IA")), StorageClass::IA);
+    }
+
+    #[test]
+    fn tags_oss_refuses_are_named() {
+        assert_eq!(tag_problem("project", "ferry two:a/b+c=d.e_f-g"), None);
+        assert_eq!(tag_problem("项目", "渡船"), None);
+        assert!(
+            tag_problem("contact", "ops@example.com")
+                .unwrap()
+                .contains("'@'")
+        );
+        assert!(tag_problem("", "x").is_some());
+        assert!(tag_problem(&"k".repeat(129), "x").is_some());
+        assert_eq!(tag_problem(&"k".repeat(128), &"v".repeat(256)), None);
+        assert!(tag_problem("k", &"v".repeat(257)).is_some());
+        let head = ObjectHead {
+            key: "k".into(),
+            tags: vec![("a".into(), "1".into()), ("mail".into(), "a@b".into())],
+            ..Default::default()
+        };
+        let (options, notes) = destination_options(&head, &ClassPolicy::Map).unwrap();
+        assert_eq!(options.tags, vec![("a".to_owned(), "1".to_owned())]);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].starts_with("tag \"mail\" not carried"),
+            "{notes:?}"
+        );
     }
 
     #[test]

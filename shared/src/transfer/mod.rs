@@ -111,7 +111,9 @@ pub struct ObjectResult {
     pub source_etag: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// What could not be carried faithfully (a metadata name OSS refuses, …).
+    /// What could not be carried faithfully (a metadata name or a tag OSS refuses), or what
+    /// was done instead (a restore requested). A copied object with notes is listed in the
+    /// report's failures.csv as `copied-with-notes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }

@@ -664,7 +664,7 @@ async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
         .metadata("review-state", "approved")
         .metadata("my_name", "underscore")
         .metadata("v1.2", "dot")
-        .tagging("project=ferry&stage=two%20words")
+        .tagging("project=ferry&stage=two%20words&contact=ops%40example.com")
         .storage_class(S3Class::StandardIa)
         .send()
         .await
@@ -694,10 +694,11 @@ async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
         Some(&data[..])
     );
 
-    // Names OSS refuses are reported on the object, one note each, not dropped silently.
+    // Names and tags OSS refuses are reported on the object, one note each, not dropped
+    // silently (S3 allows `@` in tags, OSS does not).
     let doc = result(&results, "docs/report 1.pdf");
-    assert_eq!(doc.notes.len(), 2, "{:?}", doc.notes);
-    for name in ["my_name", "v1.2"] {
+    assert_eq!(doc.notes.len(), 3, "{:?}", doc.notes);
+    for name in ["my_name", "v1.2", "tag \"contact\""] {
         assert!(
             doc.notes.iter().any(|n| n.contains(name)),
             "{:?}",
