@@ -67,12 +67,12 @@ pub fn tag_problem(key: &str, value: &str) -> Option<String> {
             "OSS tag values are at most {MAX_TAG_VALUE_CHARS} characters"
         ));
     }
-    match key.chars().chain(value.chars()).find(|c| !allowed(*c)) {
-        Some(c) => Some(format!(
-            "OSS allows only letters, digits, spaces and + - = . _ : / in tags, not {c:?}"
-        )),
-        None => None,
-    }
+    key.chars()
+        .chain(value.chars())
+        .find(|c| !allowed(*c))
+        .map(|c| {
+            format!("OSS allows only letters, digits, spaces and + - = . _ : / in tags, not {c:?}")
+        })
 }
 
 /// Whether OSS accepts a user-metadata name: letters, digits and hyphens.
