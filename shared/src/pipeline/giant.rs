@@ -16,11 +16,10 @@
 //! of the delivery whose result was recorded are counted; the twin's are not.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::cas::{self, Edit, Layout};
 use super::message::{ObjectRecord, ShardTask, Work};
 use super::runtime::{RunHandle, Runtime};
 use super::{RoleError, layout};
@@ -161,13 +160,8 @@ async fn mark(
         &dest.key_for(&upload.key),
         &upload.upload_id,
     );
-    for _ in 0..100 {
-        let current = state.get(&key).await?;
-        let mut set: DoneSet = match &current {
-            Some(v) => serde_json::from_slice(&v.body)
-                .map_err(|e| RoleError::config(format!("{key}: {e}")))?,
-            None => DoneSet::default(),
-        };
+    cas::update(state, &key, Layout::Compact, |current: Option<DoneSet>| {
+        let mut set = current.unwrap_or_default();
         let before = (set.done.len(), set.completer, set.failed.clone());
         match &failure {
             Some(reason) if set.failed.is_none() && set.completer.is_none() => {
@@ -181,20 +175,12 @@ async fn mark(
                 }
             }
         }
-        if (set.done.len(), set.completer, set.failed.clone()) == before {
-            return Ok(set);
-        }
-        let body = Bytes::from(serde_json::to_vec(&set).expect("json"));
-        let written = match &current {
-            None => state.put_if_absent(&key, body).await?,
-            Some(v) => state.put_if_match(&key, body, &v.version).await?,
-        };
-        if written.is_some() {
-            return Ok(set);
-        }
-        tokio::time::sleep(Duration::from_millis(10 + fastrand::u64(..40))).await;
-    }
-    Err(RoleError::retry(format!(
-        "{key}: too many concurrent updates"
-    )))
+        Ok(
+            match (set.done.len(), set.completer, set.failed.clone()) == before {
+                true => Edit::Keep(set),
+                false => Edit::Write(set),
+            },
+        )
+    })
+    .await
 }

@@ -15,6 +15,7 @@
 //! storage formats; [`connect`] turns a job spec into live clients; [`cleanup`] aborts the
 //! multipart uploads a finished run leaves behind.
 
+pub mod cas;
 pub mod cleanup;
 pub mod connect;
 pub mod deploy;

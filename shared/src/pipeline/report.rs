@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::cas::{self, Edit, Layout};
 use super::message::{ChunkResult, ShardTask, Tally, Work};
 use super::progress::Progress;
 use super::runtime::{Manifest, Runtime, read_json};
@@ -140,26 +141,14 @@ async fn write_report(state: &dyn StateStore, report: &Report) -> Result<(), Rol
     if state.put_if_absent(&key, body.into()).await?.is_some() || report.uploads_aborted == 0 {
         return Ok(());
     }
-    for _ in 0..50 {
-        let Some(current) = state.get(&key).await? else {
-            return Err(RoleError::retry(format!("{key} vanished")));
-        };
-        let mut stored: Report = serde_json::from_slice(&current.body)
-            .map_err(|e| RoleError::config(format!("{key}: {e}")))?;
-        stored.uploads_aborted += report.uploads_aborted;
-        let body = serde_json::to_vec_pretty(&stored).expect("the report serialises");
-        if state
-            .put_if_match(&key, body.into(), &current.version)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(10..100))).await;
-    }
-    Err(RoleError::retry(format!(
-        "{key}: too many concurrent updates"
-    )))
+    let add = report.uploads_aborted;
+    cas::update(state, &key, Layout::Pretty, |current: Option<Report>| {
+        let mut stored = current.ok_or_else(|| RoleError::retry(format!("{key} vanished")))?;
+        stored.uploads_aborted += add;
+        Ok(Edit::Write(stored))
+    })
+    .await?;
+    Ok(())
 }
 
 /// The verdict and a one-line summary a person reads first.

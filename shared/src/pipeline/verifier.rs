@@ -15,10 +15,9 @@
 //! 4. Whoever sees the run complete writes the report; a run complete without a report (a
 //!    verifier died in between) gets one from the next verifier that looks.
 
-use std::time::Duration;
-
 use futures_util::{StreamExt, stream};
 
+use super::cas::{self, Edit, Layout};
 use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask};
 use super::progress::Progress;
 use super::runtime::{RunHandle, Runtime, read_json};
@@ -237,17 +236,13 @@ async fn apply_progress(
     run: &str,
     results: &[&ChunkResult],
 ) -> Result<(), RoleError> {
-    let state = rt.ports.state.as_ref();
     let key = layout::progress(job, run);
-    let mut delay = Duration::from_millis(20);
-    for _ in 0..200 {
-        let Some(current) = state.get(&key).await? else {
+    let progress = cas::update(rt.ports.state.as_ref(), &key, Layout::Compact, |current| {
+        let Some(mut progress): Option<Progress> = current else {
             return Err(RoleError::config(format!(
                 "run {run} of job {job} has no progress.json"
             )));
         };
-        let mut progress: Progress = serde_json::from_slice(&current.body)
-            .map_err(|e| RoleError::config(format!("{key}: {e}")))?;
         let mut changed = false;
         for r in results {
             changed |= progress.record(&r.task.id(), &r.tally(), &r.spawned);
@@ -255,25 +250,14 @@ async fn apply_progress(
         if changed && progress.is_complete() && progress.finished.is_none() {
             progress.finished = Some(chrono::Utc::now());
         }
-        if changed {
-            let body = serde_json::to_vec(&progress).expect("progress serialises");
-            if state
-                .put_if_match(&key, body.into(), &current.version)
-                .await?
-                .is_none()
-            {
-                // Someone else updated progress first: read again.
-                tokio::time::sleep(delay.mul_f64(fastrand::f64() + 0.5)).await;
-                delay = (delay * 2).min(Duration::from_millis(500));
-                continue;
-            }
-        }
-        if progress.is_complete() {
-            report::ensure(rt, &progress).await?;
-        }
-        return Ok(());
+        Ok(match changed {
+            true => Edit::Write(progress),
+            false => Edit::Keep(progress),
+        })
+    })
+    .await?;
+    if progress.is_complete() {
+        report::ensure(rt, &progress).await?;
     }
-    Err(RoleError::retry(format!(
-        "{key}: too many concurrent updates; try again"
-    )))
+    Ok(())
 }

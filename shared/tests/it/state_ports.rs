@@ -36,6 +36,7 @@ async fn conformance(store: &dyn StateStore) {
         put_if_absent_has_one_winner(store).await;
         put_if_match_needs_the_current_version(store).await;
         concurrent_increments_are_all_counted(&[store], "counter/progress.json").await;
+        cas_updates_are_all_counted(store, "counter/cas.json").await;
         list_is_in_byte_order_and_honours_prefixes(store).await;
         keys_with_spaces_and_unicode_round_trip(store).await;
         bad_keys_are_refused(store).await;
@@ -168,6 +169,28 @@ async fn concurrent_increments_are_all_counted(stores: &[&dyn StateStore], key: 
         "every increment counted ({} retries after conflicts)",
         retries.load(Ordering::Relaxed)
     );
+}
+
+/// The pipeline's one compare-and-swap helper (`pipeline::cas::update`), racing itself: it
+/// creates the document (put-if-absent) and then counts every update once.
+async fn cas_updates_are_all_counted(store: &dyn StateStore, key: &str) {
+    use ferry::pipeline::cas::{self, Edit, Layout};
+    let task = |_| async move {
+        for _ in 0..INCREMENTS {
+            cas::update(store, key, Layout::Compact, |n: Option<u64>| {
+                Ok(Edit::Write(n.unwrap_or(0) + 1))
+            })
+            .await
+            .unwrap();
+        }
+    };
+    join_all((0..TASKS).map(task)).await;
+    let total = cas::update(store, key, Layout::Compact, |n: Option<u64>| {
+        Ok(Edit::Keep(n.unwrap_or(0)))
+    })
+    .await
+    .unwrap();
+    assert_eq!(total, (TASKS * INCREMENTS) as u64, "every update counted");
 }
 
 async fn increment(store: &dyn StateStore, key: &str, retries: &AtomicUsize) {
