@@ -1336,19 +1336,8 @@ async fn failed_and_lost_queue_sends_count_exactly() {
     )
     .await;
     drive(&rt, work.as_ref(), results.as_ref(), "flaky").await;
-    let report: Report = read_json(
-        rt.ports.state.as_ref(),
-        &layout::report("test-job", "flaky"),
-    )
-    .await
-    .unwrap()
-    .expect("the report is written");
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(
-        (report.objects.objects, report.objects.copied),
-        (n, n),
-        "{report:?}"
-    );
+    let report = report_of(&rt, "flaky").await;
+    assert_complete(&report, n);
     world.assert_destination_exact().await;
     let failed =
         80 - work.budget.load(AtomicOrdering::SeqCst) - results.budget.load(AtomicOrdering::SeqCst);
@@ -1385,23 +1374,8 @@ async fn one_task_on_two_workers_at_once_counts_exactly() {
     )
     .await;
     drive_with(&rt, work.as_ref(), results.as_ref(), "twins", true).await;
-    let report: Report = read_json(
-        rt.ports.state.as_ref(),
-        &layout::report("test-job", "twins"),
-    )
-    .await
-    .unwrap()
-    .expect("the report is written");
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(
-        (
-            report.objects.objects,
-            report.objects.copied,
-            report.objects.failed
-        ),
-        (n, n, 0),
-        "{report:?}"
-    );
+    let report = report_of(&rt, "twins").await;
+    assert_complete(&report, n);
     world.assert_destination_exact().await;
     let counters = world.dest.counters();
     assert!(
@@ -1462,13 +1436,7 @@ async fn a_continuation_sent_by_an_earlier_delivery_is_counted() {
         .expect("the last delivery records the failure");
     work.ack(&[range.receipt]).await.unwrap();
     drive(&rt, work.as_ref(), results.as_ref(), "earlier").await;
-    let report: Report = read_json(
-        rt.ports.state.as_ref(),
-        &layout::report("test-job", "earlier"),
-    )
-    .await
-    .unwrap()
-    .expect("the report is written");
+    let report = report_of(&rt, "earlier").await;
     let t = &report.objects;
     assert_eq!(report.failed_tasks.len(), 1, "{report:?}");
     let scope = &report.failed_tasks[0].scope;
@@ -1530,19 +1498,8 @@ async fn a_transient_secrets_manager_error_is_retried_not_a_config_error() {
     .await;
     let rt = Runtime::new(ports, secrets.clone());
     drive(&rt, work.as_ref(), results.as_ref(), "secrets").await;
-    let report: Report = read_json(
-        rt.ports.state.as_ref(),
-        &layout::report("test-job", "secrets"),
-    )
-    .await
-    .unwrap()
-    .expect("the report is written");
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(
-        (report.objects.objects, report.objects.copied),
-        (n, n),
-        "{report:?}"
-    );
+    let report = report_of(&rt, "secrets").await;
+    assert_complete(&report, n);
     assert_eq!(
         proxy.throttled(),
         8,
@@ -1641,22 +1598,22 @@ async fn a_destination_key_rotated_mid_run_is_read_again_from_its_secret() {
     world.dest.rotate_credentials(id, secret);
 
     drive(&rt, work.as_ref(), results.as_ref(), "rotated").await;
-    let report: Report = read_json(
-        rt.ports.state.as_ref(),
-        &layout::report("test-job", "rotated"),
-    )
-    .await
-    .unwrap()
-    .expect("the report is written");
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(
-        (
-            report.objects.objects,
-            report.objects.copied,
-            report.objects.failed
-        ),
-        (n, n, 0),
-        "{report:?}"
-    );
+    let report = report_of(&rt, "rotated").await;
+    assert_complete(&report, n);
     world.assert_destination_exact().await;
+}
+
+/// The run's report, which must have been written.
+async fn report_of(rt: &Runtime, run: &str) -> Report {
+    read_json(rt.ports.state.as_ref(), &layout::report("test-job", run))
+        .await
+        .unwrap()
+        .expect("the report is written")
+}
+
+/// A complete report: `n` objects in scope, every one copied, none failed.
+fn assert_complete(report: &Report, n: u64) {
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    let t = &report.objects;
+    assert_eq!((t.objects, t.copied, t.failed), (n, n, 0), "{report:?}");
 }
