@@ -217,6 +217,10 @@ pub struct ObjectRecord {
     pub version_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Copied by an earlier delivery of the same task in this run, and adopted (confirmed by
+    /// HEAD) instead of copied again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
 }
 
 impl From<ObjectResult> for ObjectRecord {
@@ -225,6 +229,7 @@ impl From<ObjectResult> for ObjectRecord {
             result,
             version_id: None,
             last_modified: None,
+            adopted: false,
         }
     }
 }

@@ -637,6 +637,7 @@ async fn copy_one(run: &RunHandle, object: &ObjectInfo, decision: Decision) -> O
         result,
         version_id: None,
         last_modified: object.last_modified,
+        adopted: false,
     }
 }
 
@@ -654,10 +655,11 @@ async fn adopt(run: &RunHandle, object: &ObjectInfo) -> Option<ObjectRecord> {
         && meta.metadata.get(STAMP_ETAG) == object.etag.as_ref();
     let crc64 = meta.crc64.filter(|_| same)?;
     let multipart = meta.etag.as_deref().is_some_and(|e| e.contains('-'));
-    // No note: notes on a copied object are what could not be carried, and the report lists
-    // each such object.
-    tracing::debug!(key = %object.key, "copied by an earlier delivery of this task; adopted");
-    Some(record(object, Outcome::Copied { crc64, multipart }))
+    // Marked, not noted: notes on a copied object are what could not be carried, and the
+    // report lists each such object.
+    let mut adopted = record(object, Outcome::Copied { crc64, multipart });
+    adopted.adopted = true;
+    Some(adopted)
 }
 
 fn record(object: &ObjectInfo, outcome: Outcome) -> ObjectRecord {
@@ -671,6 +673,7 @@ fn record(object: &ObjectInfo, outcome: Outcome) -> ObjectRecord {
         },
         version_id: None,
         last_modified: object.last_modified,
+        adopted: false,
     }
 }
 
