@@ -5,6 +5,7 @@
 //! or from a Secrets Manager secret fetched through [`Secrets`]. Errors name the job field and
 //! never a secret value.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -235,6 +236,51 @@ impl UploadLedger for StateLedger {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn prove_part<'a>(
+        &'a self,
+        record: &'a UploadRecord,
+        number: u32,
+        crc64: u64,
+    ) -> LedgerFut<'a, ()> {
+        Box::pin(async move {
+            let path = format!("{}{number}.{crc64:016x}.json", self.proofs_of(record));
+            self.state
+                .put(&path, Bytes::from_static(b"{}"))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn proven_parts<'a>(&'a self, record: &'a UploadRecord) -> LedgerFut<'a, HashMap<u32, u64>> {
+        Box::pin(async move {
+            let dir = self.proofs_of(record);
+            let keys = self.state.list(&dir).await.map_err(|e| e.to_string())?;
+            Ok(keys
+                .iter()
+                .filter_map(|k| parse_proof(k.strip_prefix(&dir)?))
+                .collect())
+        })
+    }
+}
+
+impl StateLedger {
+    fn proofs_of(&self, record: &UploadRecord) -> String {
+        layout::upload_proofs(
+            &self.job,
+            &self.run,
+            &record.bucket,
+            &record.key,
+            &record.upload_id,
+        )
+    }
+}
+
+/// `<number>.<crc64 hex>.json` → (number, crc64).
+fn parse_proof(name: &str) -> Option<(u32, u64)> {
+    let (number, rest) = name.strip_suffix(".json")?.split_once('.')?;
+    Some((number.parse().ok()?, u64::from_str_radix(rest, 16).ok()?))
 }
 
 /// Secrets held in memory, by id (the demo, tests, callers that fetched them already).
@@ -246,5 +292,41 @@ impl Secrets for StaticSecrets {
         Box::pin(async move {
             found.ok_or_else(|| SecretError::permanent(format!("no secret named {id:?}")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn part_proofs_are_kept_per_upload_and_read_back_from_one_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state: Arc<dyn StateStore> =
+            Arc::new(crate::state::local::LocalStore::open(dir.path()).unwrap());
+        let ledger = StateLedger {
+            state,
+            job: "j".into(),
+            run: "r".into(),
+        };
+        let record = |upload_id: &str| UploadRecord {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: upload_id.into(),
+            part_size: 8,
+            size: 80,
+            source_etag: None,
+        };
+        let (one, twin) = (record("u1"), record("u2"));
+        ledger.prove_part(&one, 1, u64::MAX).await.unwrap();
+        ledger.prove_part(&one, 10, 7).await.unwrap();
+        ledger.prove_part(&twin, 1, 3).await.unwrap();
+        let proven = ledger.proven_parts(&one).await.unwrap();
+        assert_eq!(proven, HashMap::from([(1, u64::MAX), (10, 7)]));
+        assert_eq!(
+            ledger.proven_parts(&twin).await.unwrap(),
+            HashMap::from([(1, 3)])
+        );
+        assert!(ledger.proven_parts(&record("u3")).await.unwrap().is_empty());
     }
 }

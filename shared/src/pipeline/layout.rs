@@ -82,6 +82,14 @@ pub fn upload_done(job: &str, run: &str, bucket: &str, key: &str, upload_id: &st
     upload(job, run, bucket, key).replace(".json", &format!(".{id}.done.json"))
 }
 
+/// Where the proven parts of one upload are recorded: one empty document per part,
+/// `uploads/<hash>.<upload>.parts/<number>.<crc64 hex>.json`, so a resume learns every proof
+/// from one listing and concurrent part uploads never write the same document.
+pub fn upload_proofs(job: &str, run: &str, bucket: &str, key: &str, upload_id: &str) -> String {
+    let id = &hex::encode(Sha256::digest(upload_id.as_bytes()))[..16];
+    upload(job, run, bucket, key).replace(".json", &format!(".{id}.parts/"))
+}
+
 /// A multipart upload in flight for a destination object.
 pub fn upload(job: &str, run: &str, bucket: &str, key: &str) -> String {
     let mut hasher = Sha256::new();

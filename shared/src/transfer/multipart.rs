@@ -73,10 +73,8 @@ pub(super) async fn open_upload(
                 .await
             {
                 Ok(parts) => {
-                    return Ok((
-                        record,
-                        parts.into_iter().map(|p| (p.part_number, p)).collect(),
-                    ));
+                    let reusable = reusable_parts(copier, &record, parts).await;
+                    return Ok((record, reusable));
                 }
                 Err(e) if e.code() == Some("NoSuchUpload") => {}
                 Err(e) => return Err(e.into()),
@@ -102,6 +100,27 @@ pub(super) async fn open_upload(
     };
     copier.ledger.put(&record).await.map_err(ledger_failure)?;
     Ok((record, HashMap::new()))
+}
+
+/// The held parts that may be reused: those the ledger proved from the source bytes (see
+/// [`resume::reusable`](super::resume::reusable)). A ledger that cannot answer proves none, so
+/// every part is uploaded again: slower, never wrong.
+pub(super) async fn reusable_parts(
+    copier: &Copier,
+    record: &UploadRecord,
+    held: Vec<PartInfo>,
+) -> HashMap<u32, PartInfo> {
+    if held.is_empty() {
+        return HashMap::new();
+    }
+    let proven = match copier.ledger.proven_parts(record).await {
+        Ok(proven) => proven,
+        Err(e) => {
+            tracing::warn!(key = %record.key, error = %e, "no part proofs; uploading every part again");
+            HashMap::new()
+        }
+    };
+    super::resume::reusable(held, &proven)
 }
 
 fn ledger_failure(e: String) -> Failure {
@@ -198,7 +217,8 @@ async fn abandon(copier: &Copier, record: &UploadRecord) {
 /// its number (OSS keeps the last upload of a part number) before its upload is given up.
 const PART_ATTEMPTS: usize = 3;
 
-/// Uploads one part — or reuses the one OSS already holds from an earlier attempt.
+/// Uploads one part — or reuses the one OSS already holds from an earlier attempt, which
+/// `existing` offers only when its proof was recorded (see [`reusable_parts`]).
 pub(super) async fn upload_part(
     copier: &Copier,
     head: &ObjectHead,
@@ -241,8 +261,39 @@ pub(super) async fn upload_part(
             )
             .await;
         let digests = inspector.digests();
-        unproven = match sent {
+        let stored = match sent {
+            Ok(out) => Ok(out),
+            // The answer was lost: the part is done if OSS holds exactly the bytes read.
+            Err(e) if reconcile::may_have_written(&e) => {
+                let key = &record.key;
+                match reconcile::held_part(copier, key, &record.upload_id, number, len, &digests)
+                    .await
+                {
+                    Some(held) => {
+                        tracing::info!(%key, number, "UploadPart's answer was lost; OSS holds the part");
+                        Ok(crate::oss::UploadPartOutput {
+                            part_number: number,
+                            etag: held.etag,
+                            crc64: digests.crc64,
+                            size: held.size,
+                            request_id: String::new(),
+                        })
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        unproven = match stored {
             Ok(out) if digests.crc64 == out.crc64 && digests.len == len => {
+                // A proof that is not recorded only costs uploading this part again on resume.
+                if let Err(e) = copier
+                    .ledger
+                    .prove_part(record, number, digests.crc64)
+                    .await
+                {
+                    tracing::warn!(key = %record.key, number, error = %e, "part proof not recorded");
+                }
                 let part = CompletedPart {
                     part_number: number,
                     etag: out.etag,
@@ -259,8 +310,8 @@ pub(super) async fn upload_part(
         };
         tracing::warn!(key = %record.key, %unproven, "uploading the part again");
     }
-    // A part reused on resume is trusted by the CRC-64 OSS holds for it, so an upload holding
-    // a part that never matched the source must not be resumed from: it is aborted.
+    // A part that never matched the source has no recorded proof, so a resume would upload it
+    // again; the upload is aborted all the same, so OSS does not bill its parts meanwhile.
     discard(copier, record).await;
     Err(Failure {
         reason: unproven,

@@ -2,8 +2,8 @@
 //! uploaded by several tasks, and completed by whichever finishes last.
 //!
 //! [`Copier::open_parts`] starts (or resumes) the upload and records it; each task then calls
-//! [`Copier::upload_parts`] for its part numbers — a part OSS already holds with the right size
-//! and a CRC-64 is not sent again — and the task that finds every part done calls
+//! [`Copier::upload_parts`] for its part numbers — a part OSS already holds is not sent again
+//! when the ledger recorded its proof (the source bytes' CRC-64 equals OSS's) — and the task that finds every part done calls
 //! [`Copier::complete_parts`], which proves the whole object by combining the parts' CRC-64s and
 //! comparing the result with OSS's CRC-64 of the assembled object.
 //!
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::copy::{Copier, Failure};
 use super::metadata::{STAMP_ETAG, destination_options};
-use super::multipart::{open_upload, plan, upload_part};
+use super::multipart::{open_upload, plan, reusable_parts, upload_part};
 use super::reconcile;
 use super::{ObjectResult, Outcome};
 use crate::crc64;
@@ -96,11 +96,17 @@ impl Copier {
             .list_all_parts(&dest.bucket, &record.key, &upload.upload_id)
             .await
             .map_err(Failure::from)?;
+        let mine = |n: &u32| (first..=last).contains(n);
+        let held: Vec<_> = existing
+            .into_iter()
+            .filter(|p| mine(&p.part_number))
+            .collect();
+        let reusable = reusable_parts(self, &record, held).await;
         for (number, range) in plan(upload.size, upload.part_size) {
-            if number < first || number > last {
+            if !mine(&number) {
                 continue;
             }
-            let held = existing.iter().find(|p| p.part_number == number);
+            let held = reusable.get(&number);
             upload_part(self, &head, &record, number, range, held).await?;
         }
         Ok(())

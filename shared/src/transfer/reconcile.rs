@@ -1,6 +1,6 @@
 //! A write that happened although its answer was lost.
 //!
-//! A PutObject, CompleteMultipartUpload or CopyObject can take effect at OSS and its response
+//! A PutObject, UploadPart, CompleteMultipartUpload or CopyObject can take effect at OSS and its response
 //! still never arrive: the connection resets, a proxy answers 5xx, the client times out. Trying
 //! again then meets the write itself — `FileAlreadyExists` under `overwrite: never`,
 //! `NoSuchUpload` for an upload that was completed — and a copy that is complete at the
@@ -86,4 +86,29 @@ pub(super) async fn source_crc64(
         retryable: true,
     })?;
     Ok(digests.crc64)
+}
+
+/// Part `number` of `upload_id` as the destination holds it, when it holds exactly the bytes
+/// read: `read` covers the whole part (`len` bytes) and OSS's CRC-64 of the part equals theirs.
+/// An UploadPart whose answer was lost is then done, and proven as any other part is.
+pub(super) async fn held_part(
+    copier: &Copier,
+    key: &str,
+    upload_id: &str,
+    number: u32,
+    len: u64,
+    read: &Digests,
+) -> Option<crate::oss::PartInfo> {
+    if read.len != len {
+        return None;
+    }
+    let dest = &copier.dest;
+    let parts = dest
+        .client
+        .list_all_parts(&dest.bucket, key, upload_id)
+        .await
+        .ok()?;
+    parts
+        .into_iter()
+        .find(|p| p.part_number == number && p.size == len && p.crc64 == Some(read.crc64))
 }

@@ -5,6 +5,12 @@
 //! parts exist when it comes back, and removes the record once the object is complete. The
 //! state store backs this in standalone and distributed runs; [`MemoryLedger`] serves tests and
 //! single-process use.
+//!
+//! A part is reused on resume only when the ledger holds its *proof*: the CRC-64 computed from
+//! the source bytes as they were read, recorded once OSS's CRC-64 of the stored part matched it.
+//! OSS's own CRC-64 of a held part says only what OSS stored; a part whose bytes were corrupted
+//! on the way in (and whose attempt died before uploading it again) carries a self-consistent
+//! CRC-64 of the wrong bytes, and would otherwise be assembled into the object unnoticed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,11 +38,32 @@ pub trait UploadLedger: Send + Sync {
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, Option<UploadRecord>>;
     fn put<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, ()>;
     fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, ()>;
+    /// Records that part `number` of `record`'s upload holds the source bytes whose CRC-64 is
+    /// `crc64` (OSS's CRC-64 of the stored part matched the bytes read).
+    fn prove_part<'a>(&'a self, record: &'a UploadRecord, number: u32, crc64: u64) -> Fut<'a, ()>;
+    /// The proven parts of `record`'s upload: part number → the source bytes' CRC-64.
+    fn proven_parts<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, HashMap<u32, u64>>;
+}
+
+/// The parts OSS holds for an upload that may be reused: those whose CRC-64 equals the one the
+/// ledger recorded from the source bytes. Any other part is uploaded again under its number.
+pub fn reusable(
+    held: Vec<crate::oss::PartInfo>,
+    proven: &HashMap<u32, u64>,
+) -> HashMap<u32, crate::oss::PartInfo> {
+    held.into_iter()
+        .filter(|p| p.crc64.is_some() && p.crc64 == proven.get(&p.part_number).copied())
+        .map(|p| (p.part_number, p))
+        .collect()
 }
 
 /// Records in memory (one process).
 #[derive(Debug, Default)]
-pub struct MemoryLedger(Mutex<HashMap<(String, String), UploadRecord>>);
+pub struct MemoryLedger {
+    uploads: Mutex<HashMap<(String, String), UploadRecord>>,
+    /// Proven parts by upload id.
+    proofs: Mutex<HashMap<String, HashMap<u32, u64>>>,
+}
 
 impl MemoryLedger {
     pub fn new() -> Self {
@@ -44,7 +71,7 @@ impl MemoryLedger {
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().expect("ledger lock").len()
+        self.uploads.lock().expect("ledger lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -55,7 +82,7 @@ impl MemoryLedger {
 impl UploadLedger for MemoryLedger {
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, Option<UploadRecord>> {
         let found = self
-            .0
+            .uploads
             .lock()
             .expect("ledger lock")
             .get(&(bucket.to_owned(), key.to_owned()))
@@ -64,7 +91,7 @@ impl UploadLedger for MemoryLedger {
     }
 
     fn put<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, ()> {
-        self.0
+        self.uploads
             .lock()
             .expect("ledger lock")
             .insert((record.bucket.clone(), record.key.clone()), record.clone());
@@ -72,11 +99,32 @@ impl UploadLedger for MemoryLedger {
     }
 
     fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, ()> {
-        self.0
+        self.uploads
             .lock()
             .expect("ledger lock")
             .remove(&(bucket.to_owned(), key.to_owned()));
         Box::pin(async { Ok(()) })
+    }
+
+    fn prove_part<'a>(&'a self, record: &'a UploadRecord, number: u32, crc64: u64) -> Fut<'a, ()> {
+        self.proofs
+            .lock()
+            .expect("ledger lock")
+            .entry(record.upload_id.clone())
+            .or_default()
+            .insert(number, crc64);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn proven_parts<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, HashMap<u32, u64>> {
+        let found = self
+            .proofs
+            .lock()
+            .expect("ledger lock")
+            .get(&record.upload_id)
+            .cloned()
+            .unwrap_or_default();
+        Box::pin(async move { Ok(found) })
     }
 }
 

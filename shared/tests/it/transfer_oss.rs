@@ -182,33 +182,14 @@ async fn a_multipart_copy_resumes_from_the_parts_oss_already_holds() {
         part_concurrency: 1,
         ..small_parts()
     });
-    // An earlier attempt died after two parts: its upload is recorded, its parts are at OSS.
-    let dst = client(&p.dst);
-    let head = copier.source.head("big").await.unwrap();
-    let upload_id = dst
-        .initiate_multipart_upload("dst", "big", &Default::default())
-        .await
-        .unwrap();
-    for (n, range) in [(1u32, 0..102_400usize), (2, 102_400..204_800)] {
-        dst.upload_part(
-            "dst",
-            "big",
-            &upload_id,
-            n,
-            RequestBody::from_bytes(data[range].to_vec()),
-        )
-        .await
-        .unwrap();
+    // An earlier attempt died after two parts: its upload is recorded, its parts are at OSS
+    // and proven (the ledger holds the CRC-64 of the source bytes of each).
+    let record = died_after_parts(&p, &copier, "big", &data, &[1, 2]).await;
+    for n in [1u32, 2] {
+        let range = (n as usize - 1) * 102_400..n as usize * 102_400;
+        let crc = ferry::crc64::checksum(&data[range]);
+        copier.ledger.prove_part(&record, n, crc).await.unwrap();
     }
-    let record = UploadRecord {
-        bucket: "dst".into(),
-        key: "big".into(),
-        upload_id: upload_id.clone(),
-        part_size: 102_400,
-        size: data.len() as u64,
-        source_etag: head.etag.clone(),
-    };
-    copier.ledger.put(&record).await.unwrap();
     p.dst.reset_counters();
 
     let r = copier.copy("big").await;
@@ -243,6 +224,114 @@ async fn a_multipart_copy_resumes_from_the_parts_oss_already_holds() {
     assert!(
         copier.ledger.get("dst", "big").await.unwrap().is_none(),
         "the record is removed once complete"
+    );
+}
+
+/// What an attempt that died after uploading `parts` (102,400 bytes each) of `key` leaves:
+/// the upload recorded in the ledger, the parts at OSS; no part proofs are recorded here.
+async fn died_after_parts(
+    p: &Pair,
+    copier: &Copier,
+    key: &str,
+    data: &[u8],
+    parts: &[u32],
+) -> UploadRecord {
+    let dst = client(&p.dst);
+    let head = copier.source.head(key).await.unwrap();
+    let upload_id = dst
+        .initiate_multipart_upload("dst", key, &Default::default())
+        .await
+        .unwrap();
+    for &n in parts {
+        let range = (n as usize - 1) * 102_400..(n as usize * 102_400).min(data.len());
+        // A one-shot body, as the engine sends: the client cannot replay it, so a part stored
+        // corrupted stays stored; only its answer is refused (the client checks OSS's CRC-64
+        // against the bytes it sent).
+        let chunk = bytes::Bytes::from(data[range].to_vec());
+        let len = chunk.len() as u64;
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(chunk)]);
+        let _ = dst
+            .upload_part(
+                "dst",
+                key,
+                &upload_id,
+                n,
+                RequestBody::from_stream(len, body),
+            )
+            .await;
+    }
+    let record = UploadRecord {
+        bucket: "dst".into(),
+        key: key.into(),
+        upload_id,
+        part_size: 102_400,
+        size: data.len() as u64,
+        source_etag: head.etag.clone(),
+    };
+    copier.ledger.put(&record).await.unwrap();
+    record
+}
+
+/// Issue 14 point 6: a part OSS holds is reused on resume only with its recorded proof. Here
+/// an attempt died after part 1 was stored corrupted (the emulator's `corrupt` fault: OSS holds
+/// flipped bytes and a CRC-64 that describes them) and before it could upload it again, and
+/// after part 2 was stored and proven. Before, the resume trusted OSS's self-consistent CRC-64
+/// of part 1 and assembled the corrupted bytes; only this source's own whole-object CRC-64
+/// caught it, and the whole upload was thrown away and sent again. A source without a
+/// whole-object checksum (most S3 objects) would have been reported copied, corrupted.
+#[tokio::test]
+async fn a_resumed_upload_sends_again_every_part_without_a_recorded_proof() {
+    let p = pair().await;
+    let data = bytes(17, 350_000);
+    p.put("held", data.clone()).await;
+    let copier = p.copier(CopyOptions {
+        part_concurrency: 1,
+        ..small_parts()
+    });
+    let rule = FaultRule::corrupt("UploadPart")
+        .bucket("dst")
+        .key_prefix("held")
+        .count(1);
+    p.dst.add_fault(rule).unwrap();
+    let record = died_after_parts(&p, &copier, "held", &data, &[1, 2]).await;
+    assert_eq!(
+        p.dst.counters().faults("UploadPart"),
+        1,
+        "part 1 is stored corrupted"
+    );
+    let part2 = ferry::crc64::checksum(&data[102_400..204_800]);
+    copier.ledger.prove_part(&record, 2, part2).await.unwrap();
+    p.dst.reset_counters();
+
+    let r = copier.copy("held").await;
+    assert!(
+        matches!(
+            r.outcome,
+            Outcome::Copied {
+                multipart: true,
+                ..
+            }
+        ),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(
+        p.dst.object_bytes("dst", "held").await.unwrap().as_ref(),
+        data.as_slice(),
+        "the object is byte-exact"
+    );
+    let parts_total = data.len().div_ceil(102_400) as u64;
+    assert_eq!(
+        p.dst.counters().object("dst", "held", "UploadPart"),
+        parts_total - 1,
+        "only the proven part 2 is reused"
+    );
+    assert_eq!(
+        p.dst
+            .counters()
+            .object("dst", "held", "InitiateMultipartUpload"),
+        0,
+        "the recorded upload is resumed, not thrown away for a corrupted part"
     );
 }
 

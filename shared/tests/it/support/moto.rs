@@ -16,8 +16,11 @@
 //! moto runs through `tests/support/moto_server.py`, which handles one S3 request at a time
 //! so that conditional writes (If-Match, If-None-Match) are atomic, as they are on S3; plain
 //! `moto_server` checks the condition and writes in two unlocked steps, and ferry's
-//! compare-and-swap loops would lose an update now and then through moto's race. Env
-//! `MOTO_SERVER` runs another moto binary instead (with plain moto's race).
+//! compare-and-swap loops would lose an update now and then through moto's race. The same
+//! launcher fails S3 requests on demand, as a flaky S3 would: [`Moto::inject_s3_fault`] adds a
+//! rule (a burst of `503 SlowDown`, or a lost answer: the write happens, the client is told it
+//! failed), for tests of ferry's state store under both. Env `MOTO_SERVER` runs another moto
+//! binary instead (with plain moto's race, and no fault injection).
 //!
 //! Use it from a test module with `use crate::support::moto;`.
 #![allow(dead_code)]
@@ -41,6 +44,9 @@ pub const REGION: &str = "us-east-1";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The fault-injection endpoint of `tests/support/moto_server.py` (never passed to moto).
+const FAULTS_PATH: &str = "/-/ferry/faults";
+const FAULTS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running `moto_server`.
 pub struct Moto {
@@ -121,6 +127,69 @@ impl Moto {
                 )
             });
         s3
+    }
+
+    /// Adds a fault rule for S3 requests, as JSON (see `tests/support/moto_server.py`). Each S3
+    /// request uses up one `count` of the first rule that matches it (by `method` and a
+    /// `path_contains` fragment of `/bucket/key`, both optional) and gets the rule's S3 error
+    /// (`status`, default 503; `code`, default SlowDown for 503 and InternalError otherwise).
+    /// `"phase": "before"` (the default) keeps the request from moto; `"phase": "after"` lets
+    /// moto do it and replaces its answer (a lost answer). For example
+    /// `{"count": 3, "method": "PUT", "path_contains": "/state/", "phase": "after"}`.
+    /// Panics when the server refuses the rule.
+    pub fn inject_s3_fault(&self, rule: &str) {
+        self.faults_request("POST", rule);
+    }
+
+    /// Removes every fault rule ([`Moto::s3_faults_injected`] keeps counting from where it
+    /// was).
+    pub fn clear_s3_faults(&self) {
+        self.faults_request("DELETE", "");
+    }
+
+    /// How many S3 answers fault rules have replaced since the server started (all rules, all
+    /// tests sharing the server).
+    pub fn s3_faults_injected(&self) -> u64 {
+        let body = self.faults_request("GET", "");
+        let state: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {FAULTS_PATH} answered {body:?}: {e}"));
+        state["injected"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("GET {FAULTS_PATH} answered {body:?}: no injected count"))
+    }
+
+    /// One request to `FAULTS_PATH`; the answer's body. Panics unless moto answers 200.
+    fn faults_request(&self, method: &str, body: &str) -> String {
+        let context = format!("{method} {FAULTS_PATH} on moto at {}", self.addr);
+        let mut stream = TcpStream::connect_timeout(&self.addr, FAULTS_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{context}: connecting: {e}"));
+        let _ = stream.set_read_timeout(Some(FAULTS_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(FAULTS_TIMEOUT));
+        let request = format!(
+            "{method} {FAULTS_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("{context}: sending: {e}"));
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .unwrap_or_else(|e| panic!("{context}: reading the answer: {e}"));
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (head, content) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or((answer.as_str(), ""));
+        let status_line = head.lines().next().unwrap_or_default();
+        if status_line.split(' ').nth(1) != Some("200") {
+            panic!(
+                "{context}: answered {status_line:?}: {content} (a moto_server other than \
+                 tests/support/moto_server.py, e.g. MOTO_SERVER's, has no fault injection)"
+            );
+        }
+        content.to_owned()
     }
 
     fn spawn(command: &[PathBuf]) -> Result<Moto, String> {
