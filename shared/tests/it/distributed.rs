@@ -459,16 +459,15 @@ impl Pipeline {
         let deadline = Instant::now() + limit;
         let mut last_print = Instant::now();
         loop {
+            // A read the state store refused (a test's injected fault) is read again.
             let progress: Option<Progress> =
                 read_json(self.state.as_ref(), &layout::progress(job, run))
                     .await
-                    .unwrap();
+                    .unwrap_or_default();
             if let Some(p) = &progress {
                 if p.is_complete()
-                    && let Some(report) =
-                        read_json::<Report>(self.state.as_ref(), &layout::report(job, run))
-                            .await
-                            .unwrap()
+                    && let Ok(Some(report)) =
+                        read_json::<Report>(self.state.as_ref(), &layout::report(job, run)).await
                 {
                     return (report, p.clone());
                 }
@@ -945,6 +944,69 @@ async fn errors_and_resets_on_both_sides_lose_nothing() {
     let all: BTreeSet<String> = cluster.objects.keys().cloned().collect();
     assert_eq!(dest_keys(&cluster), all);
     cluster.assert_destination(&all, 1).await;
+    assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
+    assert_eq!(cluster.depth(&cluster.results.dead).await, 0, "results DLQ");
+}
+
+/// Issue 14 points 1 and 13: the S3 state store (moto, through its fault hook) answers 503 in
+/// bursts longer than the SDK's own retries, and loses the answers of writes that took effect —
+/// create-only result records, progress compare-and-swaps, range continuations and chunk
+/// results: the retry meets its own write (412 Precondition Failed, or an ETag that moved).
+/// Every object is counted once, the run completes, nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_store_bursts_and_lost_answers_lose_nothing() {
+    let spec = QueueSpec {
+        visibility: Duration::from_secs(10),
+        max_receives: 8,
+    };
+    let mut cluster = Cluster::start(spec, spec).await;
+    cluster.seed(tree_keys(6, 360)).await;
+    let n = cluster.objects.len() as u64;
+    let job = cluster.job(
+        &cluster.moto.endpoint(),
+        json!({ "sharding": { "max_keys_per_shard": 30 } }),
+    );
+    let drive = Drive::new(&cluster, 3, 2);
+    let pipeline = start_run(
+        &cluster,
+        cluster.ports(),
+        job,
+        &drive,
+        transfer_settings(&cluster),
+    )
+    .await;
+    // Lost answers first (rules are taken in order), then one burst of 503s on every state
+    // request, longer than the SDK's three attempts.
+    let state = format!("/{STATE_BUCKET}/");
+    for (method, path, count) in [
+        ("PUT", "/results/", 12),
+        ("PUT", "progress.json", 12),
+        ("PUT", "/continuations/", 4),
+        ("PUT", "/chunks/", 2),
+        ("GET", "progress.json", 6),
+    ] {
+        let rule = json!({
+            "count": count, "method": method, "path_contains": path, "phase": "after"
+        });
+        cluster.moto.inject_s3_fault(&rule.to_string());
+    }
+    let burst = json!({ "count": 40, "path_contains": state, "phase": "before" });
+    cluster.moto.inject_s3_fault(&burst.to_string());
+    let planned_in = pipeline.planned_in;
+    let finished = pipeline.finish(drive.limit).await;
+    print_run("state faults", &finished, planned_in);
+    let injected = cluster.moto.s3_faults_injected();
+    println!("[state faults] injected {injected}");
+    assert!(injected >= 60, "the faults fired: {injected}");
+    let report = &finished.report;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    assert!(report.failed_tasks.is_empty(), "{:?}", report.failed_tasks);
+    let all: BTreeSet<String> = cluster.objects.keys().cloned().collect();
+    assert_eq!(dest_keys(&cluster), all);
+    cluster.assert_destination(&all, 1).await;
+    cluster.moto.clear_s3_faults();
     assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
     assert_eq!(cluster.depth(&cluster.results.dead).await, 0, "results DLQ");
 }
