@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
 use ferry::pipeline::runtime::Runtime;
-use ferry::pipeline::transfer::{self, TransferSettings};
+use ferry::pipeline::transfer::{self, Delivery, TransferSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 
 struct State {
@@ -20,17 +20,23 @@ struct State {
 
 async fn handler(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_from_epoch_ms(event.context.deadline);
+    let records = event.payload.records;
+    let deliveries: Vec<Delivery> = records
+        .iter()
+        .map(|record| Delivery {
+            body: record.body.as_deref().unwrap_or_default(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect();
+    let outcomes = transfer::handle_batch(&state.rt, &state.settings, &deliveries, deadline).await;
     let mut response = SqsBatchResponse::default();
-    for record in event.payload.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.as_deref().unwrap_or_default();
-        let receives = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
-        if let Err(e) = transfer::handle(&state.rt, &state.settings, body, receives, deadline).await
-        {
+    for (record, outcome) in records.iter().zip(outcomes) {
+        if let Err(e) = outcome {
+            let id = record.message_id.clone().unwrap_or_default();
             tracing::warn!(message_id = %id, error = %e, "task not done; SQS will deliver it again");
             response.add_failure(id);
         }

@@ -8,18 +8,20 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use ferry::pipeline::deploy::Deployment;
+use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
 use ferry::pipeline::runtime::Runtime;
 use ferry::pipeline::verifier::{self, VerifierSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 
 async fn handler(rt: &Runtime, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let deadline = deadline_from_epoch_ms(event.context.deadline);
     let records = event.payload.records;
     let bodies: Vec<String> = records
         .iter()
         .map(|r| r.body.clone().unwrap_or_default())
         .collect();
-    let outcomes = verifier::handle_batch(rt, &VerifierSettings::default(), &bodies).await;
+    let outcomes =
+        verifier::handle_batch(rt, &VerifierSettings::default(), &bodies, deadline).await;
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in records.iter().zip(outcomes) {
         if let Err(e) = outcome {

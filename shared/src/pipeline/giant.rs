@@ -88,19 +88,31 @@ struct DoneSet {
     failed: Option<(String, u32)>,
 }
 
-/// Uploads one part task's parts; returns the object's record when this task is the one that
-/// reports it.
+/// How a part task ended.
+pub enum PartsStep {
+    /// Its parts are done and the object is reported by this task (it completed the upload,
+    /// or reports the upload failed).
+    Reported(ObjectRecord),
+    /// Its parts are done; another part task reports the object.
+    Done,
+    /// The stop time came between two parts: the task is to be sent again, and resumes from
+    /// the parts proven so far.
+    Stopped,
+}
+
+/// Uploads one part task's parts (`first..=last` of `of` part tasks), starting no part after
+/// `stop`.
 pub async fn upload_parts(
     rt: &Runtime,
     run: &RunHandle,
     upload: &SharedUpload,
-    first: u32,
-    last: u32,
-    of: u32,
-) -> Result<Option<ObjectRecord>, RoleError> {
+    (first, last, of): (u32, u32, u32),
+    stop: Option<std::time::Instant>,
+) -> Result<PartsStep, RoleError> {
     let copier = &run.connected.copier;
-    let failure = match copier.upload_parts(upload, first, last).await {
-        Ok(()) => None,
+    let failure = match copier.upload_parts(upload, first, last, stop).await {
+        Ok(true) => None,
+        Ok(false) => return Ok(PartsStep::Stopped),
         Err(e) if e.retryable => return Err(RoleError::retry(e.reason)),
         Err(e) => Some(e.reason),
     };
@@ -116,20 +128,20 @@ pub async fn upload_parts(
     };
     if let Some((reason, reporter)) = set.failed {
         if reporter != first {
-            return Ok(None);
+            return Ok(PartsStep::Done);
         }
         let dest = &run.connected.dest;
         let _ = dest
             .client
             .abort_multipart_upload(&dest.bucket, &dest.key_for(&upload.key), &upload.upload_id)
             .await;
-        return Ok(Some(record(Outcome::Failed {
+        return Ok(PartsStep::Reported(record(Outcome::Failed {
             reason,
             retryable: false,
         })));
     }
     if set.completer != Some(first) {
-        return Ok(None);
+        return Ok(PartsStep::Done);
     }
     let result = copier.complete_parts(upload).await;
     if let Outcome::Failed {
@@ -139,7 +151,7 @@ pub async fn upload_parts(
     {
         return Err(RoleError::retry(reason.clone()));
     }
-    Ok(Some(ObjectRecord::from(result)))
+    Ok(PartsStep::Reported(ObjectRecord::from(result)))
 }
 
 /// Adds this part task to the done-set (or marks the upload failed); returns the set as written.

@@ -258,7 +258,7 @@ async fn verifier_loop(
             continue;
         };
         let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
-        let outcomes = verifier::handle_batch(&rt, &settings, &bodies).await;
+        let outcomes = verifier::handle_batch(&rt, &settings, &bodies, None).await;
         for (delivery, done) in batch.iter().zip(outcomes) {
             settle(
                 results.as_ref(),

@@ -84,6 +84,57 @@ pub struct Limits {
     pub last_delivery: bool,
 }
 
+/// One work-queue message as Lambda hands it over: its body and `ApproximateReceiveCount`.
+pub struct Delivery<'a> {
+    pub body: &'a str,
+    pub receive_count: u32,
+}
+
+/// Handles a batch of work-queue messages one after another; one outcome per message (`Ok`:
+/// delete it).
+///
+/// The batch shares one deadline. A message reached when less than the reserve is left — the
+/// ones before it took the time — is not started: it is handed back, sent to the work queue
+/// again as it came, and this delivery deleted. It does not count as a delivery that failed,
+/// so a long batch never pushes its last tasks towards the dead-letter queue. (An invocation
+/// that had no usable deadline to begin with runs by the time budget instead: handing every
+/// message back would loop for ever.)
+pub async fn handle_batch(
+    rt: &Runtime,
+    settings: &TransferSettings,
+    deliveries: &[Delivery<'_>],
+    deadline: Option<Instant>,
+) -> Vec<Result<(), RoleError>> {
+    let timed = deadline.filter(|d| *d > Instant::now() + settings.reserve);
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let out_of_time = timed.is_some_and(|d| d <= Instant::now() + settings.reserve);
+        let outcome = match out_of_time {
+            true => hand_back_unstarted(rt, delivery.body).await,
+            false => {
+                handle(
+                    rt,
+                    settings,
+                    delivery.body,
+                    delivery.receive_count,
+                    deadline,
+                )
+                .await
+            }
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// Sends a message this invocation has no time to start back to the work queue, unchanged.
+/// The task's id is in its body, so a copy that also arrives another way is done once.
+async fn hand_back_unstarted(rt: &Runtime, body: &str) -> Result<(), RoleError> {
+    tracing::info!("no time left in this invocation; handing the task back unstarted");
+    rt.ports.work.send_batch(&[body.to_owned()]).await?;
+    Ok(())
+}
+
 /// Handles one work-queue message. `Ok` means the message is done and may be deleted; an error
 /// means it should be delivered again.
 ///
@@ -105,7 +156,7 @@ pub async fn handle(
     limits.last_delivery = receive_count >= settings.max_receives;
     let mut result = ChunkResult::new(task.clone());
     match do_task(rt, &task, limits, &mut result).await {
-        Ok(Step::Recorded) => Ok(()),
+        Ok(Step::Recorded | Step::HandedBack) => Ok(()),
         Ok(Step::Done) => send_result(rt, &result).await,
         Err(e) if !e.retryable || limits.last_delivery => {
             tracing::warn!(task = %task.id(), error = %e, "recording the task as failed");
@@ -124,7 +175,7 @@ pub async fn handle(
 pub async fn run_task(rt: &Runtime, task: &ShardTask, limits: Limits) -> Result<(), RoleError> {
     let mut result = ChunkResult::new(task.clone());
     match do_task(rt, task, limits, &mut result).await? {
-        Step::Recorded => Ok(()),
+        Step::Recorded | Step::HandedBack => Ok(()),
         Step::Done => send_result(rt, &result).await,
     }
 }
@@ -135,6 +186,8 @@ enum Step {
     Recorded,
     /// `result` is complete and is to be sent.
     Done,
+    /// The task was sent to the work queue again, unfinished; that delivery sends the result.
+    HandedBack,
 }
 
 /// Does one task into `result`. Everything the task sends on is in `result.spawned` as soon as
@@ -203,17 +256,43 @@ async fn do_task(
             first,
             last,
             of,
-        } => {
-            if let Some(record) = giant::upload_parts(rt, &run, upload, *first, *last, *of).await? {
-                result.objects.push(record);
+        } => match giant::upload_parts(rt, &run, upload, (*first, *last, *of), stop).await? {
+            giant::PartsStep::Reported(record) => result.objects.push(record),
+            giant::PartsStep::Done => {}
+            // Out of time between parts: the same task again resumes from the proven parts.
+            giant::PartsStep::Stopped => {
+                rt.ports.work.send_batch(&[task.to_json()]).await?;
+                return Ok(Step::HandedBack);
             }
-        }
+        },
         Work::Keys { keys, force } => {
-            let objects = head_keys(&run, keys, limits.last_delivery, result).await?;
+            let (objects, unheaded) = head_keys(&run, keys, limits, result).await?;
+            hand_back_keys(rt, task, "unheaded", unheaded, *force, result).await?;
             copy_all(rt, &run, task, objects, *force, limits, result).await?;
         }
     }
     Ok(Step::Done)
+}
+
+/// Sends `keys` back to the work queue as `Keys` tasks split off `task`, and records them as
+/// spawned, so their results count under this task's.
+async fn hand_back_keys(
+    rt: &Runtime,
+    task: &ShardTask,
+    tag: &str,
+    mut keys: Vec<String>,
+    force: bool,
+    result: &mut ChunkResult,
+) -> Result<(), RoleError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort();
+    let rest = task.split_keys(tag, keys, force, task.attempt);
+    let bodies: Vec<String> = rest.iter().map(ShardTask::to_json).collect();
+    rt.ports.work.send_batch(&bodies).await?;
+    result.spawned.extend(rest);
+    Ok(())
 }
 
 /// A range task recorded failed without having sent a continuation itself: if an earlier
@@ -414,18 +493,26 @@ fn unnamable_failure(o: UnnamableObject) -> ObjectRecord {
 
 /// Looks up the objects of a `Keys` task. A key gone from the source is reported skipped; a key
 /// that cannot be read (403, a permanent error, or any error on the last delivery) is failed
-/// with its reason, alone: its neighbours are still copied.
+/// with its reason, alone: its neighbours are still copied. Keys not reached by the stop time
+/// are returned, to be handed back.
 async fn head_keys(
     run: &RunHandle,
     keys: &[String],
-    last_delivery: bool,
+    limits: Limits,
     result: &mut ChunkResult,
-) -> Result<Vec<ObjectInfo>, RoleError> {
+) -> Result<(Vec<ObjectInfo>, Vec<String>), RoleError> {
+    let last_delivery = limits.last_delivery;
     let mut sorted = keys.to_vec();
     sorted.sort();
     sorted.dedup();
     let mut objects = Vec::new();
-    for key in sorted {
+    let mut pending = sorted.into_iter();
+    while let Some(key) = pending.next() {
+        // Out of time: the keys not yet described are handed back.
+        if limits.stop.is_some_and(|s| Instant::now() >= s) {
+            let unheaded = std::iter::once(key).chain(pending).collect();
+            return Ok((objects, unheaded));
+        }
         let outcome = match run.connected.source.head(&key).await {
             Ok(head) => {
                 objects.push(ObjectInfo {
@@ -458,7 +545,7 @@ async fn head_keys(
             .into(),
         );
     }
-    Ok(objects)
+    Ok((objects, Vec::new()))
 }
 
 /// Decides and copies `objects` (in key order), up to the stop time; what is left, and what
@@ -534,15 +621,8 @@ async fn copy_all(
             Err(outcome) => result.objects.push(record(&object, outcome)),
         }
     }
-    let mut left = copy_each(run, to_copy, limits, result).await?;
-    if !left.is_empty() {
-        left.sort();
-        let rest = task.split_keys("rest", left, force, task.attempt);
-        let bodies: Vec<String> = rest.iter().map(ShardTask::to_json).collect();
-        rt.ports.work.send_batch(&bodies).await?;
-        result.spawned.extend(rest);
-    }
-    Ok(())
+    let left = copy_each(run, to_copy, limits, result).await?;
+    hand_back_keys(rt, task, "rest", left, force, result).await
 }
 
 /// Copies `to_copy`, `concurrency` at a time, each copy its own tokio task so a worker's copies

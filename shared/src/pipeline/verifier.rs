@@ -32,6 +32,9 @@ pub struct VerifierSettings {
     pub max_attempts: u32,
     /// Destination HEADs at the same time.
     pub head_concurrency: usize,
+    /// Time kept in hand before the invocation's deadline: a result reached inside it is
+    /// handed back unstarted, leaving the time for the progress update (and the report).
+    pub reserve: std::time::Duration,
 }
 
 impl Default for VerifierSettings {
@@ -39,6 +42,7 @@ impl Default for VerifierSettings {
         VerifierSettings {
             max_attempts: 3,
             head_concurrency: 16,
+            reserve: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -47,14 +51,32 @@ impl Default for VerifierSettings {
 const RECHECK: &str = "verify";
 
 /// Handles a batch of results-queue messages; one outcome per message (`Ok`: delete it).
+///
+/// A message reached when less than the reserve is left before `deadline` is handed back
+/// unstarted: sent to the results queue again as it came, and this delivery deleted (it does
+/// not count towards the dead-letter queue). An invocation without a usable deadline handles
+/// every message.
 pub async fn handle_batch(
     rt: &Runtime,
     settings: &VerifierSettings,
     bodies: &[String],
+    deadline: Option<std::time::Instant>,
 ) -> Vec<Result<(), RoleError>> {
+    let now = std::time::Instant::now;
+    let timed = deadline.filter(|d| *d > now() + settings.reserve);
     let mut outcomes = Vec::with_capacity(bodies.len());
     let mut recorded: Vec<(usize, ChunkResult)> = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
+        if timed.is_some_and(|d| d <= now() + settings.reserve) {
+            tracing::info!("no time left in this invocation; handing the result back unstarted");
+            let sent = rt
+                .ports
+                .results
+                .send_batch(std::slice::from_ref(body))
+                .await;
+            outcomes.push(sent.map_err(RoleError::from));
+            continue;
+        }
         match record_one(rt, settings, body).await {
             Ok(result) => {
                 outcomes.push(Ok(()));

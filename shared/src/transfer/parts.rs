@@ -78,13 +78,16 @@ impl Copier {
         })
     }
 
-    /// Uploads parts `first..=last` of a shared upload, each proven by CRC-64.
+    /// Uploads parts `first..=last` of a shared upload, each proven by CRC-64, starting none
+    /// after `stop`. `Ok(false)`: stopped before every part was done (the proven ones are
+    /// reused when the task comes again).
     pub async fn upload_parts(
         &self,
         upload: &SharedUpload,
         first: u32,
         last: u32,
-    ) -> Result<(), PartsError> {
+        stop: Option<std::time::Instant>,
+    ) -> Result<bool, PartsError> {
         let head = self.source.head(&upload.key).await.map_err(Failure::from)?;
         if head.etag != upload.etag || head.size != upload.size {
             return Err(changed_at_source(upload));
@@ -107,9 +110,12 @@ impl Copier {
                 continue;
             }
             let held = reusable.get(&number);
+            if held.is_none() && stop.is_some_and(|s| std::time::Instant::now() >= s) {
+                return Ok(false);
+            }
             upload_part(self, &head, &record, number, range, held).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Completes a shared upload whose parts are all uploaded, proving the whole object.

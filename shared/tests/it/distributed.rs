@@ -151,6 +151,19 @@ impl Cluster {
         started.elapsed()
     }
 
+    /// Puts one object into the source bucket.
+    async fn put_object(&mut self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(SOURCE_BUCKET)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("seeding {key}: {e}"));
+        self.objects.insert(key.to_owned(), body);
+    }
+
     /// The job: the source bucket at `source_endpoint` (moto, or a proxy in front of it) to the
     /// destination, credentials by secret reference, with `extra` merged in.
     fn job(&self, source_endpoint: &str, extra: serde_json::Value) -> String {
@@ -359,19 +372,21 @@ struct Finished {
     verifier: esm::Stats,
 }
 
-/// The transfer function: one task per record, failures reported per record.
+/// The transfer function: a batch of tasks, failures reported per record.
 fn transfer_function(rt: Arc<Runtime>, settings: TransferSettings) -> Handler {
     Arc::new(move |invocation: Invocation| {
         let (rt, settings) = (rt.clone(), settings.clone());
         Box::pin(async move {
-            let mut outcomes = Vec::new();
-            for record in &invocation.records {
-                let deadline = Some(invocation.deadline);
-                let outcome =
-                    transfer::handle(&rt, &settings, &record.body, record.receive_count, deadline)
-                        .await;
-                outcomes.push(outcome);
-            }
+            let deliveries: Vec<transfer::Delivery> = invocation
+                .records
+                .iter()
+                .map(|r| transfer::Delivery {
+                    body: &r.body,
+                    receive_count: r.receive_count,
+                })
+                .collect();
+            let deadline = Some(invocation.deadline);
+            let outcomes = transfer::handle_batch(&rt, &settings, &deliveries, deadline).await;
             esm::failures_of(&invocation.records, outcomes, "transfer")
         })
     })
@@ -383,10 +398,24 @@ fn verifier_function(rt: Arc<Runtime>) -> Handler {
         let rt = rt.clone();
         Box::pin(async move {
             let bodies: Vec<String> = invocation.records.iter().map(|r| r.body.clone()).collect();
-            let outcomes = verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await;
+            let outcomes = verifier::handle_batch(
+                &rt,
+                &verifier_settings(),
+                &bodies,
+                Some(invocation.deadline),
+            )
+            .await;
             esm::failures_of(&invocation.records, outcomes, "verifier")
         })
     })
+}
+
+/// Verifier settings for the test mappings' short function timeouts.
+fn verifier_settings() -> VerifierSettings {
+    VerifierSettings {
+        reserve: Duration::from_secs(2),
+        ..Default::default()
+    }
 }
 
 /// Transfer settings matching the work queue: the delivery limit is its maxReceiveCount, and a
@@ -1009,6 +1038,69 @@ async fn state_store_bursts_and_lost_answers_lose_nothing() {
     cluster.moto.clear_s3_faults();
     assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
     assert_eq!(cluster.depth(&cluster.results.dead).await, 0, "results DLQ");
+}
+
+/// Issue 14 point 5: every task keeps its invocation's deadline. Batches of ten work messages
+/// share one short function timeout (6 s) against a slow destination, so the first tasks of a
+/// batch take the time of the later ones, and the part tasks of a giant object (slow parts)
+/// take longer than one invocation. Before, a later record of a batch, reached with less than
+/// the reserve left, ran with no time limit at all and was killed at the timeout (its
+/// delivery counted towards the dead-letter queue), and a part task had no cutoff. Now a
+/// message not started in time is handed back unstarted, and a part task stops between parts
+/// and comes again, resuming from its proven parts: no invocation runs into its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_and_part_tasks_keep_the_function_deadline() {
+    let spec = QueueSpec {
+        visibility: Duration::from_secs(6),
+        max_receives: 4,
+    };
+    let mut cluster = Cluster::start(spec, spec).await;
+    cluster.seed(tree_keys(4, 240)).await;
+    let giant = bytes_for("giant/blob", (3 << 20) + 5);
+    cluster.put_object("giant/blob", giant).await;
+    let n = cluster.objects.len() as u64;
+    for (op, ms) in [("PutObject", 120), ("UploadPart", 900)] {
+        let rule = FaultRule::latency(op, Duration::from_millis(ms));
+        cluster.dest.add_fault(rule).unwrap();
+    }
+    let job = cluster.job(
+        &cluster.moto.endpoint(),
+        json!({
+            "sharding": { "max_keys_per_shard": 20, "max_bytes_per_shard": "1536KiB" },
+            "concurrency": {
+                "objects": 4, "parts": 1, "part_size": "256KiB", "multipart_threshold": "1MiB"
+            }
+        }),
+    );
+    let mut drive = Drive::new(&cluster, 2, 2);
+    drive.transfer.batch_size = 10;
+    let pipeline = start_run(
+        &cluster,
+        cluster.ports(),
+        job,
+        &drive,
+        transfer_settings(&cluster),
+    )
+    .await;
+    let planned_in = pipeline.planned_in;
+    let finished = pipeline.finish(drive.limit).await;
+    print_run("deadlines", &finished, planned_in);
+    assert_eq!(finished.transfer.timed_out, 0, "{:?}", finished.transfer);
+    assert_eq!(finished.verifier.timed_out, 0, "{:?}", finished.verifier);
+    let report = &finished.report;
+    assert_eq!(report.verdict, "complete", "{report:?}");
+    assert_eq!(report.objects.objects, n);
+    assert_eq!(report.objects.copied, n);
+    let all: BTreeSet<String> = cluster.objects.keys().cloned().collect();
+    assert_eq!(dest_keys(&cluster), all);
+    cluster.assert_destination(&all, 1).await;
+    // 13 parts: each uploaded once, although its tasks were handed back between parts.
+    let parts = cluster
+        .dest
+        .counters()
+        .object(DEST_BUCKET, "giant/blob", "UploadPart");
+    assert_eq!(parts, 13, "each part uploaded once");
+    assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
 }
 
 // ---------------------------------------------------------------------------------------------

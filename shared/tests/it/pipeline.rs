@@ -250,7 +250,7 @@ async fn duplicated_out_of_order_delivery_counts_exactly() {
             let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
             for (d, r) in batch
                 .iter()
-                .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+                .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies, None).await)
             {
                 r.unwrap();
                 results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
@@ -484,7 +484,7 @@ async fn verifier_requeues_mismatches_then_fails_them() {
             result: Box::new(result),
         }
         .to_json();
-        let out = verifier::handle_batch(&rt, &VerifierSettings::default(), &[message]).await;
+        let out = verifier::handle_batch(&rt, &VerifierSettings::default(), &[message], None).await;
         assert!(out[0].is_ok(), "{:?}", out[0]);
         let recorded: ChunkResult = read_json(ports.state.as_ref(), &layout::result(&task))
             .await
@@ -661,7 +661,7 @@ async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
         let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
         for (d, r) in batch
             .iter()
-            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies).await)
+            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies, None).await)
         {
             r.unwrap();
             results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
@@ -1239,7 +1239,7 @@ async fn drive_with(rt: &Runtime, work: &dyn Queue, results: &dyn Queue, run: &s
             }
         }
         let bodies: Vec<String> = r.iter().map(|d| d.body.clone()).collect();
-        let once = || verifier::handle_batch(rt, &settings.1, &bodies);
+        let once = || verifier::handle_batch(rt, &settings.1, &bodies, None);
         let outcomes = match twins {
             false => once().await,
             true => {
