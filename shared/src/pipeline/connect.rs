@@ -14,11 +14,12 @@ use bytes::Bytes;
 
 use super::RoleError;
 use super::layout;
-use crate::job::{JobSpec, OssCredentialsRef, SourceSpec};
+use crate::job::{JobSpec, OssCredentialsRef, S3CredentialsRef, SourceSpec};
 use crate::oss::{Credentials, RefreshCredentials};
 use crate::source::Source;
 use crate::source::oss::OssSource;
-use crate::source::s3::S3Source;
+use crate::source::s3::credentials::{ReadCredentials, ReadFut, Refreshing};
+use crate::source::s3::{S3Credentials, S3Source};
 use crate::state::StateStore;
 use crate::transfer::resume::{UploadLedger, UploadRecord};
 use crate::transfer::{Copier, Destination};
@@ -116,6 +117,26 @@ pub async fn connect(
     })
 }
 
+/// How far OSS's clock (the destination's) is from this machine's: `server - local`, or
+/// `None` when it cannot be read (the run then goes on by the local clock, and any error
+/// reaching the destination surfaces in the run itself). The `Date` header counts whole
+/// seconds, so the answer is good to about a second.
+pub async fn destination_clock_offset(
+    spec: &JobSpec,
+    secrets: &Arc<dyn Secrets>,
+) -> Option<chrono::TimeDelta> {
+    let fresh = FreshOssCredentials::new(
+        "destination.credentials",
+        &spec.destination.credentials,
+        secrets,
+    );
+    let client = spec.destination.client(fresh.read().await.ok()?).ok()?;
+    let asked = chrono::Utc::now();
+    let server = client.server_time(&spec.destination.bucket).await.ok()?;
+    let local = asked + (chrono::Utc::now() - asked) / 2;
+    Some(server - local)
+}
+
 async fn source_for(
     spec: &JobSpec,
     secrets: &Arc<dyn Secrets>,
@@ -127,6 +148,17 @@ async fn source_for(
                 .credentials
                 .resolve(text.as_deref())
                 .map_err(|e| RoleError::config(format!("source.credentials: {e}")))?;
+            // A key pair the job names (a secret, environment variables) is read again when
+            // S3 refuses it; the SDK's own chains refresh themselves.
+            let creds = match creds {
+                S3Credentials::Static { .. } => {
+                    S3Credentials::Refreshing(Refreshing::new(FreshS3Credentials {
+                        reference: s3.credentials.clone(),
+                        secrets: secrets.clone(),
+                    }))
+                }
+                other => other,
+            };
             let source = S3Source::new(s3.config(creds))
                 .await
                 .map_err(|e| RoleError::config(format!("source: {e}")))?;
@@ -172,6 +204,39 @@ impl FreshOssCredentials {
 impl RefreshCredentials for FreshOssCredentials {
     fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + '_>> {
         Box::pin(async move { self.read().await.map_err(|e| e.message) })
+    }
+}
+
+/// S3 credentials as the job names them, read again by the S3 source when S3 refuses the ones
+/// it holds (see [`Refreshing`]).
+struct FreshS3Credentials {
+    reference: S3CredentialsRef,
+    secrets: Arc<dyn Secrets>,
+}
+
+impl ReadCredentials for FreshS3Credentials {
+    fn read(&self) -> ReadFut {
+        let (reference, secrets) = (self.reference.clone(), self.secrets.clone());
+        Box::pin(async move {
+            let text = fetch(secrets.as_ref(), reference.secret_id())
+                .await
+                .map_err(|e| e.message)?;
+            match reference.resolve(text.as_deref()) {
+                Ok(S3Credentials::Static {
+                    access_key_id,
+                    secret_access_key,
+                    session_token,
+                }) => Ok(aws_sdk_s3::config::Credentials::new(
+                    access_key_id,
+                    secret_access_key.expose(),
+                    session_token.map(|t| t.expose().to_owned()),
+                    None,
+                    "ferry-job-credentials",
+                )),
+                Ok(_) => Err("source.credentials no longer name a key pair".to_owned()),
+                Err(e) => Err(format!("source.credentials: {e}")),
+            }
+        })
     }
 }
 

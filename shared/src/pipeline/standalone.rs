@@ -97,7 +97,7 @@ pub async fn run(
         work: work.clone(),
         results: results.clone(),
     };
-    let rt = Arc::new(Runtime::new(ports.clone(), secrets));
+    let rt = Arc::new(Runtime::new(ports.clone(), secrets.clone()));
 
     let (run, resumed) = match unfinished_run(&rt, &spec.name, options.fresh).await? {
         Some((run, pending)) => {
@@ -107,7 +107,8 @@ pub async fn run(
             (run, true)
         }
         None => {
-            let started = next_whole_second(Utc::now()).await;
+            let offset = super::connect::destination_clock_offset(&spec, &secrets).await;
+            let started = run_start(offset).await;
             let request = RunRequest {
                 job_text: job_text.to_owned(),
                 run: None,
@@ -214,6 +215,25 @@ async fn unfinished_run(
 
 /// Waits for the next whole second. Destination clocks count whole seconds, so starting a run
 /// on one tells this run's writes apart from the previous run's (see `Differ::with_run_start`).
+/// The run's start time, by the servers' clock. The start is compared with times the servers
+/// write (the source's Last-Modified for an incremental run's watermark, OSS's for recognising
+/// this run's own writes), so a local clock that is off — by more than the incremental
+/// overlap, objects written between two runs would be skipped — is corrected by OSS's
+/// (`offset`). Within the `Date` header's one-second resolution the local clock is kept.
+async fn run_start(offset: Option<chrono::TimeDelta>) -> DateTime<Utc> {
+    let offset = offset
+        .filter(|o| o.num_seconds().abs() > 2)
+        .unwrap_or_default();
+    if !offset.is_zero() {
+        tracing::warn!(
+            offset_seconds = offset.num_seconds(),
+            "this machine's clock is off OSS's; the run's start time is taken from OSS's clock"
+        );
+    }
+    let now = Utc::now() + offset;
+    next_whole_second(now).await
+}
+
 async fn next_whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::{SubsecRound, TimeDelta};
     let next = now.trunc_subsecs(0) + TimeDelta::seconds(1);

@@ -54,6 +54,7 @@ use super::{
 };
 use crate::secret::Secret;
 
+pub mod credentials;
 mod fast;
 
 /// Where an S3 source is and how to reach it. Deserialized from the job spec.
@@ -112,6 +113,10 @@ pub enum S3Credentials {
         #[serde(default, deserialize_with = "de_opt_secret")]
         session_token: Option<Secret>,
     },
+    /// Credentials read again when S3 refuses them and every few minutes (a rotated secret, an
+    /// STS session token held in a secret); built by ferry, never written in a job file.
+    #[serde(skip)]
+    Refreshing(credentials::Refreshing),
 }
 
 /// A role to assume with STS before reading the bucket.
@@ -337,6 +342,8 @@ pub struct S3Source {
     list_restore_status: bool,
     /// The lean GET behind [`Source::open`]; shared by clones, which share the SDK client too.
     fast: Arc<fast::FastGet>,
+    /// Credentials to read again when S3 refuses them; `None` for the SDK's own chains.
+    refreshing: Option<credentials::Refreshing>,
 }
 
 impl fmt::Debug for S3Source {
@@ -378,6 +385,15 @@ impl S3Source {
             builder = builder.credentials_provider(provider.clone());
             credentials = Some(provider);
         }
+        let refreshing = match &config.credentials {
+            S3Credentials::Refreshing(r) => Some(r.clone()),
+            _ => None,
+        };
+        if refreshing.is_some() {
+            // Asked on every request: it answers from what it holds, and reads the credentials
+            // again as soon as S3 refused them (the SDK's cache would keep them to expiry).
+            builder = builder.identity_cache(aws_sdk_s3::config::IdentityCache::no_cache());
+        }
         let sdk_config = builder.build();
         let fast = fast::FastGet::new(credentials, true);
         Ok(S3Source {
@@ -387,6 +403,7 @@ impl S3Source {
             bucket: config.bucket,
             fetch_tags: config.fetch_tags,
             list_restore_status: config.list_restore_status,
+            refreshing,
         })
     }
 
@@ -431,6 +448,9 @@ async fn base_sdk_config(config: &S3SourceConfig) -> aws_config::SdkConfig {
             "ferry-static",
         );
         loader = loader.credentials_provider(credentials);
+    }
+    if let S3Credentials::Refreshing(refreshing) = &config.credentials {
+        loader = loader.credentials_provider(refreshing.clone());
     }
     loader.load().await
 }
@@ -524,7 +544,7 @@ impl S3Source {
         let out = call
             .send()
             .await
-            .map_err(|e| classify("ListObjectsV2", &resource, e))?;
+            .map_err(|e| self.classify("ListObjectsV2", &resource, e))?;
         let encoded = out.encoding_type() == Some(&EncodingType::Url);
         let decode = |raw: &str| decode_listed(raw, encoded, &resource);
 
@@ -713,7 +733,7 @@ impl S3Source {
             .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
-            .map_err(|e| classify("HeadObject", &resource, e))?;
+            .map_err(|e| self.classify("HeadObject", &resource, e))?;
         let headers = ObjectHeaders {
             tiered_archive: matches!(
                 out.archive_status(),
@@ -773,7 +793,7 @@ impl S3Source {
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| classify("GetObjectTagging", resource, e))?;
+            .map_err(|e| self.classify("GetObjectTagging", resource, e))?;
         Ok(out
             .tag_set()
             .iter()
@@ -936,7 +956,7 @@ impl S3Source {
         let out = call
             .send()
             .await
-            .map_err(|e| classify("GetObject", &resource, e))?;
+            .map_err(|e| self.classify("GetObject", &resource, e))?;
         if let Some(range) = &req.range {
             check_content_range(range, out.content_range(), out.content_length(), &resource)?;
         }
@@ -972,7 +992,7 @@ impl S3Source {
             Some(r) => call.customize().interceptor(r.clone()).send().await,
             None => call.send().await,
         };
-        let out = sent.map_err(|e| classify("GetObject", &resource, e))?;
+        let out = sent.map_err(|e| self.classify("GetObject", &resource, e))?;
         if let Some(range) = out.content_range() {
             return Err(SourceError::new(
                 SourceErrorKind::Permanent,
@@ -1253,7 +1273,7 @@ impl S3Source {
                 Ok(RestoreOutcome::AlreadyInProgress)
             }
             Err(e) if e.code() == Some("InvalidObjectState") => {
-                let mut err = classify("RestoreObject", &resource, e);
+                let mut err = self.classify("RestoreObject", &resource, e);
                 err.kind = SourceErrorKind::Permanent;
                 err.message = format!(
                     "the object is not in an archive storage class: {}",
@@ -1261,7 +1281,7 @@ impl S3Source {
                 );
                 Err(err)
             }
-            Err(e) => Err(classify("RestoreObject", &resource, e)),
+            Err(e) => Err(self.classify("RestoreObject", &resource, e)),
         }
     }
 }
@@ -1298,6 +1318,38 @@ impl Intercept for StatusRecorder {
 
 // ---------------------------------------------------------------------------------------------
 // errors
+
+impl S3Source {
+    /// [`classify`], and when S3 refused the credentials themselves and they can be read again
+    /// ([`credentials::Refreshing`]): marks them refused and makes the error retryable, so the
+    /// retry signs with fresh ones instead of failing the object.
+    fn classify<E>(
+        &self,
+        operation: &str,
+        resource: &str,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> SourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let refused =
+            matches!(&err, SdkError::ServiceError(ctx) if is_credentials_refusal(ctx.err().code()));
+        let mut error = classify(operation, resource, err);
+        if let (true, Some(refreshing)) = (refused, &self.refreshing) {
+            refreshing.refused();
+            error.kind = SourceErrorKind::Transient;
+        }
+        error
+    }
+}
+
+/// S3 error codes that refuse the credentials themselves, not what they may do.
+fn is_credentials_refusal(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken")
+    )
+}
 
 /// Turns an SDK failure into a [`SourceError`] the engine can act on. The message names the
 /// operation, HTTP status, S3 error code and request ids; SDK errors never carry credentials.

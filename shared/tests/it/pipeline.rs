@@ -76,6 +76,49 @@ async fn standalone_copies_everything_and_counts_exactly() {
     assert_eq!(csv, "key,size,outcome,reason\n");
 }
 
+/// Issue 14 point 13: this machine's clock is 20 minutes ahead of the servers' — more than
+/// the incremental overlap (15 minutes), and more than OSS's own tolerance, so every request
+/// is refused as skewed until the clients learn the servers' time. An incremental run after
+/// a complete one copies what was written in between. Before, the first run's start (the
+/// next run's watermark) was this machine's time: the object written after it carried a
+/// Last-Modified 20 minutes earlier by the servers' clock, fell before the watermark less the
+/// overlap, and was never copied (the second run reported 0 objects in scope).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_incremental_run_on_a_machine_whose_clock_is_off_misses_nothing() {
+    let mut world = World::start().await;
+    let behind = chrono::TimeDelta::minutes(-20);
+    world.source.set_clock_offset(behind);
+    world.dest.set_clock_offset(behind);
+    world.seed(2, 20, 2_000).await;
+    let n = world.objects.len() as u64;
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(world.secrets());
+    let incremental = |fresh| {
+        let mut options = Options::new(dir.path());
+        options.fresh = fresh;
+        options.incremental = true;
+        standalone::run(&job, options, secrets.clone())
+    };
+    let limit = Duration::from_secs(120);
+    let first = tokio::time::timeout(limit, incremental(false)).await;
+    let first = first.expect("bounded").expect("runs").report;
+    assert_complete(&first, n);
+
+    let late = support::bytes_for("late", 1_234);
+    world
+        .put("late/written-after-the-first-run.txt", late)
+        .await;
+    let second = tokio::time::timeout(limit, incremental(true)).await;
+    let second = second.expect("bounded").expect("runs").report;
+    assert_eq!(second.verdict, "complete", "{second:?}");
+    assert_eq!(
+        second.objects.copied, 1,
+        "the late object is copied: {second:?}"
+    );
+    world.assert_destination_exact().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_are_reported_not_lost() {
     let mut world = World::start().await;
@@ -1552,6 +1595,24 @@ async fn hold_secrets(client: &aws_sdk_secretsmanager::Client, world: &World) {
 /// no object fails, the run completes exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_destination_key_rotated_mid_run_is_read_again_from_its_secret() {
+    rotated_mid_run(Side::Destination).await;
+}
+
+/// The same for an S3 source whose key pair the job reads from a secret. Before, the key was
+/// read once per connection: every object after the rotation failed with InvalidAccessKeyId
+/// (the SDK refreshes only its own chains). Now the source reads the secret again when S3
+/// refuses the key, and retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_key_rotated_mid_run_is_read_again_from_its_secret() {
+    rotated_mid_run(Side::Source).await;
+}
+
+enum Side {
+    Source,
+    Destination,
+}
+
+async fn rotated_mid_run(side: Side) {
     use crate::support::moto::Moto;
     use ferry::pipeline::deploy::SecretsManager;
 
@@ -1588,14 +1649,26 @@ async fn a_destination_key_rotated_mid_run_is_read_again_from_its_secret() {
     work.ack(&[plan.receipt]).await.unwrap();
 
     let (id, secret) = ("rotated-key-id", "rotated-key-secret");
+    let (name, text, emulator) = match side {
+        Side::Destination => (
+            "test/destination",
+            json!({ "access_key_id": id, "access_key_secret": secret }),
+            &world.dest,
+        ),
+        Side::Source => (
+            "test/source",
+            json!({ "access_key_id": id, "secret_access_key": secret }),
+            &world.source,
+        ),
+    };
     secrets_manager
         .put_secret_value()
-        .secret_id("test/destination")
-        .secret_string(json!({ "access_key_id": id, "access_key_secret": secret }).to_string())
+        .secret_id(name)
+        .secret_string(text.to_string())
         .send()
         .await
         .unwrap();
-    world.dest.rotate_credentials(id, secret);
+    emulator.rotate_credentials(id, secret);
 
     drive(&rt, work.as_ref(), results.as_ref(), "rotated").await;
     let report = report_of(&rt, "rotated").await;

@@ -75,6 +75,12 @@ struct ConfigBody {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct ClockBody {
+    offset_ms: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct CredentialsBody {
     access_key_id: String,
     access_key_secret: String,
@@ -170,6 +176,7 @@ fn route(
                 "endpoint": format!("http://{}", state.addr),
                 "storage": if state.store.is_disk() { "disk" } else { "memory" },
                 "restore_delay_ms": state.restore_delay().as_millis() as u64,
+                "clock_offset_ms": state.clock_offset().num_milliseconds(),
             }),
         ),
         (Method::PUT, ["config"]) => {
@@ -177,6 +184,21 @@ fn route(
             if let Some(ms) = b.restore_delay_ms {
                 state.set_restore_delay(std::time::Duration::from_millis(ms));
             }
+            no_content()
+        }
+        (Method::GET, ["clock"]) => json_reply(200, clock_json(state)),
+        (Method::PUT, ["clock"]) => {
+            let b: ClockBody = parse_json(body)?;
+            let offset = b
+                .offset_ms
+                .and_then(chrono::TimeDelta::try_milliseconds)
+                .ok_or_else(|| {
+                    error(
+                        400,
+                        "send {\"offset_ms\": <milliseconds the server's clock is ahead of real time; negative: behind>}",
+                    )
+                })?;
+            state.set_clock_offset(offset);
             no_content()
         }
         (Method::PUT, ["credentials"]) => {
@@ -205,10 +227,20 @@ fn route(
     })
 }
 
+/// The instance's clock: its offset and its current time.
+fn clock_json(state: &State) -> serde_json::Value {
+    let now = state.now_millis();
+    json!({
+        "offset_ms": state.clock_offset().num_milliseconds(),
+        "now_ms": now,
+        "now": crate::time::http_date(now),
+    })
+}
+
 fn create_bucket(state: &State, name: &str, body: &[u8]) -> Result<Response<Body>, AdminError> {
     validate_bucket_name(name).map_err(|e| error(400, e.message))?;
     let b: BucketBody = parse_json(body)?;
-    let mut info = BucketInfo::new(name);
+    let mut info = BucketInfo::new(name, state.now_millis());
     if let Some(sc) = b.storage_class {
         info.storage_class = StorageClass::parse_oss(&sc)
             .ok_or_else(|| error(400, format!("unknown storage class '{sc}'")))?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
 use ferry::secret::Secret;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
@@ -60,6 +61,7 @@ pub struct EmulatorBuilder {
     faults: Vec<FaultRule>,
     domains: Vec<String>,
     buckets: Vec<String>,
+    clock_offset: TimeDelta,
 }
 
 impl Default for EmulatorBuilder {
@@ -75,6 +77,7 @@ impl Default for EmulatorBuilder {
             faults: Vec::new(),
             domains: Vec::new(),
             buckets: Vec::new(),
+            clock_offset: TimeDelta::zero(),
         }
     }
 }
@@ -141,6 +144,18 @@ impl EmulatorBuilder {
         self
     }
 
+    /// How far the emulator's clock is from real time (default zero; negative: behind, kept
+    /// to the millisecond). The emulator's "now" is real time plus this offset, for everything
+    /// time-based: the `Date` header, the 15-minute `RequestTimeTooSkewed` check and presigned
+    /// URL expiry, Last-Modified of written objects, multipart and part times, bucket creation
+    /// dates and restore progress. So `-20 min` plays a server whose clock is 20 minutes behind
+    /// the client's, i.e. a client whose local clock is 20 minutes fast. See
+    /// [`Emulator::set_clock_offset`].
+    pub fn clock_offset(mut self, offset: TimeDelta) -> Self {
+        self.clock_offset = offset;
+        self
+    }
+
     /// Binds the port and starts serving.
     pub async fn start(self) -> Result<Emulator, StartError> {
         if self.access_key_id.is_empty() || self.secret.is_empty() {
@@ -182,10 +197,15 @@ impl EmulatorBuilder {
             faults,
             addr,
             self.restore_delay,
+            self.clock_offset,
         ));
         for name in self.buckets {
             crate::ops::bucket::validate_bucket_name(&name)
-                .and_then(|_| state.store.create_bucket(BucketInfo::new(&name)))
+                .and_then(|_| {
+                    state
+                        .store
+                        .create_bucket(BucketInfo::new(&name, state.now_millis()))
+                })
                 .map_err(|source| StartError::Bucket {
                     name: name.clone(),
                     source,
@@ -231,8 +251,8 @@ pub struct ObjectInfo {
 }
 
 impl ObjectInfo {
-    fn from_meta(meta: &ObjectMeta) -> ObjectInfo {
-        let now = crate::time::now_millis();
+    /// `meta` as seen at `now` (the emulator's clock, in milliseconds).
+    fn from_meta(meta: &ObjectMeta, now: i64) -> ObjectInfo {
         ObjectInfo {
             key: meta.key.clone(),
             size: meta.size,
@@ -326,7 +346,9 @@ impl Emulator {
     /// Creates a bucket; `Ok(false)` if it already existed.
     pub fn create_bucket(&self, name: &str) -> Result<bool, ApiError> {
         crate::ops::bucket::validate_bucket_name(name)?;
-        self.state.store.create_bucket(BucketInfo::new(name))
+        self.state
+            .store
+            .create_bucket(BucketInfo::new(name, self.state.now_millis()))
     }
 
     /// Deletes a bucket with everything in it.
@@ -374,7 +396,7 @@ impl Emulator {
             etag: written.etag(),
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(written.md5)),
             crc64: Some(written.crc64),
-            last_modified_ms: crate::time::now_millis(),
+            last_modified_ms: self.state.now_millis(),
             object_type: ObjectType::Normal,
             attrs: ObjectAttrs {
                 content: ContentHeaders {
@@ -387,7 +409,7 @@ impl Emulator {
             },
             restore: None,
         };
-        let info = ObjectInfo::from_meta(&meta);
+        let info = ObjectInfo::from_meta(&meta, self.state.now_millis());
         self.state.store.put_object(
             bucket,
             Object {
@@ -420,7 +442,7 @@ impl Emulator {
             ));
         }
         self.state.store.bucket(bucket)?;
-        let now = crate::time::now_millis();
+        let now = self.state.now_millis();
         let mut stored = 0;
         for (key, data) in objects {
             let (key, data): (String, Bytes) = (key.into(), data.into());
@@ -439,7 +461,7 @@ impl Emulator {
             .store
             .object(bucket, key)
             .ok()
-            .map(|o| ObjectInfo::from_meta(&o.meta))
+            .map(|o| ObjectInfo::from_meta(&o.meta, self.state.now_millis()))
     }
 
     /// An object's bytes (read whole; meant for test assertions), or `None`.
@@ -462,7 +484,7 @@ impl Emulator {
 
     /// Finishes any running restore of an archived object now.
     pub fn complete_restore(&self, bucket: &str, key: &str) -> Result<(), ApiError> {
-        let now = crate::time::now_millis();
+        let now = self.state.now_millis();
         self.state.store.update_object(bucket, key, |m| {
             if m.restore_state(now) == RestoreState::InProgress
                 && let Some(r) = &mut m.restore
@@ -503,6 +525,24 @@ impl Emulator {
 
     pub fn set_restore_delay(&self, d: Duration) {
         self.state.set_restore_delay(d)
+    }
+
+    /// Moves this emulator's clock to real time plus `offset` (negative: behind), from the
+    /// next request on; other emulators in the process keep their own clocks. Stored times do
+    /// not move, only what is written or checked from now on (see
+    /// [`EmulatorBuilder::clock_offset`]; the admin API's `PUT /-/admin/clock` does the same).
+    pub fn set_clock_offset(&self, offset: TimeDelta) {
+        self.state.set_clock_offset(offset)
+    }
+
+    /// How far this emulator's clock is from real time.
+    pub fn clock_offset(&self) -> TimeDelta {
+        self.state.clock_offset()
+    }
+
+    /// This emulator's "now": real time plus its clock offset.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.state.now()
     }
 
     /// Stops accepting connections and waits (up to 5 s) for requests in flight.

@@ -19,6 +19,7 @@
 //!     .region("cn-hangzhou")          // signatures must use this region
 //!     .data_dir(None)                 // Some(dir) keeps data on disk across restarts
 //!     .restore_delay(Duration::from_millis(200))
+//!     .clock_offset(chrono::TimeDelta::zero()) // the server's clock minus real time
 //!     .fault_seed(42)
 //!     .start()
 //!     .await?;
@@ -36,13 +37,26 @@
 //! ([`PutOptions`]: storage class, content type, metadata), `seed_objects` (bulk in-memory
 //! insertion for large test buckets, no HTTP), `delete_bucket` (with contents),
 //! `complete_restore`, `faults`, `clear_faults`, `set_fault_seed`, `reset_counters`,
-//! `set_restore_delay`, `region`, `access_key_id`, `bucket_names`.
+//! `set_restore_delay`, `set_clock_offset`, `clock_offset`, `now`, `region`, `access_key_id`,
+//! `bucket_names`.
+//!
+//! ## Clock
+//!
+//! Each instance has its own clock, real time plus an offset
+//! ([`EmulatorBuilder::clock_offset`], [`Emulator::set_clock_offset`], `PUT /-/admin/clock`,
+//! `--clock-offset-ms`; default zero), to test clients whose local clock is wrong: with an
+//! offset of −20 minutes a client signing with its own clock is 20 minutes fast for this server.
+//! The instance's time is used for everything time-based: the `Date` response header, the
+//! request-time check (`RequestTimeTooSkewed`) and presigned-URL expiry, Last-Modified of
+//! objects written (PutObject, CopyObject, CompleteMultipartUpload, `put_object`,
+//! `seed_objects`), multipart Initiated and part LastModified times, bucket CreationDate, and
+//! restore progress. Emulators in one process do not share it.
 //!
 //! ## Binary
 //!
 //! `oss-emulator --listen 127.0.0.1:0 --access-key-id AK --access-key-secret SK
 //! [--region cn-hangzhou] [--data-dir DIR] [--restore-delay-ms 1000] [--fault SPEC]…
-//! [--fault-seed N] [--domain NAME]… [--bucket NAME]…` prints `listening on http://ADDR:PORT`
+//! [--fault-seed N] [--domain NAME]… [--bucket NAME]… [--clock-offset-ms N]` prints `listening on http://ADDR:PORT`
 //! as its first stdout line and serves until SIGTERM/SIGINT. `--fault` takes
 //! `op=PutObject,status=503,rate=0.05[,count=N][,kind=error|latency|reset|truncate]`
 //! `[,latency-ms=N][,after-bytes=N][,qos-delay-ms=N][,code=C][,bucket=B][,key-prefix=P][,phase=before|after]`.
@@ -54,8 +68,10 @@
 //! Accepted signatures: OSS V4 header and presigned URL, OSS V1 header and presigned URL (both
 //! verified with `ferry::oss::sign`), AWS SigV4 header and presigned URL (S3 dialect). The
 //! AccessKey id and the scope's region must match (the AccessKey can be rotated while the server
-//! runs: [`Emulator::rotate_credentials`] or `PUT /-/admin/credentials`); request times more than 15 minutes off are
-//! `RequestTimeTooSkewed`; an STS token is accepted if non-empty and signed; anonymous requests
+//! runs: [`Emulator::rotate_credentials`] or `PUT /-/admin/credentials`); request times more than
+//! 15 minutes off the instance's clock (see [Clock](#clock)) are 403 `RequestTimeTooSkewed`
+//! ("The difference between the request time and the current time is too large.", with
+//! `MaxAllowedSkewMilliseconds`, `RequestTime` and `ServerTime`); an STS token is accepted if non-empty and signed; anonymous requests
 //! are `AccessDenied`. A wrong OSS V4 region is 400 `InvalidArgument` ("Invalid signing
 //! region"); a wrong SigV4 region is 400 `AuthorizationHeaderMalformed`. `SignatureDoesNotMatch`
 //! carries `StringToSign`, `SignatureProvided` (V4 also `CanonicalRequest`; V1 also
@@ -108,8 +124,10 @@
 //! | `GET /-/admin/buckets` | | `{"buckets":["a","b"]}` |
 //! | `PUT /-/admin/buckets/{name}` | optional `{"storage_class":"IA"}` | 201 `{"bucket":…,"created":true}` or 200 `…false` |
 //! | `DELETE /-/admin/buckets/{name}` | | 204 (bucket and contents removed), 404 |
-//! | `GET /-/admin/config` | | `{"region":…,"endpoint":…,"storage":"memory"\|"disk","restore_delay_ms":N}` |
+//! | `GET /-/admin/config` | | `{"region":…,"endpoint":…,"storage":"memory"\|"disk","restore_delay_ms":N,"clock_offset_ms":N}` |
 //! | `PUT /-/admin/config` | `{"restore_delay_ms":N}` | 204 |
+//! | `GET /-/admin/clock` | | `{"offset_ms":N,"now_ms":N,"now":"<RFC 1123>"}`: the instance's clock |
+//! | `PUT /-/admin/clock` | `{"offset_ms":-1200000}` | 204, the instance's clock set to real time + offset (as [`Emulator::set_clock_offset`]); 400 without `offset_ms` |
 //! | `PUT /-/admin/credentials` | `{"access_key_id":…,"access_key_secret":…}` | 204, the AccessKey rotated (as [`Emulator::rotate_credentials`]); 400 if either is empty |
 //!
 //! A fault rule in JSON: `{"op":"PutObject","kind":"error","status":503,"rate":0.5,"count":3}`;

@@ -46,6 +46,17 @@ struct Args {
     /// Bucket to create at start (repeatable).
     #[arg(long = "bucket")]
     buckets: Vec<String>,
+    /// How far the server's clock is from real time, in milliseconds (negative: behind); used
+    /// for the Date header, the 15-minute skew check and every stored time.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = parse_offset)]
+    clock_offset_ms: i64,
+}
+
+fn parse_offset(s: &str) -> Result<i64, String> {
+    let ms: i64 = s.parse().map_err(|e| format!("{e}"))?;
+    chrono::TimeDelta::try_milliseconds(ms)
+        .map(|_| ms)
+        .ok_or_else(|| "out of range".to_owned())
 }
 
 fn parse_fault(s: &str) -> Result<FaultRule, String> {
@@ -86,7 +97,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .region(args.region)
         .listen(args.listen)
         .data_dir(args.data_dir)
-        .restore_delay(Duration::from_millis(args.restore_delay_ms));
+        .restore_delay(Duration::from_millis(args.restore_delay_ms))
+        .clock_offset(chrono::TimeDelta::milliseconds(args.clock_offset_ms));
     if let Some(seed) = args.fault_seed {
         builder = builder.fault_seed(seed);
     }

@@ -103,7 +103,9 @@ async fn handle(
         .unwrap_or_else(|| state.addr.to_string());
     let raw_path = req.uri().path().to_owned();
     if routing::is_admin(&host, &raw_path, &state.config.domains) {
-        return Ok(admin::handle(&state, req).await);
+        let mut resp = admin::handle(&state, req).await;
+        set_date(&mut resp, &state);
+        return Ok(resp);
     }
     let request_id = new_request_id();
     let (parts, incoming) = req.into_parts();
@@ -127,7 +129,7 @@ async fn handle(
         request_id,
     };
     if let Some(e) = route_error {
-        return Ok(finish(render_error(&info, e), &info));
+        return Ok(finish(render_error(&info, e), &info, &state));
     }
     let op = ops::classify(&info);
     let name = op.name();
@@ -155,7 +157,7 @@ async fn handle(
             }
         }
     };
-    let resp = finish(resp, &info);
+    let resp = finish(resp, &info, &state);
     state
         .counters
         .response(name, &resp.status().as_u16().to_string());
@@ -182,7 +184,7 @@ async fn run_operation(
     incoming: Incoming,
     plan: &Plan,
 ) -> Response<Body> {
-    let verified = match auth::verify(info, &state.identity(), chrono::Utc::now()) {
+    let verified = match auth::verify(info, &state.identity(), state.now()) {
         Ok(v) => v,
         Err(e) => return render_error(info, e),
     };
@@ -226,8 +228,16 @@ pub fn render_error(info: &RequestInfo, e: ApiError) -> Response<Body> {
     reply.xml(e.document(info.dialect, &info.request_id, &info.host, &resource))
 }
 
+/// The `Date` header from the instance's clock (hyper would otherwise write real time).
+fn set_date(resp: &mut Response<Body>, state: &State) {
+    if let Ok(v) = http::HeaderValue::from_str(&crate::time::http_date(state.now_millis())) {
+        resp.headers_mut().insert(http::header::DATE, v);
+    }
+}
+
 /// Adds the headers every response carries.
-fn finish(mut resp: Response<Body>, info: &RequestInfo) -> Response<Body> {
+fn finish(mut resp: Response<Body>, info: &RequestInfo, state: &State) -> Response<Body> {
+    set_date(&mut resp, state);
     let h = resp.headers_mut();
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = http::HeaderValue::from_str(value) {
@@ -235,7 +245,6 @@ fn finish(mut resp: Response<Body>, info: &RequestInfo) -> Response<Body> {
         }
     };
     set("x-oss-request-id", &info.request_id);
-    set("date", &crate::time::http_date(crate::time::now_millis()));
     set("server", "ferry-oss-emulator");
     if info.dialect == Dialect::S3 {
         set("x-amz-request-id", &info.request_id);

@@ -1,15 +1,23 @@
-//! Shared server state: configuration, the store, faults and counters.
+//! Shared server state: configuration, the store, faults, counters and the instance's clock.
 //!
-//! The AccessKey is the one setting that changes while the server runs (a test rotating it, as
-//! an operator would rotate a real one), so it sits behind an `RwLock` and each request reads a
-//! snapshot of it ([`State::identity`]) before checking its signature. Everything else in
-//! [`Config`] is fixed at start.
+//! The AccessKey can change while the server runs (a test rotating it, as an operator would
+//! rotate a real one), so it sits behind an `RwLock` and each request reads a snapshot of it
+//! ([`State::identity`]) before checking its signature. Everything in [`Config`] is fixed at
+//! start.
+//!
+//! Each instance has its own clock: real time plus an offset ([`State::now`],
+//! [`State::set_clock_offset`]), so a test can give the server a clock that differs from the
+//! client's without touching the process (several emulators may run in one test process, each
+//! with its own offset). Everything time-based in the instance reads it: the `Date` header, the
+//! request-time skew check and presigned-URL expiry, Last-Modified and the other stored times,
+//! and restore progress.
 
 use std::net::SocketAddr;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use ferry::secret::Secret;
 
 use crate::counters::Counters;
@@ -49,6 +57,8 @@ pub struct State {
     pub counters: Counters,
     pub addr: SocketAddr,
     restore_delay_ms: AtomicU64,
+    /// The instance's clock minus real time, in milliseconds.
+    clock_offset_ms: AtomicI64,
 }
 
 impl State {
@@ -59,6 +69,7 @@ impl State {
         faults: Faults,
         addr: SocketAddr,
         restore_delay: Duration,
+        clock_offset: TimeDelta,
     ) -> State {
         State {
             config,
@@ -68,6 +79,7 @@ impl State {
             counters: Counters::default(),
             addr,
             restore_delay_ms: AtomicU64::new(restore_delay.as_millis() as u64),
+            clock_offset_ms: AtomicI64::new(clock_offset.num_milliseconds()),
         }
     }
 
@@ -109,5 +121,37 @@ impl State {
     pub fn set_restore_delay(&self, d: Duration) {
         self.restore_delay_ms
             .store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The instance's clock: real time plus the clock offset.
+    pub fn now(&self) -> DateTime<Utc> {
+        let offset = self.clock_offset();
+        Utc::now()
+            .checked_add_signed(offset)
+            .unwrap_or(if offset < TimeDelta::zero() {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            })
+    }
+
+    /// [`State::now`] as Unix milliseconds, the unit stored times use.
+    pub fn now_millis(&self) -> i64 {
+        Utc::now()
+            .timestamp_millis()
+            .saturating_add(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// How far the instance's clock is from real time (negative: behind).
+    pub fn clock_offset(&self) -> TimeDelta {
+        // Never i64::MIN: it is only ever set from a TimeDelta's milliseconds.
+        TimeDelta::try_milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
+            .unwrap_or(TimeDelta::MIN)
+    }
+
+    /// Moves the instance's clock to real time plus `offset` (kept to the millisecond).
+    pub fn set_clock_offset(&self, offset: TimeDelta) {
+        self.clock_offset_ms
+            .store(offset.num_milliseconds(), Ordering::Relaxed);
     }
 }

@@ -1,11 +1,8 @@
 //! Time helpers: stored times are Unix milliseconds; the wire uses RFC 1123, ISO 8601 and the
-//! compact V4 form.
+//! compact V4 form. There is no "now" here on purpose: each emulator instance has its own clock
+//! ([`crate::state::State::now`], real time plus the instance's offset).
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-
-pub fn now_millis() -> i64 {
-    Utc::now().timestamp_millis()
-}
 
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()

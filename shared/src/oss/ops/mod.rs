@@ -3,6 +3,7 @@
 //! answer into a public result type. Sending, signing and retrying live in `client.rs`.
 
 pub mod bucket;
+pub mod clock;
 pub mod copy;
 pub mod list;
 pub mod multipart;

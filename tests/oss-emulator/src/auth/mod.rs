@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::error::ApiError;
 use crate::request::RequestInfo;
 use crate::state::Identity;
+use crate::xml::iso8601;
 
 /// Requests more than this far from the server clock are refused (`RequestTimeTooSkewed`).
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
@@ -65,7 +66,13 @@ pub fn verify(
     ))
 }
 
-/// Refuses request times more than [`MAX_SKEW_SECS`] away from `now`.
+/// Refuses request times more than [`MAX_SKEW_SECS`] away from `now`, the server's clock (the
+/// emulator instance's, which may be offset from real time).
+///
+/// As OSS answers: 403 `RequestTimeTooSkewed`, "The difference between the request time and the
+/// current time is too large.", with `MaxAllowedSkewMilliseconds` (900000), `RequestTime` and
+/// `ServerTime` in the document, both ISO 8601 with a `.000` fraction
+/// (`2024-09-23T06:32:40.000Z`).
 pub fn check_skew(request_time: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
     let skew = (now - request_time).num_seconds().abs();
     if skew > MAX_SKEW_SECS {
@@ -74,12 +81,12 @@ pub fn check_skew(request_time: DateTime<Utc>, now: DateTime<Utc>) -> Result<(),
             "RequestTimeTooSkewed",
             "The difference between the request time and the current time is too large.",
         )
-        .with("RequestTime", request_time.to_rfc3339())
-        .with("ServerTime", now.to_rfc3339())
         .with(
             "MaxAllowedSkewMilliseconds",
             (MAX_SKEW_SECS * 1000).to_string(),
-        ));
+        )
+        .with("RequestTime", iso8601(request_time.timestamp_millis()))
+        .with("ServerTime", iso8601(now.timestamp_millis())));
     }
     Ok(())
 }
@@ -157,6 +164,34 @@ mod tests {
         assert_eq!(field(&f, "Credential"), Some("a/b"));
         assert_eq!(field(&f, "AdditionalHeaders"), Some("host;range"));
         assert_eq!(field(&f, "Signature"), Some("ff"));
+    }
+
+    #[test]
+    fn skew_error_names_both_times_as_oss_does() {
+        let now = crate::time::parse_compact("20240923T063240Z").unwrap();
+        assert!(check_skew(now - chrono::Duration::minutes(15), now).is_ok());
+        let e = check_skew(now - chrono::Duration::minutes(16), now).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code.as_str()),
+            (403, "RequestTimeTooSkewed")
+        );
+        assert_eq!(
+            e.message,
+            "The difference between the request time and the current time is too large."
+        );
+        let extra: Vec<(&str, &str)> = e
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            extra,
+            [
+                ("MaxAllowedSkewMilliseconds", "900000"),
+                ("RequestTime", "2024-09-23T06:16:40.000Z"),
+                ("ServerTime", "2024-09-23T06:32:40.000Z"),
+            ]
+        );
     }
 
     #[test]

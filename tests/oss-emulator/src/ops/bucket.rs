@@ -50,7 +50,7 @@ pub async fn put_bucket(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body
     } else {
         crate::xml::parse(&body)?
     };
-    let mut info = BucketInfo::new(name);
+    let mut info = BucketInfo::new(name, ctx.state.now_millis());
     if let Some(sc) = config.storage_class {
         info.storage_class = StorageClass::parse_oss(&sc).ok_or_else(|| {
             ApiError::invalid_argument(format!("The storage class '{sc}' is invalid for a bucket"))

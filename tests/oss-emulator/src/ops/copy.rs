@@ -14,7 +14,6 @@ use crate::reply::Reply;
 use crate::request::Dialect;
 use crate::store::model::{ObjectAttrs, ObjectMeta, PartMeta};
 use crate::store::{Object, Part, entity_too_large, file_already_exists};
-use crate::time::now_millis;
 use crate::xml::{S3_NAMESPACE, Xml, iso8601};
 
 /// OSS copies at most 1 GB in one CopyObject; S3 at most 5 GB.
@@ -50,7 +49,7 @@ fn source(ctx: &Ctx<'_>) -> Result<Object, ApiError> {
     let (bucket, key) = parse_copy_source(&value, &header)?;
     let obj = ctx.state.store.object(&bucket, &key)?;
     attrs::check_conditions(ctx.req, &obj.meta, &ctx.req.dialect.header("copy-source-"))?;
-    if !obj.meta.readable(now_millis()) {
+    if !obj.meta.readable(ctx.state.now_millis()) {
         return Err(invalid_object_state(&obj.meta));
     }
     Ok(obj)
@@ -135,7 +134,7 @@ pub async fn copy_object(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         etag: src.meta.etag.clone(),
         content_md5: src.meta.content_md5.clone(),
         crc64: Some(written.crc64),
-        last_modified_ms: now_millis(),
+        last_modified_ms: ctx.state.now_millis(),
         object_type: src.meta.object_type,
         attrs,
         restore: None,
@@ -201,7 +200,7 @@ pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError>
             etag: written.etag(),
             size: written.blob.len(),
             crc64: Some(written.crc64),
-            last_modified_ms: now_millis(),
+            last_modified_ms: ctx.state.now_millis(),
         },
         blob: written.blob,
     };

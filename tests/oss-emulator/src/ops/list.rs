@@ -22,7 +22,6 @@ use crate::reply::Reply;
 use crate::request::Dialect;
 use crate::store::Object;
 use crate::store::model::ObjectMeta;
-use crate::time::now_millis;
 use crate::xml::{S3_NAMESPACE, Xml, iso8601};
 
 /// One listing entry.
@@ -174,7 +173,7 @@ pub fn list_objects(ctx: &Ctx<'_>, v2: bool) -> Result<Response<Body>, ApiError>
         (None, Some(s)) if !s.is_empty() => Some(s),
         _ => None,
     };
-    let now = now_millis();
+    let now = ctx.state.now_millis();
     let bucket = ctx.bucket();
     let doc = ctx.state.store.read(bucket, |b| {
         let mut page = page(&b.objects, prefix, delimiter, after, max);

@@ -18,7 +18,6 @@ use crate::reply::Reply;
 use crate::request::Dialect;
 use crate::store::model::{ObjectMeta, ObjectType, PartMeta, UploadMeta};
 use crate::store::{Object, Part, Upload};
-use crate::time::now_millis;
 use crate::xml::{S3_NAMESPACE, Xml, iso8601};
 
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -50,7 +49,7 @@ pub fn initiate(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let meta = UploadMeta {
         upload_id: upload_id.clone(),
         key: key.to_owned(),
-        initiated_ms: now_millis(),
+        initiated_ms: ctx.state.now_millis(),
         attrs,
     };
     ctx.state.store.create_upload(bucket, meta)?;
@@ -106,7 +105,7 @@ pub async fn upload_part(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Bod
             etag: written.etag(),
             size: written.blob.len(),
             crc64: Some(written.crc64),
-            last_modified_ms: now_millis(),
+            last_modified_ms: ctx.state.now_millis(),
         },
         blob: written.blob,
     };
@@ -187,8 +186,12 @@ fn chosen_parts<'u>(
     Ok(chosen)
 }
 
-/// Builds the object from the chosen parts.
-fn assemble(upload: &Upload, list: Option<&[CompletePart]>) -> Result<Object, ApiError> {
+/// Builds the object from the chosen parts, last modified at `now_ms`.
+fn assemble(
+    upload: &Upload,
+    list: Option<&[CompletePart]>,
+    now_ms: i64,
+) -> Result<Object, ApiError> {
     let parts = chosen_parts(upload, list)?;
     let last = parts.len() - 1;
     for (i, p) in parts.iter().enumerate() {
@@ -219,7 +222,7 @@ fn assemble(upload: &Upload, list: Option<&[CompletePart]>) -> Result<Object, Ap
         etag: format!("{}-{}", hex::encode_upper(md5s.finalize()), parts.len()),
         content_md5: None,
         crc64: crc,
-        last_modified_ms: now_millis(),
+        last_modified_ms: now_ms,
         object_type: ObjectType::Multipart,
         attrs: upload.meta.attrs.clone(),
         restore: None,
@@ -254,7 +257,7 @@ pub async fn complete(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>,
         .state
         .store
         .complete_upload(bucket, key, &upload_id, forbid, |u| {
-            assemble(u, list.as_deref())
+            assemble(u, list.as_deref(), ctx.state.now_millis())
         })?;
     let mut x = Xml::new();
     x.open_root("CompleteMultipartUploadResult", ns(ctx));

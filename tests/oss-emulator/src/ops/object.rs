@@ -14,7 +14,6 @@ use crate::reply::Reply;
 use crate::request::Dialect;
 use crate::store::model::{ObjectMeta, ObjectType};
 use crate::store::{Object, entity_too_large, file_already_exists};
-use crate::time::now_millis;
 use crate::xml::{S3_NAMESPACE, Xml};
 
 /// PutObject takes at most 5 GB.
@@ -58,7 +57,7 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
         etag: written.etag(),
         content_md5: Some(BASE64.encode(written.md5)),
         crc64: Some(written.crc64),
-        last_modified_ms: now_millis(),
+        last_modified_ms: ctx.state.now_millis(),
         object_type: ObjectType::Normal,
         attrs,
         restore: None,
@@ -115,7 +114,7 @@ pub fn invalid_object_state(meta: &ObjectMeta) -> ApiError {
 pub fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>, ApiError> {
     let obj = ctx.state.store.object(ctx.bucket(), ctx.key())?;
     let meta = &obj.meta;
-    let now = now_millis();
+    let now = ctx.state.now_millis();
     attrs::check_conditions(ctx.req, meta, "")?;
     if !head && !meta.readable(now) {
         return Err(invalid_object_state(meta));

@@ -14,7 +14,6 @@ use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::request::Dialect;
 use crate::store::model::{Restore, RestoreState, StorageClass};
-use crate::time::now_millis;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -87,7 +86,7 @@ pub async fn restore(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, 
             "Tier '{tier}' is invalid: use Expedited, Standard or Bulk"
         )));
     }
-    let now = now_millis();
+    let now = ctx.state.now_millis();
     let delay = ctx.state.restore_delay().as_millis() as i64;
     let status =
         ctx.state

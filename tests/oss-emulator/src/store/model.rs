@@ -194,10 +194,11 @@ pub struct BucketInfo {
 }
 
 impl BucketInfo {
-    pub fn new(name: &str) -> BucketInfo {
+    /// A Standard, private bucket created at `created_ms` (the emulator's clock).
+    pub fn new(name: &str, created_ms: i64) -> BucketInfo {
         BucketInfo {
             name: name.to_owned(),
-            created_ms: crate::time::now_millis(),
+            created_ms,
             storage_class: StorageClass::Standard,
             redundancy: "LRS".to_owned(),
             acl: "private".to_owned(),

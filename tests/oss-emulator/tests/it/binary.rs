@@ -1,4 +1,5 @@
-//! The `oss-emulator` binary: first stdout line, serving, fault flags, clean exit on SIGTERM.
+//! The `oss-emulator` binary: first stdout line, serving, fault and clock flags, clean exit on
+//! SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -73,6 +74,45 @@ async fn serves_after_printing_its_address_and_exits_on_sigterm() {
             .await
             .text(),
         "v"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_within(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_clock_offset_flag_sets_the_server_clock() {
+    let mut child = spawn(&[
+        "--access-key-id",
+        AK,
+        "--access-key-secret",
+        SK,
+        "--clock-offset-ms",
+        "-1200000",
+    ]);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_owned();
+    let clock = get_url(&format!("{endpoint}/-/admin/clock")).await;
+    assert_eq!(clock.status, 200, "{}", clock.text());
+    assert_eq!(clock.json()["offset_ms"].as_i64(), Some(-1_200_000));
+    let date = clock.header("date").unwrap();
+    let date = chrono::DateTime::parse_from_rfc2822(&date).unwrap();
+    let behind = chrono::Utc::now() - date.with_timezone(&chrono::Utc);
+    assert!(
+        (behind - chrono::TimeDelta::minutes(20)).abs() < chrono::TimeDelta::seconds(5),
+        "{behind}"
     );
 
     let killed = Command::new("kill")
