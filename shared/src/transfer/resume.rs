@@ -160,9 +160,17 @@ pub async fn abort_orphans(
                 Ok(Some(r)) if r.upload_id == upload.upload_id
             );
             if !recorded {
-                dest.client
+                match dest
+                    .client
                     .abort_multipart_upload(&dest.bucket, &upload.key, &upload.upload_id)
-                    .await?;
+                    .await
+                {
+                    Ok(()) => {}
+                    // Gone already: the answer to this very abort was lost and the retry met
+                    // its effect (or another sweep took it). Either way nothing is left.
+                    Err(e) if e.code() == Some("NoSuchUpload") => {}
+                    Err(e) => return Err(e),
+                }
                 aborted += 1;
             }
         }

@@ -715,6 +715,39 @@ async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
     );
 }
 
+/// Issue 14 point 1: every AbortMultipartUpload's answer is lost after the abort took effect;
+/// the retry meets NoSuchUpload. Before, the sweep stopped with that error at the first orphan
+/// and left the others open (OSS bills their parts); now every orphan is swept.
+#[tokio::test]
+async fn orphans_are_swept_when_the_answers_to_their_aborts_are_lost() {
+    let p = pair().await;
+    let copier = p.copier(CopyOptions::default());
+    let dst = client(&p.dst);
+    for key in ["orphan/1", "orphan/2", "orphan/3"] {
+        dst.initiate_multipart_upload("dst", key, &Default::default())
+            .await
+            .unwrap();
+        // The first abort of each is lost after it took effect; its retry meets NoSuchUpload.
+        let rule = lost("AbortMultipartUpload", FaultKind::Reset, 1.0)
+            .key_prefix(key)
+            .count(1);
+        p.dst.add_fault(rule).unwrap();
+    }
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let swept = ferry::transfer::resume::abort_orphans(
+        &copier.dest,
+        copier.ledger.as_ref(),
+        later,
+        &|_| true,
+    )
+    .await
+    .expect("the sweep ends without an error");
+    assert_eq!(swept, 3);
+    assert_eq!(p.dst.counters().faults("AbortMultipartUpload"), 3);
+    p.dst.clear_faults();
+    assert_eq!(open_uploads(&p.dst).await, 0, "no upload is left open");
+}
+
 #[tokio::test]
 async fn uploads_a_crashed_run_left_are_aborted_and_recorded_ones_kept() {
     let p = pair().await;
