@@ -204,3 +204,103 @@ async fn killed_and_restarted_run_finishes_with_the_same_report() {
         );
     }
 }
+
+/// Issue 14 point 13: the state directory's file system fills up mid-run (a 256 KiB tmpfs in a
+/// mount namespace of our own, made with `unshare`; no privileges needed). The run stops at once
+/// with exit status 1 and says what is full and how to go on, instead of every role retrying
+/// its failed write for ever; nothing is lost: once the file system has room (the tmpfs grown
+/// in place) the same command resumes the run and completes it exactly. Before, the run never
+/// ended (each write failed as a permanent error, and each delivery was given back to retry);
+/// and once it stopped, the resumed run waited for ever: results the verifier had recorded but
+/// progress had not taken spawned tasks whose messages died with the old queues (now
+/// `standalone::resume_tasks` puts them back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_directory_stops_the_run_with_the_fix_and_the_same_command_resumes_it() {
+    let source = emulator("full-src-ak").await;
+    let dest = emulator("full-dst-ak").await;
+    source.create_bucket(SOURCE).unwrap();
+    dest.create_bucket(DEST).unwrap();
+    let mut all = BTreeSet::new();
+    for i in 0..300u32 {
+        let key = format!("f{:02}/file-{i:04}", i % 6);
+        source
+            .put_object(SOURCE, &key, vec![(i % 251) as u8; 1_000 + i as usize])
+            .await
+            .unwrap();
+        all.insert(key);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let job_path = dir.path().join("job.json");
+    let mut job: serde_json::Value = serde_json::from_str(&job(&source, &dest)).unwrap();
+    job["bandwidth_limit"] = serde_json::Value::Null;
+    job["sharding"]["max_keys_per_shard"] = 10.into();
+    std::fs::write(&job_path, job.to_string()).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let (err1, code1, code2) = (
+        dir.path().join("err1"),
+        dir.path().join("code1"),
+        dir.path().join("code2"),
+    );
+    // Inside one namespace: mount a small tmpfs, run, grow it, run the same command again.
+    let script = r#"
+        mount -t tmpfs -o size=256k ferry-state "$STATE" || exit 90
+        timeout 100 "$FERRY" run "$JOB" --state-dir "$STATE" --quiet 2>"$ERR1" >/dev/null
+        echo $? >"$CODE1"
+        mount -o remount,size=16m "$STATE" || exit 91
+        timeout 100 "$FERRY" run "$JOB" --state-dir "$STATE" --quiet >/dev/null 2>&1
+        echo $? >"$CODE2"
+        cat "$STATE"/jobs/restart-job/runs/*/report.json
+    "#;
+    let mut ferry = ferry(&job_path, &state, &source, &dest);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .envs(ferry.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("FERRY", ferry.get_program())
+        .env("JOB", &job_path)
+        .env("STATE", &state)
+        .env("ERR1", &err1)
+        .env("CODE1", &code1)
+        .env("CODE2", &code2);
+    let _ = ferry.stdout(Stdio::null());
+    let out = output_within(&mut cmd, Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("the namespace script ends: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the script ran (unshare and mount work here): {:?} {stderr}; first run: exit {} {}; \
+         second run: exit {}",
+        out.status,
+        read(&code1),
+        read(&err1),
+        read(&code2)
+    );
+    let first = read(&err1);
+    assert_eq!(
+        read(&code1).trim(),
+        "1",
+        "the full run stops, could not run: {first}"
+    );
+    assert!(
+        first.contains("is full") && first.contains("run the same command again"),
+        "the error names what is full and the fix: {first}"
+    );
+    assert_eq!(
+        read(&code2).trim(),
+        "0",
+        "the same command resumes and completes"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "complete", "{report}");
+    assert_eq!(report["objects"]["objects"], all.len() as u64, "{report}");
+    assert_eq!(report["objects"]["copied"], all.len() as u64, "{report}");
+    for key in &all {
+        let got = dest.object_bytes(DEST, key).await.expect("copied");
+        assert_eq!(
+            got,
+            source.object_bytes(SOURCE, key).await.unwrap(),
+            "{key}"
+        );
+    }
+}

@@ -90,6 +90,18 @@ pub async fn run(
 ) -> Result<Finished, RoleError> {
     let spec = JobSpec::from_json(job_text).map_err(|e| RoleError::config(e.to_string()))?;
     let state = Arc::new(LocalStore::open(&options.state_dir).map_err(RoleError::from)?);
+    let finished = run_with(spec, job_text, options, secrets, state.clone()).await;
+    // Whatever write met the full directory first, the user is told what to do about it.
+    finished.map_err(|e| state.full().map(RoleError::config).unwrap_or(e))
+}
+
+async fn run_with(
+    spec: JobSpec,
+    job_text: &str,
+    options: Options,
+    secrets: Arc<dyn Secrets>,
+    state: Arc<LocalStore>,
+) -> Result<Finished, RoleError> {
     let work = Arc::new(MemoryQueue::new("work", queue_settings()));
     let results = Arc::new(MemoryQueue::new("results", queue_settings()));
     let ports = Ports {
@@ -145,7 +157,10 @@ pub async fn run(
         tokio::spawn(async move { count_scope(&rt, &job, &run, &scope).await });
     }
     let shown = options.count_scope.then_some(scope.as_ref());
-    let outcome = watch(&rt, &spec.name, &run, options.on_progress.as_deref(), shown).await;
+    let outcome = tokio::select! {
+        outcome = watch(&rt, &spec.name, &run, options.on_progress.as_deref(), shown) => outcome,
+        full = until_full(&state) => Err(RoleError::config(full)),
+    };
     stop.store(true, Ordering::SeqCst);
     for task in tasks {
         let _ = task.await;
@@ -207,14 +222,37 @@ async fn unfinished_run(
         }
         return Ok(None);
     }
-    Ok(Some((
-        run.to_owned(),
-        progress.pending.into_values().collect(),
-    )))
+    let pending = progress.pending.into_values().collect();
+    Ok(Some((run.to_owned(), resume_tasks(state, pending).await?)))
 }
 
-/// Waits for the next whole second. Destination clocks count whole seconds, so starting a run
-/// on one tells this run's writes apart from the previous run's (see `Differ::with_run_start`).
+/// The tasks to put back on the fresh queues: every pending task, and every task that a
+/// pending task's *recorded* result spawned, recursively. The old queues died with the process:
+/// a result the verifier recorded but progress had not taken yet (the process stopped in
+/// between) spawned tasks whose messages were only in them. The recorded tasks themselves
+/// re-send their records (see `transfer::handle`), so progress takes them and their children,
+/// and the children must be on the queue to run.
+async fn resume_tasks(
+    state: &dyn crate::state::StateStore,
+    pending: Vec<ShardTask>,
+) -> Result<Vec<ShardTask>, RoleError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from(pending);
+    let mut tasks = Vec::new();
+    while let Some(task) = queue.pop_front() {
+        if !seen.insert(task.id()) {
+            continue;
+        }
+        let recorded: Option<super::message::ChunkResult> =
+            read_json(state, &layout::result(&task)).await?;
+        if let Some(result) = recorded {
+            queue.extend(result.spawned);
+        }
+        tasks.push(task);
+    }
+    Ok(tasks)
+}
+
 /// The run's start time, by the servers' clock. The start is compared with times the servers
 /// write (the source's Last-Modified for an incremental run's watermark, OSS's for recognising
 /// this run's own writes), so a local clock that is off — by more than the incremental
@@ -234,6 +272,8 @@ async fn run_start(offset: Option<chrono::TimeDelta>) -> DateTime<Utc> {
     next_whole_second(now).await
 }
 
+/// Waits for the next whole second. Destination clocks count whole seconds, so starting a run
+/// on one tells this run's writes apart from the previous run's (see `Differ::with_run_start`).
 async fn next_whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::{SubsecRound, TimeDelta};
     let next = now.trunc_subsecs(0) + TimeDelta::seconds(1);
@@ -302,6 +342,18 @@ async fn settle(queue: &dyn Queue, receipt: &str, done: Result<(), RoleError>, c
             let delay = Duration::from_millis(200 * 2u64.pow(count.min(6)));
             let _ = queue.nack(receipt, delay).await;
         }
+    }
+}
+
+/// Waits until the state directory is found full. Every role's write then fails, and with
+/// nothing to free space they would retry for ever: the run stops instead, and says how to go
+/// on (the same command resumes it).
+async fn until_full(state: &LocalStore) -> String {
+    loop {
+        if let Some(why) = state.full() {
+            return why;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -56,6 +56,8 @@ struct Inner {
     /// open file, and `flock` does not exclude holders of the same open file); the `flock`
     /// taken on it excludes other processes and other `LocalStore`s on the same directory.
     lock: Mutex<File>,
+    /// Set once a write found the directory's file system full (see [`LocalStore::full`]).
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl LocalStore {
@@ -88,7 +90,22 @@ impl LocalStore {
                 root,
                 tmp,
                 lock: Mutex::new(lock),
+                full: std::sync::atomic::AtomicBool::new(false),
             }),
+        })
+    }
+
+    /// Why the run cannot go on, once a write found the state directory's file system full
+    /// (no space, or the quota used up). Nothing written before is damaged — every value is
+    /// moved into place whole — so the same command resumes the run once there is room.
+    pub fn full(&self) -> Option<String> {
+        self.inner.full.load(Ordering::Relaxed).then(|| {
+            format!(
+                "the state directory {} is full (no space left on its file system): free some \
+                 space, or move the directory with its contents elsewhere and pass that \
+                 --state-dir, then run the same command again; the run resumes where it stopped",
+                self.inner.root.display()
+            )
         })
     }
 
@@ -217,6 +234,9 @@ impl Inner {
     }
 
     fn io_error(&self, what: &str, key: &str, e: io::Error) -> StateError {
+        if is_full(&e) {
+            self.full.store(true, Ordering::Relaxed);
+        }
         self.error(format!("{what} key {key:?} failed: {e}"))
     }
 
@@ -416,4 +436,11 @@ fn remove_stale_tmp(tmp: &Path) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether `e` says the file system is out of space or quota.
+fn is_full(e: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    e.kind() == io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
 }

@@ -11,6 +11,7 @@ mod proc_stats;
 mod procs;
 mod raw_oss;
 mod report;
+mod soak;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Bench {
     /// (internal) The planner of `plan`, run as its own process.
     #[command(hide = true)]
     PlanWorker(plan::WorkerArgs),
+    /// A whole `ferry run` of N objects between two emulator processes injecting faults, then
+    /// every object read back with oss2 (run by hand; exits 1 when the result is not exact).
+    Soak(soak::Args),
     /// (internal) One contender of `migrate`, run as its own process.
     #[command(hide = true)]
     Worker(worker::Args),
@@ -53,6 +57,21 @@ async fn main() {
             if let Err(e) = plan::run(args, cli.record.as_deref()).await {
                 eprintln!("benchmark failed: {e}");
                 std::process::exit(1);
+            }
+            return;
+        }
+        Bench::Soak(args) => {
+            // Prints and records its own tables, exact or not.
+            match soak::run(args, cli.record.as_deref()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    eprintln!("soak: the result is NOT exact (see the table)");
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("benchmark failed: {e}");
+                    std::process::exit(1);
+                }
             }
             return;
         }

@@ -103,6 +103,33 @@ impl RawOss {
         check(resp).await.map(|_| ())
     }
 
+    /// PUTs `len` bytes that `chunk(start, n)` produces as they are sent, 1 MiB at a time (the
+    /// soak's reproducible objects, never held whole in memory).
+    pub async fn put_chunked<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        len: u64,
+        chunk: F,
+    ) -> Result<(), String>
+    where
+        F: Fn(u64, usize) -> Vec<u8> + Send + Sync + 'static,
+    {
+        const CHUNK: u64 = 1 << 20;
+        let chunks = futures_util::stream::iter((0..len.div_ceil(CHUNK)).map(move |i| {
+            let n = CHUNK.min(len - i * CHUNK) as usize;
+            Ok::<_, std::io::Error>(Bytes::from(chunk(i * CHUNK, n)))
+        }));
+        let resp = self
+            .request(reqwest::Method::PUT, bucket, Some(key))
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        check(resp).await.map(|_| ())
+    }
+
     /// GETs the object and discards the body as it streams; returns the byte count.
     pub async fn get(&self, bucket: &str, key: &str) -> Result<u64, String> {
         let resp = self
