@@ -22,6 +22,7 @@
 //!   the report, and the standalone runner.
 //! * [`secret`] — a string that never prints itself, for credentials.
 
+pub mod backoff;
 pub mod crc64;
 pub mod job;
 pub mod oss;

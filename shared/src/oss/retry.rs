@@ -1,7 +1,7 @@
 //! When and how long to wait before trying a request again.
 //!
-//! Full-jitter exponential backoff: before retry *n* the client sleeps a uniformly random time in
-//! `[0, min(max_delay, base_delay · 2^(n-1))]`, which spreads many workers' retries apart instead
+//! Full-jitter exponential backoff ([`crate::backoff`]): before retry *n* the client sleeps a
+//! uniformly random time in `[0, min(max_delay, base_delay · 2^(n-1))]`, which spreads many workers' retries apart instead
 //! of having them hit a throttled service in lockstep. If OSS asked for a pause
 //! (`x-oss-qos-delay-time`), the sleep is at least that long.
 //!
@@ -46,14 +46,16 @@ impl RetryConfig {
 
     /// The upper bound of the backoff before retry `retry` (1 for the first retry).
     pub fn backoff_cap(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+        self.shape().ceiling(retry)
     }
 
     /// A full-jitter backoff before retry `retry`: uniform in `[0, backoff_cap(retry)]`.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let cap = self.backoff_cap(retry).as_micros() as u64;
-        Duration::from_micros(fastrand::u64(0..=cap))
+        self.shape().full_jitter(retry)
+    }
+
+    fn shape(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::new(self.base_delay, self.max_delay)
     }
 
     /// The wait before retry `retry`, honouring the server's requested minimum.

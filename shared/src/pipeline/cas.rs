@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::RoleError;
+use crate::backoff::Backoff;
 use crate::state::StateStore;
 
 /// What an edit decided.
@@ -35,8 +36,9 @@ pub enum Layout {
 
 /// Conflicts tolerated before giving up with a retryable error (the delivery comes back).
 const ATTEMPTS: u32 = 200;
-const FIRST_WAIT: Duration = Duration::from_millis(10);
-const LONGEST_WAIT: Duration = Duration::from_millis(500);
+/// The wait after a conflict: equal jitter from 10 ms to 500 ms, so racing writers spread out.
+const CONFLICT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
 
 /// Reads the document at `key` (`None` when missing), applies `edit`, and writes the result
 /// back if nobody wrote in between; on a conflict, reads and edits again. Returns the document
@@ -51,8 +53,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnMut(Option<T>) -> Result<Edit<T>, RoleError>,
 {
-    let mut wait = FIRST_WAIT;
-    for _ in 0..ATTEMPTS {
+    for attempt in 1..=ATTEMPTS {
         let current = state.get(key).await?;
         let document =
             match &current {
@@ -79,8 +80,7 @@ where
         if written.is_some() {
             return Ok(next);
         }
-        tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64())).await;
-        wait = (wait * 2).min(LONGEST_WAIT);
+        tokio::time::sleep(CONFLICT_BACKOFF.equal_jitter(attempt)).await;
     }
     Err(RoleError::retry(format!(
         "{key}: too many concurrent updates; try again"

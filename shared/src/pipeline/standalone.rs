@@ -331,6 +331,11 @@ async fn verifier_loop(
     }
 }
 
+/// The wait before a failed delivery comes back: from 400 ms up to 25.6 s, as SQS's visibility
+/// timeout would space them in distributed mode.
+const REDELIVERY_BACKOFF: crate::backoff::Backoff =
+    crate::backoff::Backoff::new(Duration::from_millis(400), Duration::from_millis(25_600));
+
 /// Acks a finished delivery, or gives it back with a growing delay.
 async fn settle(queue: &dyn Queue, receipt: &str, done: Result<(), RoleError>, count: u32) {
     match done {
@@ -339,7 +344,7 @@ async fn settle(queue: &dyn Queue, receipt: &str, done: Result<(), RoleError>, c
         }
         Err(e) => {
             tracing::warn!(error = %e, deliveries = count, "will retry");
-            let delay = Duration::from_millis(200 * 2u64.pow(count.min(6)));
+            let delay = REDELIVERY_BACKOFF.equal_jitter(count);
             let _ = queue.nack(receipt, delay).await;
         }
     }

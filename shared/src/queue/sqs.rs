@@ -34,6 +34,7 @@ use futures_util::{StreamExt, stream};
 use tokio::time::Instant;
 
 use super::{Delivery, Fut, MAX_MESSAGE_BYTES, Queue, QueueError, QueueErrorKind, check_bodies};
+use crate::backoff::Backoff;
 
 /// Entries per SQS batch call.
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -45,8 +46,9 @@ const MAX_WAIT_SECONDS: u64 = 20;
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 60 * 60;
 /// How many times one entry of a batch is tried before the call fails.
 pub const ENTRY_ATTEMPTS: u32 = 5;
-/// Backoff before the n-th retry of failed entries: this × 2ⁿ⁻¹, plus up to 50 % jitter.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// Backoff before the n-th retry of failed entries (equal jitter, from 200 ms to 6.4 s).
+const ENTRY_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(6_400));
 /// SendMessageBatch calls in flight at once for one `send_batch`.
 const SEND_CONCURRENCY: usize = 4;
 
@@ -179,7 +181,7 @@ impl SqsQueue {
                     ),
                 });
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(ENTRY_BACKOFF.equal_jitter(attempt)).await;
         }
         Ok(())
     }
@@ -400,11 +402,6 @@ fn batches(bodies: &[String]) -> Vec<&[String]> {
 /// unit), at most 20.
 fn poll_seconds(left: Duration) -> i32 {
     left.as_secs_f64().ceil().min(MAX_WAIT_SECONDS as f64) as i32
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1).min(6));
-    base + base.mul_f64(fastrand::f64() * 0.5)
 }
 
 fn entry_error(entry: &BatchResultErrorEntry) -> String {

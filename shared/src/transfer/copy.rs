@@ -2,6 +2,7 @@
 //! small listed object), choose single PUT or multipart, prove the bytes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -10,6 +11,7 @@ use super::integrity::{self, Digests, Inspector};
 use super::metadata::destination_options;
 use super::resume::UploadLedger;
 use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, reconcile, server_side};
+use crate::backoff::Backoff;
 use crate::oss::RequestBody;
 use crate::oss::types::ObjectOptions;
 use crate::source::{
@@ -102,7 +104,9 @@ impl Copier {
     }
 
     async fn with_retries(&self, read: Read<'_>) -> ObjectResult {
-        let mut delay = self.options.retry_delay;
+        // Equal jitter from the configured delay, capped at 30 s: objects that failed together
+        // (a throttled destination) do not come back together.
+        let backoff = Backoff::new(self.options.retry_delay, Duration::from_secs(30));
         let mut attempt = 1;
         loop {
             let (key, result) = match read {
@@ -120,8 +124,7 @@ impl Copier {
                 return result;
             }
             tracing::debug!(key, attempt, outcome = ?result.outcome, "copy failed; trying again");
-            tokio::time::sleep(delay).await;
-            delay = delay.saturating_mul(2);
+            tokio::time::sleep(backoff.equal_jitter(attempt)).await;
             attempt += 1;
         }
     }

@@ -151,6 +151,22 @@ impl Cluster {
         started.elapsed()
     }
 
+    /// The run ended complete and exact: every seeded object counted and copied, no task
+    /// failed, the destination holds exactly the seeded keys with their bytes, and neither
+    /// dead-letter queue holds a message.
+    async fn assert_run_exact(&self, report: &Report) {
+        let n = self.objects.len() as u64;
+        assert_eq!(report.verdict, "complete", "{report:?}");
+        assert_eq!(report.objects.objects, n);
+        assert_eq!(report.objects.copied, n);
+        assert!(report.failed_tasks.is_empty(), "{:?}", report.failed_tasks);
+        let all: BTreeSet<String> = self.objects.keys().cloned().collect();
+        assert_eq!(dest_keys(self), all);
+        self.assert_destination(&all, 1).await;
+        assert_eq!(self.depth(&self.work.dead).await, 0, "work DLQ");
+        assert_eq!(self.depth(&self.results.dead).await, 0, "results DLQ");
+    }
+
     /// Puts one object into the source bucket.
     async fn put_object(&mut self, key: &str, body: Vec<u8>) {
         self.s3
@@ -918,7 +934,6 @@ async fn errors_and_resets_on_both_sides_lose_nothing() {
     };
     let mut cluster = Cluster::start(spec, spec).await;
     cluster.seed(tree_keys(10, 600)).await;
-    let n = cluster.objects.len() as u64;
     let proxy = FaultProxy::start(
         cluster.moto.addr(),
         23,
@@ -965,16 +980,7 @@ async fn errors_and_resets_on_both_sides_lose_nothing() {
     println!("[faults] source proxy {source:?}; destination faults injected {dest}");
     assert!(source.slow_downs > 5 && source.resets > 2, "{source:?}");
     assert!(dest > 10, "destination faults injected: {dest}");
-
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(report.objects.objects, n);
-    assert_eq!(report.objects.copied, n);
-    assert!(report.failed_tasks.is_empty());
-    let all: BTreeSet<String> = cluster.objects.keys().cloned().collect();
-    assert_eq!(dest_keys(&cluster), all);
-    cluster.assert_destination(&all, 1).await;
-    assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
-    assert_eq!(cluster.depth(&cluster.results.dead).await, 0, "results DLQ");
+    cluster.assert_run_exact(report).await;
 }
 
 /// Issue 14 points 1 and 13: the S3 state store (moto, through its fault hook) answers 503 in
@@ -990,7 +996,6 @@ async fn state_store_bursts_and_lost_answers_lose_nothing() {
     };
     let mut cluster = Cluster::start(spec, spec).await;
     cluster.seed(tree_keys(6, 360)).await;
-    let n = cluster.objects.len() as u64;
     let job = cluster.job(
         &cluster.moto.endpoint(),
         json!({ "sharding": { "max_keys_per_shard": 30 } }),
@@ -1027,17 +1032,8 @@ async fn state_store_bursts_and_lost_answers_lose_nothing() {
     let injected = cluster.moto.s3_faults_injected();
     println!("[state faults] injected {injected}");
     assert!(injected >= 60, "the faults fired: {injected}");
-    let report = &finished.report;
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(report.objects.objects, n);
-    assert_eq!(report.objects.copied, n);
-    assert!(report.failed_tasks.is_empty(), "{:?}", report.failed_tasks);
-    let all: BTreeSet<String> = cluster.objects.keys().cloned().collect();
-    assert_eq!(dest_keys(&cluster), all);
-    cluster.assert_destination(&all, 1).await;
     cluster.moto.clear_s3_faults();
-    assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
-    assert_eq!(cluster.depth(&cluster.results.dead).await, 0, "results DLQ");
+    cluster.assert_run_exact(&finished.report).await;
 }
 
 /// Issue 14 point 5: every task keeps its invocation's deadline. Batches of ten work messages
@@ -1058,7 +1054,6 @@ async fn batches_and_part_tasks_keep_the_function_deadline() {
     cluster.seed(tree_keys(4, 240)).await;
     let giant = bytes_for("giant/blob", (3 << 20) + 5);
     cluster.put_object("giant/blob", giant).await;
-    let n = cluster.objects.len() as u64;
     for (op, ms) in [("PutObject", 120), ("UploadPart", 900)] {
         let rule = FaultRule::latency(op, Duration::from_millis(ms));
         cluster.dest.add_fault(rule).unwrap();
@@ -1087,20 +1082,13 @@ async fn batches_and_part_tasks_keep_the_function_deadline() {
     print_run("deadlines", &finished, planned_in);
     assert_eq!(finished.transfer.timed_out, 0, "{:?}", finished.transfer);
     assert_eq!(finished.verifier.timed_out, 0, "{:?}", finished.verifier);
-    let report = &finished.report;
-    assert_eq!(report.verdict, "complete", "{report:?}");
-    assert_eq!(report.objects.objects, n);
-    assert_eq!(report.objects.copied, n);
-    let all: BTreeSet<String> = cluster.objects.keys().cloned().collect();
-    assert_eq!(dest_keys(&cluster), all);
-    cluster.assert_destination(&all, 1).await;
+    cluster.assert_run_exact(&finished.report).await;
     // 13 parts: each uploaded once, although its tasks were handed back between parts.
     let parts = cluster
         .dest
         .counters()
         .object(DEST_BUCKET, "giant/blob", "UploadPart");
     assert_eq!(parts, 13, "each part uploaded once");
-    assert_eq!(cluster.depth(&cluster.work.dead).await, 0, "work DLQ");
 }
 
 // ---------------------------------------------------------------------------------------------
