@@ -6,6 +6,7 @@
 //! that changed since (other ETag or size) starts a fresh upload; the stale one is aborted.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -14,6 +15,7 @@ use super::integrity::{self, Digests, Inspector, Wanted};
 use super::part_size_for;
 use super::reconcile;
 use super::resume::UploadRecord;
+use crate::backoff::Backoff;
 use crate::oss::types::ObjectOptions;
 use crate::oss::{CompleteOptions, CompleteParts, CompletedPart, PartInfo, RequestBody};
 use crate::source::ObjectHead;
@@ -213,9 +215,10 @@ async fn abandon(copier: &Copier, record: &UploadRecord) {
         .await;
 }
 
-/// How often a part whose stored CRC-64 differs from the bytes read is uploaded again under
-/// its number (OSS keeps the last upload of a part number) before its upload is given up.
-const PART_ATTEMPTS: usize = 3;
+/// How often one part is uploaded: again under its number (OSS keeps the last upload of a part
+/// number) when its stored CRC-64 differs from the bytes read, or when the request failed in a
+/// way that may pass (a reset, a 5xx, throttling).
+const PART_ATTEMPTS: u32 = 3;
 
 /// Uploads one part — or reuses the one OSS already holds from an earlier attempt, which
 /// `existing` offers only when its proof was recorded (see [`reusable_parts`]).
@@ -245,7 +248,15 @@ pub(super) async fn upload_part(
         });
     }
     let mut unproven = String::new();
-    for _ in 0..PART_ATTEMPTS {
+    // The last failure, when it was a request that may pass: the part is tried again (a
+    // request body is a one-shot stream, so the client cannot), and if every attempt fails so
+    // the upload is kept, its proven parts resumed from.
+    let mut transient: Option<crate::oss::Error> = None;
+    let backoff = Backoff::new(copier.options.retry_delay, Duration::from_secs(5));
+    for attempt in 1..=PART_ATTEMPTS {
+        if transient.is_some() {
+            tokio::time::sleep(backoff.equal_jitter(attempt - 1)).await;
+        }
         let stream = copier.read(pinned(head, Some(range.clone()))).await?;
         let (stream, inspector) =
             Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));
@@ -284,6 +295,7 @@ pub(super) async fn upload_part(
             }
             Err(e) => Err(e),
         };
+        transient = None;
         unproven = match stored {
             Ok(out) if digests.crc64 == out.crc64 && digests.len == len => {
                 // A proof that is not recorded only costs uploading this part again on resume.
@@ -306,9 +318,17 @@ pub(super) async fn upload_part(
             ),
             // The client's own check of what it sent against what OSS stored.
             Err(e @ crate::oss::Error::ChecksumMismatch { .. }) => format!("part {number}: {e}"),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(key = %record.key, number, error = %e, "uploading the part again");
+                transient = Some(e);
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         tracing::warn!(key = %record.key, %unproven, "uploading the part again");
+    }
+    if let Some(e) = transient {
+        return Err(e.into());
     }
     // A part that never matched the source has no recorded proof, so a resume would upload it
     // again; the upload is aborted all the same, so OSS does not bill its parts meanwhile.
