@@ -94,6 +94,10 @@ pub struct Args {
     /// Where the job, ferry's state and logs are kept (default: a new temp folder).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// What the ferry binary was built from, for the record (default: this repo's commit and
+    /// uncommitted changes when the soak starts).
+    #[arg(long)]
+    pub ferry_rev: Option<String>,
 }
 
 /// One seeded object.
@@ -484,7 +488,7 @@ fn git_state(repo: &Path) -> String {
             .output()
             .ok()
             .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim_end().to_owned())
     };
     let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
         return "unknown (no git)".into();
@@ -767,6 +771,14 @@ pub async fn run(args: Args, record: Option<&Path>) -> Result<bool, String> {
     };
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     eprintln!("work folder: {}", work.display());
+    let built_from = match &args.ferry_rev {
+        Some(rev) => format!("`{}`, built from {rev}", ferry.display()),
+        None => format!(
+            "`{}`, built from the working tree: {} (at the start of the soak)",
+            ferry.display(),
+            git_state(&repo)
+        ),
+    };
 
     let n = args.objects;
     let objects = Arc::new(dataset(n));
@@ -932,7 +944,7 @@ pub async fn run(args: Args, record: Option<&Path>) -> Result<bool, String> {
         problems: &problems,
         stderr_lines,
         work: &work,
-        git: git_state(&repo),
+        built_from,
     });
     println!("{md}");
     if let Some(path) = record {
@@ -955,7 +967,8 @@ struct Summary<'a> {
     problems: &'a [String],
     stderr_lines: usize,
     work: &'a Path,
-    git: String,
+    /// What the ferry binary was built from.
+    built_from: String,
 }
 
 fn rule_text(rule: &Value) -> String {
@@ -980,13 +993,13 @@ fn markdown(s: &Summary) -> String {
     let secs = s.ran.elapsed.as_secs_f64();
     let exact = s.problems.is_empty();
     let mut md = format!(
-        "**soak: {n} objects ({:.1} MB) from an S3-dialect emulator to the OSS emulator through `ferry run --workers {}` (separate processes, loopback, in memory), faults at both ends{}**\n\n",
+        "**soak: {n} objects ({:.1} MB) from an S3-dialect emulator to the OSS emulator through `ferry run --workers {}` (separate processes, loopback, in memory), {}**\n\n",
         s.total_bytes as f64 / 1e6,
         s.args.workers,
         if s.args.no_faults {
-            " — NO FAULTS (baseline)"
+            "NO FAULTS (baseline for the timings)"
         } else {
-            ""
+            "faults at both ends"
         }
     );
     md.push_str("| objects | MB | seconds | objects/s | MB/s | faults injected (source / destination) | requests (source / destination) | ferry peak RSS MiB | ferry CPU s | result |\n");
@@ -1054,8 +1067,8 @@ fn markdown(s: &Summary) -> String {
 
     let _ = write!(
         md,
-        "\nWorking tree: {}. Fault seeds {} (source) and {} (destination). No switch for duplicate deliveries exists in `ferry run` or `pipeline::standalone`: repeated work comes from the faults (writes whose answers were lost, task retries, the verifier's re-copies). Seeding took {:.1} s. `ferry run` {}; its stderr had {} lines. ",
-        s.git,
+        "\nferry: {}. Fault seeds {} (source) and {} (destination). No switch for duplicate deliveries exists in `ferry run` or `pipeline::standalone`: repeated work comes from the faults (writes whose answers were lost, task retries, the verifier's re-copies). Seeding took {:.1} s. `ferry run` {}; its stderr had {} lines. ",
+        s.built_from,
         s.args.fault_seed,
         s.args.fault_seed + 1,
         s.seed_secs,
@@ -1128,7 +1141,12 @@ fn markdown(s: &Summary) -> String {
 /// benchmarks' records.
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = std::env::args()
+        .map(|a| shell_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // A code span holding backticks needs a longer fence.
+    let fence = if command.contains('`') { "``" } else { "`" };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -1138,11 +1156,21 @@ fn append(path: &Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     writeln!(
         f,
-        "\n### {} — `{command}`\n",
+        "\n### {} — {fence}{command}{fence}\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     )?;
     writeln!(f, "Machine: {cores} cores, loopback only.\n")?;
     writeln!(f, "{text}")
+}
+
+/// `arg` as a POSIX shell reads it back.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -1165,6 +1193,14 @@ mod tests {
         assert!(multipart > 10, "{multipart}");
         assert_eq!(medium, 310);
         assert!(objects.iter().all(|o| o.size >= 1024));
+    }
+
+    #[test]
+    fn command_lines_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("--objects"), "--objects");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 
     #[test]
