@@ -83,16 +83,7 @@ pub async fn connect(
     secrets: Arc<dyn Secrets>,
 ) -> Result<Connected, RoleError> {
     let source = source_for(&spec, &secrets).await?;
-    let fresh = FreshOssCredentials::new(
-        "destination.credentials",
-        &spec.destination.credentials,
-        &secrets,
-    );
-    let dest_creds = fresh.read().await?;
-    let client = spec
-        .destination
-        .client_refreshing(dest_creds, Some(Arc::new(fresh)))
-        .map_err(|e| RoleError::config(e.to_string()))?;
+    let client = destination_client(&spec, &secrets).await?;
     let dest = Destination {
         client,
         bucket: spec.destination.bucket.clone(),
@@ -125,16 +116,27 @@ pub async fn destination_clock_offset(
     spec: &JobSpec,
     secrets: &Arc<dyn Secrets>,
 ) -> Option<chrono::TimeDelta> {
+    let client = destination_client(spec, secrets).await.ok()?;
+    let asked = chrono::Utc::now();
+    let server = client.server_time(&spec.destination.bucket).await.ok()?;
+    let local = asked + (chrono::Utc::now() - asked) / 2;
+    Some(server - local)
+}
+
+/// The destination's OSS client, reading its credentials again whenever OSS refuses them.
+async fn destination_client(
+    spec: &JobSpec,
+    secrets: &Arc<dyn Secrets>,
+) -> Result<crate::oss::OssClient, RoleError> {
     let fresh = FreshOssCredentials::new(
         "destination.credentials",
         &spec.destination.credentials,
         secrets,
     );
-    let client = spec.destination.client(fresh.read().await.ok()?).ok()?;
-    let asked = chrono::Utc::now();
-    let server = client.server_time(&spec.destination.bucket).await.ok()?;
-    let local = asked + (chrono::Utc::now() - asked) / 2;
-    Some(server - local)
+    let credentials = fresh.read().await?;
+    spec.destination
+        .client_refreshing(credentials, Some(Arc::new(fresh)))
+        .map_err(|e| RoleError::config(e.to_string()))
 }
 
 async fn source_for(

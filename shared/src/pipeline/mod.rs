@@ -96,3 +96,29 @@ impl From<message::MessageError> for RoleError {
         RoleError::config(e.to_string())
     }
 }
+
+/// When a message of a batch is no longer started: the batch shares one invocation deadline,
+/// and a message reached with less than `reserve` left is handed back unstarted (the transfer
+/// and the verifier both). A deadline counts only when it was usable when the batch began
+/// (further away than the reserve): an invocation without one handles every message, since
+/// handing them all back would loop for ever.
+pub(crate) struct BatchClock {
+    deadline: Option<std::time::Instant>,
+    reserve: std::time::Duration,
+}
+
+impl BatchClock {
+    pub(crate) fn new(deadline: Option<std::time::Instant>, reserve: std::time::Duration) -> Self {
+        let now = std::time::Instant::now();
+        BatchClock {
+            deadline: deadline.filter(|d| *d > now + reserve),
+            reserve,
+        }
+    }
+
+    /// Whether the next message must be handed back instead of started.
+    pub(crate) fn out_of_time(&self) -> bool {
+        let now = std::time::Instant::now();
+        self.deadline.is_some_and(|d| d <= now + self.reserve)
+    }
+}

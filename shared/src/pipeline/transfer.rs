@@ -105,11 +105,10 @@ pub async fn handle_batch(
     deliveries: &[Delivery<'_>],
     deadline: Option<Instant>,
 ) -> Vec<Result<(), RoleError>> {
-    let timed = deadline.filter(|d| *d > Instant::now() + settings.reserve);
+    let clock = super::BatchClock::new(deadline, settings.reserve);
     let mut outcomes = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        let out_of_time = timed.is_some_and(|d| d <= Instant::now() + settings.reserve);
-        let outcome = match out_of_time {
+        let outcome = match clock.out_of_time() {
             true => hand_back_unstarted(rt, delivery.body).await,
             false => {
                 handle(

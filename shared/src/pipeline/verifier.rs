@@ -62,12 +62,11 @@ pub async fn handle_batch(
     bodies: &[String],
     deadline: Option<std::time::Instant>,
 ) -> Vec<Result<(), RoleError>> {
-    let now = std::time::Instant::now;
-    let timed = deadline.filter(|d| *d > now() + settings.reserve);
+    let clock = super::BatchClock::new(deadline, settings.reserve);
     let mut outcomes = Vec::with_capacity(bodies.len());
     let mut recorded: Vec<(usize, ChunkResult)> = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
-        if timed.is_some_and(|d| d <= now() + settings.reserve) {
+        if clock.out_of_time() {
             tracing::info!("no time left in this invocation; handing the result back unstarted");
             let sent = rt
                 .ports
