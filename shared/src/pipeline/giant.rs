@@ -64,10 +64,11 @@ pub async fn start(
                 last: (first + per_task - 1).min(parts),
                 of,
             };
+            // The attempt is the range or key task's: a part task that ends failed in a way
+            // that may pass is copied again by the verifier only while attempts are left.
             ShardTask {
                 shard: super::message::shard_id(&task.job, &task.run, &work),
                 seq: 0,
-                attempt: 0,
                 work,
                 ..task.clone()
             }
@@ -86,6 +87,10 @@ struct DoneSet {
     completer: Option<u32>,
     /// Why the upload failed for good, and which part task reports it.
     failed: Option<(String, u32)>,
+    /// Whether that failure may pass on a later run (the part task ran out of deliveries on
+    /// an error that may pass), so the report says so.
+    #[serde(default)]
+    retryable: bool,
 }
 
 /// How a part task ended.
@@ -116,31 +121,12 @@ pub async fn upload_parts(
         Err(e) if e.retryable => return Err(RoleError::retry(e.reason)),
         Err(e) => Some(e.reason),
     };
+    let failure = failure.map(|reason| (reason, false));
     let set = mark(rt, run, upload, first, of, failure).await?;
-    let record = |outcome| {
-        ObjectRecord::from(crate::transfer::ObjectResult {
-            key: upload.key.clone(),
-            size: upload.size,
-            source_etag: upload.etag.clone(),
-            outcome,
-            notes: upload.notes.clone(),
-        })
-    };
-    if let Some((reason, reporter)) = set.failed {
-        if reporter != first {
-            return Ok(PartsStep::Done);
-        }
-        let dest = &run.connected.dest;
-        let _ = dest
-            .client
-            .abort_multipart_upload(&dest.bucket, &dest.key_for(&upload.key), &upload.upload_id)
-            .await;
-        return Ok(PartsStep::Reported(record(Outcome::Failed {
-            reason,
-            retryable: false,
-        })));
+    if let Some(record) = report_failed(run, upload, first, &set).await {
+        return Ok(PartsStep::Reported(record));
     }
-    if set.completer != Some(first) {
+    if set.failed.is_some() || set.completer != Some(first) {
         return Ok(PartsStep::Done);
     }
     let result = copier.complete_parts(upload).await;
@@ -154,14 +140,87 @@ pub async fn upload_parts(
     Ok(PartsStep::Reported(ObjectRecord::from(result)))
 }
 
-/// Adds this part task to the done-set (or marks the upload failed); returns the set as written.
+/// The queue's last delivery of a part task failed (`reason`): the task marks the upload failed,
+/// so that the object is counted exactly once — failed, by the task whose mark did it, or by
+/// whichever task already owns the object (the completer, or an earlier failure's reporter).
+/// `Some(record)` when this task is the one to report it; `None` when another task does.
+///
+/// Without this, a part task that ran out of deliveries on an error that may pass was recorded
+/// failed as a task, and its object was in no count.
+pub async fn give_up(
+    rt: &Runtime,
+    task: &ShardTask,
+    reason: &str,
+) -> Result<Option<ObjectRecord>, RoleError> {
+    let Work::Parts {
+        upload, first, of, ..
+    } = &task.work
+    else {
+        return Err(RoleError::config("give_up is for part tasks".to_owned()));
+    };
+    let run = rt.run(&task.job, &task.run).await?;
+    let failure = Some((format!("{reason} (on the part task's last delivery)"), true));
+    let set = mark(rt, &run, upload, *first, *of, failure).await?;
+    if let Some(record) = report_failed(&run, upload, *first, &set).await {
+        return Ok(Some(record));
+    }
+    // The completer gave up after it filled the set: no other task will complete the object.
+    if set.completer == Some(*first) {
+        return Ok(Some(record(
+            upload,
+            Outcome::Failed {
+                reason: format!("completing the upload: {reason} (on its last delivery)"),
+                retryable: true,
+            },
+        )));
+    }
+    Ok(None)
+}
+
+/// The failed object's record when `set` names this task (`first`) its reporter; the upload is
+/// aborted (best effort: the run's end sweeps what is left).
+async fn report_failed(
+    run: &RunHandle,
+    upload: &SharedUpload,
+    first: u32,
+    set: &DoneSet,
+) -> Option<ObjectRecord> {
+    let (reason, reporter) = set.failed.clone()?;
+    if reporter != first {
+        return None;
+    }
+    let dest = &run.connected.dest;
+    let _ = dest
+        .client
+        .abort_multipart_upload(&dest.bucket, &dest.key_for(&upload.key), &upload.upload_id)
+        .await;
+    let outcome = Outcome::Failed {
+        reason,
+        retryable: set.retryable,
+    };
+    Some(record(upload, outcome))
+}
+
+/// The record of the shared upload's object with `outcome`.
+fn record(upload: &SharedUpload, outcome: Outcome) -> ObjectRecord {
+    ObjectRecord::from(crate::transfer::ObjectResult {
+        key: upload.key.clone(),
+        size: upload.size,
+        source_etag: upload.etag.clone(),
+        outcome,
+        notes: upload.notes.clone(),
+    })
+}
+
+/// Adds this part task to the done-set (or marks the upload failed: why, and whether that may
+/// pass); returns the set as written.
 async fn mark(
     rt: &Runtime,
     run: &RunHandle,
     upload: &SharedUpload,
     first: u32,
     of: u32,
-    failure: Option<String>,
+    failure: Option<(String, bool)>,
 ) -> Result<DoneSet, RoleError> {
     let state = rt.ports.state.as_ref();
     let dest = &run.connected.dest;
@@ -176,8 +235,9 @@ async fn mark(
         let mut set = current.unwrap_or_default();
         let before = (set.done.len(), set.completer, set.failed.clone());
         match &failure {
-            Some(reason) if set.failed.is_none() && set.completer.is_none() => {
-                set.failed = Some((reason.clone(), first))
+            Some((reason, retryable)) if set.failed.is_none() && set.completer.is_none() => {
+                set.failed = Some((reason.clone(), first));
+                set.retryable = *retryable;
             }
             Some(_) => {}
             None => {

@@ -159,10 +159,23 @@ pub async fn handle(
         Ok(Step::Done) => send_result(rt, &result).await,
         Err(e) if !e.retryable || limits.last_delivery => {
             tracing::warn!(task = %task.id(), error = %e, "recording the task as failed");
-            result.error = Some(format!(
+            let error = format!(
                 "task failed after {receive_count} deliveries: {}",
                 e.message
-            ));
+            );
+            if matches!(task.work, Work::Parts { .. }) {
+                match giant::give_up(rt, &task, &error).await {
+                    // The object is counted (by this task or the one that owns it).
+                    Ok(record) => {
+                        result.objects.extend(record);
+                        return send_result(rt, &result).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %task.id(), error = %e, "could not mark the upload failed")
+                    }
+                }
+            }
+            result.error = Some(error);
             adopt_earlier_continuation(rt, &task, &mut result).await?;
             send_result(rt, &result).await
         }

@@ -164,12 +164,12 @@ impl FaultRule {
         FaultRule::base(op, FaultKind::Reset)
     }
 
-    /// Cut `op`'s response body short.
     /// The request body of `op` is stored with its first byte flipped.
     pub fn corrupt(op: &str) -> FaultRule {
         FaultRule::base(op, FaultKind::Corrupt)
     }
 
+    /// Cut `op`'s response body short.
     pub fn truncate(op: &str) -> FaultRule {
         FaultRule::base(op, FaultKind::Truncate)
     }
