@@ -21,7 +21,11 @@
 //! * [`pipeline`] — the three roles (planner, transfer, verifier), their messages, progress,
 //!   the report, and the standalone runner.
 //! * [`secret`] — a string that never prints itself, for credentials.
+//! * [`aws`] — one reading of AWS SDK errors (one policy table) for the S3 source, the SQS queue
+//!   and the S3 state store.
+//! * [`backoff`] — the one backoff every retry loop takes its waits from.
 
+pub mod aws;
 pub mod backoff;
 pub mod crc64;
 pub mod job;

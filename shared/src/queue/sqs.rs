@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::http::HttpResponse;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::operation::RequestId;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
     SendMessageBatchRequestEntry,
@@ -242,45 +241,19 @@ impl SqsQueue {
     }
 
     /// Turns an SDK failure into a [`QueueError`] naming the operation, HTTP status, SQS error
-    /// code and request id. SDK errors never carry credentials.
+    /// code and request id, by the one policy in [`crate::aws`].
     fn classify<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> QueueError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let (kind, what) = match &err {
-            SdkError::ServiceError(ctx) => {
-                let status = ctx.raw().status().as_u16();
-                let code = ctx.err().code().unwrap_or("(no error code)");
-                let detail = ctx
-                    .err()
-                    .message()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
-                (
-                    service_kind(code, status),
-                    format!("HTTP {status} {code}{detail}"),
-                )
-            }
-            SdkError::DispatchFailure(failure) if failure.is_user() => (
-                QueueErrorKind::Permanent,
-                DisplayErrorContext(&err).to_string(),
-            ),
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => (
-                QueueErrorKind::Transient,
-                DisplayErrorContext(&err).to_string(),
-            ),
-            _ => (
-                QueueErrorKind::Permanent,
-                DisplayErrorContext(&err).to_string(),
-            ),
+        use crate::aws::Kind;
+        let failure = crate::aws::read(&err);
+        let kind = match failure.kind {
+            Kind::TooLarge => QueueErrorKind::TooLarge,
+            k if k.may_pass() => QueueErrorKind::Transient,
+            _ => QueueErrorKind::Permanent,
         };
-        let id = err
-            .request_id()
-            .map(|id| format!(" (request id {id})"))
-            .unwrap_or_default();
-        self.error(kind, format!("SQS {operation} failed: {what}{id}"))
+        self.error(kind, format!("SQS {operation} failed: {}", failure.text))
     }
 }
 
@@ -411,28 +384,6 @@ fn entry_error(entry: &BatchResultErrorEntry) -> String {
     }
 }
 
-fn service_kind(code: &str, status: u16) -> QueueErrorKind {
-    // Query-compatible codes come prefixed (`AWS.SimpleQueueService.NonExistentQueue`).
-    let code = code.rsplit('.').next().unwrap_or(code);
-    match (code, status) {
-        ("BatchRequestTooLong" | "MessageTooLong", _) => QueueErrorKind::TooLarge,
-        (
-            "RequestThrottled"
-            | "ThrottlingException"
-            | "Throttling"
-            | "KmsThrottled"
-            | "OverLimit"
-            | "ServiceUnavailable"
-            | "InternalError"
-            | "InternalFailure"
-            | "RequestTimeout",
-            _,
-        )
-        | (_, 429 | 500..=599) => QueueErrorKind::Transient,
-        _ => QueueErrorKind::Permanent,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,18 +413,5 @@ mod tests {
         assert_eq!(poll_seconds(Duration::from_millis(300)), 1);
         assert_eq!(poll_seconds(Duration::from_secs(2)), 2);
         assert_eq!(poll_seconds(Duration::from_secs(90)), 20);
-    }
-
-    #[test]
-    fn error_codes_map_to_kinds() {
-        use QueueErrorKind::*;
-        assert_eq!(
-            service_kind("AWS.SimpleQueueService.NonExistentQueue", 400),
-            Permanent
-        );
-        assert_eq!(service_kind("RequestThrottled", 400), Transient);
-        assert_eq!(service_kind("InternalError", 500), Transient);
-        assert_eq!(service_kind("Unknown", 503), Transient);
-        assert_eq!(service_kind("BatchRequestTooLong", 400), TooLarge);
     }
 }

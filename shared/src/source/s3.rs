@@ -36,7 +36,6 @@ use aws_sdk_s3::config::{
     ResponseChecksumValidation, RuntimeComponents, SharedCredentialsProvider,
 };
 use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::{RequestId, RequestIdExt};
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::types::{
     ArchiveStatus, ChecksumMode, ChecksumType, EncodingType, GlacierJobParameters, Object,
@@ -1332,8 +1331,8 @@ impl S3Source {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let refused =
-            matches!(&err, SdkError::ServiceError(ctx) if is_credentials_refusal(ctx.err().code()));
+        let refused = matches!(&err, SdkError::ServiceError(ctx)
+            if crate::aws::is_credentials_refusal(ctx.err().code()));
         let mut error = classify(operation, resource, err);
         if let (true, Some(refreshing)) = (refused, &self.refreshing) {
             refreshing.refused();
@@ -1343,16 +1342,8 @@ impl S3Source {
     }
 }
 
-/// S3 error codes that refuse the credentials themselves, not what they may do.
-fn is_credentials_refusal(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken")
-    )
-}
-
-/// Turns an SDK failure into a [`SourceError`] the engine can act on. The message names the
-/// operation, HTTP status, S3 error code and request ids; SDK errors never carry credentials.
+/// Turns an SDK failure into a [`SourceError`] the engine can act on, by the one policy in
+/// [`crate::aws`]. The message names the operation, HTTP status, S3 error code and request ids.
 fn classify<E>(
     operation: &str,
     resource: &str,
@@ -1361,108 +1352,22 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let (kind, what) = match &err {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let code = ctx.err().code();
-            let detail = ctx
-                .err()
-                .message()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
-            (
-                service_kind(code, status),
-                format!(
-                    "HTTP {status} {}{detail}",
-                    code.unwrap_or("(no error code)")
-                ),
-            )
-        }
-        SdkError::TimeoutError(_) => (
-            SourceErrorKind::Transient,
-            format!("timed out: {}", DisplayErrorContext(&err)),
-        ),
-        SdkError::DispatchFailure(failure) => {
-            let text = DisplayErrorContext(&err).to_string();
-            (
-                dispatch_kind(failure.is_user(), failure.is_other(), &text),
-                text,
-            )
-        }
-        SdkError::ResponseError(_) => (
-            SourceErrorKind::Transient,
-            DisplayErrorContext(&err).to_string(),
-        ),
-        _ => (
-            SourceErrorKind::Permanent,
-            DisplayErrorContext(&err).to_string(),
-        ),
+    use crate::aws::Kind;
+    let failure = crate::aws::read(&err);
+    let kind = match failure.kind {
+        Kind::NotFound => SourceErrorKind::NotFound,
+        Kind::AccessDenied => SourceErrorKind::AccessDenied,
+        Kind::NeedsRestore => SourceErrorKind::NeedsRestore,
+        Kind::Throttled => SourceErrorKind::Throttled,
+        Kind::Transient => SourceErrorKind::Transient,
+        Kind::Changed => SourceErrorKind::Changed,
+        Kind::TooLarge | Kind::Permanent => SourceErrorKind::Permanent,
     };
-    let ids = request_ids(err.request_id(), err.extended_request_id());
     SourceError::new(
         kind,
         resource,
-        format!("S3 {operation} failed: {what}{ids}"),
+        format!("S3 {operation} failed: {}", failure.text),
     )
-}
-
-fn service_kind(code: Option<&str>, status: u16) -> SourceErrorKind {
-    use SourceErrorKind::*;
-    match (code.unwrap_or(""), status) {
-        ("InvalidObjectState", _) => NeedsRestore,
-        ("NoSuchKey" | "NoSuchBucket" | "NoSuchVersion" | "NotFound", _) | (_, 404) => NotFound,
-        ("PreconditionFailed", _) | (_, 412) => Changed,
-        // A range starting past the end: the object is shorter than HEAD said.
-        ("InvalidRange", _) | (_, 416) => Changed,
-        (
-            "SlowDown"
-            | "Throttling"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "TooManyRequests",
-            _,
-        )
-        | (_, 429 | 503) => Throttled,
-        (
-            "AccessDenied"
-            | "InvalidAccessKeyId"
-            | "SignatureDoesNotMatch"
-            | "ExpiredToken"
-            | "InvalidToken",
-            _,
-        )
-        | (_, 401 | 403) => AccessDenied,
-        // A store that lacks an operation will lack it on the next attempt too.
-        ("NotImplemented", _) | (_, 501) => Permanent,
-        ("RequestTimeout" | "InternalError", _) | (_, 500..=599) => Transient,
-        _ => Permanent,
-    }
-}
-
-/// A request that never got an HTTP answer: network and timeouts are transient; a credential
-/// chain that found nothing is an access problem; a malformed request is permanent. Credential
-/// failures arrive as "other" dispatch failures whose text is all there is to tell a missing
-/// credential from an STS / metadata endpoint that could not be reached.
-fn dispatch_kind(is_user: bool, is_other: bool, text: &str) -> SourceErrorKind {
-    let lower = text.to_ascii_lowercase();
-    let network = ["io error", "timed out", "timeout", "connect", "dns"]
-        .iter()
-        .any(|w| lower.contains(w));
-    if is_user {
-        SourceErrorKind::Permanent
-    } else if is_other && lower.contains("credential") && !network {
-        SourceErrorKind::AccessDenied
-    } else {
-        SourceErrorKind::Transient
-    }
-}
-
-fn request_ids(id: Option<&str>, extended: Option<&str>) -> String {
-    match (id, extended) {
-        (Some(id), Some(ext)) => format!(" (request id {id}, extended request id {ext})"),
-        (Some(id), None) => format!(" (request id {id})"),
-        _ => String::new(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1590,19 +1495,5 @@ mod tests {
         let ignored = check_content_range(&(10..20), None, Some(100), "r").unwrap_err();
         assert_eq!(ignored.kind, SourceErrorKind::Permanent);
         assert!(check_content_range(&(0..100), None, Some(100), "r").is_ok());
-    }
-
-    #[test]
-    fn error_codes_map_to_kinds() {
-        use SourceErrorKind::*;
-        assert_eq!(service_kind(Some("InvalidObjectState"), 403), NeedsRestore);
-        assert_eq!(service_kind(Some("AccessDenied"), 403), AccessDenied);
-        assert_eq!(service_kind(None, 404), NotFound);
-        assert_eq!(service_kind(Some("SlowDown"), 503), Throttled);
-        assert_eq!(service_kind(None, 429), Throttled);
-        assert_eq!(service_kind(Some("InternalError"), 500), Transient);
-        assert_eq!(service_kind(None, 502), Transient);
-        assert_eq!(service_kind(Some("PreconditionFailed"), 412), Changed);
-        assert_eq!(service_kind(Some("InvalidArgument"), 400), Permanent);
     }
 }

@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::RequestId;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -131,48 +130,20 @@ impl S3Store {
     }
 
     /// Turns an SDK failure into a [`StateError`] naming the operation, key, HTTP status, S3
-    /// error code and request id. SDK errors never carry credentials.
+    /// error code and request id, by the one policy in [`crate::aws`].
     fn classify<E>(&self, operation: &str, key: &str, err: SdkError<E, HttpResponse>) -> StateError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let (kind, what) = match &err {
-            SdkError::ServiceError(ctx) => {
-                let status = ctx.raw().status().as_u16();
-                let code = ctx.err().code().unwrap_or("(no error code)");
-                let detail = ctx
-                    .err()
-                    .message()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
-                (
-                    service_kind(code, status),
-                    format!("HTTP {status} {code}{detail}"),
-                )
-            }
-            SdkError::DispatchFailure(failure) if failure.is_user() => (
-                StateErrorKind::Permanent,
-                DisplayErrorContext(&err).to_string(),
-            ),
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => (
-                StateErrorKind::Transient,
-                DisplayErrorContext(&err).to_string(),
-            ),
-            _ => (
-                StateErrorKind::Permanent,
-                DisplayErrorContext(&err).to_string(),
-            ),
+        let failure = crate::aws::read(&err);
+        let kind = match failure.kind.may_pass() {
+            true => StateErrorKind::Transient,
+            false => StateErrorKind::Permanent,
         };
-        let id = err
-            .request_id()
-            .map(|id| format!(" (request id {id})"))
-            .unwrap_or_default();
         StateError::new(
             kind,
             self.describe(),
-            format!("S3 {operation} of key {key:?} failed: {what}{id}"),
+            format!("S3 {operation} of key {key:?} failed: {}", failure.text),
         )
     }
 }
@@ -315,23 +286,5 @@ fn put_outcome(err: &SdkError<PutObjectError, HttpResponse>) -> Option<Put> {
         (Some("PreconditionFailed"), _) | (_, Some(412)) => Some(Put::Refused),
         (Some("ConditionalRequestConflict"), _) | (_, Some(409)) => Some(Put::Conflict),
         _ => None,
-    }
-}
-
-fn service_kind(code: &str, status: u16) -> StateErrorKind {
-    match (code, status) {
-        (
-            "SlowDown"
-            | "Throttling"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "TooManyRequests"
-            | "RequestTimeout"
-            | "InternalError"
-            | "ServiceUnavailable",
-            _,
-        )
-        | (_, 429 | 500..=599) => StateErrorKind::Transient,
-        _ => StateErrorKind::Permanent,
     }
 }
