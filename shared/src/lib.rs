@@ -21,6 +21,8 @@
 //! * [`pipeline`] — the three roles (planner, transfer, verifier), their messages, progress,
 //!   the report, and the standalone runner.
 //! * [`secret`] — a string that never prints itself, for credentials.
+//! * [`events`] — source events (S3 notifications direct, through SNS, or from EventBridge)
+//!   read into one shape.
 //! * [`aws`] — one reading of AWS SDK errors (one policy table) for the S3 source, the SQS queue
 //!   and the S3 state store.
 //! * [`backoff`] — the one backoff every retry loop takes its waits from.
@@ -28,6 +30,7 @@
 pub mod aws;
 pub mod backoff;
 pub mod crc64;
+pub mod events;
 pub mod job;
 pub mod oss;
 pub mod pipeline;

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::SubsecRound;
 use esm::{Esm, EsmConfig, Handler, Invocation};
@@ -92,7 +91,7 @@ impl Cluster {
         let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
         let s3 = moto.create_bucket(SOURCE_BUCKET).await;
         moto.create_bucket(STATE_BUCKET).await;
-        let sqs = sqs_client(&moto.endpoint());
+        let sqs = moto.sqs_client();
         let work = queue_pair(&sqs, "work", work).await;
         let results = queue_pair(&sqs, "results", results).await;
         let dest = Emulator::builder()
@@ -265,22 +264,6 @@ impl Cluster {
         .filter_map(|name| attrs.get(name)?.parse::<u64>().ok())
         .sum()
     }
-}
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(moto::REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            moto::ACCESS_KEY_ID,
-            moto::SECRET_ACCESS_KEY,
-            None,
-            None,
-            "moto",
-        ))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
 }
 
 /// `name` with a dead-letter queue `name-dlq` that takes messages after `spec.max_receives`.

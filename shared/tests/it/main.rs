@@ -10,6 +10,7 @@
 mod support;
 
 mod distributed;
+mod events;
 mod job_spec;
 mod oss_client_errors;
 mod oss_client_ops;

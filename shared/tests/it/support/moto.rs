@@ -113,6 +113,50 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// An SQS client for moto's queues.
+    pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "moto",
+            ))
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    /// Calls one action of moto's SNS query API (`Action=CreateTopic&Name=…`) and returns the
+    /// XML answer. ferry has no SNS client of its own; a test that wires S3 → SNS → SQS needs
+    /// three calls, not an SDK. moto routes by the credential scope and checks no signature.
+    pub async fn sns(&self, params: &[(&str, &str)]) -> String {
+        let scope = format!("{ACCESS_KEY_ID}/20260101/{REGION}/sns/aws4_request");
+        let auth = format!("AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0");
+        let encode = |v: &str| {
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let form: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let answer = reqwest::Client::new()
+            .post(self.endpoint())
+            .header("Authorization", auth)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.join("&"))
+            .send()
+            .await
+            .expect("moto answers SNS");
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        assert!(status.is_success(), "SNS {params:?}: {status} {text}");
+        text
+    }
+
     /// Creates `bucket` (panics on failure, so a test fails at its setup line).
     pub async fn create_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
         let s3 = self.s3_client();
