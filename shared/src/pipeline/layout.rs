@@ -44,6 +44,12 @@ pub fn failures(job: &str, run: &str) -> String {
     format!("{}/failures.csv", run_dir(job, run))
 }
 
+/// `carry.json`: the keys a finished run left failed or needing restore, carried into the next
+/// incremental run, which tries them again whatever their age.
+pub fn carry(job: &str, run: &str) -> String {
+    format!("{}/carry.json", run_dir(job, run))
+}
+
 /// A task's recorded result: `results/<shard>/<seq>.<hash>.json`, created once.
 pub fn result(task: &ShardTask) -> String {
     let id = task.id();

@@ -75,15 +75,19 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         .run
         .clone()
         .unwrap_or_else(|| new_run_id(request.started));
-    let since = if request.incremental {
-        read_json::<serde_json::Value>(state, &layout::watermark(job))
-            .await?
-            .and_then(|w| w.get("started")?.as_str().map(str::to_owned))
-            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc) - INCREMENTAL_OVERLAP)
-    } else {
-        None
+    let watermark = match request.incremental {
+        true => read_json::<serde_json::Value>(state, &layout::watermark(job)).await?,
+        false => None,
     };
+    let since = watermark
+        .as_ref()
+        .and_then(|w| w.get("started")?.as_str())
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc) - INCREMENTAL_OVERLAP);
+    let carried = watermark
+        .as_ref()
+        .and_then(|w| w.get("carry")?.as_str())
+        .map(str::to_owned);
     let root = ShardTask::new(job, &run, "plan", 0, Work::Plan { cursor: None });
     let manifest = Manifest {
         v: super::message::VERSION,
@@ -91,6 +95,7 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         run: run.clone(),
         started: request.started,
         since,
+        carried,
         root: root.clone(),
     };
     state
@@ -170,6 +175,9 @@ pub async fn plan_step(
     let ranges: Vec<KeyRange> = ranges.into_iter().map(|r| r.range).collect();
     let mut result = ChunkResult::new(task.clone());
     result.spawned = ranges.iter().map(|r| range_task(task, r)).collect();
+    if task.seq == 0 {
+        result.spawned.extend(carried_tasks(task, run));
+    }
     if let Some(cursor) = next {
         let value = store_cursor(rt, task, &cursor).await?;
         result.spawned.push(task.continuation(Work::Plan {
@@ -182,6 +190,17 @@ pub async fn plan_step(
     }
     Ok(result)
 }
+
+/// The first planning step's `Keys` tasks for the keys carried from the previous run (its
+/// failures): tried again whatever their age; the listings pass over them.
+fn carried_tasks(plan: &ShardTask, run: &RunHandle) -> Vec<ShardTask> {
+    let mut keys: Vec<String> = run.carried.iter().cloned().collect();
+    keys.sort();
+    plan.split_keys(CARRIED, keys, false, 0)
+}
+
+/// The tag of carried-keys tasks' shards.
+pub const CARRIED: &str = "carried";
 
 fn range_task(plan: &ShardTask, range: &KeyRange) -> ShardTask {
     let work = Work::Range {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::cas::{self, Edit, Layout};
 use super::message::{ChunkResult, ShardTask, Tally, Work};
 use super::progress::Progress;
-use super::runtime::{Manifest, Runtime, read_json};
+use super::runtime::{Carry, Manifest, Runtime, read_json};
 use super::{RoleError, cleanup, layout};
 use crate::state::StateStore;
 use crate::transfer::Outcome;
@@ -64,7 +64,13 @@ pub struct FailedTask {
 }
 
 /// Writes the report of a complete run unless it exists already, and advances the job's
-/// watermark when nothing is left to retry.
+/// watermark when every object in scope was counted (no task failed as a whole).
+///
+/// Objects the run left failed or needing restore do not hold the watermark back: they are
+/// written to `carry.json`, which the watermark names, and the next incremental run tries them
+/// again whatever their age. So one bad object neither forces full listings for ever nor is
+/// forgotten: it is carried from run to run until it is copied. A failed task is different —
+/// what it covered is unknown — so the watermark stays, and the next run looks again from it.
 pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> {
     let state = rt.ports.state.as_ref();
     let (job, run) = (progress.job.as_str(), progress.run.as_str());
@@ -74,7 +80,7 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
     let manifest: Manifest = read_json(state, &layout::manifest(job, run))
         .await?
         .ok_or_else(|| RoleError::config(format!("run {run} has no manifest")))?;
-    let (csv, failed_tasks, listed) = collect(rt, &manifest).await?;
+    let (csv, failed_tasks, listed, carry) = collect(rt, &manifest).await?;
     let spec = rt.spec(job, run).await?;
     let mut notes = Vec::new();
     // A run whose connections cannot be opened (credentials gone, a secret missing) still gets
@@ -119,9 +125,22 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
     state
         .put(&layout::failures(job, run), csv.into_bytes().into())
         .await?;
+    let carried = match carry.keys.is_empty() {
+        true => None,
+        false => {
+            let key = layout::carry(job, run);
+            let body = serde_json::to_vec(&carry).expect("json");
+            state.put(&key, body.into()).await?;
+            Some(key)
+        }
+    };
     write_report(state, &report).await?;
-    if report.verdict == "complete" {
-        let mark = serde_json::json!({ "run": run, "started": manifest.started });
+    if report.failed_tasks.is_empty() && progress.tally.failed_tasks == 0 {
+        let mark = serde_json::json!({
+            "run": run,
+            "started": manifest.started,
+            "carry": carried,
+        });
         state
             .put(
                 &layout::watermark(job),
@@ -217,19 +236,21 @@ fn failed_scope(task: &ShardTask, result: &ChunkResult) -> String {
 /// verifier's invocation.
 const READ_CONCURRENCY: usize = 32;
 
-/// Walks the recorded results from the root; returns failures.csv, failed tasks, rows listed.
+/// Walks the recorded results from the root; returns failures.csv, failed tasks, rows listed,
+/// and the keys to carry into the next incremental run (failed and needs-restore).
 /// Records are read [`READ_CONCURRENCY`] at a time and taken in walk order, so the output is
 /// the same however the reads interleave.
 async fn collect(
     rt: &Runtime,
     manifest: &Manifest,
-) -> Result<(String, Vec<FailedTask>, u64), RoleError> {
+) -> Result<(String, Vec<FailedTask>, u64, Carry), RoleError> {
     use futures_util::{StreamExt, TryStreamExt, stream};
 
     let state = rt.ports.state.as_ref();
     let mut csv = String::from("key,size,outcome,reason\n");
     let mut failed_tasks = Vec::new();
     let mut listed = 0;
+    let mut carry = Carry::default();
     let mut queue = VecDeque::from([manifest.root.clone()]);
     while !queue.is_empty() {
         let batch: Vec<ShardTask> = queue.drain(..queue.len().min(READ_CONCURRENCY)).collect();
@@ -246,6 +267,13 @@ async fn collect(
             .await?;
         for (task, result) in results {
             listed += add_rows(&mut csv, &result);
+            carry.keys.extend(result.objects.iter().filter_map(|o| {
+                let carried = matches!(
+                    o.result.outcome,
+                    Outcome::Failed { .. } | Outcome::NeedsRestore
+                );
+                carried.then(|| o.result.key.clone())
+            }));
             if let Some(error) = &result.error {
                 failed_tasks.push(FailedTask {
                     task: task.id(),
@@ -256,7 +284,7 @@ async fn collect(
             queue.extend(result.spawned);
         }
     }
-    Ok((csv, failed_tasks, listed))
+    Ok((csv, failed_tasks, listed, carry))
 }
 
 /// Adds a result's rows to failures.csv; returns how many.

@@ -26,14 +26,27 @@ pub struct Manifest {
     /// complete run's start, minus an overlap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
+    /// Incremental runs: the previous run's `carry.json` (its failed and needs-restore keys),
+    /// tried again in this run whatever their age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<String>,
     /// The first task: planning.
     pub root: ShardTask,
+}
+
+/// `carry.json`: keys carried from one incremental run into the next.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carry {
+    pub keys: Vec<String>,
 }
 
 /// A run, ready to work on.
 pub struct RunHandle {
     pub manifest: Manifest,
     pub connected: Connected,
+    /// The keys carried into this run: its own `Keys` tasks count them, so its listings
+    /// pass over them.
+    pub carried: std::collections::HashSet<String>,
 }
 
 impl RunHandle {
@@ -53,6 +66,11 @@ impl RunHandle {
             _ => true,
         };
         recent && self.spec().matches(object)
+    }
+
+    /// Whether a listed key is counted by this run's carried-keys tasks instead.
+    pub fn is_carried(&self, key: &str) -> bool {
+        self.carried.contains(key)
     }
 }
 
@@ -112,10 +130,20 @@ impl Runtime {
                 ))
             })?;
         let spec = self.spec(job, run).await?;
+        let carried = match &manifest.carried {
+            Some(key) => read_json::<Carry>(state.as_ref(), key)
+                .await?
+                .ok_or_else(|| RoleError::config(format!("{key} is missing")))?
+                .keys
+                .into_iter()
+                .collect(),
+            None => Default::default(),
+        };
         let connected = connect(spec, run, state.clone(), self.secrets.clone()).await?;
         Ok(RunHandle {
             manifest,
             connected,
+            carried,
         })
     }
 }

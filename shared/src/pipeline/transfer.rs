@@ -278,7 +278,14 @@ async fn do_task(
             }
         },
         Work::Keys { keys, force } => {
-            let (objects, unheaded) = head_keys(&run, keys, limits, result).await?;
+            let (mut objects, unheaded) = head_keys(&run, keys, limits, result).await?;
+            // Keys carried from the previous run were in its scope; the job's filters still
+            // apply (a later run may pin a changed job).
+            if task.shard.starts_with(super::planner::CARRIED) {
+                let before = objects.len();
+                objects.retain(|o| run.spec().matches(o));
+                result.filtered += (before - objects.len()) as u64;
+            }
             hand_back_keys(rt, task, "unheaded", unheaded, *force, result).await?;
             copy_all(rt, &run, task, objects, *force, limits, result).await?;
         }
@@ -405,6 +412,9 @@ async fn list_range(
                 return Ok(listed);
             }
             last = Some(object.key.clone());
+            if run.is_carried(&object.key) {
+                continue;
+            }
             if run.in_scope(&object) {
                 bytes += object.size;
                 listed.objects.push(object);

@@ -119,6 +119,70 @@ async fn an_incremental_run_on_a_machine_whose_clock_is_off_misses_nothing() {
     world.assert_destination_exact().await;
 }
 
+/// Issue 9 point 5: a run with one object that fails for good still advances the watermark,
+/// so the next incremental run lists only what changed since (one bad object does not force
+/// full runs for ever); the failed object is carried into that run and tried again, whatever
+/// its age, until it is copied (it is not forgotten either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_copied() {
+    let mut world = World::start().await;
+    // The history is an hour old: outside the next incremental run's window (its watermark,
+    // less the 15-minute overlap), so only a run that lists everything sees it again.
+    world.source.set_clock_offset(chrono::TimeDelta::hours(-1));
+    world.seed(2, 20, 2_000).await;
+    world.put("k/bad", support::bytes_for("bad", 3_000)).await;
+    world.source.set_clock_offset(chrono::TimeDelta::zero());
+    let n = world.objects.len() as u64;
+    let refused = FaultRule::error("GetObject", 403).key_prefix("k/bad");
+    world.source.add_fault(refused).unwrap();
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(world.secrets());
+    let incremental = |fresh| {
+        let mut options = Options::new(dir.path());
+        options.fresh = fresh;
+        options.incremental = true;
+        let run = standalone::run(&job, options, secrets.clone());
+        async {
+            let limit = Duration::from_secs(120);
+            let done = tokio::time::timeout(limit, run).await;
+            done.expect("bounded").expect("runs").report
+        }
+    };
+    let first = incremental(false).await;
+    let t = &first.objects;
+    assert_eq!((t.objects, t.copied, t.failed), (n, n - 1, 1), "{first:?}");
+
+    // The fault stays; one object is written after the first run.
+    world
+        .put("late/one.txt", support::bytes_for("late", 1_234))
+        .await;
+    let second = incremental(true).await;
+    let t = &second.objects;
+    assert_eq!(
+        (t.objects, t.copied, t.failed),
+        (2, 1, 1),
+        "only the late object and the carried failure are in scope: {second:?}"
+    );
+
+    // The late object is inside the overlap again (listed, skipped as identical); the carried
+    // one is copied now.
+    world.source.clear_faults();
+    let third = incremental(true).await;
+    let t = &third.objects;
+    assert_eq!((t.objects, t.copied, t.skipped), (2, 1, 1), "{third:?}");
+    assert_eq!(third.verdict, "complete", "{third:?}");
+    world.assert_destination_exact().await;
+
+    let fourth = incremental(true).await;
+    let t = &fourth.objects;
+    assert_eq!(
+        (t.objects, t.skipped),
+        (1, 1),
+        "only the late object, in the overlap; nothing is carried any more: {fourth:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_are_reported_not_lost() {
     let mut world = World::start().await;
