@@ -3,6 +3,7 @@
 
 mod demo;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Demo(demo::Args),
     /// Run a job in this process: plan, copy, verify, report. Re-run to resume an interrupted run.
     Run(run::Args),
+    /// Where a run is: counts, rate, tasks outstanding, the verdict once reported.
+    Status(status::Args),
     /// Print the JSON Schema of job files.
     Schema,
     /// Check a job file: every problem is reported with its field, value and fix.
@@ -45,6 +48,10 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Demo(args) => demo::run(args).await,
+        Command::Status(args) => match status::run(args).await {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Schema => {
             println!(
                 "{}",

@@ -61,6 +61,18 @@ fn ferry(job: &Path, state: &Path, source: &Emulator, dest: &Emulator) -> Comman
     cmd
 }
 
+/// `ferry status JOB --state-dir STATE --json`, bounded: its exit status and JSON (or stderr).
+fn status(job: &str, state: &Path) -> (i32, serde_json::Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["status", job, "--json", "--state-dir"])
+        .arg(state);
+    let out = output_within(&mut cmd, Duration::from_secs(30)).expect("ferry status ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
 /// Keys whose copy the verifier has recorded, from the run's result files.
 fn verified_keys(state: &Path) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
@@ -134,6 +146,7 @@ async fn killed_and_restarted_run_finishes_with_the_same_report() {
     fastrand::seed(2026);
     let mut promised: BTreeMap<String, u64> = BTreeMap::new();
     let mut kills = 0;
+    let mut seen_running = 0;
     for _ in 0..4 {
         let mut child = ferry(&job_path, &state, &source, &dest).spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(fastrand::u64(700..1500))).await;
@@ -143,6 +156,20 @@ async fn killed_and_restarted_run_finishes_with_the_same_report() {
         child.kill().unwrap(); // SIGKILL
         wait_within(&mut child, Duration::from_secs(10)).expect("a killed ferry exits");
         kills += 1;
+        // `ferry status` reads the killed run's state: not finished (exit 4), exact so far.
+        let (code, now, stderr) = status("restart-job", &state);
+        if code == 4 {
+            assert_eq!(now["phase"], "running", "{now}");
+            assert!(now["tasks_pending"].as_u64() > Some(0), "{now}");
+            assert!(
+                now["objects"]["objects"].as_u64() <= Some(all.len() as u64),
+                "{now}"
+            );
+            seen_running += 1;
+        } else {
+            let early = stderr.contains("has no run") || stderr.contains("does not exist");
+            assert!(early, "no state yet, or running: {code} {stderr}");
+        }
         // Everything verified so far must never be written again.
         let verified = verified_keys(&state);
         for (key, n) in writes(&dest, &verified) {
@@ -153,6 +180,7 @@ async fn killed_and_restarted_run_finishes_with_the_same_report() {
         kills >= 2,
         "the run was killed mid-way at least twice ({kills})"
     );
+    assert!(seen_running >= 1, "ferry status saw the run unfinished");
 
     // Bounded: a resumed run that waits for ever fails here after 120 s instead of hanging.
     let out = output_within(
@@ -180,6 +208,21 @@ async fn killed_and_restarted_run_finishes_with_the_same_report() {
     .unwrap();
     let objects = &report["objects"];
     assert_eq!(report["verdict"], "complete", "{report}");
+    // `ferry status`, given the job file, says what the report says (exit 0).
+    let (code, done, stderr) = status(job_path.to_str().unwrap(), &state);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        (&done["phase"], &done["verdict"]),
+        (&"reported".into(), &"complete".into())
+    );
+    assert_eq!(&done["objects"], objects, "{done}");
+    assert_eq!(done["tasks_pending"], 0);
+    let (code, _, stderr) = status("no-such-job", &state);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("\"no-such-job\" has no run") && stderr.contains("state"),
+        "{stderr}"
+    );
     assert_eq!(objects["objects"], all.len() as u64, "{report}");
     assert_eq!(objects["copied"], all.len() as u64, "{report}");
     assert_eq!(objects["failed"], 0);

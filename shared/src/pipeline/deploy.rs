@@ -79,6 +79,37 @@ impl Deployment {
     }
 }
 
+/// The state store a command line names: `s3://bucket/prefix` (a deployed stack's state bucket,
+/// reached with the standard AWS configuration chain; `FERRY_STATE_PATH_STYLE` set for stores
+/// that need path-style addressing) or a local folder (a standalone run's `--state-dir`).
+pub async fn state_store(location: &str) -> Result<Arc<dyn crate::state::StateStore>, String> {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!(
+                "state location {location:?} names no bucket: write s3://BUCKET or s3://BUCKET/PREFIX"
+            ));
+        }
+        let shared = aws_config::load_from_env().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&shared)
+                .force_path_style(std::env::var_os("FERRY_STATE_PATH_STYLE").is_some())
+                .build(),
+        );
+        return Ok(Arc::new(S3Store::new(s3, bucket, prefix)));
+    }
+    let path = std::path::Path::new(location);
+    if !path.is_dir() {
+        return Err(format!(
+            "state folder {location:?} does not exist: give the --state-dir the run used, or \
+             s3://BUCKET/PREFIX for a deployed stack"
+        ));
+    }
+    crate::state::local::LocalStore::open(path)
+        .map(|s| Arc::new(s) as Arc<dyn crate::state::StateStore>)
+        .map_err(|e| e.to_string())
+}
+
 /// Secrets Manager as the secret store.
 pub struct SecretsManager(pub aws_sdk_secretsmanager::Client);
 

@@ -27,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod runtime;
 pub mod standalone;
+pub mod status;
 pub mod transfer;
 pub mod verifier;
 

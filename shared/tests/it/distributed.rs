@@ -164,6 +164,15 @@ impl Cluster {
         self.assert_destination(&all, 1).await;
         assert_eq!(self.depth(&self.work.dead).await, 0, "work DLQ");
         assert_eq!(self.depth(&self.results.dead).await, 0, "results DLQ");
+        // `ferry status` reads the same from the state bucket: the job's latest run, reported.
+        let now = chrono::Utc::now();
+        let status = ferry::pipeline::status::read(self.state.as_ref(), JOB, None, now)
+            .await
+            .unwrap();
+        assert_eq!(status.run, report.run);
+        assert_eq!(status.phase, ferry::pipeline::status::Phase::Reported);
+        assert_eq!(status.objects, report.objects, "{status:?}");
+        assert_eq!(status.tasks_pending, 0);
     }
 
     /// Puts one object into the source bucket.

@@ -183,6 +183,35 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     );
 }
 
+/// Issue 9 point 5, the final copy of a cut-over (OssImport's `importSince=T1`):
+/// `filters.modified_since` copies what the source's clock says changed at or after T1, and
+/// counts the rest filtered, whatever this machine's clock says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn modified_since_copies_only_what_changed_after_t1() {
+    let mut world = World::start().await;
+    world.source.set_clock_offset(chrono::TimeDelta::hours(-1));
+    world.seed(2, 10, 2_000).await;
+    let history = world.objects.len() as u64;
+    world.source.set_clock_offset(chrono::TimeDelta::zero());
+    let t1 = world.source.now() - chrono::TimeDelta::minutes(30);
+    let late = ["late/a.txt", "late/b c+d.txt"];
+    for key in late {
+        world.put(key, support::bytes_for(key, 777)).await;
+    }
+    let since = t1.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let job = world.job(json!({ "filters": { "modified_since": since } }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    assert_complete(&report, late.len() as u64);
+    assert_eq!(report.objects.filtered, history, "{report:?}");
+    let mut copied = world.dest.keys(support::DEST).unwrap();
+    copied.sort();
+    assert_eq!(
+        copied, late,
+        "only what changed after T1 is at the destination"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_are_reported_not_lost() {
     let mut world = World::start().await;
@@ -637,18 +666,23 @@ async fn verifier_requeues_mismatches_then_fails_them() {
     }
 }
 
+/// A world of `2 × per_prefix` small objects and two giant ones: `giant/a.bin` of `a` bytes and
+/// `giant/b.bin` of 12 MiB (part tasks of 2 parts of 5 MiB under an 11 MiB task budget).
+async fn with_giants(per_prefix: usize, a: usize) -> World {
+    let mut world = World::start().await;
+    world.seed(2, per_prefix, 2_000).await;
+    world.put("giant/a.bin", support::bytes_for("a", a)).await;
+    world
+        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
+        .await;
+    world
+}
+
 /// An object larger than a task's byte budget is spread over part tasks run by several workers
 /// at once; the last to finish completes it, and it is counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn giant_objects_are_copied_by_part_tasks() {
-    let mut world = World::start().await;
-    world.seed(2, 20, 2_000).await;
-    world
-        .put("giant/a.bin", support::bytes_for("a", (31 << 20) + 3))
-        .await;
-    world
-        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
-        .await;
+    let world = with_giants(20, (31 << 20) + 3).await;
     let n = world.objects.len() as u64;
     let job = world.job(json!({ "sharding": { "max_bytes_per_shard": "11MiB" } }));
     let dir = tempfile::tempdir().unwrap();
@@ -673,14 +707,7 @@ async fn giant_objects_are_copied_by_part_tasks() {
 /// verifier copies such an object again while attempts are left, and no longer than that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_giant_object_whose_part_tasks_run_out_of_deliveries_is_counted_failed() {
-    let mut world = World::start().await;
-    world.seed(2, 6, 2_000).await;
-    world
-        .put("giant/a.bin", support::bytes_for("a", (23 << 20) + 3))
-        .await;
-    world
-        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
-        .await;
+    let world = with_giants(6, (23 << 20) + 3).await;
     let n = world.objects.len() as u64;
     let job = world.job(json!({ "sharding": { "max_bytes_per_shard": "11MiB" } }));
     let rules = [
@@ -1540,14 +1567,7 @@ async fn failed_and_lost_queue_sends_count_exactly() {
 /// own upload, never the twin's, and nothing is counted twice or failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_task_on_two_workers_at_once_counts_exactly() {
-    let mut world = World::start().await;
-    world.seed(2, 30, 2_000).await;
-    world
-        .put("giant/a.bin", support::bytes_for("a", (31 << 20) + 3))
-        .await;
-    world
-        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
-        .await;
+    let world = with_giants(30, (31 << 20) + 3).await;
     let n = world.objects.len() as u64;
     let job = world.job(json!({
         "sharding": { "max_bytes_per_shard": "11MiB", "max_keys_per_shard": 10 }

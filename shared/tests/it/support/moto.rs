@@ -57,6 +57,11 @@ pub struct Moto {
     log: PathBuf,
 }
 
+/// The static keys moto accepts.
+fn credentials() -> Credentials {
+    Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "moto")
+}
+
 impl Moto {
     /// Starts a moto server owned by the caller. Panics with the fix when moto is not installed.
     pub fn start() -> Moto {
@@ -99,13 +104,7 @@ impl Moto {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "moto",
-            ))
+            .credentials_provider(credentials())
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
@@ -119,13 +118,7 @@ impl Moto {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "moto",
-            ))
+            .credentials_provider(credentials())
             .build();
         aws_sdk_sqs::Client::from_conf(config)
     }

@@ -1,0 +1,84 @@
+//! `ferry status JOB`: where a run is — counts, rate, tasks outstanding, the verdict once
+//! reported — read from its state: the folder a standalone `ferry run` used, or a deployed
+//! stack's state bucket (`s3://…`). Once, or again every few seconds until the run is reported.
+//!
+//! Exit status: `0` reported complete; `3` reported with problems; `4` not finished yet;
+//! `1` the status could not be read (the message says what to fix).
+
+use std::time::Duration;
+
+use ferry::pipeline::status::{self, Phase, Status};
+
+use crate::run::EXIT_PROBLEMS;
+
+/// Exit status of `ferry status` for a run that has not finished.
+pub const EXIT_RUNNING: u8 = 4;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The job: its name, or its job file.
+    job: String,
+    /// The run id (the job's latest run by default).
+    #[arg(long)]
+    run: Option<String>,
+    /// Where the run's state is: the folder `ferry run --state-dir` used, or s3://BUCKET/PREFIX
+    /// for a deployed stack (AWS credentials from the usual chain).
+    #[arg(long, visible_alias = "state-dir", default_value = "ferry-state")]
+    state: String,
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the status again every `--interval` seconds until the run is reported.
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between two prints with `--watch`.
+    #[arg(long, default_value_t = 5)]
+    interval: u64,
+}
+
+pub async fn run(args: Args) -> Result<u8, String> {
+    let job = job_name(&args.job)?;
+    let state = ferry::pipeline::deploy::state_store(&args.state).await?;
+    loop {
+        let now = chrono::Utc::now();
+        let status = status::read(state.as_ref(), &job, args.run.as_deref(), now)
+            .await
+            .map_err(|e| e.message)?;
+        print(&status, args.json);
+        if !args.watch || status.phase == Phase::Reported {
+            return Ok(exit_code(&status));
+        }
+        tokio::time::sleep(Duration::from_secs(args.interval.max(1))).await;
+    }
+}
+
+/// A job file's `name`, or the argument itself when it is not a file.
+fn job_name(arg: &str) -> Result<String, String> {
+    let path = std::path::Path::new(arg);
+    if !path.is_file() {
+        return Ok(arg.to_owned());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let spec = ferry::job::JobSpec::from_json(&text)
+        .map_err(|e| format!("{} is not a valid job:\n{e}", path.display()))?;
+    Ok(spec.name)
+}
+
+fn print(status: &Status, json: bool) {
+    match json {
+        true => println!(
+            "{}",
+            serde_json::to_string(status).expect("a status serialises")
+        ),
+        false => println!("{}", status.line()),
+    }
+}
+
+fn exit_code(status: &Status) -> u8 {
+    match (status.phase, status.verdict.as_deref()) {
+        (Phase::Reported, Some("complete")) => 0,
+        (Phase::Reported, _) => EXIT_PROBLEMS,
+        _ => EXIT_RUNNING,
+    }
+}

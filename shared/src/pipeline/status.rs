@@ -1,0 +1,154 @@
+//! What a run has done so far, read from its state alone — no queue, no connection to the source
+//! or destination — so that `ferry status` answers the same for a standalone state folder and a
+//! deployed stack's state bucket, while the run goes on or long after.
+//!
+//! The run is the one named, or the job's latest (`current.json`). Counts come from
+//! `progress.json` (exact: every result applied once), the verdict from `report.json` once it is
+//! written; rates are over the time since the run started.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::message::Tally;
+use super::progress::Progress;
+use super::report::Report;
+use super::runtime::{Manifest, read_json};
+use super::{RoleError, layout};
+use crate::state::StateStore;
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Tasks are outstanding.
+    Running,
+    /// Every task is done; the report is not written yet.
+    Finishing,
+    /// The report is written: `verdict` says how it ended.
+    Reported,
+}
+
+/// A run's status.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub job: String,
+    pub run: String,
+    pub phase: Phase,
+    /// `complete` or `complete-with-problems`, once reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// The report's one-line summary, once reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub started: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<DateTime<Utc>>,
+    /// Incremental runs: objects modified before this time are not in scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Objects counted so far, by outcome (exact, whatever the delivery order).
+    pub objects: Tally,
+    pub tasks_done: u64,
+    pub tasks_pending: u64,
+    /// Seconds from the start to the end, or to now while running.
+    pub seconds: f64,
+    pub objects_per_second: f64,
+    pub bytes_per_second: f64,
+}
+
+impl Status {
+    /// One line for a person (or a log): where the run is and what it has counted.
+    pub fn line(&self) -> String {
+        let t = &self.objects;
+        let state = match (&self.phase, &self.verdict) {
+            (Phase::Reported, Some(verdict)) => verdict.clone(),
+            (Phase::Reported, None) => "reported".into(),
+            (Phase::Finishing, _) => "finishing".into(),
+            (Phase::Running, _) => "running".into(),
+        };
+        format!(
+            "run {} of job {}: {state}; {} objects ({:.1} MiB) counted: {} copied, {} skipped, \
+             {} failed, {} need restore, {} filtered out; {} tasks done, {} pending; \
+             {:.0} objects/s, {:.1} MiB/s over {:.1} s",
+            self.run,
+            self.job,
+            t.objects,
+            t.bytes as f64 / 1048576.0,
+            t.copied,
+            t.skipped,
+            t.failed,
+            t.needs_restore,
+            t.filtered,
+            self.tasks_done,
+            self.tasks_pending,
+            self.objects_per_second,
+            self.bytes_per_second / 1048576.0,
+            self.seconds,
+        )
+    }
+}
+
+/// Reads the status of `run` of `job`, or of the job's latest run. `now` measures a running
+/// run's rates.
+pub async fn read(
+    state: &dyn StateStore,
+    job: &str,
+    run: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Status, RoleError> {
+    let run = match run {
+        Some(run) => run.to_owned(),
+        None => latest_run(state, job).await?,
+    };
+    let missing = || {
+        RoleError::config(format!(
+            "job {job:?} has no run {run:?} in {}: list the runs under jobs/{job}/runs/",
+            state.describe()
+        ))
+    };
+    let manifest: Manifest = read_json(state, &layout::manifest(job, &run))
+        .await?
+        .ok_or_else(missing)?;
+    let progress: Progress = read_json(state, &layout::progress(job, &run))
+        .await?
+        .ok_or_else(missing)?;
+    let report: Option<Report> = read_json(state, &layout::report(job, &run)).await?;
+    let phase = match (&report, progress.is_complete()) {
+        (Some(_), _) => Phase::Reported,
+        (None, true) => Phase::Finishing,
+        (None, false) => Phase::Running,
+    };
+    let end = progress.finished.unwrap_or(now);
+    let seconds = ((end - progress.started).num_milliseconds().max(1) as f64) / 1000.0;
+    let t = progress.tally.clone();
+    Ok(Status {
+        job: job.to_owned(),
+        run,
+        phase,
+        verdict: report.as_ref().map(|r| r.verdict.clone()),
+        summary: report.map(|r| r.summary),
+        started: progress.started,
+        finished: progress.finished,
+        since: manifest.since,
+        objects_per_second: t.objects as f64 / seconds,
+        bytes_per_second: t.bytes as f64 / seconds,
+        objects: t,
+        tasks_done: progress.tasks_done,
+        tasks_pending: progress.pending.len() as u64,
+        seconds,
+    })
+}
+
+/// The job's latest run, from `current.json`.
+async fn latest_run(state: &dyn StateStore, job: &str) -> Result<String, RoleError> {
+    let current: Option<serde_json::Value> = read_json(state, &layout::current(job)).await?;
+    current
+        .and_then(|c| Some(c.get("run")?.as_str()?.to_owned()))
+        .ok_or_else(|| {
+            RoleError::config(format!(
+                "job {job:?} has no run in {}: check the job's name (the \"name\" in its job \
+                 file) and the state location, or start a run first",
+                state.describe()
+            ))
+        })
+}
