@@ -28,8 +28,20 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use support::World;
 
 async fn run_standalone(world: &World, job: &str, dir: &std::path::Path, fresh: bool) -> Report {
+    run_standalone_as(world, job, dir, fresh, false).await
+}
+
+/// [`run_standalone`], incremental when `incremental` is set.
+async fn run_standalone_as(
+    world: &World,
+    job: &str,
+    dir: &std::path::Path,
+    fresh: bool,
+    incremental: bool,
+) -> Report {
     let mut options = Options::new(dir);
     options.fresh = fresh;
+    options.incremental = incremental;
     options.workers = 3;
     let run = standalone::run(job, options, Arc::new(world.secrets()));
     tokio::time::timeout(Duration::from_secs(120), run)
@@ -93,24 +105,14 @@ async fn an_incremental_run_on_a_machine_whose_clock_is_off_misses_nothing() {
     let n = world.objects.len() as u64;
     let job = world.job(json!({}));
     let dir = tempfile::tempdir().unwrap();
-    let secrets = Arc::new(world.secrets());
-    let incremental = |fresh| {
-        let mut options = Options::new(dir.path());
-        options.fresh = fresh;
-        options.incremental = true;
-        standalone::run(&job, options, secrets.clone())
-    };
-    let limit = Duration::from_secs(120);
-    let first = tokio::time::timeout(limit, incremental(false)).await;
-    let first = first.expect("bounded").expect("runs").report;
+    let first = run_standalone_as(&world, &job, dir.path(), false, true).await;
     assert_complete(&first, n);
 
     let late = support::bytes_for("late", 1_234);
     world
         .put("late/written-after-the-first-run.txt", late)
         .await;
-    let second = tokio::time::timeout(limit, incremental(true)).await;
-    let second = second.expect("bounded").expect("runs").report;
+    let second = run_standalone_as(&world, &job, dir.path(), true, true).await;
     assert_eq!(second.verdict, "complete", "{second:?}");
     assert_eq!(
         second.objects.copied, 1,
@@ -137,19 +139,7 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     world.source.add_fault(refused).unwrap();
     let job = world.job(json!({}));
     let dir = tempfile::tempdir().unwrap();
-    let secrets = Arc::new(world.secrets());
-    let incremental = |fresh| {
-        let mut options = Options::new(dir.path());
-        options.fresh = fresh;
-        options.incremental = true;
-        let run = standalone::run(&job, options, secrets.clone());
-        async {
-            let limit = Duration::from_secs(120);
-            let done = tokio::time::timeout(limit, run).await;
-            done.expect("bounded").expect("runs").report
-        }
-    };
-    let first = incremental(false).await;
+    let first = run_standalone_as(&world, &job, dir.path(), false, true).await;
     let t = &first.objects;
     assert_eq!((t.objects, t.copied, t.failed), (n, n - 1, 1), "{first:?}");
 
@@ -157,7 +147,7 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     world
         .put("late/one.txt", support::bytes_for("late", 1_234))
         .await;
-    let second = incremental(true).await;
+    let second = run_standalone_as(&world, &job, dir.path(), true, true).await;
     let t = &second.objects;
     assert_eq!(
         (t.objects, t.copied, t.failed),
@@ -168,13 +158,13 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     // The late object is inside the overlap again (listed, skipped as identical); the carried
     // one is copied now.
     world.source.clear_faults();
-    let third = incremental(true).await;
+    let third = run_standalone_as(&world, &job, dir.path(), true, true).await;
     let t = &third.objects;
     assert_eq!((t.objects, t.copied, t.skipped), (2, 1, 1), "{third:?}");
     assert_eq!(third.verdict, "complete", "{third:?}");
     world.assert_destination_exact().await;
 
-    let fourth = incremental(true).await;
+    let fourth = run_standalone_as(&world, &job, dir.path(), true, true).await;
     let t = &fourth.objects;
     assert_eq!(
         (t.objects, t.skipped),
