@@ -9,7 +9,11 @@
 //! RestoreObject, and classifies every SDK failure into a [`SourceErrorKind`] so the engine knows
 //! whether to retry, restore, re-plan or give up.
 //!
-//! Things worth knowing before changing this file:
+//! One file per concern: `config.rs` (settings), `list.rs`, `head.rs`, `get.rs`, `restore.rs`,
+//! `errors.rs` (every SDK failure by the one policy in [`crate::aws`]), [`credentials`] and
+//! `fast.rs`; this file holds the client, the port and the small conversions they share.
+//!
+//! Things worth knowing before changing this adapter:
 //! * Listings ask for `encoding-type=url` so keys with characters XML cannot carry still list; the
 //!   adapter decodes them (form-style, as S3 encodes a space as `+` and a `+` as `%2B`).
 //! * HEAD runs with checksum mode on and reports only *full-object* checksums. Multipart objects
@@ -53,9 +57,79 @@ use super::{
     UnnamableObject,
 };
 
+/// The object headers HeadObject and GetObject both return, as text borrowed from either SDK
+/// response or from a raw HTTP response ([`fast`]), so one function describes an object
+/// whichever call read it.
+#[derive(Default)]
+struct ObjectHeaders<'o> {
+    content_length: Option<i64>,
+    e_tag: Option<&'o str>,
+    last_modified: Option<DateTime<Utc>>,
+    version_id: Option<&'o str>,
+    storage_class: Option<&'o str>,
+    restore: Option<&'o str>,
+    /// An INTELLIGENT_TIERING object in an archive tier (HEAD's `x-amz-archive-status`).
+    tiered_archive: bool,
+    content_type: Option<&'o str>,
+    content_encoding: Option<&'o str>,
+    content_disposition: Option<&'o str>,
+    content_language: Option<&'o str>,
+    cache_control: Option<&'o str>,
+    expires: Option<&'o str>,
+    /// User metadata, names without `x-amz-meta-`.
+    metadata: Vec<(String, String)>,
+    sse_customer_algorithm: Option<&'o str>,
+    server_side_encryption: Option<&'o str>,
+    parts_count: Option<i32>,
+    checksum_crc64_nvme: Option<&'o str>,
+    checksum_crc32_c: Option<&'o str>,
+    checksum_type: Option<&'o str>,
+}
+
+/// [`ObjectHeaders`] of a HeadObject or GetObject output (the SDK gives the two outputs the
+/// same accessors but no common trait).
+macro_rules! object_headers {
+    ($out:expr) => {
+        ObjectHeaders {
+            content_length: $out.content_length(),
+            e_tag: $out.e_tag(),
+            last_modified: $out.last_modified().and_then(to_chrono),
+            version_id: $out.version_id(),
+            storage_class: $out.storage_class().map(|c| c.as_str()),
+            restore: $out.restore(),
+            tiered_archive: false,
+            content_type: $out.content_type(),
+            content_encoding: $out.content_encoding(),
+            content_disposition: $out.content_disposition(),
+            content_language: $out.content_language(),
+            cache_control: $out.cache_control(),
+            expires: $out.expires_string(),
+            metadata: $out
+                .metadata()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            sse_customer_algorithm: $out.sse_customer_algorithm(),
+            server_side_encryption: $out.server_side_encryption().map(|s| s.as_str()),
+            parts_count: $out.parts_count(),
+            checksum_crc64_nvme: $out.checksum_crc64_nvme(),
+            checksum_crc32_c: $out.checksum_crc32_c(),
+            checksum_type: $out.checksum_type().map(|t| t.as_str()),
+        }
+    };
+}
+
 mod config;
 pub mod credentials;
+mod errors;
 mod fast;
+mod get;
+mod head;
+mod list;
+mod restore;
+
+use self::{head::*, list::*};
 
 pub use config::{AssumeRole, S3ConfigError, S3Credentials, S3SourceConfig};
 
@@ -244,861 +318,6 @@ impl Source for S3Source {
 }
 
 // ---------------------------------------------------------------------------------------------
-// list
-
-impl S3Source {
-    async fn list_page(&self, req: &ListRequest) -> Result<ListPage, SourceError> {
-        let resource = format!("{}/{}", self.bucket, req.prefix);
-        // 0 would ask for an empty page that still claims to be truncated: treat it as "default".
-        let max_keys = if req.max_keys == 0 {
-            1000
-        } else {
-            req.max_keys.min(1000)
-        };
-        let mut call = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&req.prefix)
-            .encoding_type(EncodingType::Url)
-            .max_keys(max_keys as i32)
-            .set_delimiter(req.delimiter.clone())
-            .set_start_after(req.start_after.clone())
-            .set_continuation_token(req.continuation.clone());
-        if self.list_restore_status {
-            call = call.optional_object_attributes(OptionalObjectAttributes::RestoreStatus);
-        }
-        let out = call
-            .send()
-            .await
-            .map_err(|e| self.classify("ListObjectsV2", &resource, e))?;
-        let encoded = out.encoding_type() == Some(&EncodingType::Url);
-        let decode = |raw: &str| decode_listed(raw, encoded, &resource);
-
-        let (mut objects, mut unnamable) = (Vec::new(), Vec::new());
-        for o in out.contents() {
-            let raw = o.key().unwrap_or_default();
-            match decode(raw) {
-                Ok(key) => objects.push(object_info(key, o)),
-                // One key that is not UTF-8 fails that object, not the page.
-                Err(_) if encoded => {
-                    let bytes: Vec<u8> =
-                        percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
-                    let lossy = String::from_utf8_lossy(&bytes).into_owned();
-                    unnamable.push(UnnamableObject {
-                        listed: raw.to_owned(),
-                        bytes,
-                        info: object_info(lossy, o),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let common_prefixes = out
-            .common_prefixes()
-            .iter()
-            .filter_map(|p| p.prefix())
-            .map(decode)
-            .collect::<Result<Vec<_>, SourceError>>()?;
-        let next = match (out.is_truncated(), out.next_continuation_token()) {
-            (Some(true), Some(token)) => Some(token.to_owned()),
-            (Some(true), None) => {
-                return Err(SourceError::new(
-                    SourceErrorKind::Permanent,
-                    resource,
-                    "ListObjectsV2 said the listing is truncated but returned no continuation token",
-                ));
-            }
-            _ => None,
-        };
-        Ok(ListPage {
-            objects,
-            common_prefixes,
-            next,
-            unnamable,
-        })
-    }
-}
-
-/// Decodes a key or prefix of a listing made with `encoding-type=url`. S3 encodes form-style
-/// (a space may come back as `+`, a real `+` always as `%2B`), so `+` decodes to a space.
-fn decode_listed(raw: &str, encoded: bool, resource: &str) -> Result<String, SourceError> {
-    if !encoded {
-        return Ok(raw.to_owned());
-    }
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| {
-            SourceError::new(
-                SourceErrorKind::Permanent,
-                resource,
-                format!("the store listed key {raw:?}, which does not decode to UTF-8"),
-            )
-        })
-}
-
-fn object_info(key: String, o: &Object) -> ObjectInfo {
-    let storage_class = o
-        .storage_class()
-        .map_or("STANDARD", |c| c.as_str())
-        .to_owned();
-    let restore = o.restore_status();
-    let archive = archive_state(
-        &storage_class,
-        false,
-        restore.and_then(|r| r.is_restore_in_progress()),
-        restore.and_then(|r| r.restore_expiry_date()).is_some(),
-    );
-    ObjectInfo {
-        key,
-        size: o.size().unwrap_or(0).max(0) as u64,
-        etag: o.e_tag().map(unquote),
-        last_modified: o.last_modified().and_then(to_chrono),
-        storage_class: Some(storage_class),
-        archive,
-    }
-}
-
-/// Storage classes whose bytes cannot be read until restored. GLACIER_IR reads like STANDARD.
-fn is_archive_class(storage_class: &str) -> bool {
-    matches!(storage_class, "GLACIER" | "DEEP_ARCHIVE")
-}
-
-/// `in_progress` / `has_expiry` describe a restore (from `x-amz-restore` or the listing's
-/// RestoreStatus); `tiered_archive` is an INTELLIGENT_TIERING object in an archive tier.
-fn archive_state(
-    storage_class: &str,
-    tiered_archive: bool,
-    in_progress: Option<bool>,
-    has_expiry: bool,
-) -> ArchiveState {
-    match in_progress {
-        Some(true) => ArchiveState::Restoring,
-        Some(false) if has_expiry => ArchiveState::Restored,
-        _ if is_archive_class(storage_class) || tiered_archive => ArchiveState::Archived,
-        _ => ArchiveState::NotArchived,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// head
-
-/// The object headers HeadObject and GetObject both return, as text borrowed from either SDK
-/// response or from a raw HTTP response ([`fast`]), so one function describes an object
-/// whichever call read it.
-#[derive(Default)]
-struct ObjectHeaders<'o> {
-    content_length: Option<i64>,
-    e_tag: Option<&'o str>,
-    last_modified: Option<DateTime<Utc>>,
-    version_id: Option<&'o str>,
-    storage_class: Option<&'o str>,
-    restore: Option<&'o str>,
-    /// An INTELLIGENT_TIERING object in an archive tier (HEAD's `x-amz-archive-status`).
-    tiered_archive: bool,
-    content_type: Option<&'o str>,
-    content_encoding: Option<&'o str>,
-    content_disposition: Option<&'o str>,
-    content_language: Option<&'o str>,
-    cache_control: Option<&'o str>,
-    expires: Option<&'o str>,
-    /// User metadata, names without `x-amz-meta-`.
-    metadata: Vec<(String, String)>,
-    sse_customer_algorithm: Option<&'o str>,
-    server_side_encryption: Option<&'o str>,
-    parts_count: Option<i32>,
-    checksum_crc64_nvme: Option<&'o str>,
-    checksum_crc32_c: Option<&'o str>,
-    checksum_type: Option<&'o str>,
-}
-
-/// [`ObjectHeaders`] of a HeadObject or GetObject output (the SDK gives the two outputs the
-/// same accessors but no common trait).
-macro_rules! object_headers {
-    ($out:expr) => {
-        ObjectHeaders {
-            content_length: $out.content_length(),
-            e_tag: $out.e_tag(),
-            last_modified: $out.last_modified().and_then(to_chrono),
-            version_id: $out.version_id(),
-            storage_class: $out.storage_class().map(|c| c.as_str()),
-            restore: $out.restore(),
-            tiered_archive: false,
-            content_type: $out.content_type(),
-            content_encoding: $out.content_encoding(),
-            content_disposition: $out.content_disposition(),
-            content_language: $out.content_language(),
-            cache_control: $out.cache_control(),
-            expires: $out.expires_string(),
-            metadata: $out
-                .metadata()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            sse_customer_algorithm: $out.sse_customer_algorithm(),
-            server_side_encryption: $out.server_side_encryption().map(|s| s.as_str()),
-            parts_count: $out.parts_count(),
-            checksum_crc64_nvme: $out.checksum_crc64_nvme(),
-            checksum_crc32_c: $out.checksum_crc32_c(),
-            checksum_type: $out.checksum_type().map(|t| t.as_str()),
-        }
-    };
-}
-
-impl S3Source {
-    async fn head_object(&self, key: &str) -> Result<ObjectHead, SourceError> {
-        let resource = format!("{}/{}", self.bucket, key);
-        check_key(key, &resource)?;
-        let out = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .map_err(|e| self.classify("HeadObject", &resource, e))?;
-        let headers = ObjectHeaders {
-            tiered_archive: matches!(
-                out.archive_status(),
-                Some(ArchiveStatus::ArchiveAccess | ArchiveStatus::DeepArchiveAccess)
-            ),
-            ..object_headers!(out)
-        };
-        let mut head = object_head(key, headers, "HeadObject", &resource)?;
-        if self.fetch_tags {
-            head.tags = self
-                .tags_if_any(key, out.version_id(), head.archive, &resource)
-                .await?;
-        }
-        Ok(head)
-    }
-
-    /// The object's tags, or none where the store cannot say: tagging calls refused on an
-    /// archived object, or a store without object tagging.
-    async fn tags_if_any(
-        &self,
-        key: &str,
-        version_id: Option<&str>,
-        archive: ArchiveState,
-        resource: &str,
-    ) -> Result<Vec<(String, String)>, SourceError> {
-        match self.tags(key, version_id, resource).await {
-            Ok(tags) => Ok(tags),
-            // Some stores (moto) refuse tagging calls on archived objects. The object cannot
-            // be copied before a restore anyway, and the engine HEADs it again after one.
-            Err(e)
-                if e.kind == SourceErrorKind::NeedsRestore
-                    && archive != ArchiveState::NotArchived =>
-            {
-                Ok(Vec::new())
-            }
-            // Some S3-compatible stores have no object tagging at all: nothing to carry.
-            Err(e)
-                if e.kind == SourceErrorKind::Permanent && e.message.contains("NotImplemented") =>
-            {
-                Ok(Vec::new())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn tags(
-        &self,
-        key: &str,
-        version_id: Option<&str>,
-        resource: &str,
-    ) -> Result<Vec<(String, String)>, SourceError> {
-        let out = self
-            .client
-            .get_object_tagging()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_version_id(version_id.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| self.classify("GetObjectTagging", resource, e))?;
-        Ok(out
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect())
-    }
-}
-
-fn object_head(
-    key: &str,
-    out: ObjectHeaders<'_>,
-    operation: &str,
-    resource: &str,
-) -> Result<ObjectHead, SourceError> {
-    let size = out.content_length.filter(|n| *n >= 0).ok_or_else(|| {
-        SourceError::new(
-            SourceErrorKind::Permanent,
-            resource,
-            format!("{operation} returned no Content-Length"),
-        )
-    })?;
-    let storage_class = out.storage_class.unwrap_or("STANDARD").to_owned();
-    let restore = out.restore;
-    let archive = archive_state(
-        &storage_class,
-        out.tiered_archive,
-        restore.and_then(restore_in_progress),
-        restore.is_some_and(|r| quoted_field(r, "expiry-date").is_some()),
-    );
-    let checksums = head_checksums(&out);
-    let mut user_metadata = out.metadata;
-    user_metadata.sort();
-    let owned = |v: Option<&str>| v.map(str::to_owned);
-    Ok(ObjectHead {
-        key: key.to_owned(),
-        size: size as u64,
-        etag: out.e_tag.map(unquote),
-        last_modified: out.last_modified,
-        version_id: owned(out.version_id),
-        storage_class: Some(storage_class),
-        archive,
-        content_type: owned(out.content_type),
-        content_encoding: owned(out.content_encoding),
-        content_disposition: owned(out.content_disposition),
-        content_language: owned(out.content_language),
-        cache_control: owned(out.cache_control),
-        expires: owned(out.expires),
-        user_metadata,
-        tags: Vec::new(),
-        checksums,
-    })
-}
-
-fn head_checksums(out: &ObjectHeaders<'_>) -> SourceChecksums {
-    let kms_or_customer_key = out.sse_customer_algorithm.is_some()
-        || out
-            .server_side_encryption
-            .is_some_and(|s| s != ServerSideEncryption::Aes256.as_str());
-    let multipart = out.e_tag.is_some_and(|e| unquote(e).contains('-'))
-        || out.parts_count.is_some_and(|n| n > 1);
-    let kind = out.checksum_type.map(ChecksumType::from);
-    SourceChecksums {
-        md5: out
-            .e_tag
-            .filter(|_| !kms_or_customer_key)
-            .and_then(md5_from_etag),
-        // CRC64NVME exists only as a full-object checksum.
-        crc64nvme: full_object_checksum(out.checksum_crc64_nvme, kind.as_ref(), true)
-            .map(u64::from_be_bytes),
-        crc32c: full_object_checksum(out.checksum_crc32_c, kind.as_ref(), !multipart)
-            .map(u32::from_be_bytes),
-        oss_crc64: None,
-    }
-}
-
-/// The MD5 a single-part upload's ETag is. Multipart ETags (`…-N`) and anything else that is not
-/// 32 hex digits are not MD5s.
-fn md5_from_etag(etag: &str) -> Option<[u8; 16]> {
-    let hex_digits = unquote(etag);
-    if hex_digits.len() != 32 {
-        return None;
-    }
-    let mut md5 = [0u8; 16];
-    hex::decode_to_slice(&hex_digits, &mut md5).ok()?;
-    Some(md5)
-}
-
-/// A Base64 checksum header as N big-endian bytes, only when it covers the whole object: the
-/// type says FULL_OBJECT, or no type is given and `full_if_untyped` holds. A value ending in
-/// `-N` is composite whatever else is said. Callers pass `full_if_untyped = false` for a
-/// multipart object's CRC32C: some stores (moto) send a composite value with neither the type
-/// nor the `-N` suffix, and only the ETag shows the object was uploaded in parts.
-fn full_object_checksum<const N: usize>(
-    value: Option<&str>,
-    kind: Option<&ChecksumType>,
-    full_if_untyped: bool,
-) -> Option<[u8; N]> {
-    let value = value?;
-    let full = match kind {
-        Some(ChecksumType::FullObject) => true,
-        Some(ChecksumType::Composite) => false,
-        _ => full_if_untyped,
-    };
-    if !full || value.contains('-') {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .ok()?;
-    bytes.try_into().ok()
-}
-
-/// `ongoing-request="true"` → restoring; `"false"` → finished.
-fn restore_in_progress(header: &str) -> Option<bool> {
-    match quoted_field(header, "ongoing-request")? {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
-    }
-}
-
-/// The value of `name="value"` in a header like `x-amz-restore`. Values may hold commas
-/// (`expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`), so this does not split on them.
-fn quoted_field<'h>(header: &'h str, name: &str) -> Option<&'h str> {
-    let needle = format!("{name}=\"");
-    let start = header.find(&needle)? + needle.len();
-    let len = header[start..].find('"')?;
-    Some(&header[start..start + len])
-}
-
-// ---------------------------------------------------------------------------------------------
-// get
-
-impl S3Source {
-    async fn get_object(&self, req: GetRequest<'_>) -> Result<ByteStream, SourceError> {
-        let resource = format!("{}/{}", self.bucket, req.key);
-        check_key(req.key, &resource)?;
-        let mut call = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(req.key)
-            .set_version_id(req.version_id.map(str::to_owned))
-            .set_if_match(req.if_match.map(quote));
-        match &req.range {
-            Some(range) if range.start >= range.end => {
-                return Err(SourceError::new(
-                    SourceErrorKind::Permanent,
-                    resource,
-                    format!(
-                        "empty byte range {}..{}: ask for at least one byte or for the whole object",
-                        range.start, range.end
-                    ),
-                ));
-            }
-            Some(range) => call = call.range(format!("bytes={}-{}", range.start, range.end - 1)),
-            // The store's checksum covers the whole object only, so only whole reads validate.
-            None => call = call.checksum_mode(ChecksumMode::Enabled),
-        }
-        let out = call
-            .send()
-            .await
-            .map_err(|e| self.classify("GetObject", &resource, e))?;
-        if let Some(range) = &req.range {
-            check_content_range(range, out.content_range(), out.content_length(), &resource)?;
-        }
-        Ok(body_stream(out.body, resource))
-    }
-
-    /// One whole-object GetObject, described from its own headers. GetObject returns every
-    /// header HeadObject does that ferry carries (metadata, checksums in checksum mode, storage
-    /// class, restore state) and counts the tags (`x-amz-tagging-count`), so tags cost a
-    /// request only for objects that have some.
-    async fn open_object(&self, key: &str) -> Result<Opened, SourceError> {
-        let resource = format!("{}/{}", self.bucket, key);
-        check_key(key, &resource)?;
-        if self.fast.ready_for(key)
-            && let Some(response) = self.fast.get(key).await
-        {
-            match self.opened_fast(key, response, &resource).await? {
-                Some(opened) => return Ok(opened),
-                None => tracing::debug!(
-                    key,
-                    "fast GET answer not understood; reading through the SDK"
-                ),
-            }
-        }
-        let call = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled);
-        let recorder = self.fast.recorder(key);
-        let sent = match &recorder {
-            Some(r) => call.customize().interceptor(r.clone()).send().await,
-            None => call.send().await,
-        };
-        let out = sent.map_err(|e| self.classify("GetObject", &resource, e))?;
-        if let Some(range) = out.content_range() {
-            return Err(SourceError::new(
-                SourceErrorKind::Permanent,
-                resource,
-                format!(
-                    "asked for the whole object but the store answered Content-Range {range:?}"
-                ),
-            ));
-        }
-        if let Some(r) = &recorder {
-            self.fast.learn(key, r);
-        }
-        let head = object_head(key, object_headers!(out), "GetObject", &resource)?;
-        let version = out.version_id().map(str::to_owned);
-        let body = body_stream(out.body, resource.clone());
-        self.finish_open(key, head, out.tag_count, version, body, &resource)
-            .await
-    }
-
-    /// An object opened by the fast GET, described by the same rules from the raw headers;
-    /// `None` when a header is not what the SDK would accept (the caller then reads through
-    /// the SDK, which reports the problem its own way).
-    async fn opened_fast(
-        &self,
-        key: &str,
-        response: reqwest::Response,
-        resource: &str,
-    ) -> Result<Option<Opened>, SourceError> {
-        let headers = response.headers();
-        let Some(described) = raw_object_headers(headers) else {
-            return Ok(None);
-        };
-        if headers.contains_key(http::header::CONTENT_RANGE) {
-            return Ok(None);
-        }
-        let head = object_head(key, described, "GetObject", resource)?;
-        let tag_count = raw_header(headers, "x-amz-tagging-count").and_then(|v| v.parse().ok());
-        let version = raw_header(headers, "x-amz-version-id").map(str::to_owned);
-        let body = raw_body_stream(response, resource.to_owned());
-        self.finish_open(key, head, tag_count, version, body, resource)
-            .await
-            .map(Some)
-    }
-
-    /// The common end of both reads: a read object is readable; tags only when it has some.
-    async fn finish_open(
-        &self,
-        key: &str,
-        mut head: ObjectHead,
-        tag_count: Option<i32>,
-        version_id: Option<String>,
-        body: ByteStream,
-        resource: &str,
-    ) -> Result<Opened, SourceError> {
-        // The store just served the bytes, so the object is readable whatever its class.
-        if head.archive != ArchiveState::NotArchived {
-            head.archive = ArchiveState::Restored;
-        }
-        if self.fetch_tags && tag_count.is_some_and(|n| n > 0) {
-            head.tags = self
-                .tags_if_any(key, version_id.as_deref(), head.archive, resource)
-                .await?;
-        }
-        Ok(Opened { head, body })
-    }
-}
-
-/// A header as text; `None` if absent or not UTF-8.
-fn raw_header<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-}
-
-/// [`ObjectHeaders`] from a raw GetObject answer; `None` if a header ferry carries is present
-/// but unreadable (not UTF-8, a number or date that does not parse).
-fn raw_object_headers(headers: &http::HeaderMap) -> Option<ObjectHeaders<'_>> {
-    let text = |name: &str| -> Result<Option<&str>, ()> {
-        match headers.get(name) {
-            None => Ok(None),
-            Some(v) => std::str::from_utf8(v.as_bytes()).map(Some).map_err(|_| ()),
-        }
-    };
-    let number = |name: &str| -> Result<Option<i64>, ()> {
-        text(name)?
-            .map(|v| v.trim().parse().map_err(|_| ()))
-            .transpose()
-    };
-    let mut metadata = Vec::new();
-    for (name, value) in headers {
-        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = std::str::from_utf8(value.as_bytes()).ok()?;
-            metadata.push((meta.to_owned(), value.to_owned()));
-        }
-    }
-    let last_modified = match text("last-modified").ok()? {
-        Some(v) => Some(crate::oss::types::parse_http_date(v)?),
-        None => None,
-    };
-    let parts_count = match number("x-amz-mp-parts-count").ok()? {
-        Some(n) => Some(i32::try_from(n).ok()?),
-        None => None,
-    };
-    Some(ObjectHeaders {
-        content_length: number("content-length").ok()?,
-        e_tag: text("etag").ok()?,
-        last_modified,
-        version_id: text("x-amz-version-id").ok()?,
-        storage_class: text("x-amz-storage-class").ok()?,
-        restore: text("x-amz-restore").ok()?,
-        tiered_archive: false,
-        content_type: text("content-type").ok()?,
-        content_encoding: text("content-encoding").ok()?,
-        content_disposition: text("content-disposition").ok()?,
-        content_language: text("content-language").ok()?,
-        cache_control: text("cache-control").ok()?,
-        expires: text("expires").ok()?,
-        metadata,
-        sse_customer_algorithm: text("x-amz-server-side-encryption-customer-algorithm").ok()?,
-        server_side_encryption: text("x-amz-server-side-encryption").ok()?,
-        parts_count,
-        checksum_crc64_nvme: text("x-amz-checksum-crc64nvme").ok()?,
-        checksum_crc32_c: text("x-amz-checksum-crc32c").ok()?,
-        checksum_type: text("x-amz-checksum-type").ok()?,
-    })
-}
-
-/// A raw response body as ferry's stream.
-fn raw_body_stream(response: reqwest::Response, resource: String) -> ByteStream {
-    Box::pin(response.bytes_stream().map(move |chunk| {
-        chunk.map_err(|e| {
-            SourceError::new(
-                SourceErrorKind::Transient,
-                resource.as_str(),
-                format!(
-                    "reading the GetObject body failed: {}",
-                    crate::oss::error::error_chain(&e)
-                ),
-            )
-        })
-    }))
-}
-
-/// Makes sure the store sent exactly the requested bytes: some stores ignore `Range` and send
-/// the whole object, and a range past the end comes back shortened.
-fn check_content_range(
-    range: &std::ops::Range<u64>,
-    content_range: Option<&str>,
-    content_length: Option<i64>,
-    resource: &str,
-) -> Result<(), SourceError> {
-    let want_last = range.end - 1;
-    let Some(header) = content_range else {
-        if range.start == 0 && content_length == Some(range.end as i64) {
-            return Ok(());
-        }
-        return Err(SourceError::new(
-            SourceErrorKind::Permanent,
-            resource,
-            format!(
-                "asked for bytes {}-{want_last} but the store ignored the Range header",
-                range.start
-            ),
-        ));
-    };
-    match parse_content_range(header) {
-        Some((first, last)) if first == range.start && last == want_last => Ok(()),
-        Some((first, last)) if first == range.start && last < want_last => Err(SourceError::new(
-            SourceErrorKind::Changed,
-            resource,
-            format!(
-                "asked for bytes {}-{want_last} but the object ends at byte {last} ({header}): it is shorter than expected",
-                range.start
-            ),
-        )),
-        _ => Err(SourceError::new(
-            SourceErrorKind::Permanent,
-            resource,
-            format!(
-                "asked for bytes {}-{want_last} but the store answered Content-Range {header:?}",
-                range.start
-            ),
-        )),
-    }
-}
-
-/// `bytes 10-19/1004` → (10, 19).
-fn parse_content_range(header: &str) -> Option<(u64, u64)> {
-    let span = header.strip_prefix("bytes ")?.split('/').next()?;
-    let (first, last) = span.split_once('-')?;
-    Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
-}
-
-/// The SDK body as ferry's stream: chunks as they arrive, never collected; ends after the
-/// first error.
-fn body_stream(body: aws_sdk_s3::primitives::ByteStream, resource: String) -> ByteStream {
-    let stream = futures_util::stream::unfold(Some(body), move |state| {
-        let resource = resource.clone();
-        async move {
-            let mut body = state?;
-            match body.next().await? {
-                Ok(chunk) => Some((Ok(chunk), Some(body))),
-                Err(e) => Some((Err(body_error(&resource, &e)), None)),
-            }
-        }
-    });
-    Box::pin(stream)
-}
-
-fn body_error(resource: &str, err: &(dyn std::error::Error + 'static)) -> SourceError {
-    let text = DisplayErrorContext(err).to_string();
-    // The SDK's validator fails the body with a "checksum mismatch" error (its type lives in a
-    // crate ferry does not depend on, so the text is what there is to match).
-    let kind = if text.contains("checksum mismatch") {
-        SourceErrorKind::Integrity
-    } else {
-        SourceErrorKind::Transient
-    };
-    SourceError::new(
-        kind,
-        resource,
-        format!("reading the GetObject body failed: {text}"),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// restore
-
-impl S3Source {
-    async fn restore_object(
-        &self,
-        key: &str,
-        days: u32,
-        tier: RestoreTier,
-    ) -> Result<RestoreOutcome, SourceError> {
-        let resource = format!("{}/{}", self.bucket, key);
-        check_key(key, &resource)?;
-        let days = i32::try_from(days)
-            .ok()
-            .filter(|d| *d >= 1)
-            .ok_or_else(|| {
-                SourceError::new(
-                    SourceErrorKind::Permanent,
-                    &resource,
-                    format!("restore for {days} days: use 1 or more days"),
-                )
-            })?;
-        let job = GlacierJobParameters::builder()
-            .tier(s3_tier(tier))
-            .build()
-            .map_err(|e| {
-                SourceError::new(
-                    SourceErrorKind::Permanent,
-                    &resource,
-                    format!("building the restore request: {e}"),
-                )
-            })?;
-        let request = RestoreRequest::builder()
-            .days(days)
-            .glacier_job_parameters(job)
-            .build();
-        let status = Arc::new(AtomicU16::new(0));
-        let sent = self
-            .client
-            .restore_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .restore_request(request)
-            .customize()
-            .interceptor(StatusRecorder(status.clone()))
-            .send()
-            .await;
-        match sent {
-            // 202 Accepted: a restore started; 200 OK: already restored (expiry extended).
-            Ok(_) if status.load(Ordering::Relaxed) == 200 => Ok(RestoreOutcome::AlreadyRestored),
-            Ok(_) => Ok(RestoreOutcome::Started),
-            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => {
-                Ok(RestoreOutcome::AlreadyInProgress)
-            }
-            Err(e) if e.code() == Some("InvalidObjectState") => {
-                let mut err = self.classify("RestoreObject", &resource, e);
-                err.kind = SourceErrorKind::Permanent;
-                err.message = format!(
-                    "the object is not in an archive storage class: {}",
-                    err.message
-                );
-                Err(err)
-            }
-            Err(e) => Err(self.classify("RestoreObject", &resource, e)),
-        }
-    }
-}
-
-fn s3_tier(tier: RestoreTier) -> Tier {
-    match tier {
-        RestoreTier::Expedited => Tier::Expedited,
-        RestoreTier::Standard => Tier::Standard,
-        RestoreTier::Bulk => Tier::Bulk,
-    }
-}
-
-/// Records the HTTP status of a response: RestoreObject's output does not say whether S3
-/// answered 200 (already restored) or 202 (started).
-#[derive(Debug)]
-struct StatusRecorder(Arc<AtomicU16>);
-
-impl Intercept for StatusRecorder {
-    fn name(&self) -> &'static str {
-        "ferry::StatusRecorder"
-    }
-
-    fn read_after_transmit(
-        &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0
-            .store(context.response().status().as_u16(), Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// errors
-
-impl S3Source {
-    /// [`classify`], and when S3 refused the credentials themselves and they can be read again
-    /// ([`credentials::Refreshing`]): marks them refused and makes the error retryable, so the
-    /// retry signs with fresh ones instead of failing the object.
-    fn classify<E>(
-        &self,
-        operation: &str,
-        resource: &str,
-        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    ) -> SourceError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let refused = matches!(&err, SdkError::ServiceError(ctx)
-            if crate::aws::is_credentials_refusal(ctx.err().code()));
-        let mut error = classify(operation, resource, err);
-        if let (true, Some(refreshing)) = (refused, &self.refreshing) {
-            refreshing.refused();
-            error.kind = SourceErrorKind::Transient;
-        }
-        error
-    }
-}
-
-/// Turns an SDK failure into a [`SourceError`] the engine can act on, by the one policy in
-/// [`crate::aws`]. The message names the operation, HTTP status, S3 error code and request ids.
-fn classify<E>(
-    operation: &str,
-    resource: &str,
-    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> SourceError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    use crate::aws::Kind;
-    let failure = crate::aws::read(&err);
-    let kind = match failure.kind {
-        Kind::NotFound => SourceErrorKind::NotFound,
-        Kind::AccessDenied => SourceErrorKind::AccessDenied,
-        Kind::NeedsRestore => SourceErrorKind::NeedsRestore,
-        Kind::Throttled => SourceErrorKind::Throttled,
-        Kind::Transient => SourceErrorKind::Transient,
-        Kind::Changed => SourceErrorKind::Changed,
-        Kind::TooLarge | Kind::Permanent => SourceErrorKind::Permanent,
-    };
-    SourceError::new(
-        kind,
-        resource,
-        format!("S3 {operation} failed: {}", failure.text),
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
 // small conversions
 
 /// aws-sdk-s3 will not build a request for an empty or whitespace-only key (S3 itself allows
@@ -1132,6 +351,7 @@ fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
+    use super::get::check_content_range;
     use super::*;
 
     #[test]
