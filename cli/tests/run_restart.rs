@@ -24,6 +24,15 @@ async fn emulator(ak: &str) -> Emulator {
         .unwrap()
 }
 
+/// A source and a destination emulator with their buckets; keys named after `name`.
+async fn emulators(name: &str) -> (Emulator, Emulator) {
+    let source = emulator(&format!("{name}-src-ak")).await;
+    let dest = emulator(&format!("{name}-dst-ak")).await;
+    source.create_bucket(SOURCE).unwrap();
+    dest.create_bucket(DEST).unwrap();
+    (source, dest)
+}
+
 fn job(source: &Emulator, dest: &Emulator) -> String {
     serde_json::json!({
         "version": 1,
@@ -116,10 +125,7 @@ fn writes(dest: &Emulator, keys: &BTreeSet<String>) -> BTreeMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_run_finishes_with_the_same_report() {
-    let source = emulator("kill-src-ak").await;
-    let dest = emulator("kill-dst-ak").await;
-    source.create_bucket(SOURCE).unwrap();
-    dest.create_bucket(DEST).unwrap();
+    let (source, dest) = emulators("kill").await;
     let mut all = BTreeSet::new();
     for i in 0..240u32 {
         let key = format!("d{:02}/file-{i:04}", i % 8);
@@ -259,10 +265,7 @@ async fn killed_and_restarted_run_finishes_with_the_same_report() {
 /// `standalone::resume_tasks` puts them back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_state_directory_stops_the_run_with_the_fix_and_the_same_command_resumes_it() {
-    let source = emulator("full-src-ak").await;
-    let dest = emulator("full-dst-ak").await;
-    source.create_bucket(SOURCE).unwrap();
-    dest.create_bucket(DEST).unwrap();
+    let (source, dest) = emulators("full").await;
     let mut all = BTreeSet::new();
     for i in 0..300u32 {
         let key = format!("f{:02}/file-{i:04}", i % 6);

@@ -56,12 +56,20 @@ pub async fn unfinished_run(
 ) -> Result<Option<String>, RoleError> {
     let spec = JobSpec::from_json(job_text).map_err(|e| RoleError::config(e.to_string()))?;
     let job = spec.name.as_str();
-    let current: Option<serde_json::Value> = read_json(state, &layout::current(job)).await?;
-    let Some(run) = current.and_then(|c| Some(c.get("run")?.as_str()?.to_owned())) else {
+    let Some(run) = latest_run(state, job).await? else {
         return Ok(None);
     };
     let progress: Option<Progress> = read_json(state, &layout::progress(job, &run)).await?;
     Ok(progress.filter(|p| !p.is_complete()).map(|_| run))
+}
+
+/// The job's latest run (`current.json`, written by [`create_run`]); `None` before its first.
+pub async fn latest_run(
+    state: &dyn crate::state::StateStore,
+    job: &str,
+) -> Result<Option<String>, RoleError> {
+    let current: Option<serde_json::Value> = read_json(state, &layout::current(job)).await?;
+    Ok(current.and_then(|c| Some(c.get("run")?.as_str()?.to_owned())))
 }
 
 /// Records the job, the manifest and the first progress. Idempotent for a given run id: a

@@ -206,12 +206,10 @@ async fn unfinished_run(
         return Ok(None);
     }
     let state = rt.ports.state.as_ref();
-    let Some(current) = read_json::<serde_json::Value>(state, &layout::current(job)).await? else {
+    let Some(run) = super::planner::latest_run(state, job).await? else {
         return Ok(None);
     };
-    let Some(run) = current.get("run").and_then(|r| r.as_str()) else {
-        return Ok(None);
-    };
+    let run = run.as_str();
     let Some(progress) = read_json::<Progress>(state, &layout::progress(job, run)).await? else {
         return Ok(None);
     };

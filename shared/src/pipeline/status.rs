@@ -139,11 +139,10 @@ pub async fn read(
     })
 }
 
-/// The job's latest run, from `current.json`.
+/// The job's latest run, or an error that says where to look.
 async fn latest_run(state: &dyn StateStore, job: &str) -> Result<String, RoleError> {
-    let current: Option<serde_json::Value> = read_json(state, &layout::current(job)).await?;
-    current
-        .and_then(|c| Some(c.get("run")?.as_str()?.to_owned()))
+    super::planner::latest_run(state, job)
+        .await?
         .ok_or_else(|| {
             RoleError::config(format!(
                 "job {job:?} has no run in {}: check the job's name (the \"name\" in its job \
