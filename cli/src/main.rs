@@ -2,6 +2,7 @@
 //! starts what a command needs and prints results; the work itself lives in the engine.
 
 mod demo;
+mod follow;
 mod run;
 mod status;
 
@@ -26,6 +27,8 @@ enum Command {
     Demo(demo::Args),
     /// Run a job in this process: plan, copy, verify, report. Re-run to resume an interrupted run.
     Run(run::Args),
+    /// Keep the destination current from the source bucket's events (an SQS queue it notifies).
+    Follow(follow::Args),
     /// Where a run is: counts, rate, tasks outstanding, the verdict once reported.
     Status(status::Args),
     /// Print the JSON Schema of job files.
@@ -48,6 +51,10 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Demo(args) => demo::run(args).await,
+        Command::Follow(args) => match follow::run(args).await {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Status(args) => match status::run(args).await {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

@@ -2,8 +2,13 @@
 //! reported — read from its state: the folder a standalone `ferry run` used, or a deployed
 //! stack's state bucket (`s3://…`). Once, or again every few seconds until the run is reported.
 //!
-//! Exit status: `0` reported complete; `3` reported with problems; `4` not finished yet;
-//! `1` the status could not be read (the message says what to fix).
+//! An event run (`--run events-YYYYMMDD`, kept by `ferry follow` or the deployed event path)
+//! is never reported: it is *following* while tasks are outstanding and *up to date* when none
+//! are.
+//!
+//! Exit status: `0` reported complete (or an event run up to date without problems); `3`
+//! reported with problems (or up to date with failures); `4` not finished yet; `1` the status
+//! could not be read (the message says what to fix).
 
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ pub const EXIT_RUNNING: u8 = 4;
 pub struct Args {
     /// The job: its name, or its job file.
     job: String,
-    /// The run id (the job's latest run by default).
+    /// The run id (the job's latest run by default); `events-YYYYMMDD` for a day's events.
     #[arg(long)]
     run: Option<String>,
     /// Where the run's state is: the folder `ferry run --state-dir` used, or s3://BUCKET/PREFIX
@@ -45,7 +50,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
             .await
             .map_err(|e| e.message)?;
         print(&status, args.json);
-        if !args.watch || status.phase == Phase::Reported {
+        if !args.watch || matches!(status.phase, Phase::Reported | Phase::UpToDate) {
             return Ok(exit_code(&status));
         }
         tokio::time::sleep(Duration::from_secs(args.interval.max(1))).await;
@@ -79,6 +84,8 @@ fn exit_code(status: &Status) -> u8 {
     match (status.phase, status.verdict.as_deref()) {
         (Phase::Reported, Some("complete")) => 0,
         (Phase::Reported, _) => EXIT_PROBLEMS,
+        (Phase::UpToDate, _) if status.objects.failed + status.objects.needs_restore == 0 => 0,
+        (Phase::UpToDate, _) => EXIT_PROBLEMS,
         _ => EXIT_RUNNING,
     }
 }

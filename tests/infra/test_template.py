@@ -380,7 +380,8 @@ def test_translation_expands_functions_and_event_source_mappings(cfn):
     types = {r["Type"] for r in cfn["Resources"].values()}
     assert not any(t.startswith("AWS::Serverless::") for t in types)
     assert len(of_type(cfn, "AWS::Lambda::Function")) == 3
-    assert len(of_type(cfn, "AWS::Lambda::EventSourceMapping")) == 2
+    # Work and results, plus the events queue's (conditional on FollowEvents).
+    assert len(of_type(cfn, "AWS::Lambda::EventSourceMapping")) == 3
     assert "Transform" not in cfn
 
 
@@ -408,19 +409,47 @@ def test_security_property_holds(cfn, check):
 
 def test_every_queue_is_covered(cfn):
     """The checks above mean something only if the queues and bucket they scan exist."""
-    assert set(of_type(cfn, "AWS::SQS::Queue")) == {"WorkQueue", "WorkDlq", "ResultsQueue", "ResultsDlq"}
+    assert set(of_type(cfn, "AWS::SQS::Queue")) == {
+        "WorkQueue", "WorkDlq", "ResultsQueue", "ResultsDlq", "EventsQueue", "EventsDlq"}
     assert set(of_type(cfn, "AWS::S3::Bucket")) == {"StateBucket"}
-    for queue, dlq in (("WorkQueue", "WorkDlq"), ("ResultsQueue", "ResultsDlq")):
+    for queue, dlq in (("WorkQueue", "WorkDlq"), ("ResultsQueue", "ResultsDlq"), ("EventsQueue", "EventsDlq")):
         redrive = cfn["Resources"][queue]["Properties"]["RedrivePolicy"]
         assert get_att_target(redrive["deadLetterTargetArn"]) == dlq
         assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
 
 
 def test_queues_refuse_plain_http(cfn):
-    (policy,) = of_type(cfn, "AWS::SQS::QueuePolicy").values()
-    assert len(policy["Properties"]["Queues"]) == 4
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    policies = of_type(cfn, "AWS::SQS::QueuePolicy")
+    covered = [q for p in policies.values() for q in p["Properties"]["Queues"]]
+    assert len(covered) == len(of_type(cfn, "AWS::SQS::Queue")) == 6
+    for policy in policies.values():
+        statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
+        assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert len(statement["Resource"]) == len(policy["Properties"]["Queues"])
+
+
+def test_the_events_queue_admits_only_the_source_buckets_notifications(cfn):
+    """S3 may send to the events queue for the source bucket of the source account only; the
+    events resources exist only when FollowEvents is on, and then need a bucket and a job."""
+    policy = cfn["Resources"]["EventsQueuePolicy"]
+    assert policy["Condition"] == "HasEvents"
+    allows = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Allow"]
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert get_att_target(allow["Resource"]) == "EventsQueue"
+    assert mentions(allow["Condition"]["ArnEquals"]["aws:SourceArn"], "SourceBucketName")
+    account = allow["Condition"]["StringEquals"]["aws:SourceAccount"]
+    assert mentions(account, "SourceBucketAccount") and "AWS::AccountId" in json.dumps(account)
+    for name in ("EventsQueue", "EventsDlq", "TransferEvents", "EventsDlqAlarm"):
+        assert cfn["Resources"][name]["Condition"] == "HasEvents", name
+    esm = cfn["Resources"]["TransferEvents"]["Properties"]
+    assert esm["BatchSize"] == 10
+    assert esm["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "EventsMaxConcurrency"}
+    env = cfn["Resources"]["TransferFunction"]["Properties"]["Environment"]["Variables"]
+    assert mentions(env["FERRY_EVENTS_QUEUE_ARN"], "EventsQueue")
+    assert mentions(env["FERRY_EVENTS_JOB"], "JobName")
+    assert "FERRY_STATE_BUCKET" in env, "the function's own variables add to the global ones"
 
 
 def test_transfer_role_cannot_delete_or_overwrite_source_objects(cfn):
@@ -452,7 +481,8 @@ def test_each_function_gets_only_its_own_access(cfn):
     assert grants(cfn, "VerifierRole", "sts:AssumeRole") == []
     assert grants(cfn, "VerifierRole", "secretsmanager:GetSecretValue") == [{"Ref": "OssSecretArn"}]
     # Only the verifier and transfer consume queues, each its own.
-    assert grants(cfn, "TransferRole", "sqs:ReceiveMessage") == [{"Fn::GetAtt": ["WorkQueue", "Arn"]}]
+    assert grants(cfn, "TransferRole", "sqs:ReceiveMessage") == [
+        {"Fn::GetAtt": ["WorkQueue", "Arn"]}, {"Fn::GetAtt": ["EventsQueue", "Arn"]}]
     assert grants(cfn, "VerifierRole", "sqs:ReceiveMessage") == [{"Fn::GetAtt": ["ResultsQueue", "Arn"]}]
     assert grants(cfn, "PlannerRole", "sqs:ReceiveMessage") == []
     # The verifier re-queues work but never sends results.
@@ -577,7 +607,8 @@ def test_functions_are_arm64_custom_runtime_with_json_logs(cfn):
         assert props["Architectures"] == ["arm64"], lid
         assert props["Handler"] == "bootstrap", lid
         assert props["LoggingConfig"]["LogFormat"] == "JSON", lid
-        assert set(props["Environment"]["Variables"]) == FERRY_ENV, lid
+        events = {"FERRY_EVENTS_QUEUE_ARN", "FERRY_EVENTS_JOB"} if lid == "TransferFunction" else set()
+        assert set(props["Environment"]["Variables"]) == FERRY_ENV | events, lid
         assert props["Environment"]["Variables"]["RUST_LOG"] == {"Ref": "LogFilter"}
 
 
@@ -608,7 +639,8 @@ def test_event_sources_feed_the_right_functions(cfn, sam):
         (esm["Properties"]["FunctionName"]["Ref"], get_att_target(esm["Properties"]["EventSourceArn"]))
         for esm in of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert wiring == {("TransferFunction", "WorkQueue"), ("VerifierFunction", "ResultsQueue")}
+    assert wiring == {
+        ("TransferFunction", "WorkQueue"), ("TransferFunction", "EventsQueue"), ("VerifierFunction", "ResultsQueue")}
     params = sam["Parameters"]
     assert params["TransferBatchSize"]["Default"] == 1
     assert params["VerifierBatchSize"]["Default"] == 10
@@ -656,7 +688,7 @@ def test_dead_letter_queues_raise_alarms(cfn):
         for alarm in of_type(cfn, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     }
-    assert watched == {"WorkDlq", "ResultsDlq"}
+    assert watched == {"WorkDlq", "ResultsDlq", "EventsDlq"}
 
 
 # ------------------------------------------------------------------------------------------

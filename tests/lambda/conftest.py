@@ -298,7 +298,7 @@ class World:
         self.oss = boto_client("s3", oss_endpoint, region=OSS_REGION, key_id=OSS_KEY_ID,
                                secret=OSS_SECRET)
         self.objects = {}
-        self.work_url = self.results_url = None
+        self.work_url = self.results_url = self.events_url = None
 
     def create(self):
         for bucket in (SOURCE_BUCKET, STATE_BUCKET):
@@ -307,6 +307,7 @@ class World:
         attrs = {"VisibilityTimeout": "300"}
         self.work_url = self.sqs.create_queue(QueueName="ferry-work", Attributes=attrs)["QueueUrl"]
         self.results_url = self.sqs.create_queue(QueueName="ferry-results", Attributes=attrs)["QueueUrl"]
+        self.events_url = self.sqs.create_queue(QueueName="ferry-events", Attributes=attrs)["QueueUrl"]
         self.secrets.create_secret(Name="ferry/source", SecretString=json.dumps(
             {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}))
         self.secrets.create_secret(Name="ferry/oss", SecretString=json.dumps(
@@ -319,6 +320,13 @@ class World:
                            moto_endpoint=self.moto_endpoint, oss_endpoint=self.oss_endpoint)
         self.s3.put_object(Bucket=STATE_BUCKET, Key=f"jobs/{JOB}/job.json",
                            Body=json.dumps(job, indent=2).encode())
+        # The stack follows the source's events (FollowEvents): moto's S3 notifies the events
+        # queue from now on, as the bucket's notification configuration would.
+        self.s3.put_bucket_notification_configuration(
+            Bucket=SOURCE_BUCKET,
+            NotificationConfiguration={"QueueConfigurations": [{
+                "QueueArn": self.queue_arn(self.events_url),
+                "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
 
     def function_env(self):
         """The deployment's environment, as the SAM template sets it (plus moto's endpoint)."""
@@ -329,6 +337,9 @@ class World:
             "FERRY_MAX_RECEIVES": "5",
             "FERRY_TIME_BUDGET_SECS": str(TIME_BUDGET_S),
             "FERRY_STATE_PATH_STYLE": "1",
+            # As the template sets them when FollowEvents is on.
+            "FERRY_EVENTS_QUEUE_ARN": self.queue_arn(self.events_url),
+            "FERRY_EVENTS_JOB": JOB,
             "AWS_ENDPOINT_URL": self.moto_endpoint,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": AWS_KEY_ID,

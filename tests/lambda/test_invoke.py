@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import DEST_BUCKET, JOB, SEEDED, load_fixture
+from conftest import DEST_BUCKET, JOB, SEEDED, SOURCE_BUCKET, load_fixture
 
 # How long the event-source loop may take to finish the run (20 small objects take a few seconds).
 DRIVE_TIMEOUT_S = 120
@@ -236,3 +236,48 @@ def test_run_completes_through_the_event_source_loop(world, lambda_watch, planne
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
                                           "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         assert attrs == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, (url, attrs)
+
+
+def test_source_events_are_copied_through_the_event_run(world, lambda_watch, planned, first_verify):
+    """The stack follows the source's events: S3 notifies the events queue; the transfer function
+    takes that queue's batch as events (the unreadable record alone listed failed, for the
+    dead-letter queue) and issues each as a task of the job's event run of the day; the work and
+    results loops copy and count them. An event delivered twice is counted once."""
+    # (After the test above, which drove the listing run to its report.)
+    # What the seeding left: S3's test event for the new notification configuration.
+    for m in receive(world, world.events_url):
+        world.sqs.delete_message(QueueUrl=world.events_url, ReceiptHandle=m["ReceiptHandle"])
+    written = {"live/after the run+1.txt": b"written while ferry follows", "live/second": b"2"}
+    for key, body in written.items():
+        world.s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=body)
+    messages = receive(world, world.events_url)
+    assert len(messages) == len(written), bodies(messages)
+    # The first notification again, as S3 may send it twice.
+    world.sqs.send_message(QueueUrl=world.events_url, MessageBody=messages[0]["Body"])
+    messages += receive(world, world.events_url)
+    event, bad_id = sqs_event(world, world.events_url, messages)
+    failed = failed_ids(lambda_watch.invoke_ok("transfer", event))
+    assert failed == [bad_id], f"{failed}\n{lambda_watch.logs('transfer')}"
+    settle(world, world.events_url, messages, failed)
+
+    day = time.strftime("%Y%m%d", time.gmtime())
+    progress_key = f"jobs/{JOB}/runs/events-{day}/progress.json"
+    deadline = time.monotonic() + DRIVE_TIMEOUT_S
+    while True:
+        progress = world.state_json(progress_key)
+        assert progress is not None, f"no event run {progress_key}\n{lambda_watch.logs('transfer')}"
+        if not progress["pending"]:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"event run still pending after {DRIVE_TIMEOUT_S} s: {progress}\n{lambda_watch.logs()}")
+        moved = False
+        for function, url in (("transfer", world.work_url), ("verifier", world.results_url)):
+            got, _, _ = feed(world, lambda_watch, function, url)
+            moved |= bool(got)
+        if not moved:
+            time.sleep(0.3)
+    assert progress["open"] is True and progress["tasks_done"] == len(written), progress
+    tally = progress["tally"]
+    assert (tally["objects"], tally["copied"], tally["failed"]) == (len(written), len(written), 0), tally
+    for key, body in written.items():
+        assert world.oss.get_object(Bucket=DEST_BUCKET, Key=key)["Body"].read() == body, key

@@ -1,5 +1,6 @@
 //! ferry's transfer Lambda function: SQS work-queue batch → one shard task per record →
-//! partial batch failures.
+//! partial batch failures. When the stack follows the source's events, records from the events
+//! queue are events instead: each is issued as a task of the job's event run (`intake`).
 //!
 //! A thin shell around `ferry::pipeline::transfer`. A record whose task is done (copied, or
 //! recorded failed after the queue's last allowed delivery) is deleted; any other is listed in
@@ -8,7 +9,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
+use ferry::pipeline::deploy::{Deployment, EventsWiring, deadline_from_epoch_ms};
+use ferry::pipeline::intake;
 use ferry::pipeline::runtime::Runtime;
 use ferry::pipeline::transfer::{self, Delivery, TransferSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
@@ -16,6 +18,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 struct State {
     rt: Runtime,
     settings: TransferSettings,
+    events: Option<EventsWiring>,
 }
 
 async fn handler(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -32,7 +35,21 @@ async fn handler(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
                 .unwrap_or(1),
         })
         .collect();
-    let outcomes = transfer::handle_batch(&state.rt, &state.settings, &deliveries, deadline).await;
+    let from_events = |arn: Option<&String>| {
+        let wiring = state.events.as_ref();
+        wiring.is_some_and(|w| arn.is_some_and(|a| *a == w.queue_arn))
+    };
+    // A batch comes from one event source mapping, so from one queue.
+    let outcomes = match (records.first(), &state.events) {
+        (Some(first), Some(wiring)) if from_events(first.event_source_arn.as_ref()) => {
+            intake::handle_batch(&state.rt, &wiring.job, &deliveries)
+                .await
+                .into_iter()
+                .map(|o| o.map(|_| ()))
+                .collect()
+        }
+        _ => transfer::handle_batch(&state.rt, &state.settings, &deliveries, deadline).await,
+    };
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in records.iter().zip(outcomes) {
         if let Err(e) = outcome {
@@ -51,6 +68,7 @@ async fn main() -> Result<(), Error> {
     let state = Arc::new(State {
         rt: Runtime::new(deployment.ports, deployment.secrets),
         settings: deployment.transfer,
+        events: deployment.events,
     });
     lambda_runtime::run(service_fn(move |event| {
         let state = state.clone();

@@ -35,9 +35,9 @@ pub enum Layout {
 }
 
 /// Conflicts tolerated before giving up with a retryable error (the delivery comes back).
-const ATTEMPTS: u32 = 200;
+pub(crate) const ATTEMPTS: u32 = 200;
 /// The wait after a conflict: equal jitter from 10 ms to 500 ms, so racing writers spread out.
-const CONFLICT_BACKOFF: Backoff =
+pub(crate) const CONFLICT_BACKOFF: Backoff =
     Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
 
 /// Reads the document at `key` (`None` when missing), applies `edit`, and writes the result

@@ -9,6 +9,8 @@
 //! | `FERRY_RESULTS_QUEUE_URL` | the results queue (chunk results) |
 //! | `FERRY_MAX_RECEIVES` | the work queue's `maxReceiveCount` (default 5) |
 //! | `FERRY_TIME_BUDGET_SECS` | a task's time when the invocation has no usable deadline |
+//! | `FERRY_EVENTS_QUEUE_ARN` | the events queue, when the stack follows the source's events |
+//! | `FERRY_EVENTS_JOB` | the job whose event runs count those events |
 //!
 //! AWS clients come from the standard chain (`AWS_REGION`, the function's role, and
 //! `AWS_ENDPOINT_URL` for local stand-ins such as moto).
@@ -29,6 +31,15 @@ pub struct Deployment {
     pub ports: Ports,
     pub secrets: Arc<dyn Secrets>,
     pub transfer: TransferSettings,
+    /// The events queue the transfer function also reads, when the stack follows events.
+    pub events: Option<EventsWiring>,
+}
+
+/// Which queue's messages are the source's events, and for which job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsWiring {
+    pub queue_arn: String,
+    pub job: String,
 }
 
 impl Deployment {
@@ -59,6 +70,15 @@ impl Deployment {
             })?;
             transfer.time_budget = Some(Duration::from_secs(secs));
         }
+        let events = match (env("FERRY_EVENTS_QUEUE_ARN"), env("FERRY_EVENTS_JOB")) {
+            (Some(queue_arn), Some(job)) if !queue_arn.is_empty() && !job.is_empty() => {
+                Some(EventsWiring { queue_arn, job })
+            }
+            (None, None) => None,
+            _ => {
+                return Err("FERRY_EVENTS_QUEUE_ARN and FERRY_EVENTS_JOB go together: set both (the template does when FollowEvents is on) or neither".into());
+            }
+        };
         let shared = aws_config::load_from_env().await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&shared)
@@ -75,6 +95,7 @@ impl Deployment {
             },
             secrets: Arc::new(SecretsManager(secrets)),
             transfer,
+            events,
         })
     }
 }
@@ -108,6 +129,31 @@ pub async fn state_store(location: &str) -> Result<Arc<dyn crate::state::StateSt
     crate::state::local::LocalStore::open(path)
         .map(|s| Arc::new(s) as Arc<dyn crate::state::StateStore>)
         .map_err(|e| e.to_string())
+}
+
+/// The events queue a command line names by URL (`ferry follow --queue`), read with the
+/// standard AWS chain; the region from `AWS_REGION`, or else from the URL.
+pub async fn events_queue(url: &str) -> Result<Arc<dyn crate::queue::Queue>, String> {
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(format!(
+            "--queue {url:?} is not a queue URL: give it as https://sqs.REGION.amazonaws.com/ACCOUNT/NAME"
+        ));
+    }
+    let mut loader = aws_config::from_env();
+    if std::env::var_os("AWS_REGION").is_none()
+        && let Some(region) = region_of_queue(url)
+    {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    let client = aws_sdk_sqs::Client::new(&loader.load().await);
+    Ok(Arc::new(SqsQueue::new(client, url)))
+}
+
+/// `eu-west-1` from `https://sqs.eu-west-1.amazonaws.com/…`.
+fn region_of_queue(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let rest = host.strip_prefix("sqs.")?;
+    Some(rest.split('.').next()?.to_owned()).filter(|r| !r.is_empty())
 }
 
 /// Secrets Manager as the secret store.
@@ -204,4 +250,14 @@ pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<std::time::Instant> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let left = i64::try_from(deadline_ms).ok()? - now_ms;
     (left > 0).then(|| std::time::Instant::now() + Duration::from_millis(left as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_events_queue_region_comes_from_its_url() {
+        let url = "https://sqs.eu-west-1.amazonaws.com/123456789012/events";
+        assert_eq!(super::region_of_queue(url).as_deref(), Some("eu-west-1"));
+        assert_eq!(super::region_of_queue("http://127.0.0.1:5000/123/q"), None);
+    }
 }

@@ -17,6 +17,11 @@ pub fn current(job: &str) -> String {
     format!("jobs/{job}/current.json")
 }
 
+/// The job's event run for a day (UTC): `events-YYYYMMDD`.
+pub fn event_run(day: chrono::NaiveDate) -> String {
+    format!("events-{}", day.format("%Y%m%d"))
+}
+
 pub fn run_dir(job: &str, run: &str) -> String {
     format!("jobs/{job}/runs/{run}")
 }

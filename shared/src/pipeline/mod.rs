@@ -19,7 +19,9 @@ pub mod cas;
 pub mod cleanup;
 pub mod connect;
 pub mod deploy;
+pub mod follow;
 pub mod giant;
+pub mod intake;
 pub mod layout;
 pub mod message;
 pub mod planner;
@@ -49,7 +51,7 @@ pub struct Ports {
 }
 
 /// Why a role could not finish a message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct RoleError {
     /// Trying again may succeed (a queue, store or source call failed transiently). When false,

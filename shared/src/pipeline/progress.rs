@@ -42,6 +42,10 @@ pub struct Progress {
     pub tasks_done: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<DateTime<Utc>>,
+    /// An event run: tasks join it as events arrive ([`Progress::issue`]), so an empty
+    /// `pending` means "up to date", not "complete"; it never completes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
 }
 
 /// A result waiting for its task to be issued.
@@ -64,7 +68,37 @@ impl Progress {
             tally: Tally::default(),
             tasks_done: 0,
             finished: None,
+            open: false,
         }
+    }
+
+    /// A new event run: open, nothing issued yet.
+    pub fn open(job: &str, run: &str, started: DateTime<Utc>) -> Self {
+        Progress {
+            open: true,
+            ..Progress::new(job, run, started, &[])
+        }
+    }
+
+    /// Issues a task into an open run (an event's). Returns whether it was added: false when
+    /// it is pending already. The caller must know it is not done (its result not recorded),
+    /// since done tasks leave no trace here.
+    pub fn issue(&mut self, task: &ShardTask) -> bool {
+        let id = task.id();
+        if self.pending.contains_key(&id) {
+            return false;
+        }
+        match self.early.remove(&id) {
+            // Its result came first (a stray execution): applied now, like a parent's child.
+            Some(parked) => {
+                self.pending.insert(id.clone(), task.clone());
+                self.apply(&id, parked.tally, parked.spawned);
+            }
+            None => {
+                self.pending.insert(id, task.clone());
+            }
+        }
+        true
     }
 
     /// Records one task's result. Returns whether anything changed (a duplicate of an applied
@@ -112,8 +146,13 @@ impl Progress {
         }
     }
 
-    /// Every issued task has its result.
+    /// Every issued task has its result, and no more can be issued.
     pub fn is_complete(&self) -> bool {
+        !self.open && self.pending.is_empty()
+    }
+
+    /// Every issued task has its result (for an open run: up to date, for now).
+    pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
     }
 }

@@ -15,6 +15,23 @@ use super::{Ports, RoleError, layout};
 use crate::job::{JobSpec, Mode};
 use crate::source::ObjectInfo;
 
+/// What a run copies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// What a listing of the source finds: the planner's runs.
+    #[default]
+    Listing,
+    /// What the source's events name: a job's event run for one day (see `intake`).
+    Events,
+}
+
+impl RunKind {
+    fn is_listing(&self) -> bool {
+        *self == RunKind::Listing
+    }
+}
+
 /// `manifest.json`: what a run is, fixed when it is created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -22,6 +39,8 @@ pub struct Manifest {
     pub job: String,
     pub run: String,
     pub started: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "RunKind::is_listing")]
+    pub kind: RunKind,
     /// Incremental runs copy only objects modified at or after this time (the previous
     /// complete run's start, minus an overlap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +71,11 @@ pub struct RunHandle {
 impl RunHandle {
     pub fn spec(&self) -> &JobSpec {
         &self.connected.spec
+    }
+
+    /// An event run: its keys come from the source's events, not from a listing.
+    pub fn is_events(&self) -> bool {
+        self.manifest.kind == RunKind::Events
     }
 
     pub fn is_audit(&self) -> bool {

@@ -173,7 +173,7 @@ async fn run_with(
     })
 }
 
-fn queue_settings() -> QueueSettings {
+pub(super) fn queue_settings() -> QueueSettings {
     QueueSettings {
         // In one process a delivery is only lost with the process itself, and then the queue
         // is gone too: redelivery comes from progress.json, not from visibility timeouts.
@@ -280,7 +280,7 @@ async fn next_whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
     next
 }
 
-async fn transfer_loop(
+pub(super) async fn transfer_loop(
     rt: Arc<Runtime>,
     work: Arc<MemoryQueue>,
     settings: TransferSettings,
@@ -305,7 +305,7 @@ async fn transfer_loop(
     }
 }
 
-async fn verifier_loop(
+pub(super) async fn verifier_loop(
     rt: Arc<Runtime>,
     results: Arc<MemoryQueue>,
     settings: VerifierSettings,
@@ -335,7 +335,12 @@ const REDELIVERY_BACKOFF: crate::backoff::Backoff =
     crate::backoff::Backoff::new(Duration::from_millis(400), Duration::from_millis(25_600));
 
 /// Acks a finished delivery, or gives it back with a growing delay.
-async fn settle(queue: &dyn Queue, receipt: &str, done: Result<(), RoleError>, count: u32) {
+pub(super) async fn settle(
+    queue: &dyn Queue,
+    receipt: &str,
+    done: Result<(), RoleError>,
+    count: u32,
+) {
     match done {
         Ok(()) => {
             let _ = queue.ack(&[receipt.to_owned()]).await;

@@ -26,6 +26,10 @@ pub enum Phase {
     Finishing,
     /// The report is written: `verdict` says how it ended.
     Reported,
+    /// An event run with tasks outstanding: events are being copied.
+    Following,
+    /// An event run with nothing outstanding: every event taken so far is copied or counted.
+    UpToDate,
 }
 
 /// A run's status.
@@ -65,6 +69,8 @@ impl Status {
             (Phase::Reported, None) => "reported".into(),
             (Phase::Finishing, _) => "finishing".into(),
             (Phase::Running, _) => "running".into(),
+            (Phase::Following, _) => "following events".into(),
+            (Phase::UpToDate, _) => "up to date with the events taken".into(),
         };
         format!(
             "run {} of job {}: {state}; {} objects ({:.1} MiB) counted: {} copied, {} skipped, \
@@ -115,6 +121,8 @@ pub async fn read(
     let report: Option<Report> = read_json(state, &layout::report(job, &run)).await?;
     let phase = match (&report, progress.is_complete()) {
         (Some(_), _) => Phase::Reported,
+        _ if progress.open && progress.is_idle() => Phase::UpToDate,
+        _ if progress.open => Phase::Following,
         (None, true) => Phase::Finishing,
         (None, false) => Phase::Running,
     };

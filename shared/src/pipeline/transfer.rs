@@ -279,9 +279,9 @@ async fn do_task(
         },
         Work::Keys { keys, force } => {
             let (mut objects, unheaded) = head_keys(&run, keys, limits, result).await?;
-            // Keys carried from the previous run were in its scope; the job's filters still
-            // apply (a later run may pin a changed job).
-            if task.shard.starts_with(super::planner::CARRIED) {
+            // Keys carried from the previous run were in its scope, and an event names any
+            // key under the prefix: the job's filters still apply.
+            if task.shard.starts_with(super::planner::CARRIED) || run.is_events() {
                 let before = objects.len();
                 objects.retain(|o| run.spec().matches(o));
                 result.filtered += (before - objects.len()) as u64;
@@ -548,7 +548,10 @@ async fn head_keys(
                 continue;
             }
             Err(e) if e.kind == SourceErrorKind::NotFound => Outcome::Skipped {
-                reason: "deleted at the source after it was listed".into(),
+                reason: match run.is_events() {
+                    true => "not at the source (deleted); the destination keeps what it has".into(),
+                    false => "deleted at the source after it was listed".into(),
+                },
             },
             Err(e) if e.is_retryable() && !last_delivery => return Err(source_error(e)),
             Err(e) => Outcome::Failed {
@@ -643,8 +646,50 @@ async fn copy_all(
             Err(outcome) => result.objects.push(record(&object, outcome)),
         }
     }
+    let copied_from = result.objects.len();
     let left = copy_each(run, to_copy, limits, result).await?;
-    hand_back_keys(rt, task, "rest", left, force, result).await
+    hand_back_keys(rt, task, "rest", left, force, result).await?;
+    if run.is_events() {
+        let changed = changed_since_copied(run, result, copied_from).await?;
+        hand_back_keys(rt, task, "changed", changed, false, result).await?;
+    }
+    Ok(())
+}
+
+/// An event run's copies, checked against the source once more after they were written: two
+/// events for one key can be copied by two workers at once, and the one that read the older
+/// object may write last. A copy whose source has changed since (another ETag now) is taken out
+/// of the result and its key returned, to be copied again; the newest write is always followed
+/// by a check that sees the newest object, so the destination never ends older than the
+/// source. A source that changes after this check sends an event of its own.
+async fn changed_since_copied(
+    run: &RunHandle,
+    result: &mut ChunkResult,
+    from: usize,
+) -> Result<Vec<String>, RoleError> {
+    let mut changed = std::collections::BTreeSet::new();
+    for record in &result.objects[from..] {
+        if !matches!(record.result.outcome, Outcome::Copied { .. }) {
+            continue;
+        }
+        let now = match run.connected.source.head(&record.result.key).await {
+            Ok(head) => head.etag,
+            // Deleted since: the copy is of the last object there was.
+            Err(e) if e.kind == SourceErrorKind::NotFound => record.result.source_etag.clone(),
+            // Nothing is taken out of the result before every check answered.
+            Err(e) => return Err(source_error(e)),
+        };
+        if now != record.result.source_etag {
+            tracing::info!(key = %record.result.key, "changed at the source while it was copied; copying again");
+            changed.insert(record.result.key.clone());
+        }
+    }
+    let mut i = 0;
+    result.objects.retain(|record| {
+        i += 1;
+        i <= from || !changed.contains(&record.result.key)
+    });
+    Ok(changed.into_iter().collect())
 }
 
 /// Copies `to_copy`, `concurrency` at a time, each copy its own tokio task so a worker's copies

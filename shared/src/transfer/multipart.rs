@@ -196,13 +196,29 @@ async fn upload_and_complete(
             abandon(copier, record).await;
             whole.crc64
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(upload_failure(e)),
     };
     if let Err(f) = prove(head, &whole, server_crc) {
         unwrite(copier, &record.key).await;
         return Err(f);
     }
     Ok(server_crc)
+}
+
+/// A failed UploadPart or CompleteMultipartUpload. `NoSuchUpload` that is not this copy's own
+/// lost answer (see `reconcile`) means another copy of the same key completed or aborted the
+/// upload meanwhile — two events for one key copied at once, or a cleanup sweep — so copying
+/// again is expected to succeed: the retry finds the recorded upload gone and starts a new one.
+fn upload_failure(e: crate::oss::Error) -> Failure {
+    match e.code() == Some("NoSuchUpload") {
+        true => Failure {
+            reason: format!(
+                "the multipart upload was completed or aborted by another copy of the same key: {e}"
+            ),
+            retryable: true,
+        },
+        false => e.into(),
+    }
 }
 
 /// Aborts an upload whose object is already at the destination (a no-op when the upload was
@@ -323,7 +339,7 @@ pub(super) async fn upload_part(
                 transient = Some(e);
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(upload_failure(e)),
         };
         tracing::warn!(key = %record.key, %unproven, "uploading the part again");
     }

@@ -199,3 +199,366 @@ fn between(tag: &str, xml: &str) -> String {
         _ => panic!("no <{tag}> in {xml}"),
     }
 }
+
+/// The follower end to end (issue 9 points 2, 3 and 7): a full run copies the history; then the
+/// source takes writes — new keys, an overwrite, two overwrites of one key, a multipart upload,
+/// a server-side copy, a delete — and moto's S3 notifies moto's SQS. Every notification is
+/// delivered twice and in reverse order, with one message that is no event. The follower makes
+/// the destination equal to the source, keeps the deleted object (the default delete policy
+/// reports), counts each event once, and leaves the stray message for the dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_follower_keeps_the_destination_current_under_duplicate_reordered_events() {
+    use ferry::pipeline::standalone;
+
+    let world = FollowWorld::start("follow", serde_json::json!({})).await;
+    let (s3, sqs, url, bucket) = (&world.s3, &world.sqs, &world.url, world.bucket.as_str());
+    let put = |key: &'static str, body: Vec<u8>| world.put(key, body);
+    let history = ["hist/a", "hist/b", "hist/c", "hist/d", "hist/e"];
+    for key in history {
+        put(key, format!("{key} v1").into_bytes()).await;
+    }
+    let (dest, job, secrets) = (&world.dest, &world.job, world.secrets.clone());
+    let options = || world.options();
+    let full = tokio::time::timeout(
+        Duration::from_secs(120),
+        standalone::run(job, options(), secrets.clone()),
+    )
+    .await
+    .expect("the full run ends within 2 minutes")
+    .expect("the full run completes");
+    assert_eq!(full.report.objects.copied, history.len() as u64);
+    // The history's events and S3's test event are drained: the full run copied those objects.
+    receive(sqs, url, history.len() + 1).await;
+
+    // The application keeps writing.
+    put("live/new one.txt", b"new".to_vec()).await;
+    put("live/a+b%.txt", b"plus and percent".to_vec()).await;
+    put("hist/a", b"hist/a v2".to_vec()).await;
+    put("hist/b", b"hist/b v2".to_vec()).await;
+    put("hist/b", b"hist/b v3, the newest".to_vec()).await;
+    let big: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 251) as u8).collect();
+    crate::support::moto::multipart_put(
+        s3,
+        bucket,
+        "live/big.bin",
+        &[&big[..5 << 20], &big[5 << 20..]],
+        None,
+    )
+    .await;
+    s3.copy_object()
+        .bucket(bucket)
+        .key("live/copy-of-c")
+        .copy_source(format!("{bucket}/hist/c"))
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(bucket)
+        .key("hist/d")
+        .send()
+        .await
+        .unwrap();
+    // Nine notifications: moto sends two for the multipart upload (ObjectCreated:Put and
+    // ObjectCreated:CompleteMultipartUpload).
+    let events = 9;
+    let mut bodies = receive(sqs, url, events).await;
+    assert_eq!(bodies.len(), events, "{bodies:#?}");
+    // Every notification twice, newest first, and one message that is no event.
+    bodies.reverse();
+    let twice: Vec<String> = bodies.iter().chain(bodies.iter()).cloned().collect();
+    for body in twice.iter().chain([&"{\"hello\": 1}".to_owned()]) {
+        sqs.send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let followed = world.follow(url).await;
+
+    // The destination equals the source, key by key; the deleted object is kept.
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        listed.extend(page.contents().iter().map(|o| o.key().unwrap().to_owned()));
+        token = page.next_continuation_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed.len(), history.len() + 4 - 1);
+    for key in &listed {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let at_dest = dest.object_bytes("follow-dst", key).await;
+        assert!(
+            at_dest.as_deref() == Some(&body[..]),
+            "{key:?} differs at the destination"
+        );
+    }
+    assert_eq!(
+        dest.object_bytes("follow-dst", "hist/d").await.as_deref(),
+        Some(&b"hist/d v1"[..]),
+        "a delete at the source is reported, not propagated"
+    );
+
+    // Counted once per event, duplicates and all.
+    assert_eq!(followed.messages, 2 * events as u64, "{followed:?}");
+    assert_eq!(followed.refused.len(), 1, "{followed:?}");
+    assert!(
+        followed.refused[0].contains("not an S3 event message"),
+        "{followed:?}"
+    );
+    let [run] = followed.runs.as_slice() else {
+        panic!("one event run: {followed:?}")
+    };
+    assert!(run.run.starts_with("events-") && run.open && run.pending.is_empty());
+    assert_eq!(run.tasks_done, events as u64, "one task per distinct event");
+    // Each object's outcome, for the messages below.
+    let outcomes: Vec<String> = walk(world.dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/events-"))
+        .filter(|p| p.to_string_lossy().contains("/results/"))
+        .flat_map(|p| {
+            let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            r["objects"].as_array().cloned().unwrap_or_default()
+        })
+        .map(|o| format!("{} {} {}", o["key"], o["outcome"], o["reason"]))
+        .collect();
+    let tally = &run.tally;
+    let why = format!("{tally:?} {outcomes:#?}");
+    assert_eq!(tally.objects, events as u64, "{why}");
+    assert_eq!(tally.failed, 0, "{why}");
+    // hist/d is skipped (deleted); of the two events of hist/b and of live/big.bin, the second
+    // to run finds the newest object there already, unless both ran at once.
+    assert_eq!(tally.copied + tally.skipped, events as u64, "{why}");
+    assert!((1..=3).contains(&tally.skipped), "{why}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        match path.is_dir() {
+            true => out.extend(walk(&path)),
+            false => out.push(path),
+        }
+    }
+    out
+}
+
+/// A source bucket on moto that notifies a queue, an OSS emulator as the destination, a job
+/// between them and a state folder: what a follower needs.
+struct FollowWorld {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    /// The queue the bucket notifies.
+    url: String,
+    dest: oss_emulator::Emulator,
+    job: String,
+    secrets: std::sync::Arc<ferry::pipeline::connect::StaticSecrets>,
+    dir: tempfile::TempDir,
+}
+
+impl FollowWorld {
+    /// `name` names the bucket and the queue; `extra` is merged into the job.
+    async fn start(name: &str, extra: serde_json::Value) -> FollowWorld {
+        let moto = Moto::shared();
+        let bucket = format!("{name}-src");
+        let s3 = moto.create_bucket(&bucket).await;
+        let sqs = moto.sqs_client();
+        let (url, arn) = queue(&sqs, &format!("{name}-events")).await;
+        let config = NotificationConfiguration::builder()
+            .queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(&arn)
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .events(Event::from("s3:ObjectRemoved:*"))
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(config)
+            .send()
+            .await
+            .unwrap();
+        let dest = oss_emulator::Emulator::builder()
+            .credentials("dst-ak", "dst-ak-secret")
+            .region("cn-hangzhou")
+            .start()
+            .await
+            .unwrap();
+        dest.create_bucket("follow-dst").unwrap();
+        let mut job = serde_json::json!({
+            "version": 1,
+            "name": name,
+            "source": {
+                "kind": "s3", "bucket": bucket, "region": crate::support::moto::REGION,
+                "endpoint": moto.endpoint(), "path_style": true, "allow_http": true,
+                "credentials": { "secret": "src" }
+            },
+            "destination": {
+                "bucket": "follow-dst", "region": "cn-hangzhou", "endpoint": dest.endpoint(),
+                "allow_http": true, "credentials": { "secret": "dst" }
+            },
+            "concurrency": { "multipart_threshold": "5MiB", "part_size": "5MiB" }
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            job[k] = v;
+        }
+        let secret = |v: serde_json::Value| ferry::secret::Secret::new(v.to_string());
+        let secrets = ferry::pipeline::connect::StaticSecrets(
+            [
+                (
+                    "src".to_owned(),
+                    secret(serde_json::json!({
+                        "access_key_id": crate::support::moto::ACCESS_KEY_ID,
+                        "secret_access_key": crate::support::moto::SECRET_ACCESS_KEY,
+                    })),
+                ),
+                (
+                    "dst".to_owned(),
+                    secret(serde_json::json!({
+                        "access_key_id": "dst-ak", "access_key_secret": "dst-ak-secret"
+                    })),
+                ),
+            ]
+            .into(),
+        );
+        FollowWorld {
+            s3,
+            sqs,
+            bucket,
+            url,
+            dest,
+            job: job.to_string(),
+            secrets: std::sync::Arc::new(secrets),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    fn options(&self) -> ferry::pipeline::standalone::Options {
+        let mut o = ferry::pipeline::standalone::Options::new(self.dir.path());
+        o.workers = 3;
+        o
+    }
+
+    /// Follows `queue` until it has been idle for 3 s, within 2 minutes.
+    async fn follow(&self, queue: &str) -> ferry::pipeline::follow::Followed {
+        let events = std::sync::Arc::new(ferry::queue::sqs::SqsQueue::new(self.sqs.clone(), queue));
+        let until = ferry::pipeline::follow::Until {
+            idle: Some(Duration::from_secs(3)),
+        };
+        let follow = ferry::pipeline::follow::follow(
+            &self.job,
+            self.options(),
+            self.secrets.clone(),
+            events,
+            until,
+        );
+        tokio::time::timeout(Duration::from_secs(120), follow)
+            .await
+            .expect("the follower goes idle within 2 minutes")
+            .expect("the follower runs")
+    }
+}
+
+/// The destination never ends older than the source (issue 9 point 2): an object overwritten
+/// at the source while its event's copy is being written — and whose own event never comes —
+/// is copied again, because an event run checks the source once more after each write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_overwritten_while_its_event_is_copied_ends_newest_at_the_destination() {
+    // 2 MiB read at 512 KiB/s: the copy takes about 4 s, time to overwrite the source meanwhile.
+    let world = FollowWorld::start(
+        "follow-race",
+        serde_json::json!({ "bandwidth_limit": "512KiB/s" }),
+    )
+    .await;
+    let key = "race/photo.jpg";
+    let (v1, v2) = (vec![1u8; 2 << 20], vec![2u8; 2 << 20]);
+    world.put(key, v1).await;
+    // Only the first write's event reaches the follower, through a queue of its own.
+    let bodies = receive(&world.sqs, &world.url, 2).await;
+    let created: Vec<&String> = bodies
+        .iter()
+        .filter(|b| !parse(b).unwrap().is_empty())
+        .collect();
+    assert_eq!(created.len(), 1, "{bodies:#?}");
+    let (fed, _) = queue(&world.sqs, "follow-race-fed").await;
+    world
+        .sqs
+        .send_message()
+        .queue_url(&fed)
+        .message_body(created[0])
+        .send()
+        .await
+        .unwrap();
+
+    let follow = world.follow(&fed);
+    let overwrite = async {
+        // Once the event's task is issued, the copy of v1 is under way.
+        let progress = world.dir.path().join(format!(
+            "jobs/follow-race/runs/events-{}/progress.json",
+            chrono::Utc::now().format("%Y%m%d")
+        ));
+        let began = std::time::Instant::now();
+        while began.elapsed() < Duration::from_secs(30) {
+            let text = std::fs::read_to_string(&progress).unwrap_or_default();
+            if text.contains(key) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        world.put(key, v2.clone()).await;
+    };
+    let (followed, ()) = tokio::join!(follow, overwrite);
+
+    let at_dest = world.dest.object_bytes("follow-dst", key).await.unwrap();
+    assert!(
+        at_dest[..] == v2[..],
+        "the destination holds the older object: {followed:?}"
+    );
+    let [run] = followed.runs.as_slice() else {
+        panic!("one event run: {followed:?}")
+    };
+    let t = &run.tally;
+    assert_eq!((t.objects, t.copied, t.failed), (1, 1, 0), "{t:?}");
+    assert_eq!(
+        run.tasks_done, 2,
+        "the event's task and the copy-again task: {run:?}"
+    );
+}
