@@ -562,3 +562,112 @@ async fn an_object_overwritten_while_its_event_is_copied_ends_newest_at_the_dest
         "the event's task and the copy-again task: {run:?}"
     );
 }
+
+/// Duplicates at the same moment, a follower that died with tasks issued, and a redelivery
+/// after the copy (issue 9 point 3): eight intakes take the same notification at once and issue
+/// one task, sent once; a follower started afterwards sends the pending task again itself (the
+/// queue it was sent to died with its process) and copies it once; the same message delivered
+/// again after that is done already and issues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
+    use crate::support::pipeline_support::{DEST, SOURCE, World};
+    use ferry::pipeline::progress::Progress;
+    use ferry::pipeline::runtime::{Runtime, read_json};
+    use ferry::pipeline::transfer::Delivery;
+    use ferry::pipeline::{Ports, intake, layout};
+    use ferry::queue::Queue;
+    use ferry::queue::memory::{MemoryQueue, QueueSettings};
+    use ferry::state::StateStore;
+    use std::sync::Arc;
+
+    let mut world = World::start().await;
+    world.put("photos/a b.jpg", b"the photo".to_vec()).await;
+    let job = world.job(serde_json::json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || QueueSettings {
+        visibility_timeout: Duration::from_secs(3600),
+        max_receives: None,
+    };
+    // The process that dies: its queues go with it.
+    let lost_work = Arc::new(MemoryQueue::new("work", settings()));
+    let state = Arc::new(ferry::state::local::LocalStore::open(dir.path()).unwrap());
+    let rt = Runtime::new(
+        Ports {
+            state: state.clone(),
+            work: lost_work.clone(),
+            results: Arc::new(MemoryQueue::new("results", settings())),
+        },
+        Arc::new(world.secrets()),
+    );
+    state
+        .put(&layout::job("test-job"), job.clone().into())
+        .await
+        .unwrap();
+    let body = serde_json::json!({ "Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "cn-hangzhou",
+        "eventTime": chrono::Utc::now().to_rfc3339(), "eventName": "ObjectCreated:Put",
+        "s3": { "s3SchemaVersion": "1.0", "configurationId": "c",
+            "bucket": { "name": SOURCE, "arn": format!("arn:aws:s3:::{SOURCE}") },
+            "object": { "key": "photos/a+b.jpg", "size": 9, "sequencer": "0062E99A88DC407460" } }
+    }]})
+    .to_string();
+    let delivery = |receive_count| Delivery {
+        body: &body,
+        receive_count,
+    };
+
+    let first = [delivery(1)];
+    let takes = (0..8).map(|_| intake::handle_batch(&rt, "test-job", &first));
+    for outcome in futures_util::future::join_all(takes).await {
+        assert!(outcome[0].is_ok(), "{outcome:?}");
+    }
+    let sent = lost_work.receive(10, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(sent.len(), 1, "one task, sent once: {sent:?}");
+    let run = layout::event_run(chrono::Utc::now().date_naive());
+    let progress: Progress = read_json(state.as_ref(), &layout::progress("test-job", &run))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(progress.pending.len(), 1, "{progress:?}");
+
+    // A new follower; S3's duplicate of the notification is waiting on the events queue.
+    let events = Arc::new(MemoryQueue::new("events", settings()));
+    events.send_batch(std::slice::from_ref(&body)).await.unwrap();
+    let mut options = ferry::pipeline::standalone::Options::new(dir.path());
+    options.workers = 2;
+    let until = ferry::pipeline::follow::Until {
+        idle: Some(Duration::from_secs(2)),
+    };
+    let follow = ferry::pipeline::follow::follow(
+        &job,
+        options,
+        Arc::new(world.secrets()),
+        events.clone(),
+        until,
+    );
+    let followed = tokio::time::timeout(Duration::from_secs(60), follow)
+        .await
+        .expect("the follower goes idle within a minute")
+        .expect("the follower runs");
+    let [done] = followed.runs.as_slice() else {
+        panic!("{followed:?}")
+    };
+    assert!(done.pending.is_empty(), "{done:?}");
+    assert_eq!((done.tasks_done, done.tally.objects, done.tally.copied), (1, 1, 1), "{done:?}");
+    assert_eq!(
+        world.dest.object_bytes(DEST, "photos/a b.jpg").await.as_deref(),
+        Some(&b"the photo"[..])
+    );
+    assert_eq!(world.dest.counters().operation("PutObject"), 1, "copied once");
+
+    // The message again, redelivered after all that: done, so nothing is issued or sent.
+    let again = intake::handle_batch(&rt, "test-job", &[delivery(2)]).await;
+    assert!(again[0].is_ok(), "{again:?}");
+    let after: Progress = read_json(state.as_ref(), &layout::progress("test-job", &run))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.tasks_done, after.pending.len()), (1, 0), "{after:?}");
+    let resent = lost_work.receive(10, Duration::from_millis(200)).await.unwrap();
+    assert!(resent.is_empty(), "{resent:?}");
+}
