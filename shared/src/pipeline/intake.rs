@@ -43,10 +43,17 @@ pub const EVENT: &str = "event";
 /// What one events-queue message asks for: the keys to look at, by event run.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Wanted {
-    pub tasks: Vec<ShardTask>,
+    pub tasks: Vec<EventTask>,
     /// Events that ask for nothing (a test event, a tag or ACL change, a key outside the
     /// job's prefix), with why.
     pub ignored: Vec<String>,
+}
+
+/// A task for events, and when the oldest of them happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventTask {
+    pub task: ShardTask,
+    pub since: DateTime<Utc>,
 }
 
 /// Handles a batch of events-queue messages for `job`; one outcome per message (`Ok`: delete
@@ -67,14 +74,14 @@ pub async fn handle_batch(
         .map(|d| wanted(&spec, d.body, now))
         .collect();
     // One progress update per event run for the whole batch.
-    let mut by_run: BTreeMap<String, Vec<(ShardTask, bool)>> = BTreeMap::new();
+    let mut by_run: BTreeMap<String, Vec<(EventTask, bool)>> = BTreeMap::new();
     for (w, d) in wanted.iter().zip(deliveries) {
-        for task in w.iter().flat_map(|w| &w.tasks) {
+        for t in w.iter().flat_map(|w| &w.tasks) {
             let redelivered = d.receive_count > 1;
             by_run
-                .entry(task.run.clone())
+                .entry(t.task.run.clone())
                 .or_default()
-                .push((task.clone(), redelivered));
+                .push((t.clone(), redelivered));
         }
     }
     let mut failed_runs: BTreeMap<String, RoleError> = BTreeMap::new();
@@ -100,10 +107,10 @@ pub async fn handle_batch(
             for note in &w.ignored {
                 tracing::info!(job, "event ignored: {note}");
             }
-            if let Some(e) = w.tasks.iter().find_map(|t| failed_runs.get(&t.run)) {
+            if let Some(e) = w.tasks.iter().find_map(|t| failed_runs.get(&t.task.run)) {
                 return Err(e.clone());
             }
-            let mut runs: Vec<String> = w.tasks.iter().map(|t| t.run.clone()).collect();
+            let mut runs: Vec<String> = w.tasks.iter().map(|t| t.task.run.clone()).collect();
             runs.dedup();
             Ok(runs)
         })
@@ -131,6 +138,7 @@ pub fn wanted(spec: &JobSpec, body: &str, now: DateTime<Utc>) -> Result<Wanted, 
         .map_err(|p| RoleError::config(format!("not an S3 event message: {}", p.0)))?;
     let mut out = Wanted::default();
     let mut keys: BTreeMap<String, Vec<&SourceEvent>> = BTreeMap::new();
+    let mut since: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     for event in &events {
         if event.bucket != spec.source.bucket() {
             return Err(RoleError::config(format!(
@@ -155,11 +163,17 @@ pub fn wanted(spec: &JobSpec, body: &str, now: DateTime<Utc>) -> Result<Wanted, 
             ));
             continue;
         }
-        let day = event.time.unwrap_or(now).date_naive();
-        keys.entry(layout::event_run(day)).or_default().push(event);
+        let time = event.time.unwrap_or(now);
+        let run = layout::event_run(time.date_naive());
+        let oldest = since.entry(run.clone()).or_insert(time);
+        *oldest = (*oldest).min(time);
+        keys.entry(run).or_default().push(event);
     }
     for (run, events) in keys {
-        out.tasks.extend(event_tasks(&spec.name, &run, &events));
+        let since = since[&run];
+        let tasks = event_tasks(&spec.name, &run, &events);
+        out.tasks
+            .extend(tasks.into_iter().map(|task| EventTask { task, since }));
     }
     Ok(out)
 }
@@ -253,7 +267,7 @@ async fn issue(
     rt: &Runtime,
     job: &str,
     run: &str,
-    tasks: &[(ShardTask, bool)],
+    tasks: &[(EventTask, bool)],
 ) -> Result<Vec<ShardTask>, RoleError> {
     let state = rt.ports.state.as_ref();
     let key = layout::progress(job, run);
@@ -268,7 +282,7 @@ async fn issue(
             .map_err(|e| RoleError::config(format!("{key} in {}: {e}", state.describe())))?;
         let mut to_send = Vec::new();
         let mut changed = false;
-        for (task, redelivered) in tasks {
+        for (EventTask { task, since }, redelivered) in tasks {
             if progress.pending.contains_key(&task.id()) {
                 if *redelivered {
                     to_send.push(task.clone());
@@ -278,7 +292,7 @@ async fn issue(
             if state.get(&layout::result(task)).await?.is_some() {
                 continue;
             }
-            changed |= progress.issue(task);
+            changed |= progress.issue(task, *since);
             to_send.push(task.clone());
         }
         if !changed {
@@ -353,9 +367,10 @@ mod tests {
     fn an_event_names_its_key_in_the_event_run_of_its_day() {
         let body = message(&[("ObjectCreated:Put", "photos", "2024/a+b.jpg", T)]);
         let w = wanted(&spec(), &body, Utc::now()).unwrap();
-        let [task] = w.tasks.as_slice() else {
+        let [EventTask { task, since }] = w.tasks.as_slice() else {
             panic!("{w:?}")
         };
+        assert_eq!(since.to_rfc3339(), "2026-12-04T10:00:00+00:00");
         assert_eq!(task.run, "events-20261204");
         assert!(task.shard.starts_with("event-"), "{}", task.shard);
         let Work::Keys { keys, force } = &task.work else {
@@ -373,7 +388,9 @@ mod tests {
             "2026-12-04T10:00:01Z",
         )]);
         assert_ne!(
-            wanted(&spec(), &later, Utc::now()).unwrap().tasks[0].id(),
+            wanted(&spec(), &later, Utc::now()).unwrap().tasks[0]
+                .task
+                .id(),
             task.id()
         );
     }
@@ -389,7 +406,7 @@ mod tests {
         let keys: Vec<_> = w
             .tasks
             .iter()
-            .flat_map(|t| match &t.work {
+            .flat_map(|t| match &t.task.work {
                 Work::Keys { keys, .. } => keys.clone(),
                 _ => vec![],
             })
@@ -442,7 +459,7 @@ mod tests {
             ),
         ]);
         let w = wanted(&spec(), &body, Utc::now()).unwrap();
-        let runs: Vec<_> = w.tasks.iter().map(|t| t.run.as_str()).collect();
+        let runs: Vec<_> = w.tasks.iter().map(|t| t.task.run.as_str()).collect();
         assert_eq!(runs, ["events-20261203", "events-20261204"]);
     }
 }

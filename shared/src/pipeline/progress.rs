@@ -46,6 +46,10 @@ pub struct Progress {
     /// `pending` means "up to date", not "complete"; it never completes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open: bool,
+    /// Open runs: for each pending task, when the oldest event it stands for happened (the
+    /// tasks a task spawns inherit its time), so the run can say how far behind it is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub waiting: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A result waiting for its task to be issued.
@@ -69,6 +73,7 @@ impl Progress {
             tasks_done: 0,
             finished: None,
             open: false,
+            waiting: BTreeMap::new(),
         }
     }
 
@@ -80,14 +85,15 @@ impl Progress {
         }
     }
 
-    /// Issues a task into an open run (an event's). Returns whether it was added: false when
-    /// it is pending already. The caller must know it is not done (its result not recorded),
-    /// since done tasks leave no trace here.
-    pub fn issue(&mut self, task: &ShardTask) -> bool {
+    /// Issues a task into an open run, for events that happened at `since`. Returns whether
+    /// it was added: false when it is pending already. The caller must know it is not done
+    /// (its result not recorded), since done tasks leave no trace here.
+    pub fn issue(&mut self, task: &ShardTask, since: DateTime<Utc>) -> bool {
         let id = task.id();
         if self.pending.contains_key(&id) {
             return false;
         }
+        self.waiting.insert(id.clone(), since);
         match self.early.remove(&id) {
             // Its result came first (a stray execution): applied now, like a parent's child.
             Some(parked) => {
@@ -132,10 +138,14 @@ impl Progress {
         let mut work = vec![(task_id.to_owned(), tally, spawned)];
         while let Some((id, tally, spawned)) = work.pop() {
             self.pending.remove(&id);
+            let since = self.waiting.remove(&id);
             self.tally.merge(&tally);
             self.tasks_done += 1;
             for child in spawned {
                 let child_id = child.id();
+                if let Some(since) = since {
+                    self.waiting.insert(child_id.clone(), since);
+                }
                 match self.early.remove(&child_id) {
                     Some(parked) => work.push((child_id, parked.tally, parked.spawned)),
                     None => {
@@ -149,6 +159,11 @@ impl Progress {
     /// Every issued task has its result, and no more can be issued.
     pub fn is_complete(&self) -> bool {
         !self.open && self.pending.is_empty()
+    }
+
+    /// Open runs: when the oldest event not yet copied happened.
+    pub fn oldest_waiting(&self) -> Option<DateTime<Utc>> {
+        self.waiting.values().min().copied()
     }
 
     /// Every issued task has its result (for an open run: up to date, for now).
@@ -261,6 +276,29 @@ mod tests {
             prop_assert_eq!(progress.tasks_done, n as u64);
             prop_assert!(progress.early.is_empty());
         }
+    }
+
+    #[test]
+    fn an_open_run_knows_how_far_behind_it_is_until_the_last_child_is_done() {
+        let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let mut progress = Progress::open("j", "r", at(0));
+        let (a, b, child) = (task("a", 0), task("b", 0), task("child", 0));
+        assert!(progress.issue(&a, at(10)));
+        assert!(progress.issue(&b, at(20)));
+        assert!(!progress.issue(&a, at(30)), "pending already");
+        assert_eq!(progress.oldest_waiting(), Some(at(10)));
+        // `a` hands part of its work to a child: the child still stands for the old event.
+        progress.record(&a.id(), &tally(1), std::slice::from_ref(&child));
+        assert_eq!(progress.oldest_waiting(), Some(at(10)));
+        progress.record(&child.id(), &tally(1), &[]);
+        assert_eq!(progress.oldest_waiting(), Some(at(20)));
+        progress.record(&b.id(), &tally(1), &[]);
+        assert_eq!(progress.oldest_waiting(), None);
+        assert!(
+            progress.is_idle() && !progress.is_complete(),
+            "open runs never complete"
+        );
+        assert_eq!(progress.tally.objects, 3);
     }
 
     #[test]

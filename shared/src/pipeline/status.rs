@@ -58,6 +58,12 @@ pub struct Status {
     pub seconds: f64,
     pub objects_per_second: f64,
     pub bytes_per_second: f64,
+    /// Event runs: when the oldest event not yet copied happened, and how long ago that is —
+    /// how far the destination is behind the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_waiting_event: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind_seconds: Option<f64>,
 }
 
 impl Status {
@@ -90,7 +96,10 @@ impl Status {
             self.objects_per_second,
             self.bytes_per_second / 1048576.0,
             self.seconds,
-        )
+        ) + &match self.behind_seconds {
+            Some(behind) => format!("; the oldest event not yet copied happened {behind:.0} s ago"),
+            None => String::new(),
+        }
     }
 }
 
@@ -144,6 +153,10 @@ pub async fn read(
         tasks_done: progress.tasks_done,
         tasks_pending: progress.pending.len() as u64,
         seconds,
+        oldest_waiting_event: progress.oldest_waiting(),
+        behind_seconds: progress
+            .oldest_waiting()
+            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
     })
 }
 

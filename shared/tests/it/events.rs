@@ -621,7 +621,10 @@ async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
     for outcome in futures_util::future::join_all(takes).await {
         assert!(outcome[0].is_ok(), "{outcome:?}");
     }
-    let sent = lost_work.receive(10, Duration::from_millis(200)).await.unwrap();
+    let sent = lost_work
+        .receive(10, Duration::from_millis(200))
+        .await
+        .unwrap();
     assert_eq!(sent.len(), 1, "one task, sent once: {sent:?}");
     let run = layout::event_run(chrono::Utc::now().date_naive());
     let progress: Progress = read_json(state.as_ref(), &layout::progress("test-job", &run))
@@ -629,10 +632,30 @@ async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
         .unwrap()
         .unwrap();
     assert_eq!(progress.pending.len(), 1, "{progress:?}");
+    // How far behind: the event is waiting, since its own time.
+    let later = chrono::Utc::now() + chrono::TimeDelta::seconds(30);
+    let status = ferry::pipeline::status::read(state.as_ref(), "test-job", Some(&run), later)
+        .await
+        .unwrap();
+    assert_eq!(status.phase, ferry::pipeline::status::Phase::Following);
+    assert!(
+        status
+            .behind_seconds
+            .is_some_and(|b| (30.0..40.0).contains(&b)),
+        "{status:?}"
+    );
+    assert!(
+        status.line().contains("oldest event not yet copied"),
+        "{}",
+        status.line()
+    );
 
     // A new follower; S3's duplicate of the notification is waiting on the events queue.
     let events = Arc::new(MemoryQueue::new("events", settings()));
-    events.send_batch(std::slice::from_ref(&body)).await.unwrap();
+    events
+        .send_batch(std::slice::from_ref(&body))
+        .await
+        .unwrap();
     let mut options = ferry::pipeline::standalone::Options::new(dir.path());
     options.workers = 2;
     let until = ferry::pipeline::follow::Until {
@@ -652,13 +675,33 @@ async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
     let [done] = followed.runs.as_slice() else {
         panic!("{followed:?}")
     };
-    assert!(done.pending.is_empty(), "{done:?}");
-    assert_eq!((done.tasks_done, done.tally.objects, done.tally.copied), (1, 1, 1), "{done:?}");
+    assert!(
+        done.pending.is_empty() && done.waiting.is_empty(),
+        "{done:?}"
+    );
+    let status = ferry::pipeline::status::read(state.as_ref(), "test-job", Some(&run), later)
+        .await
+        .unwrap();
+    assert_eq!(status.phase, ferry::pipeline::status::Phase::UpToDate);
+    assert_eq!(status.behind_seconds, None);
     assert_eq!(
-        world.dest.object_bytes(DEST, "photos/a b.jpg").await.as_deref(),
+        (done.tasks_done, done.tally.objects, done.tally.copied),
+        (1, 1, 1),
+        "{done:?}"
+    );
+    assert_eq!(
+        world
+            .dest
+            .object_bytes(DEST, "photos/a b.jpg")
+            .await
+            .as_deref(),
         Some(&b"the photo"[..])
     );
-    assert_eq!(world.dest.counters().operation("PutObject"), 1, "copied once");
+    assert_eq!(
+        world.dest.counters().operation("PutObject"),
+        1,
+        "copied once"
+    );
 
     // The message again, redelivered after all that: done, so nothing is issued or sent.
     let again = intake::handle_batch(&rt, "test-job", &[delivery(2)]).await;
@@ -668,6 +711,9 @@ async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
         .unwrap()
         .unwrap();
     assert_eq!((after.tasks_done, after.pending.len()), (1, 0), "{after:?}");
-    let resent = lost_work.receive(10, Duration::from_millis(200)).await.unwrap();
+    let resent = lost_work
+        .receive(10, Duration::from_millis(200))
+        .await
+        .unwrap();
     assert!(resent.is_empty(), "{resent:?}");
 }
