@@ -77,15 +77,10 @@ pub async fn run(args: Args) -> Result<u8, String> {
         let t = &p.tally;
         failed += t.failed + t.needs_restore;
         println!(
-            "{}: {} objects looked at: {} copied ({:.1} MiB), {} skipped, {} failed, {} need restore, {} filtered out; {} tasks pending",
+            "{}: {} objects looked at: {}; {} tasks pending",
             p.run,
             t.objects,
-            t.copied,
-            t.copied_bytes as f64 / 1048576.0,
-            t.skipped,
-            t.failed,
-            t.needs_restore,
-            t.filtered,
+            t.outcomes(),
             p.pending.len()
         );
     }

@@ -68,15 +68,10 @@ pub async fn run(args: Args) -> Result<u8, String> {
     println!("{}", report.summary);
     let t = &report.objects;
     println!(
-        "{} objects in scope ({:.1} MiB), {} copied ({:.1} MiB), {} skipped, {} failed, {} need restore, {} filtered out; {:.1} s",
+        "{} objects in scope ({:.1} MiB), {}; {:.1} s",
         t.objects,
         t.bytes as f64 / 1048576.0,
-        t.copied,
-        t.copied_bytes as f64 / 1048576.0,
-        t.skipped,
-        t.failed,
-        t.needs_restore,
-        t.filtered,
+        t.outcomes(),
         report.seconds
     );
     println!("report: {}", finished.run_dir.join("report.json").display());

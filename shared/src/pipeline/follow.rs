@@ -10,14 +10,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::connect::Secrets;
 use super::message::ShardTask;
 use super::progress::Progress;
 use super::runtime::{Runtime, read_json};
-use super::standalone::{Options, queue_settings, settle, transfer_loop, verifier_loop};
+use super::standalone::{Options, Workers, queue_settings, settle, until_full};
 use super::transfer::Delivery;
 use super::{Ports, RoleError, intake, layout};
 use crate::job::JobSpec;
@@ -71,30 +70,12 @@ pub async fn follow(
     let bodies: Vec<String> = pending.iter().map(ShardTask::to_json).collect();
     work.send_batch(&bodies).await?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut loops = Vec::new();
-    for _ in 0..options.workers.max(1) {
-        loops.push(tokio::spawn(transfer_loop(
-            rt.clone(),
-            work.clone(),
-            options.transfer.clone(),
-            stop.clone(),
-        )));
-    }
-    loops.push(tokio::spawn(verifier_loop(
-        rt.clone(),
-        results.clone(),
-        options.verifier.clone(),
-        stop.clone(),
-    )));
+    let workers = Workers::start(&rt, &work, &results, &options);
     let taken = tokio::select! {
         taken = take_events(&rt, &spec.name, events.as_ref(), until, &mut touched) => taken,
         full = until_full(&state) => Err(RoleError::config(full)),
     };
-    stop.store(true, Ordering::SeqCst);
-    for task in loops {
-        let _ = task.await;
-    }
+    workers.stop().await;
     let (messages, refused) = taken?;
     let mut runs = Vec::new();
     for run in touched {
@@ -109,16 +90,6 @@ pub async fn follow(
         messages,
         refused,
     })
-}
-
-/// Waits until the state directory is full (see `standalone`).
-async fn until_full(state: &LocalStore) -> String {
-    loop {
-        if let Some(why) = state.full() {
-            return why;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The intake loop: events in, tasks issued, messages deleted; returns when idle long enough.

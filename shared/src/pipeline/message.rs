@@ -322,6 +322,19 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// The outcomes, for a person: `3 copied (1.5 MiB), 1 skipped, 0 failed, …`.
+    pub fn outcomes(&self) -> String {
+        format!(
+            "{} copied ({:.1} MiB), {} skipped, {} failed, {} need restore, {} filtered out",
+            self.copied,
+            self.copied_bytes as f64 / 1048576.0,
+            self.skipped,
+            self.failed,
+            self.needs_restore,
+            self.filtered
+        )
+    }
+
     pub fn add(&mut self, result: &ObjectResult) {
         self.objects += 1;
         self.bytes += result.size;

@@ -133,23 +133,7 @@ async fn run_with(
         }
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..options.workers.max(1) {
-        tasks.push(tokio::spawn(transfer_loop(
-            rt.clone(),
-            work.clone(),
-            options.transfer.clone(),
-            stop.clone(),
-        )));
-    }
-    tasks.push(tokio::spawn(verifier_loop(
-        rt.clone(),
-        results.clone(),
-        options.verifier.clone(),
-        stop.clone(),
-    )));
-
+    let workers = Workers::start(&rt, &work, &results, &options);
     let scope = Arc::new(ScopeCount::default());
     if options.count_scope && options.on_progress.is_some() {
         let (rt, scope) = (rt.clone(), scope.clone());
@@ -161,10 +145,7 @@ async fn run_with(
         outcome = watch(&rt, &spec.name, &run, options.on_progress.as_deref(), shown) => outcome,
         full = until_full(&state) => Err(RoleError::config(full)),
     };
-    stop.store(true, Ordering::SeqCst);
-    for task in tasks {
-        let _ = task.await;
-    }
+    workers.stop().await;
     let report = outcome?;
     Ok(Finished {
         report,
@@ -280,7 +261,42 @@ async fn next_whole_second(now: DateTime<Utc>) -> DateTime<Utc> {
     next
 }
 
-pub(super) async fn transfer_loop(
+/// The transfer workers and the verifier of one process, on its in-memory queues.
+pub(super) struct Workers {
+    stop: Arc<AtomicBool>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    pub(super) fn start(
+        rt: &Arc<Runtime>,
+        work: &Arc<MemoryQueue>,
+        results: &Arc<MemoryQueue>,
+        options: &Options,
+    ) -> Workers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut loops = Vec::new();
+        for _ in 0..options.workers.max(1) {
+            let settings = options.transfer.clone();
+            let (rt, work, stop) = (rt.clone(), work.clone(), stop.clone());
+            loops.push(tokio::spawn(transfer_loop(rt, work, settings, stop)));
+        }
+        let settings = options.verifier.clone();
+        let (rt, results, stop_v) = (rt.clone(), results.clone(), stop.clone());
+        loops.push(tokio::spawn(verifier_loop(rt, results, settings, stop_v)));
+        Workers { stop, loops }
+    }
+
+    /// Stops the loops after the message each is on.
+    pub(super) async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for task in self.loops {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn transfer_loop(
     rt: Arc<Runtime>,
     work: Arc<MemoryQueue>,
     settings: TransferSettings,
@@ -305,7 +321,7 @@ pub(super) async fn transfer_loop(
     }
 }
 
-pub(super) async fn verifier_loop(
+async fn verifier_loop(
     rt: Arc<Runtime>,
     results: Arc<MemoryQueue>,
     settings: VerifierSettings,
@@ -356,7 +372,7 @@ pub(super) async fn settle(
 /// Waits until the state directory is found full. Every role's write then fails, and with
 /// nothing to free space they would retry for ever: the run stops instead, and says how to go
 /// on (the same command resumes it).
-async fn until_full(state: &LocalStore) -> String {
+pub(super) async fn until_full(state: &LocalStore) -> String {
     loop {
         if let Some(why) = state.full() {
             return why;
