@@ -84,6 +84,13 @@ pub async fn run(args: Args) -> Result<u8, String> {
             p.pending.len()
         );
     }
+    for (run, rows) in &followed.failures {
+        let path = ferry::pipeline::standalone::run_dir(&args.state_dir, &spec.name, run);
+        println!(
+            "{run}: {rows} objects to look at: {}",
+            path.join("failures.csv").display()
+        );
+    }
     for refused in &followed.refused {
         println!("left on the queue (its dead-letter queue takes it): {refused}");
     }

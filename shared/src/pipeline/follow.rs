@@ -18,7 +18,7 @@ use super::progress::Progress;
 use super::runtime::{Runtime, read_json};
 use super::standalone::{Options, Workers, queue_settings, settle, until_full};
 use super::transfer::Delivery;
-use super::{Ports, RoleError, intake, layout};
+use super::{Ports, RoleError, intake, layout, report};
 use crate::job::JobSpec;
 use crate::queue::Queue;
 use crate::queue::memory::MemoryQueue;
@@ -40,6 +40,9 @@ pub struct Followed {
     pub messages: u64,
     /// Messages left on the queue because they are not events of this job, with why.
     pub refused: Vec<String>,
+    /// Event runs with objects that failed, need a restore or were copied with notes: how
+    /// many, listed in the run's failures.csv (written when the follower stops).
+    pub failures: Vec<(String, u64)>,
 }
 
 /// Follows the job's events until `until` says stop.
@@ -77,18 +80,25 @@ pub async fn follow(
     };
     workers.stop().await;
     let (messages, refused) = taken?;
-    let mut runs = Vec::new();
+    let state = rt.ports.state.as_ref();
+    let (mut runs, mut failures) = (Vec::new(), Vec::new());
     for run in touched {
-        if let Some(p) =
-            read_json(rt.ports.state.as_ref(), &layout::progress(&spec.name, &run)).await?
-        {
+        if let Some(p) = read_json(state, &layout::progress(&spec.name, &run)).await? {
             runs.push(p);
+        }
+        let (csv, rows) = report::event_failures(state, &spec.name, &run).await?;
+        if rows > 0 {
+            state
+                .put(&layout::failures(&spec.name, &run), csv.into())
+                .await?;
+            failures.push((run, rows));
         }
     }
     Ok(Followed {
         runs,
         messages,
         refused,
+        failures,
     })
 }
 

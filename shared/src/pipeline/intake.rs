@@ -15,13 +15,14 @@
 //! Exactly once under duplicates: a message's task id is derived from the events it carries
 //! (kind, key, sequencer, ETag, version, time), so SQS's redelivery of it and S3's duplicate
 //! notification of the same event name the same task. Issuing reads progress, then looks for
-//! the task's recorded result, then writes progress only if nobody wrote in between: a task
-//! pending already is only sent again, a task whose result is recorded is done and not issued
-//! twice (its counts were taken once), and a task that is neither joins `pending` before it is
-//! sent — so a result never arrives for a task progress does not expect. A task pending already
-//! is sent again only by a redelivery of a message (its first taker may have died between
-//! issuing and sending); a duplicate notification arriving as a message of its own finds the
-//! task pending and sends nothing, so the copy is not made twice at once.
+//! the task's recorded result, then writes progress only if nobody wrote in between:
+//!
+//! * a task whose result is recorded is done: it is not issued again (its counts were taken);
+//! * a task that is neither pending nor done joins `pending` *before* it is sent, so a result
+//!   never arrives for a task progress does not expect;
+//! * a task pending already is sent again only by a redelivery of a message (its first taker
+//!   may have died between issuing and sending); a duplicate notification arriving as a
+//!   message of its own sends nothing, so the object is not copied twice at once.
 
 use std::collections::BTreeMap;
 
@@ -57,8 +58,9 @@ pub struct EventTask {
 }
 
 /// Handles a batch of events-queue messages for `job`; one outcome per message (`Ok`: delete
-/// it; it carries the event runs the message's tasks joined). A message that is not an S3 event, or an event from another bucket than the job's
-/// source, is a permanent error naming why (SQS dead-letters it after its last delivery).
+/// it; it carries the event runs the message's tasks joined). A message that is not an S3
+/// event, or an event from another bucket than the job's source, is a permanent error naming
+/// why (SQS dead-letters it after its last delivery).
 pub async fn handle_batch(
     rt: &Runtime,
     job: &str,

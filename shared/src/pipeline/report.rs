@@ -287,6 +287,29 @@ async fn collect(
     Ok((csv, failed_tasks, listed, carry))
 }
 
+/// An event run's failures.csv as it stands, and how many rows it has. An event run has no
+/// task tree to walk from a root (its tasks join as events arrive), so every result recorded
+/// under it is read, in key order; results are recorded once per task, so each object's final
+/// outcome is listed once, as the tally counts it.
+pub async fn event_failures(
+    state: &dyn StateStore,
+    job: &str,
+    run: &str,
+) -> Result<(String, u64), RoleError> {
+    let mut keys = state
+        .list(&format!("{}/results/", layout::run_dir(job, run)))
+        .await?;
+    keys.sort();
+    let mut csv = String::from("key,size,outcome,reason\n");
+    let mut rows = 0;
+    for key in keys {
+        if let Some(result) = read_json::<ChunkResult>(state, &key).await? {
+            rows += add_rows(&mut csv, &result);
+        }
+    }
+    Ok((csv, rows))
+}
+
 /// Adds a result's rows to failures.csv; returns how many.
 fn add_rows(csv: &mut String, result: &ChunkResult) -> u64 {
     let mut listed = 0;

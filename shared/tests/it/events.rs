@@ -717,3 +717,66 @@ async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
         .unwrap();
     assert!(resent.is_empty(), "{resent:?}");
 }
+
+/// An event whose object cannot be written is counted failed, and the follower lists it — key,
+/// outcome and reason — in the event run's failures.csv, beside the events that were copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_runs_failures_are_listed_by_key_with_the_reason() {
+    use crate::support::pipeline_support::{SOURCE, World};
+    use ferry::queue::Queue;
+    use ferry::queue::memory::{MemoryQueue, QueueSettings};
+    use std::sync::Arc;
+
+    let mut world = World::start().await;
+    world.put("in/ok.txt", b"fine".to_vec()).await;
+    world.put("in/refused.txt", b"refused".to_vec()).await;
+    world
+        .dest
+        .add_fault(oss_emulator::FaultRule::error("PutObject", 403).key_prefix("in/refused"))
+        .unwrap();
+    let job = world.job(serde_json::json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let events = Arc::new(MemoryQueue::new(
+        "events",
+        QueueSettings {
+            visibility_timeout: Duration::from_secs(3600),
+            max_receives: None,
+        },
+    ));
+    for key in ["in/ok.txt", "in/refused.txt"] {
+        let body = serde_json::json!({ "Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "cn-hangzhou",
+            "eventTime": chrono::Utc::now().to_rfc3339(), "eventName": "ObjectCreated:Put",
+            "s3": { "s3SchemaVersion": "1.0", "configurationId": "c",
+                "bucket": { "name": SOURCE, "arn": format!("arn:aws:s3:::{SOURCE}") },
+                "object": { "key": key, "size": 4 } }
+        }]});
+        events.send_batch(&[body.to_string()]).await.unwrap();
+    }
+    let mut options = ferry::pipeline::standalone::Options::new(dir.path());
+    options.workers = 2;
+    let until = ferry::pipeline::follow::Until {
+        idle: Some(Duration::from_secs(2)),
+    };
+    let follow =
+        ferry::pipeline::follow::follow(&job, options, Arc::new(world.secrets()), events, until);
+    let followed = tokio::time::timeout(Duration::from_secs(60), follow)
+        .await
+        .expect("the follower goes idle within a minute")
+        .expect("the follower runs");
+    let [run] = followed.runs.as_slice() else {
+        panic!("{followed:?}")
+    };
+    assert_eq!((run.tally.copied, run.tally.failed), (1, 1), "{run:?}");
+    assert_eq!(followed.failures, [(run.run.clone(), 1)]);
+    let csv = std::fs::read_to_string(
+        ferry::pipeline::standalone::run_dir(dir.path(), "test-job", &run.run).join("failures.csv"),
+    )
+    .unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows[1].starts_with("in/refused.txt,7,failed,") && rows[1].contains("403"),
+        "{csv}"
+    );
+}
