@@ -16,12 +16,11 @@ use super::connect::Secrets;
 use super::message::ShardTask;
 use super::progress::Progress;
 use super::runtime::{Runtime, read_json};
-use super::standalone::{Options, Workers, queue_settings, settle, until_full};
+use super::standalone::{Options, Workers, local_ports, settle, until_full};
 use super::transfer::Delivery;
-use super::{Ports, RoleError, intake, layout, report};
+use super::{RoleError, intake, layout, report};
 use crate::job::JobSpec;
 use crate::queue::Queue;
-use crate::queue::memory::MemoryQueue;
 use crate::state::local::LocalStore;
 
 /// When a follower stops by itself.
@@ -55,13 +54,7 @@ pub async fn follow(
 ) -> Result<Followed, RoleError> {
     let spec = JobSpec::from_json(job_text).map_err(|e| RoleError::config(e.to_string()))?;
     let state = Arc::new(LocalStore::open(&options.state_dir).map_err(RoleError::from)?);
-    let work = Arc::new(MemoryQueue::new("work", queue_settings()));
-    let results = Arc::new(MemoryQueue::new("results", queue_settings()));
-    let ports = Ports {
-        state: state.clone(),
-        work: work.clone(),
-        results: results.clone(),
-    };
+    let (ports, work, results) = local_ports(state.clone());
     let rt = Arc::new(Runtime::new(ports, secrets));
     // Intake reads the job as last submitted, like the planner's runs.
     rt.ports

@@ -102,13 +102,7 @@ async fn run_with(
     secrets: Arc<dyn Secrets>,
     state: Arc<LocalStore>,
 ) -> Result<Finished, RoleError> {
-    let work = Arc::new(MemoryQueue::new("work", queue_settings()));
-    let results = Arc::new(MemoryQueue::new("results", queue_settings()));
-    let ports = Ports {
-        state: state.clone(),
-        work: work.clone(),
-        results: results.clone(),
-    };
+    let (ports, work, results) = local_ports(state.clone());
     let rt = Arc::new(Runtime::new(ports.clone(), secrets.clone()));
 
     let (run, resumed) = match unfinished_run(&rt, &spec.name, options.fresh).await? {
@@ -154,7 +148,19 @@ async fn run_with(
     })
 }
 
-pub(super) fn queue_settings() -> QueueSettings {
+/// One process's ports: in-memory work and results queues over the state directory.
+pub(super) fn local_ports(state: Arc<LocalStore>) -> (Ports, Arc<MemoryQueue>, Arc<MemoryQueue>) {
+    let work = Arc::new(MemoryQueue::new("work", queue_settings()));
+    let results = Arc::new(MemoryQueue::new("results", queue_settings()));
+    let ports = Ports {
+        state,
+        work: work.clone(),
+        results: results.clone(),
+    };
+    (ports, work, results)
+}
+
+fn queue_settings() -> QueueSettings {
     QueueSettings {
         // In one process a delivery is only lost with the process itself, and then the queue
         // is gone too: redelivery comes from progress.json, not from visibility timeouts.
