@@ -34,7 +34,7 @@ use super::message::{ShardTask, Work};
 use super::progress::Progress;
 use super::runtime::{Manifest, RunKind, Runtime, read_json};
 use super::transfer::Delivery;
-use super::{RoleError, layout};
+use super::{RoleError, layout, planner};
 use crate::events::{EventKind, SourceEvent};
 use crate::job::JobSpec;
 
@@ -89,8 +89,7 @@ pub async fn handle_batch(
     let mut failed_runs: BTreeMap<String, RoleError> = BTreeMap::new();
     for (run, tasks) in by_run {
         let issued = async {
-            ensure_event_run(rt, job, &job_text, &run, now).await?;
-            let to_send = issue(rt, job, &run, &tasks).await?;
+            let to_send = issue(rt, (job, &job_text), &run, &tasks, now).await?;
             let bodies: Vec<String> = to_send.iter().map(ShardTask::to_json).collect();
             for chunk in bodies.chunks(10) {
                 rt.ports.work.send_batch(chunk).await?;
@@ -215,31 +214,24 @@ fn event_tasks(job: &str, run: &str, events: &[&SourceEvent]) -> Vec<ShardTask> 
     message.split_keys(EVENT, keys, false, 0)
 }
 
-/// Creates the event run if it does not exist yet: the job pinned as it is now, a manifest,
-/// and open progress. Every write is create-only, so racing intakes agree.
-async fn ensure_event_run(
+/// Creates the event run: the job pinned as it is now, a manifest, and open progress, each
+/// create-only so racing intakes agree ([`planner::record_run`]).
+async fn create_event_run(
     rt: &Runtime,
     job: &str,
     job_text: &str,
     run: &str,
     now: DateTime<Utc>,
 ) -> Result<(), RoleError> {
-    let state = rt.ports.state.as_ref();
-    if state.get(&layout::progress(job, run)).await?.is_some() {
-        return Ok(());
-    }
-    state
-        .put_if_absent(&layout::run_job(job, run), Bytes::from(job_text.to_owned()))
-        .await?;
-    let started = now.with_timezone(&Utc);
     let manifest = Manifest {
         v: super::message::VERSION,
         job: job.to_owned(),
         run: run.to_owned(),
-        started,
+        started: now,
         kind: RunKind::Events,
         since: None,
         carried: None,
+        // Never issued: an event run's tasks join as events arrive.
         root: ShardTask::new(
             job,
             run,
@@ -251,15 +243,10 @@ async fn ensure_event_run(
             },
         ),
     };
-    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    state
-        .put_if_absent(&layout::manifest(job, run), body.into())
-        .await?;
-    let progress = Progress::open(job, run, started);
-    let body = serde_json::to_vec(&progress).expect("progress serialises");
-    state
-        .put_if_absent(&layout::progress(job, run), body.into())
-        .await?;
+    planner::record_run(rt.ports.state.as_ref(), job_text, manifest, |m| {
+        Progress::open(job, run, m.started)
+    })
+    .await?;
     Ok(())
 }
 
@@ -267,19 +254,21 @@ async fn ensure_event_run(
 /// pending already that came with a redelivered message; none whose result is recorded.
 async fn issue(
     rt: &Runtime,
-    job: &str,
+    (job, job_text): (&str, &str),
     run: &str,
     tasks: &[(EventTask, bool)],
+    now: DateTime<Utc>,
 ) -> Result<Vec<ShardTask>, RoleError> {
     let state = rt.ports.state.as_ref();
     let key = layout::progress(job, run);
     for attempt in 1..=super::cas::ATTEMPTS {
         // Progress first, then the records: a task applied after this read changes the
         // version, so the write below fails and the loop reads again.
-        let current = state
-            .get(&key)
-            .await?
-            .ok_or_else(|| RoleError::retry(format!("{key} vanished")))?;
+        let Some(current) = state.get(&key).await? else {
+            // The day's first event: the run is created, then read like any other.
+            create_event_run(rt, job, job_text, run, now).await?;
+            continue;
+        };
         let mut progress: Progress = serde_json::from_slice(&current.body)
             .map_err(|e| RoleError::config(format!("{key} in {}: {e}", state.describe())))?;
         let mut to_send = Vec::new();

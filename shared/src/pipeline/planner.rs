@@ -96,7 +96,6 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         .as_ref()
         .and_then(|w| w.get("carry")?.as_str())
         .map(str::to_owned);
-    let root = ShardTask::new(job, &run, "plan", 0, Work::Plan { cursor: None });
     let manifest = Manifest {
         v: super::message::VERSION,
         job: job.to_owned(),
@@ -105,44 +104,55 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         kind: super::runtime::RunKind::Listing,
         since,
         carried,
-        root: root.clone(),
+        root: ShardTask::new(job, &run, "plan", 0, Work::Plan { cursor: None }),
     };
     state
         .put(&layout::job(job), Bytes::from(request.job_text.clone()))
         .await?;
-    // Create-only: a retried start of the same run keeps the job it began with.
-    state
-        .put_if_absent(
-            &layout::run_job(job, &run),
-            Bytes::from(request.job_text.clone()),
-        )
-        .await?;
-    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    let manifest = match state
-        .put_if_absent(&layout::manifest(job, &run), body.into())
-        .await?
-    {
-        Some(_) => manifest,
-        None => read_json(state, &layout::manifest(job, &run))
-            .await?
-            .ok_or_else(|| RoleError::retry("manifest vanished"))?,
-    };
-    let progress = Progress::new(
-        job,
-        &run,
-        manifest.started,
-        std::slice::from_ref(&manifest.root),
-    );
-    let body = serde_json::to_vec(&progress).expect("progress serialises");
-    state
-        .put_if_absent(&layout::progress(job, &run), body.into())
-        .await?;
+    let manifest = record_run(state, &request.job_text, manifest, |m| {
+        Progress::new(job, &run, m.started, std::slice::from_ref(&m.root))
+    })
+    .await?;
     let current = serde_json::json!({ "run": run });
     state
         .put(
             &layout::current(job),
             serde_json::to_vec(&current).expect("json").into(),
         )
+        .await?;
+    Ok(manifest)
+}
+
+/// Records a run's documents, each create-only so a retried or racing start agrees: the job as
+/// started (pinned, so later edits of job.json do not change this run), the manifest, and the
+/// progress `progress` builds from the manifest that stands. Returns that manifest: this one,
+/// or the one an earlier call wrote.
+pub(crate) async fn record_run(
+    state: &dyn crate::state::StateStore,
+    job_text: &str,
+    manifest: Manifest,
+    progress: impl FnOnce(&Manifest) -> Progress,
+) -> Result<Manifest, RoleError> {
+    let (job, run) = (manifest.job.clone(), manifest.run.clone());
+    state
+        .put_if_absent(
+            &layout::run_job(&job, &run),
+            Bytes::from(job_text.to_owned()),
+        )
+        .await?;
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    let manifest = match state
+        .put_if_absent(&layout::manifest(&job, &run), body.into())
+        .await?
+    {
+        Some(_) => manifest,
+        None => read_json(state, &layout::manifest(&job, &run))
+            .await?
+            .ok_or_else(|| RoleError::retry("manifest vanished"))?,
+    };
+    let body = serde_json::to_vec(&progress(&manifest)).expect("progress serialises");
+    state
+        .put_if_absent(&layout::progress(&job, &run), body.into())
         .await?;
     Ok(manifest)
 }

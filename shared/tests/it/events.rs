@@ -353,6 +353,19 @@ async fn the_follower_keeps_the_destination_current_under_duplicate_reordered_ev
     assert!((1..=3).contains(&tally.skipped), "{why}");
 }
 
+/// An S3 notification of one object created now; `key` is given form-encoded, as S3 sends it
+/// (`a+b` for the key `a b`).
+fn created_event(bucket: &str, key: &str) -> String {
+    serde_json::json!({ "Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "cn-hangzhou",
+        "eventTime": chrono::Utc::now().to_rfc3339(), "eventName": "ObjectCreated:Put",
+        "s3": { "s3SchemaVersion": "1.0", "configurationId": "c",
+            "bucket": { "name": bucket, "arn": format!("arn:aws:s3:::{bucket}") },
+            "object": { "key": key, "size": 9, "sequencer": "0062E99A88DC407460" } }
+    }]})
+    .to_string()
+}
+
 /// Every file under `dir`.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -603,14 +616,7 @@ async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
         .put(&layout::job("test-job"), job.clone().into())
         .await
         .unwrap();
-    let body = serde_json::json!({ "Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "cn-hangzhou",
-        "eventTime": chrono::Utc::now().to_rfc3339(), "eventName": "ObjectCreated:Put",
-        "s3": { "s3SchemaVersion": "1.0", "configurationId": "c",
-            "bucket": { "name": SOURCE, "arn": format!("arn:aws:s3:::{SOURCE}") },
-            "object": { "key": "photos/a+b.jpg", "size": 9, "sequencer": "0062E99A88DC407460" } }
-    }]})
-    .to_string();
+    let body = created_event(SOURCE, "photos/a+b.jpg");
     let delivery = |receive_count| Delivery {
         body: &body,
         receive_count,
@@ -744,14 +750,10 @@ async fn an_event_runs_failures_are_listed_by_key_with_the_reason() {
         },
     ));
     for key in ["in/ok.txt", "in/refused.txt"] {
-        let body = serde_json::json!({ "Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "cn-hangzhou",
-            "eventTime": chrono::Utc::now().to_rfc3339(), "eventName": "ObjectCreated:Put",
-            "s3": { "s3SchemaVersion": "1.0", "configurationId": "c",
-                "bucket": { "name": SOURCE, "arn": format!("arn:aws:s3:::{SOURCE}") },
-                "object": { "key": key, "size": 4 } }
-        }]});
-        events.send_batch(&[body.to_string()]).await.unwrap();
+        events
+            .send_batch(&[created_event(SOURCE, key)])
+            .await
+            .unwrap();
     }
     let mut options = ferry::pipeline::standalone::Options::new(dir.path());
     options.workers = 2;
