@@ -1,6 +1,7 @@
 //! `ferry`: the command line. A thin shell around the `ferry` engine crate: it parses arguments,
 //! starts what a command needs and prints results; the work itself lives in the engine.
 
+mod cutover;
 mod demo;
 mod follow;
 mod run;
@@ -29,6 +30,8 @@ enum Command {
     Run(run::Args),
     /// Keep the destination current from the source bucket's events (an SQS queue it notifies).
     Follow(follow::Args),
+    /// Switch applications to OSS: mirror back-to-origin on and off, T2, status and the plan.
+    Cutover(cutover::Args),
     /// Where a run is: counts, rate, tasks outstanding, the verdict once reported.
     Status(status::Args),
     /// Print the JSON Schema of job files.
@@ -51,6 +54,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Demo(args) => demo::run(args).await,
+        Command::Cutover(args) => cutover::run(args).await,
         Command::Follow(args) => match follow::run(args).await {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

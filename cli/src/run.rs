@@ -28,6 +28,10 @@ pub struct Args {
     /// Copy only objects modified since the last complete run of this job.
     #[arg(long)]
     incremental: bool,
+    /// Replace the job's `overwrite` policy for this run: `if-newer` for the final run of a
+    /// cut-over, so objects applications wrote to OSS after the switch are not replaced.
+    #[arg(long, value_parser = ["if-different", "never", "always", "if-newer"])]
+    overwrite: Option<String>,
     /// No progress bar (logs and the final summary only).
     #[arg(long)]
     quiet: bool,
@@ -39,6 +43,7 @@ pub const EXIT_PROBLEMS: u8 = 3;
 pub async fn run(args: Args) -> Result<u8, String> {
     let text = std::fs::read_to_string(&args.job)
         .map_err(|e| format!("cannot read {}: {e}", args.job.display()))?;
+    let text = with_overwrite(text, args.overwrite.as_deref(), &args.job)?;
     let spec = ferry::job::JobSpec::from_json(&text)
         .map_err(|e| format!("{} is not a valid job:\n{e}", args.job.display()))?;
     for warning in spec.warnings() {
@@ -84,6 +89,24 @@ pub async fn run(args: Args) -> Result<u8, String> {
         );
         Ok(EXIT_PROBLEMS)
     }
+}
+
+/// The job text with its `overwrite` policy replaced, when `--overwrite` is given.
+fn with_overwrite(
+    text: String,
+    policy: Option<&str>,
+    path: &std::path::Path,
+) -> Result<String, String> {
+    let Some(policy) = policy else {
+        return Ok(text);
+    };
+    let mut job: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    let object = job
+        .as_object_mut()
+        .ok_or_else(|| format!("{} is not a JSON object", path.display()))?;
+    object.insert("overwrite".to_owned(), policy.into());
+    Ok(serde_json::to_string_pretty(&job).expect("json"))
 }
 
 fn progress_bar() -> ProgressBar {

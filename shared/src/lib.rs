@@ -30,6 +30,7 @@
 pub mod aws;
 pub mod backoff;
 pub mod crc64;
+pub mod cutover;
 pub mod events;
 pub mod job;
 pub mod oss;

@@ -17,7 +17,9 @@ pub enum OverwritePolicy {
     Never,
     /// Always copy, even when identical.
     Always,
-    /// Copy when the source was modified after the destination object was written.
+    /// Copy when the source was modified after the destination object was written (or, for an
+    /// object ferry wrote, when its stamp names an older source version); identical objects and
+    /// objects someone else wrote later stay. For the final run of a cut-over.
     IfNewer,
 }
 

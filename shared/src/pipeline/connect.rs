@@ -124,7 +124,7 @@ pub async fn destination_clock_offset(
 }
 
 /// The destination's OSS client, reading its credentials again whenever OSS refuses them.
-async fn destination_client(
+pub async fn destination_client(
     spec: &JobSpec,
     secrets: &Arc<dyn Secrets>,
 ) -> Result<crate::oss::OssClient, RoleError> {

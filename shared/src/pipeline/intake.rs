@@ -37,6 +37,7 @@ use super::transfer::Delivery;
 use super::{RoleError, layout, planner};
 use crate::events::{EventKind, SourceEvent};
 use crate::job::JobSpec;
+use crate::state::StateStore;
 
 /// The shard tag of event tasks.
 pub const EVENT: &str = "event";
@@ -310,13 +311,25 @@ const RESUME_DAYS: i64 = 7;
 /// The tasks still pending in the job's event runs of the last week (for a standalone
 /// restart, whose queues died with the process, to send again).
 pub async fn pending_event_tasks(rt: &Runtime, job: &str) -> Result<Vec<ShardTask>, RoleError> {
-    let state = rt.ports.state.as_ref();
-    let today = Utc::now().date_naive();
+    let runs = recent_event_progress(rt.ports.state.as_ref(), job, Utc::now()).await?;
+    Ok(runs
+        .into_iter()
+        .flat_map(|p| p.pending.into_values())
+        .collect())
+}
+
+/// The progress of the job's event runs of the week up to `now`, newest first.
+pub async fn recent_event_progress(
+    state: &dyn StateStore,
+    job: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Progress>, RoleError> {
+    let today = now.date_naive();
     let mut out = Vec::new();
     for back in 0..=RESUME_DAYS {
         let run = layout::event_run(today - chrono::TimeDelta::days(back));
         if let Some(p) = read_json::<Progress>(state, &layout::progress(job, &run)).await? {
-            out.extend(p.pending.into_values());
+            out.push(p);
         }
     }
     Ok(out)

@@ -12,6 +12,12 @@ pub fn watermark(job: &str) -> String {
     format!("jobs/{job}/watermark.json")
 }
 
+/// The job's cut-over times (`ferry cutover`): when ferry's mirror rule was enabled and
+/// disabled, and T2.
+pub fn cutover(job: &str) -> String {
+    format!("jobs/{job}/cutover.json")
+}
+
 /// The job's current run, for a standalone restart to find the run it was doing.
 pub fn current(job: &str) -> String {
     format!("jobs/{job}/current.json")

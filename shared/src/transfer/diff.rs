@@ -31,7 +31,9 @@ pub enum OverwritePolicy {
     Never,
     /// Always copy.
     Always,
-    /// Copy when the source was modified after the destination object was written.
+    /// Copy when the source was modified after the destination object was written; an object
+    /// ferry wrote is also copied when its stamp names an older source version. An object
+    /// someone else wrote after the source's last change stays (the final run of a cut-over).
     IfNewer,
 }
 
@@ -163,28 +165,22 @@ impl<'a> Differ<'a> {
         dst: &ObjectSummary,
     ) -> Result<Decision, crate::oss::Error> {
         let newer = matches!((src.last_modified, dst.last_modified), (Some(s), Some(d)) if s > d);
+        let identical = src.size == dst.size && same_md5(src, dst);
         match self.policy {
             OverwritePolicy::Always => Ok(Decision::Copy),
             OverwritePolicy::Never => Ok(Decision::Skip(
                 "exists at the destination (overwrite: never)".into(),
             )),
+            // An identical copy (one OSS's back-to-origin stored during a cut-over, say) is
+            // skipped with that proof, whatever the times say.
+            OverwritePolicy::IfNewer | OverwritePolicy::IfDifferent if identical => Ok(
+                Decision::Skip("identical at the destination (same size and MD5)".into()),
+            ),
             OverwritePolicy::IfNewer if newer => Ok(Decision::Copy),
-            OverwritePolicy::IfNewer => Ok(Decision::Skip(
-                "destination written after the source was last modified (overwrite: if-newer)"
-                    .into(),
-            )),
+            OverwritePolicy::IfNewer => self.newer_by_stamp(src, dst).await,
             OverwritePolicy::IfDifferent => {
                 if src.size != dst.size {
                     return Ok(Decision::Copy);
-                }
-                let dst_etag = dst.etag.as_deref().map(|e| e.trim_matches('"'));
-                if let (Some(a), Some(b)) = (src.etag.as_deref(), dst_etag)
-                    && is_plain_md5(a)
-                    && a.eq_ignore_ascii_case(b)
-                {
-                    return Ok(Decision::Skip(
-                        "identical at the destination (same size and MD5)".into(),
-                    ));
                 }
                 if newer {
                     return Ok(Decision::Copy);
@@ -192,6 +188,35 @@ impl<'a> Differ<'a> {
                 self.compare_stamp(src, dst).await
             }
         }
+    }
+
+    /// `if-newer` when the times say the destination is newer. Times alone miss a source
+    /// rewritten in the same second ferry copied it (S3 keeps whole seconds), so ferry's stamp
+    /// decides where there is one: a destination object carrying it was last written by ferry,
+    /// and a stamp naming another source ETag means the source changed since. An object without
+    /// the stamp was written by someone else after the source's last change: it stays.
+    async fn newer_by_stamp(
+        &mut self,
+        src: &ObjectInfo,
+        dst: &ObjectSummary,
+    ) -> Result<Decision, crate::oss::Error> {
+        self.heads += 1;
+        let meta = self
+            .dest
+            .client
+            .head_object(&self.dest.bucket, &dst.key)
+            .await?;
+        Ok(match (meta.metadata.get(STAMP_ETAG), &src.etag) {
+            (Some(stamp), Some(etag)) if stamp == etag => Decision::Skip(
+                "unchanged since ferry copied it (source ETag matches the stamp)".into(),
+            ),
+            (Some(_), _) => Decision::Copy,
+            (None, _) => Decision::Skip(
+                "written at the destination by someone else after the source was last modified \
+                 (overwrite: if-newer)"
+                    .into(),
+            ),
+        })
     }
 
     /// The one case listings cannot decide: read ferry's stamp on the destination object.
@@ -213,6 +238,12 @@ impl<'a> Differ<'a> {
             _ => Decision::Copy,
         })
     }
+}
+
+/// Both sides carry the same plain (single-part) MD5 ETag.
+fn same_md5(src: &ObjectInfo, dst: &ObjectSummary) -> bool {
+    let dst_etag = dst.etag.as_deref().map(|e| e.trim_matches('"'));
+    matches!((src.etag.as_deref(), dst_etag), (Some(a), Some(b)) if is_plain_md5(a) && a.eq_ignore_ascii_case(b))
 }
 
 /// A plain MD5 ETag (32 hex digits), as opposed to a multipart `HEX-N` one.

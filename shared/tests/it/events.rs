@@ -381,21 +381,21 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// A source bucket on moto that notifies a queue, an OSS emulator as the destination, a job
 /// between them and a state folder: what a follower needs.
-struct FollowWorld {
-    s3: aws_sdk_s3::Client,
-    sqs: aws_sdk_sqs::Client,
-    bucket: String,
+pub(crate) struct FollowWorld {
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) bucket: String,
     /// The queue the bucket notifies.
-    url: String,
-    dest: oss_emulator::Emulator,
-    job: String,
-    secrets: std::sync::Arc<ferry::pipeline::connect::StaticSecrets>,
-    dir: tempfile::TempDir,
+    pub(crate) url: String,
+    pub(crate) dest: oss_emulator::Emulator,
+    pub(crate) job: String,
+    pub(crate) secrets: std::sync::Arc<ferry::pipeline::connect::StaticSecrets>,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl FollowWorld {
     /// `name` names the bucket and the queue; `extra` is merged into the job.
-    async fn start(name: &str, extra: serde_json::Value) -> FollowWorld {
+    pub(crate) async fn start(name: &str, extra: serde_json::Value) -> FollowWorld {
         let moto = Moto::shared();
         let bucket = format!("{name}-src");
         let s3 = moto.create_bucket(&bucket).await;
@@ -472,7 +472,7 @@ impl FollowWorld {
         }
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>) {
+    pub(crate) async fn put(&self, key: &str, body: Vec<u8>) {
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -483,7 +483,7 @@ impl FollowWorld {
             .unwrap();
     }
 
-    fn options(&self) -> ferry::pipeline::standalone::Options {
+    pub(crate) fn options(&self) -> ferry::pipeline::standalone::Options {
         let mut o = ferry::pipeline::standalone::Options::new(self.dir.path());
         o.workers = 3;
         o

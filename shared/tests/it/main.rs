@@ -9,6 +9,7 @@
 
 mod support;
 
+mod cutover;
 mod distributed;
 mod events;
 mod job_spec;

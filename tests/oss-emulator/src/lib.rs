@@ -86,7 +86,9 @@
 //! DeleteMultipleObjects, PutObject, CopyObject, GetObject, HeadObject, DeleteObject,
 //! InitiateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
 //! AbortMultipartUpload, ListParts, RestoreObject, PutObjectTagging, GetObjectTagging,
-//! DeleteObjectTagging; anything else is `Unknown` → 501 `NotImplemented`. Object tags follow
+//! DeleteObjectTagging; anything else is `Unknown` → 501 `NotImplemented`. A GetObject for a
+//! missing key under a `Mirror` routing rule of the bucket's website configuration is served by
+//! back-to-origin, as OSS does ([`ops::mirror`]). Object tags follow
 //! OSS's rules wherever they arrive (`x-oss-tagging` on PutObject, InitiateMultipartUpload and
 //! CopyObject with `x-oss-tagging-directive: Replace`, or the `<Tagging>` body of
 //! PutObjectTagging): at most 10, unique keys of 1–128 characters, values of at most 256,

@@ -9,6 +9,7 @@ pub mod attrs;
 pub mod bucket;
 pub mod copy;
 pub mod list;
+pub mod mirror;
 pub mod multipart;
 pub mod object;
 pub mod restore;
@@ -272,7 +273,7 @@ pub async fn execute(op: Op, ctx: &Ctx<'_>, payload: Payload) -> Result<Response
         Op::DeleteMultipleObjects => object::delete_multiple(ctx, payload).await,
         Op::PutObject => object::put(ctx, payload).await,
         Op::CopyObject => copy::copy_object(ctx).await,
-        Op::GetObject => object::get(ctx, false),
+        Op::GetObject => mirror::get_object(ctx).await,
         Op::HeadObject => object::get(ctx, true),
         Op::DeleteObject => object::delete(ctx),
         Op::InitiateMultipartUpload => multipart::initiate(ctx),

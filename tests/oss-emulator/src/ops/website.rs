@@ -41,6 +41,10 @@ struct RoutingRule {
 struct Condition {
     #[serde(rename = "HttpErrorCodeReturnedEquals", default)]
     http_error_code: Option<i64>,
+    #[serde(rename = "KeyPrefixEquals", default)]
+    key_prefix: Option<String>,
+    #[serde(rename = "KeySuffixEquals", default)]
+    key_suffix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +53,56 @@ struct Redirect {
     redirect_type: Option<String>,
     #[serde(rename = "MirrorURL", default)]
     mirror_url: Option<String>,
+    #[serde(rename = "EnableReplacePrefix", default)]
+    enable_replace_prefix: Option<String>,
+    #[serde(rename = "ReplaceKeyPrefixWith", default)]
+    replace_key_prefix_with: Option<String>,
+}
+
+/// Where a `Mirror` rule of the stored configuration `doc` fetches `key` from: the first rule
+/// (by RuleNumber) whose condition matches a 404 for `key`, as the origin URL with the key
+/// appended (its prefix replaced when the rule says so). `None` when no Mirror rule matches.
+pub fn mirror_url(doc: &str, key: &str) -> Option<String> {
+    let config: WebsiteConfiguration = crate::xml::parse(doc.as_bytes()).ok()?;
+    let mut rules = config.routing_rules?.rules;
+    rules.sort_by_key(|r| r.number.unwrap_or(i64::MAX));
+    let rule = rules.iter().find(|r| matches_miss(r, key))?;
+    let redirect = rule.redirect.as_ref()?;
+    if redirect.redirect_type.as_deref() != Some("Mirror") {
+        return None;
+    }
+    let prefix = rule
+        .condition
+        .as_ref()
+        .and_then(|c| c.key_prefix.as_deref());
+    let replace = redirect
+        .enable_replace_prefix
+        .as_deref()
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let origin_key = match (replace, prefix) {
+        (true, Some(prefix)) => format!(
+            "{}{}",
+            redirect.replace_key_prefix_with.as_deref().unwrap_or(""),
+            &key[prefix.len()..]
+        ),
+        _ => key.to_owned(),
+    };
+    Some(format!(
+        "{}{}",
+        redirect.mirror_url.as_deref()?,
+        ferry::oss::sign::uri_encode_path(&origin_key)
+    ))
+}
+
+/// Whether a rule applies to a missing `key`: its prefix and suffix match, and its error code
+/// (if any) is 404.
+fn matches_miss(rule: &RoutingRule, key: &str) -> bool {
+    let Some(c) = &rule.condition else {
+        return true;
+    };
+    c.http_error_code.is_none_or(|code| code == 404)
+        && c.key_prefix.as_deref().is_none_or(|p| key.starts_with(p))
+        && c.key_suffix.as_deref().is_none_or(|s| key.ends_with(s))
 }
 
 fn validate(config: &WebsiteConfiguration) -> Result<(), ApiError> {
@@ -165,6 +219,31 @@ pub fn delete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    const RULES: &str = r#"<WebsiteConfiguration><RoutingRules>
+        <RoutingRule><RuleNumber>3</RuleNumber>
+          <Condition><KeyPrefixEquals>to/</KeyPrefixEquals><HttpErrorCodeReturnedEquals>404</HttpErrorCodeReturnedEquals></Condition>
+          <Redirect><RedirectType>Mirror</RedirectType><MirrorURL>http://late/</MirrorURL></Redirect></RoutingRule>
+        <RoutingRule><RuleNumber>1</RuleNumber>
+          <Condition><KeyPrefixEquals>to/</KeyPrefixEquals><KeySuffixEquals>.jpg</KeySuffixEquals></Condition>
+          <Redirect><RedirectType>Mirror</RedirectType><MirrorURL>http://o/b/</MirrorURL>
+            <EnableReplacePrefix>true</EnableReplacePrefix><ReplaceKeyPrefixWith>from/</ReplaceKeyPrefixWith></Redirect></RoutingRule>
+        <RoutingRule><RuleNumber>2</RuleNumber>
+          <Condition><KeyPrefixEquals>ext/</KeyPrefixEquals></Condition>
+          <Redirect><RedirectType>External</RedirectType><HostName>h</HostName></Redirect></RoutingRule>
+      </RoutingRules></WebsiteConfiguration>"#;
+
+    #[test]
+    fn the_first_matching_rule_by_number_names_the_origin() {
+        let url = |key| super::mirror_url(RULES, key);
+        assert_eq!(
+            url("to/a b.jpg").as_deref(),
+            Some("http://o/b/from/a%20b.jpg")
+        );
+        assert_eq!(url("to/a.png").as_deref(), Some("http://late/to/a.png"));
+        assert_eq!(url("ext/a.jpg"), None, "an External rule matches first");
+        assert_eq!(url("other/a.jpg"), None);
+    }
+
     #[test]
     fn booleans_are_canonical() {
         let doc = "<a><B>True</B><C>FALSE</C><D>truex</D></a>";
