@@ -88,7 +88,7 @@ impl fmt::Display for Issue {
 }
 
 /// Top-level settings in the order the spec documents them; issues are listed in this order.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "version",
     "name",
     "source",
@@ -101,6 +101,7 @@ const SECTIONS: [&str; 12] = [
     "concurrency",
     "bandwidth_limit",
     "verification",
+    "events",
 ];
 
 impl JobError {

@@ -68,7 +68,9 @@ pub use filter::{Filters, Timestamp};
 pub use glob::{Glob, GlobError};
 pub use location::{DestinationSpec, EndpointKind, OssSourceSpec, S3SourceSpec, SourceSpec};
 pub use size::{Bandwidth, ByteSize, SizeError};
-pub use spec::{ArchiveSpec, Concurrency, JobSpec, Mode, Sharding, Verification};
+pub use spec::{
+    ArchiveSpec, Concurrency, DeletePolicy, EventsSpec, JobSpec, Mode, Sharding, Verification,
+};
 
 /// The JSON Schema (draft 2020-12) of a job file, with a description for every setting. Editors
 /// use it for completion and checking; `ferry` can print it for users.

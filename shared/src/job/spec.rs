@@ -61,6 +61,31 @@ pub struct JobSpec {
     /// How copies are proven: `crc64` (default) or `size`.
     #[serde(default)]
     pub verification: Verification,
+    /// What the event path (`ferry follow`, the stack's events queue) does beyond copying.
+    #[serde(default)]
+    pub events: EventsSpec,
+}
+
+/// What source events do beyond copying what they name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSpec {
+    /// A delete at the source: `report` (default) counts it and keeps the destination's object;
+    /// `propagate` also deletes the destination's object, but only one ferry wrote (it carries
+    /// ferry's stamp) and only while the key is still gone at the source.
+    #[serde(default)]
+    pub delete_policy: DeletePolicy,
+}
+
+/// What a delete at the source does at the destination.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletePolicy {
+    /// Count it (skipped, "not at the source"); the destination keeps its object.
+    #[default]
+    Report,
+    /// Delete the destination's object too, when ferry wrote it.
+    Propagate,
 }
 
 /// Copy, or only compare.

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Work};
 use super::runtime::{RunHandle, Runtime};
 use super::{RoleError, giant, layout, planner};
+use crate::job::DeletePolicy;
 use crate::source::{ListRequest, ObjectInfo, RestoreOutcome, SourceErrorKind, UnnamableObject};
 use crate::transfer::diff::{Decision, Differ};
 use crate::transfer::metadata::STAMP_ETAG;
@@ -537,15 +538,17 @@ async fn head_keys(
         }
         let outcome = match run.connected.source.head(&key).await {
             Ok(head) => {
-                objects.push(ObjectInfo {
-                    key: head.key,
-                    size: head.size,
-                    etag: head.etag,
-                    last_modified: head.last_modified,
-                    storage_class: head.storage_class,
-                    archive: head.archive,
-                });
+                objects.push(described(head));
                 continue;
+            }
+            Err(e) if e.kind == SourceErrorKind::NotFound && propagates_deletes(run) => {
+                match propagate_delete(run, &key, last_delivery).await? {
+                    Gone::Counted(outcome) => outcome,
+                    Gone::Back(object) => {
+                        objects.push(object);
+                        continue;
+                    }
+                }
             }
             Err(e) if e.kind == SourceErrorKind::NotFound => Outcome::Skipped {
                 reason: match run.is_events() {
@@ -821,6 +824,85 @@ fn record(object: &ObjectInfo, outcome: Outcome) -> ObjectRecord {
         version_id: None,
         last_modified: object.last_modified,
         adopted: false,
+    }
+}
+
+/// A HEAD's answer as a listing would have described the object.
+fn described(head: crate::source::ObjectHead) -> ObjectInfo {
+    ObjectInfo {
+        key: head.key,
+        size: head.size,
+        etag: head.etag,
+        last_modified: head.last_modified,
+        storage_class: head.storage_class,
+        archive: head.archive,
+    }
+}
+
+fn propagates_deletes(run: &RunHandle) -> bool {
+    run.is_events() && run.connected.spec.events.delete_policy == DeletePolicy::Propagate
+}
+
+/// A key gone at the source, under `delete_policy: propagate`.
+enum Gone {
+    /// Counted: deleted at the destination too, or kept there, with the reason.
+    Counted(Outcome),
+    /// Back at the source by the time the destination's copy was deleted: copy it.
+    Back(ObjectInfo),
+}
+
+/// Deletes the destination's copy of a key the source no longer has — only a copy ferry wrote
+/// (it carries ferry's stamp; anything else was written by someone else and stays) — then
+/// looks at the source once more: a key written again meanwhile is copied, so a delete racing
+/// a re-creation never leaves the destination without the object.
+async fn propagate_delete(
+    run: &RunHandle,
+    key: &str,
+    last_delivery: bool,
+) -> Result<Gone, RoleError> {
+    let dest = &run.connected.dest;
+    let dest_key = dest.key_for(key);
+    let failed = |what: &str, e: crate::oss::Error| match e.is_retryable() && !last_delivery {
+        true => Err(RoleError::retry(format!(
+            "destination {what} {dest_key}: {e}"
+        ))),
+        false => Ok(Gone::Counted(Outcome::Failed {
+            reason: format!("deleted at the source; destination {what}: {e}"),
+            retryable: false,
+        })),
+    };
+    let skipped = |reason: &str| {
+        Ok(Gone::Counted(Outcome::Skipped {
+            reason: reason.into(),
+        }))
+    };
+    let meta = match dest.client.head_object(&dest.bucket, &dest_key).await {
+        Ok(meta) => meta,
+        Err(e) if e.is_not_found() => {
+            return skipped("deleted at the source; not at the destination either");
+        }
+        Err(e) => return failed("HEAD", e),
+    };
+    if !meta.metadata.contains_key(STAMP_ETAG) {
+        return skipped(
+            "deleted at the source; the destination's object stays: ferry did not write it",
+        );
+    }
+    if let Err(e) = dest.client.delete_object(&dest.bucket, &dest_key).await {
+        return failed("DELETE", e);
+    }
+    match run.connected.source.head(key).await {
+        Ok(head) => Ok(Gone::Back(described(head))),
+        Err(e) if e.kind == SourceErrorKind::NotFound => skipped(
+            "deleted at the source, and at the destination too (events.delete_policy: propagate)",
+        ),
+        Err(e) if e.is_retryable() && !last_delivery => Err(source_error(e)),
+        // Deleted at the destination, and the source cannot say whether it is back: the
+        // object's own event, if it comes back, copies it.
+        Err(e) => Ok(Gone::Counted(Outcome::Failed {
+            reason: format!("deleted at both ends; the source could not be read again: {e}"),
+            retryable: false,
+        })),
     }
 }
 

@@ -200,18 +200,10 @@ impl<'a> Differ<'a> {
         src: &ObjectInfo,
         dst: &ObjectSummary,
     ) -> Result<Decision, crate::oss::Error> {
-        self.heads += 1;
-        let meta = self
-            .dest
-            .client
-            .head_object(&self.dest.bucket, &dst.key)
-            .await?;
-        Ok(match (meta.metadata.get(STAMP_ETAG), &src.etag) {
-            (Some(stamp), Some(etag)) if stamp == etag => Decision::Skip(
-                "unchanged since ferry copied it (source ETag matches the stamp)".into(),
-            ),
-            (Some(_), _) => Decision::Copy,
-            (None, _) => Decision::Skip(
+        Ok(match self.stamp_matches(src, dst).await? {
+            Some(true) => unchanged(),
+            Some(false) => Decision::Copy,
+            None => Decision::Skip(
                 "written at the destination by someone else after the source was last modified \
                  (overwrite: if-newer)"
                     .into(),
@@ -225,19 +217,34 @@ impl<'a> Differ<'a> {
         src: &ObjectInfo,
         dst: &ObjectSummary,
     ) -> Result<Decision, crate::oss::Error> {
+        Ok(match self.stamp_matches(src, dst).await? {
+            Some(true) => unchanged(),
+            _ => Decision::Copy,
+        })
+    }
+
+    /// Whether ferry's stamp on the destination object names the source's ETag (one HEAD);
+    /// `None` when the object carries no stamp.
+    async fn stamp_matches(
+        &mut self,
+        src: &ObjectInfo,
+        dst: &ObjectSummary,
+    ) -> Result<Option<bool>, crate::oss::Error> {
         self.heads += 1;
         let meta = self
             .dest
             .client
             .head_object(&self.dest.bucket, &dst.key)
             .await?;
-        Ok(match (meta.metadata.get(STAMP_ETAG), &src.etag) {
-            (Some(stamp), Some(etag)) if stamp == etag => Decision::Skip(
-                "unchanged since ferry copied it (source ETag matches the stamp)".into(),
-            ),
-            _ => Decision::Copy,
-        })
+        Ok(meta
+            .metadata
+            .get(STAMP_ETAG)
+            .map(|stamp| src.etag.as_deref() == Some(stamp.as_str())))
     }
+}
+
+fn unchanged() -> Decision {
+    Decision::Skip("unchanged since ferry copied it (source ETag matches the stamp)".into())
 }
 
 /// Both sides carry the same plain (single-part) MD5 ETag.

@@ -782,3 +782,74 @@ async fn an_event_runs_failures_are_listed_by_key_with_the_reason() {
         "{csv}"
     );
 }
+
+/// `events.delete_policy: propagate` (issue 9 point 2): a delete at the source removes the
+/// destination's copy only when ferry wrote it; an object an application wrote at OSS stays; a
+/// key deleted and written again at once ends with the new object; a key that never reached
+/// the destination is counted. moto's S3 sends the real notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletes_propagate_only_to_objects_ferry_wrote() {
+    let world = FollowWorld::start(
+        "follow-deletes",
+        serde_json::json!({ "events": { "delete_policy": "propagate" } }),
+    )
+    .await;
+    let dst = "follow-dst";
+    for key in ["del/ferry.txt", "del/again.txt", "keep/app.txt"] {
+        world.put(key, format!("{key} v1").into_bytes()).await;
+    }
+    let first = world.follow(&world.url).await;
+    assert_eq!(first.runs[0].tally.copied, 3, "{first:?}");
+
+    // An application writes one key at OSS itself (no stamp of ferry's).
+    let app = b"the application's own object".to_vec();
+    world
+        .dest
+        .put_object(dst, "keep/app.txt", app.clone())
+        .await
+        .unwrap();
+    // Deletes at the source; one key written again right away; one never copied.
+    for key in ["del/ferry.txt", "del/again.txt", "keep/app.txt"] {
+        world
+            .s3
+            .delete_object()
+            .bucket(&world.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    world
+        .put("del/again.txt", b"del/again.txt v2".to_vec())
+        .await;
+    world.put("gone/never.txt", b"short-lived".to_vec()).await;
+    world
+        .s3
+        .delete_object()
+        .bucket(&world.bucket)
+        .key("gone/never.txt")
+        .send()
+        .await
+        .unwrap();
+    let second = world.follow(&world.url).await;
+
+    let at = |key: &'static str| world.dest.object_bytes(dst, key);
+    assert_eq!(
+        at("del/ferry.txt").await,
+        None,
+        "ferry's copy of a deleted key goes"
+    );
+    assert_eq!(at("keep/app.txt").await.as_deref(), Some(app.as_slice()));
+    assert_eq!(
+        at("del/again.txt").await.as_deref(),
+        Some(b"del/again.txt v2".as_slice()),
+        "a key written again after its delete is at the destination"
+    );
+    assert_eq!(at("gone/never.txt").await, None);
+    let t: ferry::pipeline::message::Tally =
+        second.runs.iter().fold(Default::default(), |mut sum, run| {
+            sum.merge(&run.tally);
+            sum
+        });
+    assert_eq!((t.failed, t.needs_restore), (0, 0), "{second:?}");
+}
