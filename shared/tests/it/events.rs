@@ -407,6 +407,7 @@ impl FollowWorld {
                     .queue_arn(&arn)
                     .events(Event::from("s3:ObjectCreated:*"))
                     .events(Event::from("s3:ObjectRemoved:*"))
+                    .events(Event::from("s3:ObjectRestore:Completed"))
                     .build()
                     .unwrap(),
             )
@@ -852,4 +853,60 @@ async fn deletes_propagate_only_to_objects_ferry_wrote() {
             sum
         });
     assert_eq!((t.failed, t.needs_restore), (0, 0), "{second:?}");
+}
+
+/// ObjectRestore:Completed (issue 9 point 2): an archived object the event path counted as
+/// needing a restore is copied when S3 says its restore completed — nobody runs the job again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_archived_object_is_copied_when_its_restore_completes() {
+    use aws_sdk_s3::types::{RestoreRequest, StorageClass};
+
+    let world = FollowWorld::start("follow-restore", serde_json::json!({})).await;
+    let body = b"frozen until restored".to_vec();
+    world
+        .s3
+        .put_object()
+        .bucket(&world.bucket)
+        .key("cold/a.bin")
+        .storage_class(StorageClass::Glacier)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let first = world.follow(&world.url).await;
+    assert_eq!(first.runs[0].tally.needs_restore, 1, "{first:?}");
+    assert_eq!(
+        world.dest.object_bytes("follow-dst", "cold/a.bin").await,
+        None
+    );
+
+    // moto notifies ObjectRestore:Completed when the object's state is next read after the
+    // restore request: here, by the HEAD an operator polling the restore would send.
+    world
+        .s3
+        .restore_object()
+        .bucket(&world.bucket)
+        .key("cold/a.bin")
+        .restore_request(RestoreRequest::builder().days(1).build())
+        .send()
+        .await
+        .unwrap();
+    let head = world
+        .s3
+        .head_object()
+        .bucket(&world.bucket)
+        .key("cold/a.bin");
+    let restore = head.send().await.unwrap().restore().map(str::to_owned);
+    assert!(
+        restore
+            .as_deref()
+            .is_some_and(|r| r.contains("ongoing-request=\"false\"")),
+        "{restore:?}"
+    );
+    let second = world.follow(&world.url).await;
+    let at_dest = world.dest.object_bytes("follow-dst", "cold/a.bin").await;
+    assert_eq!(at_dest.as_deref(), Some(body.as_slice()), "{second:?}");
+    assert_eq!(second.messages, 1, "the restore's notification: {second:?}");
+    let t = &second.runs[0].tally;
+    assert_eq!((t.copied, t.failed), (1, 0), "{t:?}");
 }
