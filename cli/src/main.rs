@@ -4,6 +4,7 @@
 mod cutover;
 mod demo;
 mod follow;
+mod report;
 mod run;
 mod status;
 
@@ -34,6 +35,8 @@ enum Command {
     Cutover(cutover::Args),
     /// Where a run is: counts, rate, tasks outstanding, the verdict once reported.
     Status(status::Args),
+    /// A run's report: a table for people, or report.json / failures.csv for tools.
+    Report(report::Args),
     /// Print the JSON Schema of job files.
     Schema,
     /// Check a job file: every problem is reported with its field, value and fix.
@@ -60,6 +63,10 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Status(args) => match status::run(args).await {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Report(args) => match report::run(args).await {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },

@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
 }
 
 /// A job file's `name`, or the argument itself when it is not a file.
-fn job_name(arg: &str) -> Result<String, String> {
+pub fn job_name(arg: &str) -> Result<String, String> {
     let path = std::path::Path::new(arg);
     if !path.is_file() {
         return Ok(arg.to_owned());
@@ -80,7 +80,7 @@ fn print(status: &Status, json: bool) {
     }
 }
 
-fn exit_code(status: &Status) -> u8 {
+pub fn exit_code(status: &Status) -> u8 {
     match (status.phase, status.verdict.as_deref()) {
         (Phase::Reported, Some("complete")) => 0,
         (Phase::Reported, _) => EXIT_PROBLEMS,

@@ -27,6 +27,7 @@ pub mod message;
 pub mod planner;
 pub mod progress;
 pub mod report;
+pub mod report_text;
 pub mod runtime;
 pub mod standalone;
 pub mod status;
