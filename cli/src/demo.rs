@@ -110,6 +110,13 @@ pub async fn run(args: Args) -> Result<(), String> {
         finished.run_dir.join("report.json").display(),
         args.dir.display()
     );
+    println!(
+        "\nnext:   ferry report {job} --state {state}     (the report as a table)\n        \
+         ferry status {job} --state {state}     (where a run is)\n        \
+         docs/running.md: keep OSS current with `ferry follow`, then switch with `ferry cutover`",
+        job = report.job,
+        state = args.dir.join("state").display()
+    );
     source_emu.shutdown().await;
     dest_emu.shutdown().await;
     let exact = t.objects == samples.len() as u64 && t.copied == t.objects;
