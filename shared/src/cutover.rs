@@ -145,12 +145,19 @@ pub fn mirror_rule(spec: &JobSpec, number: u32) -> Result<RoutingRule, CutoverEr
     })
 }
 
-/// Whether `rule` is the job's rule, whatever its number.
+/// Whether `rule` is the job's rule, whatever its number. Only what ferry chose is compared:
+/// OSS may return the rule with defaults filled in (MirrorPassQueryString, MirrorCheckMd5, …).
 fn is_ours(rule: &RoutingRule, ours: &RoutingRule) -> bool {
-    RoutingRule {
-        rule_number: ours.rule_number,
-        ..rule.clone()
-    } == *ours
+    let (a, b) = (&rule.redirect, &ours.redirect);
+    let replaced = |r: &Redirect| match r.enable_replace_prefix {
+        Some(true) => Some(r.replace_key_prefix_with.clone().unwrap_or_default()),
+        _ => None,
+    };
+    a.redirect_type == b.redirect_type
+        && a.mirror_url == b.mirror_url
+        && replaced(a) == replaced(b)
+        && rule.condition.key_prefix_equals == ours.condition.key_prefix_equals
+        && rule.condition.key_suffix_equals.is_none()
 }
 
 /// The destination bucket's website configuration; empty when it has none.
@@ -501,5 +508,43 @@ fn quote(word: &str) -> String {
     match plain && !word.is_empty() {
         true => word.to_owned(),
         false => format!("'{}'", word.replace('\'', r"'\''")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        let job = serde_json::json!({
+            "version": 1, "name": "photos",
+            "source": { "kind": "s3", "bucket": "photos", "prefix": "2024/", "region": "eu-west-1" },
+            "destination": { "bucket": "dst", "region": "cn-hangzhou", "prefix": "from-s3/" }
+        });
+        JobSpec::from_json(&job.to_string()).unwrap()
+    }
+
+    #[test]
+    fn ferrys_rule_is_recognised_with_the_defaults_oss_fills_in() {
+        let ours = mirror_rule(&spec(), 0).unwrap();
+        let mut stored = mirror_rule(&spec(), 7).unwrap();
+        stored.redirect.mirror_check_md5 = Some(false);
+        stored.redirect.mirror_pass_query_string = Some(false);
+        stored.redirect.pass_query_string = Some(false);
+        stored.redirect.mirror_follow_redirect = None;
+        assert!(is_ours(&stored, &ours));
+        let mut other = stored.clone();
+        other.redirect.mirror_url = Some("https://elsewhere.example.com/".into());
+        assert!(!is_ours(&other, &ours));
+        let mut narrower = stored.clone();
+        narrower.condition.key_prefix_equals = Some("from-s3/2024/jpg/".into());
+        assert!(!is_ours(&narrower, &ours));
+    }
+
+    #[test]
+    fn plan_commands_quote_what_a_shell_would_split() {
+        assert_eq!(quote("job.json"), "job.json");
+        assert_eq!(quote("my jobs/it's.json"), r"'my jobs/it'\''s.json'");
+        assert_eq!(quote("s3://state/prefix"), "s3://state/prefix");
     }
 }

@@ -42,6 +42,12 @@ const STALE_TMP_AGE: Duration = Duration::from_secs(60 * 60);
 
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
+/// How many writes local state stores of this process have started (every write goes through
+/// one temporary file): what a benchmark counts as state writes.
+pub fn writes_started() -> u64 {
+    NEXT_TMP.load(Ordering::Relaxed)
+}
+
 /// A state store in a local directory. Clones share the same lock.
 #[derive(Clone, Debug)]
 pub struct LocalStore {

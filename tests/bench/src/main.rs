@@ -5,6 +5,7 @@
 //! Run them from a release build: `cargo run --release -p ferry-bench -- <benchmark> [--record tests/bench/RESULTS.md]`.
 
 mod emulator_ceiling;
+mod events;
 mod migrate;
 mod plan;
 mod proc_stats;
@@ -30,6 +31,8 @@ struct Cli {
 enum Bench {
     /// The OSS emulator's own ceiling: PUT/GET MB/s of large objects, requests/s of small ones.
     EmulatorCeiling(emulator_ceiling::Args),
+    /// The event path: requests, state writes and latency per event-copied object.
+    Events(events::Args),
     /// Migration datasets from an S3 server to the OSS emulator: ferry, rclone and a raw pipe.
     Migrate(migrate::Args),
     /// The planner at scale: buckets of N objects in the emulator, planned over HTTP.
@@ -55,6 +58,13 @@ async fn main() {
         Bench::Plan(args) => {
             // Prints and records its own table (its columns are not throughput's).
             if let Err(e) = plan::run(args, cli.record.as_deref()).await {
+                eprintln!("benchmark failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Bench::Events(args) => {
+            if let Err(e) = events::run(args, cli.record.as_deref()).await {
                 eprintln!("benchmark failed: {e}");
                 std::process::exit(1);
             }
