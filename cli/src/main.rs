@@ -29,6 +29,14 @@ enum Command {
     Demo(demo::Args),
     /// Run a job in this process: plan, copy, verify, report. Re-run to resume an interrupted run.
     Run(run::Args),
+    /// Copy again only what a finished run left failed or needing a restore (no listing).
+    Retry {
+        #[command(flatten)]
+        args: run::Args,
+        /// The finished run to retry (`ferry status JOB` names the latest).
+        #[arg(long = "run", value_name = "RUN")]
+        of: String,
+    },
     /// Keep the destination current from the source bucket's events (an SQS queue it notifies).
     Follow(follow::Args),
     /// Switch applications to OSS: mirror back-to-origin on and off, T2, status and the plan.
@@ -52,6 +60,11 @@ async fn main() -> ExitCode {
     init_logs();
     let result = match cli.command {
         Command::Run(args) => match run::run(args).await {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Retry { args, of } => match run::retry(args, of).await {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

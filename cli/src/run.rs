@@ -28,6 +28,10 @@ pub struct Args {
     /// Copy only objects modified since the last complete run of this job.
     #[arg(long)]
     incremental: bool,
+    /// Retry a finished run: only the objects it left failed or needing a restore, without
+    /// listing the source (`ferry retry` is the same).
+    #[arg(long, value_name = "RUN", conflicts_with = "incremental")]
+    retry: Option<String>,
     /// Replace the job's `overwrite` policy for this run: `if-newer` for the final run of a
     /// cut-over, so objects applications wrote to OSS after the switch are not replaced.
     #[arg(long, value_parser = ["if-different", "never", "always", "if-newer"])]
@@ -39,6 +43,12 @@ pub struct Args {
 
 /// Exit status when the run completed but some objects failed or need a restore.
 pub const EXIT_PROBLEMS: u8 = 3;
+
+/// `ferry retry job.json --run RUN`: `ferry run` with `--retry RUN`.
+pub async fn retry(mut args: Args, run_id: String) -> Result<u8, String> {
+    args.retry = Some(run_id);
+    run(args).await
+}
 
 pub async fn run(args: Args) -> Result<u8, String> {
     let text = std::fs::read_to_string(&args.job)
@@ -54,6 +64,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
     options.workers = args.workers;
     options.fresh = args.fresh;
     options.incremental = args.incremental;
+    options.retry = args.retry.clone();
     options.count_scope = bar.is_some();
     if let Some(bar) = &bar {
         let bar = bar.clone();

@@ -2,7 +2,9 @@
 //! → a new run, planned.
 //!
 //! Input: `{"job_key": "jobs/<name>/job.json"}` (a job already in the state store) or
-//! `{"job": { …job spec… }}`, plus optional `"incremental": true` and `"run": "<id>"`.
+//! `{"job": { …job spec… }}`, plus optional `"incremental": true`, `"run": "<id>"` and
+//! `"retry": "<run id>"` (only the objects that finished run left failed or needing a restore,
+//! without listing the source).
 //! Without `run`, the run id is the start time plus the invocation's request id, which Lambda
 //! keeps across its own retries of an asynchronous invocation — so a retried start finds the
 //! unfinished run with its request id and resumes it instead of starting a second one.
@@ -35,6 +37,8 @@ struct Input {
     run: Option<String>,
     #[serde(default)]
     overlap: bool,
+    #[serde(default)]
+    retry: Option<String>,
 }
 
 struct State {
@@ -91,6 +95,7 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
         job_text,
         run: Some(run),
         incremental: input.incremental,
+        retry: input.retry.clone(),
         started,
     };
     let manifest = create_run(&state.rt.ports, &request).await?;

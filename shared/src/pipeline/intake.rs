@@ -232,6 +232,7 @@ async fn create_event_run(
         kind: RunKind::Events,
         since: None,
         carried: None,
+        keys_only: false,
         // Never issued: an event run's tasks join as events arrive.
         root: ShardTask::new(
             job,

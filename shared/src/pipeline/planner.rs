@@ -36,6 +36,9 @@ pub struct RunRequest {
     pub run: Option<String>,
     /// Copy only objects modified since the last complete run (minus an overlap).
     pub incremental: bool,
+    /// Retry a finished run: only the objects it left failed or needing a restore (its
+    /// carry.json), as `Keys` tasks, with no listing.
+    pub retry: Option<String>,
     pub started: DateTime<Utc>,
 }
 
@@ -96,6 +99,10 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         .as_ref()
         .and_then(|w| w.get("carry")?.as_str())
         .map(str::to_owned);
+    let (since, carried) = match &request.retry {
+        None => (since, carried),
+        Some(of) => (None, Some(retry_carry(state, job, of).await?)),
+    };
     let manifest = Manifest {
         v: super::message::VERSION,
         job: job.to_owned(),
@@ -104,6 +111,7 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         kind: super::runtime::RunKind::Listing,
         since,
         carried,
+        keys_only: request.retry.is_some(),
         root: ShardTask::new(job, &run, "plan", 0, Work::Plan { cursor: None }),
     };
     state
@@ -121,6 +129,28 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         )
         .await?;
     Ok(manifest)
+}
+
+/// The carry.json of the run a retry retries: its failed and needs-restore keys. A run with
+/// no report has not finished (retry it once it has); a run with nothing to carry has nothing
+/// to retry.
+async fn retry_carry(
+    state: &dyn crate::state::StateStore,
+    job: &str,
+    of: &str,
+) -> Result<String, RoleError> {
+    if state.get(&layout::report(job, of)).await?.is_none() {
+        return Err(RoleError::config(format!(
+            "run {of} of job {job} has no report: a run is retried once it has finished (`ferry status {job} --run {of}` shows where it is)"
+        )));
+    }
+    let key = layout::carry(job, of);
+    match state.get(&key).await? {
+        Some(_) => Ok(key),
+        None => Err(RoleError::config(format!(
+            "run {of} of job {job} left no failed or needs-restore objects: there is nothing to retry"
+        ))),
+    }
 }
 
 /// Records a run's documents, each create-only so a retried or racing start agrees: the job as
@@ -166,6 +196,9 @@ pub async fn plan_step(
     cursor: Option<serde_json::Value>,
     stop: Option<Instant>,
 ) -> Result<ChunkResult, RoleError> {
+    if run.manifest.keys_only {
+        return carried_only(rt, run, task).await;
+    }
     let options = plan_options(run.spec());
     let source = run.connected.source.as_ref();
     let outcome = match cursor {
@@ -203,6 +236,21 @@ pub async fn plan_step(
             cursor: Some(value),
         }));
     }
+    for batch in result.spawned.chunks(SEND_BATCH) {
+        let bodies: Vec<String> = batch.iter().map(ShardTask::to_json).collect();
+        rt.ports.work.send_batch(&bodies).await?;
+    }
+    Ok(result)
+}
+
+/// A retry's planning: the carried keys' tasks, and no listing.
+async fn carried_only(
+    rt: &Runtime,
+    run: &RunHandle,
+    task: &ShardTask,
+) -> Result<ChunkResult, RoleError> {
+    let mut result = ChunkResult::new(task.clone());
+    result.spawned = carried_tasks(task, run);
     for batch in result.spawned.chunks(SEND_BATCH) {
         let bodies: Vec<String> = batch.iter().map(ShardTask::to_json).collect();
         rt.ports.work.send_batch(&bodies).await?;

@@ -135,7 +135,9 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
         }
     };
     write_report(state, &report).await?;
-    if report.failed_tasks.is_empty() && progress.tally.failed_tasks == 0 {
+    // A retry covered a few keys, not the source: the watermark stays where the last full or
+    // incremental run put it.
+    if report.failed_tasks.is_empty() && progress.tally.failed_tasks == 0 && !manifest.keys_only {
         let mark = serde_json::json!({
             "run": run,
             "started": manifest.started,

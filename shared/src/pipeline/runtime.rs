@@ -49,6 +49,10 @@ pub struct Manifest {
     /// tried again in this run whatever their age.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carried: Option<String>,
+    /// A retry (`ferry retry`): only the carried keys are in scope; nothing is listed, and the
+    /// job's watermark does not move (the run covered a few keys, not the source).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keys_only: bool,
     /// The first task: planning.
     pub root: ShardTask,
 }

@@ -40,6 +40,9 @@ pub struct Options {
     pub fresh: bool,
     /// Copy only what changed since the last complete run.
     pub incremental: bool,
+    /// Retry this finished run: only the objects it left failed or needing a restore, without
+    /// listing the source. Starts a new run (like `fresh`).
+    pub retry: Option<String>,
     /// Called with the current progress a few times a second.
     pub on_progress: Option<ProgressFn>,
     /// Count the objects in scope alongside the run (one extra listing of the source), so
@@ -66,6 +69,7 @@ impl Options {
             verifier: VerifierSettings::default(),
             fresh: false,
             incremental: false,
+            retry: None,
             on_progress: None,
             count_scope: false,
         }
@@ -105,7 +109,8 @@ async fn run_with(
     let (ports, work, results) = local_ports(state.clone());
     let rt = Arc::new(Runtime::new(ports.clone(), secrets.clone()));
 
-    let (run, resumed) = match unfinished_run(&rt, &spec.name, options.fresh).await? {
+    let fresh = options.fresh || options.retry.is_some();
+    let (run, resumed) = match unfinished_run(&rt, &spec.name, fresh).await? {
         Some((run, pending)) => {
             warn_if_job_changed(&rt, &spec.name, &run, job_text).await;
             let bodies: Vec<String> = pending.iter().map(ShardTask::to_json).collect();
@@ -119,6 +124,7 @@ async fn run_with(
                 job_text: job_text.to_owned(),
                 run: None,
                 incremental: options.incremental,
+                retry: options.retry.clone(),
                 started,
             };
             let manifest = planner::create_run(&ports, &request).await?;

@@ -452,6 +452,7 @@ async fn start_run(
         job_text,
         run: Some(format!("run-{}", fastrand::u32(..))),
         incremental: false,
+        retry: None,
         started: chrono::Utc::now().trunc_subsecs(0),
     };
     let planner = Runtime::new(ports.clone(), secrets.clone());

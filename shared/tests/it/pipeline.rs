@@ -173,6 +173,58 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     );
 }
 
+/// Issue 11 `ferry retry`: a finished run's failed objects are copied again, alone — nothing
+/// is listed, the counts are exactly those objects, and the job's watermark stays where the
+/// full run put it. A run with nothing left to retry says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_copies_only_what_the_run_left_failed_without_listing() {
+    let mut world = World::start().await;
+    world.seed(2, 20, 2_000).await;
+    for key in ["k/bad-1", "k/bad 2+"] {
+        world.put(key, support::bytes_for(key, 3_000)).await;
+    }
+    let n = world.objects.len() as u64;
+    let refused = FaultRule::error("GetObject", 403).key_prefix("k/bad");
+    world.source.add_fault(refused).unwrap();
+    let job = world.job(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_standalone(&world, &job, dir.path(), false).await;
+    let t = &first.objects;
+    assert_eq!((t.objects, t.copied, t.failed), (n, n - 2, 2), "{first:?}");
+    let watermark = dir.path().join("jobs/test-job/watermark.json");
+    let mark = std::fs::read(&watermark).unwrap();
+
+    world.source.clear_faults();
+    world.source.reset_counters();
+    let retry = |of: &str| {
+        let mut options = Options::new(dir.path());
+        options.retry = Some(of.to_owned());
+        options.workers = 3;
+        let run = standalone::run(&job, options, Arc::new(world.secrets()));
+        tokio::time::timeout(Duration::from_secs(120), run)
+    };
+    let second = retry(&first.run)
+        .await
+        .unwrap()
+        .expect("the retry runs")
+        .report;
+    let t = &second.objects;
+    assert_eq!((t.objects, t.copied, t.failed), (2, 2, 0), "{second:?}");
+    assert_eq!(second.verdict, "complete");
+    let counters = world.source.counters();
+    let listings = counters.operation("ListObjectsV2") + counters.operation("ListObjects");
+    assert_eq!(listings, 0, "a retry lists nothing");
+    assert_eq!(
+        std::fs::read(&watermark).unwrap(),
+        mark,
+        "the watermark stays"
+    );
+    world.assert_destination_exact().await;
+
+    let nothing = retry(&second.run).await.unwrap().unwrap_err();
+    assert!(nothing.message.contains("nothing to retry"), "{nothing:?}");
+}
+
 /// Issue 9 point 5, the final copy of a cut-over (OssImport's `importSince=T1`):
 /// `filters.modified_since` copies what the source's clock says changed at or after T1, and
 /// counts the rest filtered, whatever this machine's clock says.
@@ -299,6 +351,7 @@ async fn start_run(
         job_text: job.to_owned(),
         run: Some(run.into()),
         incremental: false,
+        retry: None,
         started: chrono::Utc::now() - chrono::TimeDelta::seconds(1),
     };
     let manifest = create_run(&ports, &request).await.unwrap();
@@ -560,6 +613,7 @@ async fn verifier_requeues_mismatches_then_fails_them() {
         job_text: job,
         run: Some("mm".into()),
         incremental: false,
+        retry: None,
         started: chrono::Utc::now(),
     };
     create_run(&ports, &request).await.unwrap();
@@ -1028,6 +1082,7 @@ async fn a_run_is_unfinished_until_its_report() {
         job_text: job.clone(),
         run: Some("first".into()),
         incremental: false,
+        retry: None,
         started: chrono::Utc::now(),
     };
     create_run(&ports, &request).await.unwrap();
@@ -1377,6 +1432,7 @@ async fn a_runs_job_is_pinned_when_a_later_start_changes_it() {
         job_text: world.job(json!({})),
         run: Some("second".into()),
         incremental: false,
+        retry: None,
         started: chrono::Utc::now(),
     };
     create_run(&ports, &second).await.unwrap();
