@@ -809,6 +809,12 @@ async fn deletes_propagate_only_to_objects_ferry_wrote() {
         .put_object(dst, "keep/app.txt", app.clone())
         .await
         .unwrap();
+    // The destination's answer to ferry's delete of del/ferry.txt is lost after the delete ran.
+    let lost = oss_emulator::FaultRule::reset("DeleteObject")
+        .after_response()
+        .key_prefix("del/ferry.txt")
+        .count(1);
+    world.dest.add_fault(lost).unwrap();
     // Deletes at the source; one key written again right away; one never copied.
     for key in ["del/ferry.txt", "del/again.txt", "keep/app.txt"] {
         world
@@ -847,6 +853,11 @@ async fn deletes_propagate_only_to_objects_ferry_wrote() {
         "a key written again after its delete is at the destination"
     );
     assert_eq!(at("gone/never.txt").await, None);
+    assert_eq!(
+        world.dest.counters().faults("DeleteObject"),
+        1,
+        "the delete's answer was lost once"
+    );
     let t: ferry::pipeline::message::Tally =
         second.runs.iter().fold(Default::default(), |mut sum, run| {
             sum.merge(&run.tally);
