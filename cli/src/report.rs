@@ -17,25 +17,18 @@ use crate::status::EXIT_RUNNING;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The job: its name, or its job file.
-    job: String,
-    /// The run id (the job's latest run by default); `events-YYYYMMDD` for a day's events.
-    #[arg(long)]
-    run: Option<String>,
-    /// Where the run's state is: the folder `ferry run --state-dir` used, or s3://BUCKET/PREFIX
-    /// for a deployed stack.
-    #[arg(long, visible_alias = "state-dir", default_value = "ferry-state")]
-    state: String,
+    #[command(flatten)]
+    at: crate::status::RunRef,
     /// `table` for people, `json` (report.json) or `csv` (failures.csv) for tools.
     #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
     format: String,
 }
 
 pub async fn run(args: Args) -> Result<u8, String> {
-    let job = crate::status::job_name(&args.job)?;
-    let state = ferry::pipeline::deploy::state_store(&args.state).await?;
+    let job = crate::status::job_name(&args.at.job)?;
+    let state = ferry::pipeline::deploy::state_store(&args.at.state).await?;
     let state = state.as_ref();
-    let status = status::read(state, &job, args.run.as_deref(), chrono::Utc::now())
+    let status = status::read(state, &job, args.at.run.as_deref(), chrono::Utc::now())
         .await
         .map_err(|e| e.message)?;
     let run = status.run.as_str();

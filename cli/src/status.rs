@@ -19,17 +19,24 @@ use crate::run::EXIT_PROBLEMS;
 /// Exit status of `ferry status` for a run that has not finished.
 pub const EXIT_RUNNING: u8 = 4;
 
+/// Which run, of which job, kept where: shared by `ferry status` and `ferry report`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct RunRef {
     /// The job: its name, or its job file.
-    job: String,
+    pub job: String,
     /// The run id (the job's latest run by default); `events-YYYYMMDD` for a day's events.
     #[arg(long)]
-    run: Option<String>,
+    pub run: Option<String>,
     /// Where the run's state is: the folder `ferry run --state-dir` used, or s3://BUCKET/PREFIX
     /// for a deployed stack (AWS credentials from the usual chain).
     #[arg(long, visible_alias = "state-dir", default_value = "ferry-state")]
-    state: String,
+    pub state: String,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    at: RunRef,
     /// Print the status as JSON.
     #[arg(long)]
     json: bool,
@@ -42,11 +49,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<u8, String> {
-    let job = job_name(&args.job)?;
-    let state = ferry::pipeline::deploy::state_store(&args.state).await?;
+    let job = job_name(&args.at.job)?;
+    let state = ferry::pipeline::deploy::state_store(&args.at.state).await?;
     loop {
         let now = chrono::Utc::now();
-        let status = status::read(state.as_ref(), &job, args.run.as_deref(), now)
+        let status = status::read(state.as_ref(), &job, args.at.run.as_deref(), now)
             .await
             .map_err(|e| e.message)?;
         print(&status, args.json);

@@ -11,8 +11,6 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::Response;
 
@@ -21,7 +19,7 @@ use crate::body::{Body, Payload};
 use crate::error::ApiError;
 use crate::request::Dialect;
 use crate::store::Object;
-use crate::store::model::{ContentHeaders, ObjectAttrs, ObjectMeta, ObjectType};
+use crate::store::model::{ContentHeaders, ObjectAttrs};
 
 /// OSS gives an origin 10 seconds.
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,21 +86,12 @@ async fn store(ctx: &Ctx<'_>, body: Bytes, content: ContentHeaders) -> Result<()
         .store
         .write_payload(Payload::from_bytes(body), u64::MAX)
         .await?;
-    let meta = ObjectMeta {
-        key: key.to_owned(),
-        size: written.blob.len(),
-        etag: written.etag(),
-        content_md5: Some(BASE64.encode(written.md5)),
-        crc64: Some(written.crc64),
-        last_modified_ms: ctx.state.now_millis(),
-        object_type: ObjectType::Normal,
-        attrs: ObjectAttrs {
-            content,
-            storage_class: info.storage_class,
-            ..ObjectAttrs::default()
-        },
-        restore: None,
+    let attrs = ObjectAttrs {
+        content,
+        storage_class: info.storage_class,
+        ..ObjectAttrs::default()
     };
+    let meta = super::object::stored_meta(key, &written, ctx.state.now_millis(), attrs);
     let object = Object {
         meta,
         blob: written.blob,

@@ -12,7 +12,8 @@ use crate::body::{self, Body, Payload};
 use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::request::Dialect;
-use crate::store::model::{ObjectMeta, ObjectType};
+use crate::store::blob::Written;
+use crate::store::model::{ObjectAttrs, ObjectMeta, ObjectType};
 use crate::store::{Object, entity_too_large, file_already_exists};
 use crate::xml::{S3_NAMESPACE, Xml};
 
@@ -51,17 +52,7 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
         .write_payload(payload, MAX_PUT_BYTES)
         .await?;
     attrs::check_md5(md5, &written.md5)?;
-    let meta = ObjectMeta {
-        key: key.to_owned(),
-        size: written.blob.len(),
-        etag: written.etag(),
-        content_md5: Some(BASE64.encode(written.md5)),
-        crc64: Some(written.crc64),
-        last_modified_ms: ctx.state.now_millis(),
-        object_type: ObjectType::Normal,
-        attrs,
-        restore: None,
-    };
+    let meta = stored_meta(key, &written, ctx.state.now_millis(), attrs);
     let reply = Reply::ok()
         .header("etag", attrs::quoted_etag(ctx.req.dialect, &meta.etag))
         .header("x-oss-hash-crc64ecma", written.crc64.to_string())
@@ -84,6 +75,21 @@ pub async fn put(ctx: &Ctx<'_>, payload: Payload) -> Result<Response<Body>, ApiE
             }
         })?;
     Ok(reply.empty())
+}
+
+/// The metadata of a single-part object whose bytes were just `written`.
+pub fn stored_meta(key: &str, written: &Written, now_ms: i64, attrs: ObjectAttrs) -> ObjectMeta {
+    ObjectMeta {
+        key: key.to_owned(),
+        size: written.blob.len(),
+        etag: written.etag(),
+        content_md5: Some(BASE64.encode(written.md5)),
+        crc64: Some(written.crc64),
+        last_modified_ms: now_ms,
+        object_type: ObjectType::Normal,
+        attrs,
+        restore: None,
+    }
 }
 
 /// OSS says FileAlreadyExists; S3's conditional write says PreconditionFailed.
