@@ -59,3 +59,24 @@ mod tests {
         assert_eq!(s.expose(), "very-secret-value");
     }
 }
+
+/// Why a secret (or credentials kept in one, or in the environment) could not be read.
+/// `retryable` when asking again later can help (the store was throttling, unavailable or
+/// unreachable): the task is delivered again rather than the run failing on a configuration
+/// error that is not there. The message names where the value was looked for, never the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SecretError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl SecretError {
+    /// An error asking again will not fix (no such secret, no permission, no text value).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SecretError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}

@@ -43,7 +43,6 @@ impl JobSpec {
             limiter: self
                 .bandwidth_limit
                 .map(|rate| Arc::new(RateLimiter::new(rate.bytes_per_second()))),
-            server_side_from: self.server_side_source().map(str::to_owned),
             ..CopyOptions::default()
         }
     }

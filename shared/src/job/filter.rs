@@ -78,18 +78,29 @@ impl Filters {
     }
 }
 
+/// Why a time could not be read: the text, the parser's reason, and what to write.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{text:?} is not an RFC 3339 time ({cause}); fix: write a date, time and zone, e.g. \
+     \"2024-01-31T00:00:00Z\" or \"2024-01-31T08:00:00+08:00\""
+)]
+pub struct TimestampError {
+    pub text: String,
+    #[source]
+    pub cause: chrono::ParseError,
+}
+
 /// A point in time, written in RFC 3339 (`2024-01-31T12:00:00Z`, `2024-01-31T20:00:00+08:00`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub DateTime<Utc>);
 
 impl Timestamp {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TimestampError> {
         DateTime::parse_from_rfc3339(text.trim())
             .map(|t| Timestamp(t.with_timezone(&Utc)))
-            .map_err(|e| {
-                format!(
-                    "{text:?} is not an RFC 3339 time ({e}); fix: write a date, time and zone, e.g. \"2024-01-31T00:00:00Z\" or \"2024-01-31T08:00:00+08:00\""
-                )
+            .map_err(|cause| TimestampError {
+                text: text.to_owned(),
+                cause,
             })
     }
 }
@@ -164,7 +175,7 @@ mod tests {
     fn timestamps_accept_zones_and_refuse_bare_dates() {
         let t = Timestamp::parse("2024-01-31T08:00:00+08:00").unwrap();
         assert_eq!(t.to_string(), "2024-01-31T00:00:00Z");
-        let err = Timestamp::parse("2024-01-31").unwrap_err();
+        let err = Timestamp::parse("2024-01-31").unwrap_err().to_string();
         assert!(
             err.contains("\"2024-01-31\"") && err.contains("fix:"),
             "{err}"

@@ -41,7 +41,7 @@
 //! | `concurrency.parts` / `part_size` / `multipart_threshold` | `CopyOptions::part_concurrency` / `part_size` / `multipart_threshold` |
 //! | `bandwidth_limit` | `CopyOptions::limiter` ([`crate::transfer::throttle::RateLimiter`]) |
 //! | `verification` | read by the verifier: `crc64` compares CRC-64 (and source checksums), `size` sizes only |
-//! | OSS source + destination on one service, same credentials | `CopyOptions::server_side_from` ([`JobSpec::server_side_source`]) |
+//! | OSS source + destination on one service, same credentials | `Copier::server_side` ([`ServerSide::for_job`](crate::transfer::ServerSide::for_job)) |
 //!
 //! Files: `spec.rs` (the top-level shape), `location.rs` (source and destination),
 //! `credentials.rs`, `filter.rs`, `glob.rs`, `size.rs` (sizes and rates), `parse.rs` (reading
@@ -64,7 +64,7 @@ pub use credentials::{
     CredentialsError, OssCredentialsRef, OssEnvVars, S3CredentialsRef, S3EnvVars,
 };
 pub use error::{Issue, JobError, TOP_LEVEL};
-pub use filter::{Filters, Timestamp};
+pub use filter::{Filters, Timestamp, TimestampError};
 pub use glob::{Glob, GlobError};
 pub use location::{DestinationSpec, EndpointKind, OssSourceSpec, S3SourceSpec, SourceSpec};
 pub use size::{Bandwidth, ByteSize, SizeError};

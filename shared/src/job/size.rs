@@ -85,10 +85,8 @@ impl FromStr for ByteSize {
             fix: SIZE_FIX.to_owned(),
         };
         let (number, unit) = split_number(text.trim()).ok_or_else(|| fail("is not a size"))?;
-        let multiplier = byte_unit(unit).map_err(|p| fail(&p))?;
-        scale(number, multiplier, 1)
-            .map(ByteSize)
-            .map_err(|p| fail(&p))
+        let multiplier = byte_unit(unit, &fail)?;
+        scale(number, multiplier, 1, &fail).map(ByteSize)
     }
 }
 
@@ -110,10 +108,10 @@ impl FromStr for Bandwidth {
         };
         let (number, unit) = split_number(amount.trim()).ok_or_else(|| fail("is not a rate"))?;
         let per_second = match bit_unit(unit) {
-            Some(bits) => scale(number, bits, 8),
-            None => byte_unit(unit).and_then(|m| scale(number, m, 1)),
+            Some(bits) => scale(number, bits, 8, &fail),
+            None => byte_unit(unit, &fail).and_then(|m| scale(number, m, 1, &fail)),
         };
-        per_second.map(Bandwidth).map_err(|p| fail(&p))
+        per_second.map(Bandwidth)
     }
 }
 
@@ -130,8 +128,11 @@ fn split_number(s: &str) -> Option<(&str, &str)> {
     valid.then_some((number, unit.trim()))
 }
 
+/// Makes the error for one text from what is wrong with it.
+type Fail<'a> = &'a dyn Fn(&str) -> SizeError;
+
 /// Bytes per unit of a byte unit name.
-fn byte_unit(unit: &str) -> Result<u64, String> {
+fn byte_unit(unit: &str, fail: Fail) -> Result<u64, SizeError> {
     let lower = unit.to_ascii_lowercase();
     let found = match lower.as_str() {
         "" | "b" | "byte" | "bytes" => Some(1),
@@ -144,12 +145,12 @@ fn byte_unit(unit: &str) -> Result<u64, String> {
         return Ok(m);
     }
     if matches!(lower.as_str(), "k" | "m" | "g" | "t" | "p") {
-        return Err(format!(
+        return Err(fail(&format!(
             "has the ambiguous unit `{unit}` (1000 or 1024?): write {0}iB for powers of 1024 or {0}B for powers of 1000",
             unit.to_ascii_uppercase()
-        ));
+        )));
     }
-    Err(format!("has the unknown unit `{unit}`"))
+    Err(fail(&format!("has the unknown unit `{unit}`")))
 }
 
 /// Bits per unit of a bit unit name (`bit`, `Kbit`, `Mbit`, `Gbit`, `Tbit`; powers of 1000).
@@ -169,21 +170,21 @@ fn bit_unit(unit: &str) -> Option<u64> {
 }
 
 /// `number × multiplier ÷ divisor`, exactly: the decimal fraction must come out whole.
-fn scale(number: &str, multiplier: u64, divisor: u64) -> Result<u64, String> {
+fn scale(number: &str, multiplier: u64, divisor: u64, fail: Fail) -> Result<u64, SizeError> {
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if fraction.len() > 18 || whole.len() > 30 {
-        return Err("has too many digits".to_owned());
+        return Err(fail("has too many digits"));
     }
     let digits = format!("{whole}{fraction}");
-    let mantissa: u128 = digits.parse().map_err(|_| "is not a number".to_owned())?;
+    let mantissa: u128 = digits.parse().map_err(|_| fail("is not a number"))?;
     let denominator = 10u128.pow(fraction.len() as u32) * u128::from(divisor);
     let scaled = mantissa
         .checked_mul(u128::from(multiplier))
-        .ok_or_else(|| "is too large".to_owned())?;
+        .ok_or_else(|| fail("is too large"))?;
     if scaled % denominator != 0 {
-        return Err("is not a whole number of bytes".to_owned());
+        return Err(fail("is not a whole number of bytes"));
     }
-    u64::try_from(scaled / denominator).map_err(|_| "is too large (over 16 EiB)".to_owned())
+    u64::try_from(scaled / denominator).map_err(|_| fail("is too large (over 16 EiB)"))
 }
 
 impl fmt::Display for ByteSize {

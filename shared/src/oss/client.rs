@@ -267,7 +267,7 @@ impl OssClientBuilder {
                 "the AccessKey id or secret is empty: pass both".into(),
             ));
         }
-        self.retry.validate().map_err(Error::InvalidConfig)?;
+        self.retry.validate()?;
         let addressing = if self.path_style || endpoint.needs_path_style() {
             Addressing::PathStyle
         } else {
@@ -404,11 +404,11 @@ impl Sent {
         get(self.response.headers(), name)
     }
 
-    pub(crate) fn invalid(&self, message: impl Into<String>) -> Error {
+    pub(crate) fn invalid(&self, message: impl ToString) -> Error {
         Error::InvalidResponse {
             operation: self.operation,
             request_id: self.request_id.clone(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 
@@ -676,7 +676,7 @@ impl OssClient {
                 Error::InvalidResponse {
                     operation: op,
                     request_id: request_id.clone(),
-                    message: m,
+                    message: m.to_string(),
                 }
             })?;
             if let (Some(client), Some(server)) = (body_crc, server)

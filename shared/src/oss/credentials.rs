@@ -4,15 +4,19 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretError};
 
 /// Where a client gets fresh credentials: a rotated AccessKey in a secret, a renewed STS token.
 /// An [`OssClient`](super::OssClient) with one asks it when OSS refuses its credentials
 /// (`InvalidAccessKeyId`, `SecurityTokenExpired`, …) and, when the answer differs from what it
 /// signed with, sends the request again with them.
 pub trait RefreshCredentials: Send + Sync {
-    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + '_>>;
+    fn refresh(&self) -> RefreshFut<'_>;
 }
+
+/// What [`RefreshCredentials::refresh`] returns: fresh credentials, or why none could be read.
+pub type RefreshFut<'a> =
+    Pin<Box<dyn Future<Output = Result<Credentials, SecretError>> + Send + 'a>>;
 
 /// An AccessKey pair, with the STS token when the pair is temporary.
 ///

@@ -25,7 +25,7 @@ mod xml;
 
 pub use body::{BoxError, ObjectBody, RequestBody};
 pub use client::{OssClient, OssClientBuilder};
-pub use credentials::{Credentials, RefreshCredentials};
+pub use credentials::{Credentials, RefreshCredentials, RefreshFut};
 pub use endpoint::{Addressing, Endpoint, location_of, region_id};
 pub use error::{Error, ServiceError, TransportKind};
 pub use ops::bucket::{BucketInfo, ListBucketsOptions, ListBucketsPage, PutBucketOptions};

@@ -63,17 +63,17 @@ impl RetryConfig {
         self.backoff(retry).max(server_minimum.unwrap_or_default())
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), super::Error> {
         if self.max_attempts == 0 {
-            return Err(
+            return Err(super::Error::InvalidConfig(
                 "retry max_attempts is 0: use 1 to disable retries, or more to allow them".into(),
-            );
+            ));
         }
         if self.base_delay > self.max_delay {
-            return Err(format!(
+            return Err(super::Error::InvalidConfig(format!(
                 "retry base_delay {:?} exceeds max_delay {:?}: make base_delay the smaller one",
                 self.base_delay, self.max_delay
-            ));
+            )));
         }
         Ok(())
     }

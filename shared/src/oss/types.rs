@@ -136,13 +136,24 @@ pub struct ObjectMeta {
     pub request_id: Option<String>,
 }
 
+/// A response header whose value is not what OSS documents for it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name} {value:?} is not {expected}")]
+pub(crate) struct BadHeader {
+    name: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
 impl ObjectMeta {
-    pub(crate) fn from_headers(h: &HeaderMap) -> Result<Self, String> {
+    pub(crate) fn from_headers(h: &HeaderMap) -> Result<Self, BadHeader> {
         let mut meta = ObjectMeta {
             content_length: match get(h, "content-length") {
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| format!("Content-Length {v:?} is not a number"))?,
+                Some(v) => v.parse().map_err(|_| BadHeader {
+                    name: "Content-Length",
+                    value: v.clone(),
+                    expected: "a number",
+                })?,
                 None => 0,
             },
             content_type: get(h, "content-type"),
@@ -166,10 +177,11 @@ impl ObjectMeta {
             request_id: get(h, "x-oss-request-id"),
         };
         if let Some(v) = get(h, "last-modified") {
-            meta.last_modified = Some(
-                parse_http_date(&v)
-                    .ok_or_else(|| format!("Last-Modified {v:?} is not an HTTP date"))?,
-            );
+            meta.last_modified = Some(parse_http_date(&v).ok_or_else(|| BadHeader {
+                name: "Last-Modified",
+                value: v.clone(),
+                expected: "an HTTP date",
+            })?);
         }
         for (name, value) in h {
             if let Some(meta_name) = name.as_str().strip_prefix("x-oss-meta-") {
@@ -188,12 +200,17 @@ pub(crate) fn get(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `x-oss-hash-crc64ecma`, if present; a malformed value is an error, not "absent".
-pub(crate) fn crc64_header(h: &HeaderMap) -> Result<Option<u64>, String> {
+pub(crate) fn crc64_header(h: &HeaderMap) -> Result<Option<u64>, BadHeader> {
     match get(h, "x-oss-hash-crc64ecma") {
         None => Ok(None),
-        Some(v) => crate::crc64::parse_header(&v)
-            .map(Some)
-            .ok_or_else(|| format!("x-oss-hash-crc64ecma {v:?} is not a decimal CRC-64")),
+        Some(v) => match crate::crc64::parse_header(&v) {
+            Some(crc) => Ok(Some(crc)),
+            None => Err(BadHeader {
+                name: "x-oss-hash-crc64ecma",
+                value: v,
+                expected: "a decimal CRC-64",
+            }),
+        },
     }
 }
 
@@ -460,7 +477,12 @@ mod tests {
             "2025-01-02T03:04:05+00:00"
         );
         h.insert("x-oss-hash-crc64ecma", HeaderValue::from_static("nope"));
-        assert!(ObjectMeta::from_headers(&h).unwrap_err().contains("nope"));
+        assert!(
+            ObjectMeta::from_headers(&h)
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 
     #[test]

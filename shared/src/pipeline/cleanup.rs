@@ -34,11 +34,9 @@ pub async fn abort_left_uploads(rt: &Runtime, run: &RunHandle, manifest: &Manife
     let dest = &run.connected.dest;
     let spec = run.spec();
     let in_scope = |dest_key: &str| {
-        dest_key
-            .strip_prefix(dest.prefix.as_str())
-            .is_some_and(|key| {
-                key.starts_with(spec.source.prefix()) && spec.filters.key_matches(key)
-            })
+        dest_key.strip_prefix(dest.prefix()).is_some_and(|key| {
+            key.starts_with(spec.source.prefix()) && spec.filters.key_matches(key)
+        })
     };
     let ledger = run.connected.copier.ledger.as_ref();
     match abort_orphans(dest, ledger, manifest.started, &in_scope).await {
@@ -80,9 +78,13 @@ async fn recorded(rt: &Runtime, run: &RunHandle, manifest: &Manifest, done: &mut
             _ => None,
         };
         let Some(record) = record else { continue };
+        if record.bucket != dest.bucket() {
+            // The run's spec is pinned, so its records name its one destination bucket.
+            tracing::warn!(bucket = %record.bucket, key = %record.key, "an upload record of another bucket; left alone");
+            continue;
+        }
         let aborted = dest
-            .client
-            .abort_multipart_upload(&record.bucket, &record.key, &record.upload_id)
+            .abort_multipart_upload(&record.key, &record.upload_id)
             .await;
         match aborted {
             Ok(()) => done.aborted += 1,

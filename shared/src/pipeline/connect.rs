@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use crate::secret::SecretError;
+
 use super::RoleError;
 use super::layout;
 use crate::job::{JobSpec, OssCredentialsRef, S3CredentialsRef, SourceSpec};
@@ -20,9 +22,9 @@ use crate::source::Source;
 use crate::source::oss::OssSource;
 use crate::source::s3::credentials::{ReadCredentials, ReadFut, Refreshing};
 use crate::source::s3::{S3Credentials, S3Source};
-use crate::state::StateStore;
+use crate::state::{StateError, StateErrorKind, StateStore};
 use crate::transfer::resume::{UploadLedger, UploadRecord};
-use crate::transfer::{Copier, Destination};
+use crate::transfer::{Copier, Destination, ServerSide};
 
 /// What [`Secrets::fetch`] returns.
 pub type SecretFut<'a> = Pin<Box<dyn Future<Output = Result<String, SecretError>> + Send + 'a>>;
@@ -30,26 +32,6 @@ pub type SecretFut<'a> = Pin<Box<dyn Future<Output = Result<String, SecretError>
 /// Fetches a secret's text by id (Secrets Manager in distributed mode).
 pub trait Secrets: Send + Sync {
     fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a>;
-}
-
-/// Why a secret could not be read. `retryable` when asking again later can help (the store
-/// was throttling, unavailable or unreachable): the task is delivered again rather than the
-/// run failing on a configuration error that is not there.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SecretError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl SecretError {
-    /// An error asking again will not fix (no such secret, no permission, no text value).
-    pub fn permanent(message: impl Into<String>) -> Self {
-        SecretError {
-            message: message.into(),
-            retryable: false,
-        }
-    }
 }
 
 /// No secret store: a job that names a secret gets an error saying how to pass credentials.
@@ -84,11 +66,7 @@ pub async fn connect(
 ) -> Result<Connected, RoleError> {
     let source = source_for(&spec, &secrets).await?;
     let client = destination_client(&spec, &secrets).await?;
-    let dest = Destination {
-        client,
-        bucket: spec.destination.bucket.clone(),
-        prefix: spec.destination.prefix.clone(),
-    };
+    let dest = Destination::new(client, &spec.destination.bucket, &spec.destination.prefix);
     let ledger = Arc::new(StateLedger {
         state,
         job: spec.name.clone(),
@@ -99,6 +77,7 @@ pub async fn connect(
         dest: dest.clone(),
         options: spec.copy_options(),
         ledger,
+        server_side: ServerSide::for_job(&spec),
     };
     Ok(Connected {
         spec,
@@ -204,8 +183,13 @@ impl FreshOssCredentials {
 }
 
 impl RefreshCredentials for FreshOssCredentials {
-    fn refresh(&self) -> Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + '_>> {
-        Box::pin(async move { self.read().await.map_err(|e| e.message) })
+    fn refresh(&self) -> crate::oss::RefreshFut<'_> {
+        Box::pin(async move {
+            self.read().await.map_err(|e| SecretError {
+                retryable: e.retryable,
+                message: e.message,
+            })
+        })
     }
 }
 
@@ -222,7 +206,10 @@ impl ReadCredentials for FreshS3Credentials {
         Box::pin(async move {
             let text = fetch(secrets.as_ref(), reference.secret_id())
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(|e| SecretError {
+                    retryable: e.retryable,
+                    message: e.message,
+                })?;
             match reference.resolve(text.as_deref()) {
                 Ok(S3Credentials::Static {
                     access_key_id,
@@ -235,8 +222,10 @@ impl ReadCredentials for FreshS3Credentials {
                     None,
                     "ferry-job-credentials",
                 )),
-                Ok(_) => Err("source.credentials no longer name a key pair".to_owned()),
-                Err(e) => Err(format!("source.credentials: {e}")),
+                Ok(_) => Err(SecretError::permanent(
+                    "source.credentials no longer name a key pair",
+                )),
+                Err(e) => Err(SecretError::permanent(format!("source.credentials: {e}"))),
             }
         })
     }
@@ -264,17 +253,22 @@ struct StateLedger {
     run: String,
 }
 
-type LedgerFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+type LedgerFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
 
 impl UploadLedger for StateLedger {
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> LedgerFut<'a, Option<UploadRecord>> {
         Box::pin(async move {
             let path = layout::upload(&self.job, &self.run, bucket, key);
-            match self.state.get(&path).await.map_err(|e| e.to_string())? {
+            match self.state.get(&path).await? {
                 None => Ok(None),
                 // `null` is the tombstone of a completed upload.
-                Some(v) => serde_json::from_slice::<Option<UploadRecord>>(&v.body)
-                    .map_err(|e| format!("upload record {path}: {e}")),
+                Some(v) => serde_json::from_slice::<Option<UploadRecord>>(&v.body).map_err(|e| {
+                    StateError::new(
+                        StateErrorKind::Permanent,
+                        self.state.describe(),
+                        format!("upload record {path} is not one: {e}"),
+                    )
+                }),
             }
         })
     }
@@ -282,12 +276,8 @@ impl UploadLedger for StateLedger {
     fn put<'a>(&'a self, record: &'a UploadRecord) -> LedgerFut<'a, ()> {
         Box::pin(async move {
             let path = layout::upload(&self.job, &self.run, &record.bucket, &record.key);
-            let body = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-            self.state
-                .put(&path, Bytes::from(body))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let body = serde_json::to_vec(record).expect("an upload record serialises");
+            self.state.put(&path, Bytes::from(body)).await.map(|_| ())
         })
     }
 
@@ -300,7 +290,6 @@ impl UploadLedger for StateLedger {
                 .put(&path, Bytes::from_static(b"null"))
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
         })
     }
 
@@ -316,14 +305,13 @@ impl UploadLedger for StateLedger {
                 .put(&path, Bytes::from_static(b"{}"))
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
         })
     }
 
     fn proven_parts<'a>(&'a self, record: &'a UploadRecord) -> LedgerFut<'a, HashMap<u32, u64>> {
         Box::pin(async move {
             let dir = self.proofs_of(record);
-            let keys = self.state.list(&dir).await.map_err(|e| e.to_string())?;
+            let keys = self.state.list(&dir).await?;
             Ok(keys
                 .iter()
                 .filter_map(|k| parse_proof(k.strip_prefix(&dir)?))

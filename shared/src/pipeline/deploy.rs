@@ -42,17 +42,38 @@ pub struct EventsWiring {
     pub job: String,
 }
 
+/// Why a function's environment does not describe a deployment. Each names the variable and
+/// what to set it to; the SAM template sets them all, so these mean a hand-made function.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeployError {
+    #[error("environment variable {0} is not set: the function's template sets it")]
+    Missing(&'static str),
+    #[error("{name} is {value:?}: set it to {fix}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+    #[error(
+        "FERRY_EVENTS_QUEUE_ARN and FERRY_EVENTS_JOB go together: set both (the template does \
+         when FollowEvents is on) or neither"
+    )]
+    EventsHalfSet,
+}
+
 impl Deployment {
     /// Reads the environment; the error names the variable that is missing or wrong.
-    pub async fn from_env() -> Result<Deployment, String> {
+    pub async fn from_env() -> Result<Deployment, DeployError> {
         Self::from_lookup(&|name| std::env::var(name).ok()).await
     }
 
-    pub async fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Deployment, String> {
-        let need = |name: &str| {
-            env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                format!("environment variable {name} is not set: the function's template sets it")
-            })
+    pub async fn from_lookup(
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Deployment, DeployError> {
+        let need = |name: &'static str| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(DeployError::Missing(name))
         };
         let bucket = need("FERRY_STATE_BUCKET")?;
         let prefix = env("FERRY_STATE_PREFIX").unwrap_or_default();
@@ -60,13 +81,17 @@ impl Deployment {
         let results_url = need("FERRY_RESULTS_QUEUE_URL")?;
         let mut transfer = TransferSettings::default();
         if let Some(v) = env("FERRY_MAX_RECEIVES") {
-            transfer.max_receives = v.parse().map_err(|_| {
-                format!("FERRY_MAX_RECEIVES is {v:?}: set it to the work queue's maxReceiveCount, a whole number")
+            transfer.max_receives = v.parse().map_err(|_| DeployError::Invalid {
+                name: "FERRY_MAX_RECEIVES",
+                value: v.clone(),
+                fix: "the work queue's maxReceiveCount, a whole number",
             })?;
         }
         if let Some(v) = env("FERRY_TIME_BUDGET_SECS") {
-            let secs: u64 = v.parse().map_err(|_| {
-                format!("FERRY_TIME_BUDGET_SECS is {v:?}: set it to a number of seconds")
+            let secs: u64 = v.parse().map_err(|_| DeployError::Invalid {
+                name: "FERRY_TIME_BUDGET_SECS",
+                value: v.clone(),
+                fix: "a number of seconds",
             })?;
             transfer.time_budget = Some(Duration::from_secs(secs));
         }
@@ -76,7 +101,7 @@ impl Deployment {
             }
             (None, None) => None,
             _ => {
-                return Err("FERRY_EVENTS_QUEUE_ARN and FERRY_EVENTS_JOB go together: set both (the template does when FollowEvents is on) or neither".into());
+                return Err(DeployError::EventsHalfSet);
             }
         };
         let shared = aws_config::load_from_env().await;

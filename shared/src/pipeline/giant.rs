@@ -191,8 +191,7 @@ async fn report_failed(
     }
     let dest = &run.connected.dest;
     let _ = dest
-        .client
-        .abort_multipart_upload(&dest.bucket, &dest.key_for(&upload.key), &upload.upload_id)
+        .abort_multipart_upload(&dest.key_for(&upload.key), &upload.upload_id)
         .await;
     let outcome = Outcome::Failed {
         reason,
@@ -227,7 +226,7 @@ async fn mark(
     let key = layout::upload_done(
         &run.manifest.job,
         &run.manifest.run,
-        &dest.bucket,
+        dest.bucket(),
         &dest.key_for(&upload.key),
         &upload.upload_id,
     );

@@ -795,11 +795,7 @@ async fn copy_one(run: &RunHandle, object: &ObjectInfo, decision: Decision) -> O
 /// destination carries this source version and a CRC-64, without copying it again.
 async fn adopt(run: &RunHandle, object: &ObjectInfo) -> Option<ObjectRecord> {
     let dest = &run.connected.dest;
-    let meta = dest
-        .client
-        .head_object(&dest.bucket, &dest.key_for(&object.key))
-        .await
-        .ok()?;
+    let meta = dest.head_object(&dest.key_for(&object.key)).await.ok()?;
     let same = meta.content_length == object.size
         && object.etag.is_some()
         && meta.metadata.get(STAMP_ETAG) == object.etag.as_ref();
@@ -876,7 +872,7 @@ async fn propagate_delete(
             reason: reason.into(),
         }))
     };
-    let meta = match dest.client.head_object(&dest.bucket, &dest_key).await {
+    let meta = match dest.head_object(&dest_key).await {
         Ok(meta) => meta,
         Err(e) if e.is_not_found() => {
             return skipped("deleted at the source; not at the destination either");
@@ -888,7 +884,7 @@ async fn propagate_delete(
             "deleted at the source; the destination's object stays: ferry did not write it",
         );
     }
-    if let Err(e) = dest.client.delete_object(&dest.bucket, &dest_key).await {
+    if let Err(e) = dest.delete_object(&dest_key).await {
         return failed("DELETE", e);
     }
     match run.connected.source.head(key).await {

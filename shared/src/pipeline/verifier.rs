@@ -230,7 +230,7 @@ async fn check(
     };
     let dest = &run.connected.dest;
     let key = dest.key_for(&record.result.key);
-    let problem = match dest.client.head_object(&dest.bucket, &key).await {
+    let problem = match dest.head_object(&key).await {
         Ok(meta) if meta.content_length != record.result.size => Some(format!(
             "destination holds {} bytes, the source had {}",
             meta.content_length, record.result.size

@@ -10,7 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::integrity::{self, Digests, Inspector};
 use super::metadata::destination_options;
 use super::resume::UploadLedger;
-use super::{CopyOptions, Destination, ObjectResult, Outcome, multipart, reconcile, server_side};
+use super::{
+    CopyOptions, Destination, ObjectResult, Outcome, ServerSide, multipart, reconcile, server_side,
+};
 use crate::backoff::Backoff;
 use crate::oss::RequestBody;
 use crate::oss::types::ObjectOptions;
@@ -52,6 +54,17 @@ impl From<crate::oss::Error> for Failure {
     }
 }
 
+/// Bytes that do not match the source's own checksum may have been altered on the way (or the
+/// object replaced mid-read): reading again may give the right ones.
+impl From<integrity::ChecksumMismatch> for Failure {
+    fn from(e: integrity::ChecksumMismatch) -> Self {
+        Failure {
+            reason: e.to_string(),
+            retryable: true,
+        }
+    }
+}
+
 /// How an attempt learns about the object it copies.
 #[derive(Clone, Copy)]
 enum Read<'a> {
@@ -68,6 +81,10 @@ pub struct Copier {
     pub dest: Destination,
     pub options: CopyOptions,
     pub ledger: Arc<dyn UploadLedger>,
+    /// Copy inside OSS when the pair allows it (CopyObject / UploadPartCopy, no bytes through
+    /// ferry). Objects without a source CRC-64 are streamed instead, so every copy is still
+    /// proven.
+    pub server_side: Option<ServerSide>,
 }
 
 impl Copier {
@@ -98,7 +115,7 @@ impl Copier {
     /// Whether one GET can copy `object`: small enough for a single PUT, readable, and not a
     /// server-side copy (which needs the source's CRC-64 before it starts).
     fn reads_in_one(&self, object: &ObjectInfo) -> bool {
-        self.options.server_side_from.is_none()
+        self.server_side.is_none()
             && object.archive == ArchiveState::NotArchived
             && object.size < self.options.multipart_threshold
     }
@@ -211,10 +228,9 @@ impl Copier {
         options: &ObjectOptions,
         body: Option<ByteStream>,
     ) -> Result<(u64, bool), Failure> {
-        if let (Some(bucket), Some(_)) = (&self.options.server_side_from, head.checksums.oss_crc64)
-        {
+        if let (Some(pair), Some(_)) = (&self.server_side, head.checksums.oss_crc64) {
             drop(body);
-            if let Ok(crc) = server_side::copy(self, head, options, bucket).await? {
+            if let Ok(crc) = server_side::copy(self, head, options, pair.source_bucket()).await? {
                 let multipart = head.size >= self.options.multipart_threshold.min(1 << 30);
                 return Ok((crc, multipart));
             }
@@ -306,11 +322,7 @@ async fn copy_single(
     let key = dest.key_for(&head.key);
     if head.size == 0 {
         // An empty object has no bytes to read (a ranged read of it is an invalid range).
-        return match dest
-            .client
-            .put_object(&dest.bucket, &key, RequestBody::empty(), options)
-            .await
-        {
+        return match dest.put_object(&key, RequestBody::empty(), options).await {
             Ok(out) => Ok(out.crc64),
             Err(e) => written_anyway(copier, head, &key, options, &Digests::default(), e).await,
         };
@@ -328,10 +340,7 @@ async fn copy_single(
     if let Some(md5) = content_md5 {
         body = body.with_content_md5(md5);
     }
-    let sent = dest
-        .client
-        .put_object(&dest.bucket, &key, body, options)
-        .await;
+    let sent = dest.put_object(&key, body, options).await;
     let read = inspector.digests();
     let crc64 = match sent {
         Ok(out) => out.crc64,
@@ -377,7 +386,7 @@ async fn written_anyway(
 /// be refused by it.
 pub(super) async fn unwrite(copier: &Copier, key: &str) {
     let dest = &copier.dest;
-    match dest.client.delete_object(&dest.bucket, key).await {
+    match dest.delete_object(key).await {
         Ok(()) => tracing::warn!(key, "removed an unproven write"),
         Err(e) => tracing::warn!(key, error = %e, "could not remove an unproven write"),
     }
@@ -415,8 +424,5 @@ pub(super) fn prove(
             retryable: true,
         });
     }
-    integrity::check_source(&head.checksums, read).map_err(|reason| Failure {
-        reason,
-        retryable: true,
-    })
+    integrity::check_source(&head.checksums, read).map_err(Failure::from)
 }

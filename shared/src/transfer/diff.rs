@@ -144,11 +144,7 @@ impl<'a> Differ<'a> {
             options.start_after = predecessor(&self.dest.key_for(first_source_key));
             self.started = true;
         }
-        let page = self
-            .dest
-            .client
-            .list_objects_v2(&self.dest.bucket, &options)
-            .await?;
+        let page = self.dest.list_objects_v2(&options).await?;
         self.page.extend(page.objects);
         self.next_token = page.next_continuation_token.filter(|_| page.is_truncated);
         self.exhausted = self.next_token.is_none();
@@ -231,11 +227,7 @@ impl<'a> Differ<'a> {
         dst: &ObjectSummary,
     ) -> Result<Option<bool>, crate::oss::Error> {
         self.heads += 1;
-        let meta = self
-            .dest
-            .client
-            .head_object(&self.dest.bucket, &dst.key)
-            .await?;
+        let meta = self.dest.head_object(&dst.key).await?;
         Ok(meta
             .metadata
             .get(STAMP_ETAG)

@@ -138,7 +138,11 @@ impl Inspector {
             seen += bytes.len() as u64;
             if seen == len {
                 check_source(&checksums, &check.digests()).map_err(|reason| {
-                    SourceError::new(SourceErrorKind::Integrity, resource.as_str(), reason)
+                    SourceError::new(
+                        SourceErrorKind::Integrity,
+                        resource.as_str(),
+                        reason.to_string(),
+                    )
                 })?;
             }
             Ok(bytes)
@@ -191,39 +195,49 @@ fn join(algorithm: CrcAlgorithm, a: u64, b: u64, len_b: u64) -> u64 {
     }
 }
 
+/// The bytes read do not match a checksum the source holds for them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("source {algorithm} is {expected} but the bytes read give {got}")]
+pub struct ChecksumMismatch {
+    /// `MD5`, `CRC-64/NVME`, `CRC-32C` or `CRC-64` (OSS's).
+    pub algorithm: &'static str,
+    pub expected: String,
+    pub got: String,
+}
+
 /// Checks the bytes read against every checksum the source holds for them. The error names the
 /// algorithm and both values.
-pub fn check_source(checksums: &SourceChecksums, read: &Digests) -> Result<(), String> {
+pub fn check_source(checksums: &SourceChecksums, read: &Digests) -> Result<(), ChecksumMismatch> {
+    let mismatch = |algorithm, expected: String, got: String| {
+        Err(ChecksumMismatch {
+            algorithm,
+            expected,
+            got,
+        })
+    };
     if let (Some(expected), Some(got)) = (checksums.md5, read.md5)
         && expected != got
     {
-        return Err(format!(
-            "source MD5 is {} but the bytes read give {}",
-            hex::encode(expected),
-            hex::encode(got)
-        ));
+        return mismatch("MD5", hex::encode(expected), hex::encode(got));
     }
     if let (Some(expected), Some(got)) = (checksums.crc64nvme, read.crc64nvme)
         && expected != got
     {
-        return Err(format!(
-            "source CRC-64/NVME is {expected:016x} but the bytes read give {got:016x}"
-        ));
+        return mismatch(
+            "CRC-64/NVME",
+            format!("{expected:016x}"),
+            format!("{got:016x}"),
+        );
     }
     if let (Some(expected), Some(got)) = (checksums.crc32c, read.crc32c)
         && expected != got
     {
-        return Err(format!(
-            "source CRC-32C is {expected:08x} but the bytes read give {got:08x}"
-        ));
+        return mismatch("CRC-32C", format!("{expected:08x}"), format!("{got:08x}"));
     }
     if let Some(expected) = checksums.oss_crc64
         && expected != read.crc64
     {
-        return Err(format!(
-            "source CRC-64 is {expected} but the bytes read give {}",
-            read.crc64
-        ));
+        return mismatch("CRC-64", expected.to_string(), read.crc64.to_string());
     }
     Ok(())
 }
@@ -315,7 +329,7 @@ mod tests {
             crc32c: Some(2),
             ..Default::default()
         };
-        assert!(check_source(&sums, &read).unwrap_err().contains("CRC-32C"));
+        assert_eq!(check_source(&sums, &read).unwrap_err().algorithm, "CRC-32C");
         assert!(check_source(&SourceChecksums::default(), &read).is_ok());
     }
 }

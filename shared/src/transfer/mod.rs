@@ -12,6 +12,7 @@
 //! counts always add up to the objects in scope.
 
 mod copy;
+mod destination;
 pub mod diff;
 pub mod integrity;
 pub mod metadata;
@@ -24,27 +25,10 @@ pub mod throttle;
 mod walk;
 
 pub use copy::Copier;
+pub use destination::{Destination, ServerSide};
 pub use diff::OverwritePolicy;
 pub use metadata::ClassPolicy;
-pub use walk::{ArchivePolicy, RangeSummary, WalkOptions, walk_range};
-
-use crate::oss::OssClient;
-
-/// Where objects go: an OSS bucket and a key prefix.
-#[derive(Clone, Debug)]
-pub struct Destination {
-    pub client: OssClient,
-    pub bucket: String,
-    /// Prepended to every source key (may be empty).
-    pub prefix: String,
-}
-
-impl Destination {
-    /// The destination key of a source key.
-    pub fn key_for(&self, source_key: &str) -> String {
-        format!("{}{source_key}", self.prefix)
-    }
-}
+pub use walk::{ArchivePolicy, RangeSummary, WalkError, WalkOptions, walk_range};
 
 /// How one object is copied.
 #[derive(Clone, Debug)]
@@ -66,11 +50,6 @@ pub struct CopyOptions {
     pub retry_delay: std::time::Duration,
     /// A bandwidth limit shared by every stream this copier reads.
     pub limiter: Option<std::sync::Arc<throttle::RateLimiter>>,
-    /// The source is this OSS bucket, in the destination's region and readable with the
-    /// destination's credentials: copy server-side (CopyObject / UploadPartCopy), no bytes
-    /// through ferry. Objects without a source CRC-64 are streamed instead, so every copy is
-    /// still proven.
-    pub server_side_from: Option<String>,
 }
 
 impl Default for CopyOptions {
@@ -84,7 +63,6 @@ impl Default for CopyOptions {
             attempts: 3,
             retry_delay: std::time::Duration::from_millis(500),
             limiter: None,
-            server_side_from: None,
         }
     }
 }

@@ -64,16 +64,12 @@ pub(super) async fn open_upload(
     let key = dest.key_for(&head.key);
     let recorded = copier
         .ledger
-        .get(&dest.bucket, &key)
+        .get(dest.bucket(), &key)
         .await
         .map_err(ledger_failure)?;
     if let Some(record) = recorded {
         if record.source_etag == head.etag && record.size == head.size {
-            match dest
-                .client
-                .list_all_parts(&dest.bucket, &key, &record.upload_id)
-                .await
-            {
+            match dest.list_all_parts(&key, &record.upload_id).await {
                 Ok(parts) => {
                     let reusable = reusable_parts(copier, &record, parts).await;
                     return Ok((record, reusable));
@@ -82,18 +78,12 @@ pub(super) async fn open_upload(
                 Err(e) => return Err(e.into()),
             }
         } else {
-            let _ = dest
-                .client
-                .abort_multipart_upload(&dest.bucket, &key, &record.upload_id)
-                .await;
+            let _ = dest.abort_multipart_upload(&key, &record.upload_id).await;
         }
     }
-    let upload_id = dest
-        .client
-        .initiate_multipart_upload(&dest.bucket, &key, options)
-        .await?;
+    let upload_id = dest.initiate_multipart_upload(&key, options).await?;
     let record = UploadRecord {
-        bucket: dest.bucket.clone(),
+        bucket: dest.bucket().to_owned(),
         key,
         upload_id,
         part_size: part_size_for(head.size, copier.options.part_size),
@@ -125,10 +115,10 @@ pub(super) async fn reusable_parts(
     super::resume::reusable(held, &proven)
 }
 
-fn ledger_failure(e: String) -> Failure {
+fn ledger_failure(e: crate::state::StateError) -> Failure {
     Failure {
+        retryable: e.kind == crate::state::StateErrorKind::Transient,
         reason: format!("upload ledger: {e}"),
-        retryable: true,
     }
 }
 
@@ -158,19 +148,14 @@ async fn upload_and_complete(
     // Bytes the source's own checksum disputes must never become the object. Their parts are
     // discarded, not resumed from: a resumed part carries only its CRC-64, so the source check
     // would pass unchecked on the retry.
-    if let Err(reason) = integrity::check_source(&head.checksums, &whole) {
+    if let Err(mismatch) = integrity::check_source(&head.checksums, &whole) {
         discard(copier, record).await;
-        return Err(Failure {
-            reason,
-            retryable: true,
-        });
+        return Err(mismatch.into());
     }
     let list = parts.into_iter().map(|p| p.part).collect();
     let dest = &copier.dest;
     let completed = dest
-        .client
         .complete_multipart_upload(
-            &dest.bucket,
             &record.key,
             &record.upload_id,
             &CompleteParts::List(list),
@@ -226,8 +211,7 @@ fn upload_failure(e: crate::oss::Error) -> Failure {
 async fn abandon(copier: &Copier, record: &UploadRecord) {
     let dest = &copier.dest;
     let _ = dest
-        .client
-        .abort_multipart_upload(&dest.bucket, &record.key, &record.upload_id)
+        .abort_multipart_upload(&record.key, &record.upload_id)
         .await;
 }
 
@@ -278,9 +262,7 @@ pub(super) async fn upload_part(
             Inspector::wrap(stream, Wanted::for_source(&head.checksums, false));
         let dest = &copier.dest;
         let sent = dest
-            .client
             .upload_part(
-                &dest.bucket,
                 &record.key,
                 &record.upload_id,
                 number,

@@ -95,8 +95,7 @@ impl Copier {
         let dest = &self.dest;
         let record = self.record_of(upload);
         let existing = dest
-            .client
-            .list_all_parts(&dest.bucket, &record.key, &upload.upload_id)
+            .list_all_parts(&record.key, &upload.upload_id)
             .await
             .map_err(Failure::from)?;
         let mine = |n: &u32| (first..=last).contains(n);
@@ -124,7 +123,7 @@ impl Copier {
             Ok(crc64) => {
                 let _ = self
                     .ledger
-                    .remove(&self.dest.bucket, &self.dest.key_for(&upload.key))
+                    .remove(self.dest.bucket(), &self.dest.key_for(&upload.key))
                     .await;
                 Outcome::Copied {
                     crc64,
@@ -159,11 +158,7 @@ impl Copier {
     async fn assemble(&self, upload: &SharedUpload) -> Result<u64, PartsError> {
         let dest = &self.dest;
         let key = dest.key_for(&upload.key);
-        let parts = match dest
-            .client
-            .list_all_parts(&dest.bucket, &key, &upload.upload_id)
-            .await
-        {
+        let parts = match dest.list_all_parts(&key, &upload.upload_id).await {
             Ok(parts) => parts,
             // Completed already (an earlier delivery of the completing task).
             Err(e) if e.code() == Some("NoSuchUpload") => {
@@ -201,9 +196,7 @@ impl Copier {
         }
         self.still_current(upload).await?;
         let completed = dest
-            .client
             .complete_multipart_upload(
-                &dest.bucket,
                 &key,
                 &upload.upload_id,
                 &CompleteParts::List(list),
@@ -220,10 +213,7 @@ impl Copier {
             Err(e) if reconcile::may_have_written(&e) => {
                 return match self.already_assembled(upload).await {
                     Ok(crc) if crc == whole => {
-                        let _ = dest
-                            .client
-                            .abort_multipart_upload(&dest.bucket, &key, &upload.upload_id)
-                            .await;
+                        let _ = dest.abort_multipart_upload(&key, &upload.upload_id).await;
                         Ok(crc)
                     }
                     _ => Err(Failure::from(e).into()),
@@ -246,8 +236,7 @@ impl Copier {
     async fn already_assembled(&self, upload: &SharedUpload) -> Result<u64, PartsError> {
         let dest = &self.dest;
         let meta = dest
-            .client
-            .head_object(&dest.bucket, &dest.key_for(&upload.key))
+            .head_object(&dest.key_for(&upload.key))
             .await
             .map_err(Failure::from)?;
         let same = meta.content_length == upload.size
@@ -266,7 +255,7 @@ impl Copier {
 
     fn record_of(&self, upload: &SharedUpload) -> super::resume::UploadRecord {
         super::resume::UploadRecord {
-            bucket: self.dest.bucket.clone(),
+            bucket: self.dest.bucket().to_owned(),
             key: self.dest.key_for(&upload.key),
             upload_id: upload.upload_id.clone(),
             part_size: upload.part_size,

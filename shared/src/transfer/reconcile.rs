@@ -33,7 +33,7 @@ pub(super) async fn candidate(
     options: &ObjectOptions,
 ) -> Option<u64> {
     let dest = &copier.dest;
-    let meta = dest.client.head_object(&dest.bucket, key).await.ok()?;
+    let meta = dest.head_object(key).await.ok()?;
     let stamped = [STAMP_ETAG, STAMP_MTIME, STAMP_VERSION]
         .iter()
         .all(|name| meta.metadata.get(*name) == options.metadata.get(*name));
@@ -81,10 +81,7 @@ pub(super) async fn source_crc64(
             retryable: true,
         });
     }
-    integrity::check_source(&head.checksums, &digests).map_err(|reason| Failure {
-        reason,
-        retryable: true,
-    })?;
+    integrity::check_source(&head.checksums, &digests).map_err(Failure::from)?;
     Ok(digests.crc64)
 }
 
@@ -103,11 +100,7 @@ pub(super) async fn held_part(
         return None;
     }
     let dest = &copier.dest;
-    let parts = dest
-        .client
-        .list_all_parts(&dest.bucket, key, upload_id)
-        .await
-        .ok()?;
+    let parts = dest.list_all_parts(key, upload_id).await.ok()?;
     parts
         .into_iter()
         .find(|p| p.part_number == number && p.size == len && p.crc64 == Some(read.crc64))

@@ -17,6 +17,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
+use crate::state::StateError;
+
 /// One multipart upload in flight.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadRecord {
@@ -31,7 +33,8 @@ pub struct UploadRecord {
     pub source_etag: Option<String>,
 }
 
-type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+/// Ledger errors are the state store's: its kind says whether asking again may help.
+type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
 
 /// Where upload records live.
 pub trait UploadLedger: Send + Sync {
@@ -142,12 +145,10 @@ pub async fn abort_orphans(
     use futures_util::TryStreamExt;
 
     let options = crate::oss::ListUploadsOptions {
-        prefix: Some(dest.prefix.clone()).filter(|p| !p.is_empty()),
+        prefix: Some(dest.prefix().to_owned()).filter(|p| !p.is_empty()),
         ..Default::default()
     };
-    let mut pages = dest
-        .client
-        .list_multipart_uploads_pages(&dest.bucket, options);
+    let mut pages = dest.list_multipart_uploads_pages(options);
     let mut aborted = 0;
     while let Some(page) = pages.try_next().await? {
         for upload in page.uploads {
@@ -156,13 +157,12 @@ pub async fn abort_orphans(
                 continue;
             }
             let recorded = matches!(
-                ledger.get(&dest.bucket, &upload.key).await,
+                ledger.get(dest.bucket(), &upload.key).await,
                 Ok(Some(r)) if r.upload_id == upload.upload_id
             );
             if !recorded {
                 match dest
-                    .client
-                    .abort_multipart_upload(&dest.bucket, &upload.key, &upload.upload_id)
+                    .abort_multipart_upload(&upload.key, &upload.upload_id)
                     .await
                 {
                     Ok(()) => {}

@@ -47,12 +47,7 @@ pub(super) async fn copy(
     let dest = &copier.dest;
     let crc = match crc {
         Some(c) => Some(c),
-        None => {
-            dest.client
-                .head_object(&dest.bucket, &dest.key_for(&head.key))
-                .await?
-                .crc64
-        }
+        None => dest.head_object(&dest.key_for(&head.key)).await?.crc64,
     };
     match (crc, head.checksums.oss_crc64) {
         (Some(got), Some(expected)) if got == expected => Ok(Ok(got)),
@@ -85,11 +80,7 @@ async fn copy_whole(
         source_conditions: pin,
     };
     let key = dest.key_for(&head.key);
-    match dest
-        .client
-        .copy_object(&dest.bucket, &key, source, &copy_options)
-        .await
-    {
+    match dest.copy_object(&key, source, &copy_options).await {
         Ok(out) => Ok(out.crc64),
         // The answer was lost: the caller proves what the destination holds against the
         // source's CRC-64 (see `reconcile`).
@@ -112,10 +103,7 @@ async fn copy_parts(
 ) -> Result<Option<u64>, Failure> {
     let dest = &copier.dest;
     let key = dest.key_for(&head.key);
-    let upload_id = dest
-        .client
-        .initiate_multipart_upload(&dest.bucket, &key, options)
-        .await?;
+    let upload_id = dest.initiate_multipart_upload(&key, options).await?;
     let part_size = part_size_for(head.size, copier.options.part_size);
     let ranges: Vec<(u32, u64, u64)> = (0..head.size.div_ceil(part_size))
         .map(|i| {
@@ -135,8 +123,7 @@ async fn copy_parts(
             let (key, upload_id) = (&key, &upload_id);
             async move {
                 let out = dest
-                    .client
-                    .upload_part_copy(&dest.bucket, key, upload_id, number, source, &part_options)
+                    .upload_part_copy(key, upload_id, number, source, &part_options)
                     .await?;
                 Ok::<_, Failure>(CompletedPart {
                     part_number: number,
@@ -151,9 +138,7 @@ async fn copy_parts(
     let mut lost = false;
     let completed = match result {
         Ok(parts) => dest
-            .client
             .complete_multipart_upload(
-                &dest.bucket,
                 &key,
                 &upload_id,
                 &CompleteParts::List(parts),
@@ -172,10 +157,7 @@ async fn copy_parts(
     let completed = match completed {
         Err(_) if lost => match reconcile::candidate(copier, &key, head.size, options).await {
             Some(crc) => {
-                let _ = dest
-                    .client
-                    .abort_multipart_upload(&dest.bucket, &key, &upload_id)
-                    .await;
+                let _ = dest.abort_multipart_upload(&key, &upload_id).await;
                 return Ok(Some(crc));
             }
             None => completed,
@@ -186,10 +168,7 @@ async fn copy_parts(
         Ok(out) => Ok(out.crc64),
         Err(f) => {
             // Nothing to resume from a copy the server does itself: start clean next time.
-            let _ = dest
-                .client
-                .abort_multipart_upload(&dest.bucket, &key, &upload_id)
-                .await;
+            let _ = dest.abort_multipart_upload(&key, &upload_id).await;
             Err(f)
         }
     }

@@ -92,7 +92,7 @@ pub async fn walk_range(
     copier: &Copier,
     options: &WalkOptions,
     sink: &mut (dyn FnMut(ObjectResult) + Send),
-) -> Result<RangeSummary, String> {
+) -> Result<RangeSummary, WalkError> {
     let queue = options.page_size.clamp(1, 1000) as usize;
     let (tx, rx) = mpsc::channel(queue);
     let shared = Arc::new((copier.clone(), options.clone()));
@@ -102,6 +102,18 @@ pub async fn walk_range(
     )
     .await;
     summary
+}
+
+/// Why a walk stopped before the end of its range (the objects already queued were copied
+/// and reported first).
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error(transparent)]
+    SourceListing(#[from] crate::source::SourceError),
+    #[error("destination listing: {0}")]
+    DestinationListing(#[source] crate::oss::Error),
+    #[error("the copiers stopped before the listing ended")]
+    CopiersStopped,
 }
 
 /// What the lister hands the copiers.
@@ -116,7 +128,7 @@ async fn list_and_decide(
     copier: &Copier,
     options: &WalkOptions,
     queue: mpsc::Sender<Work>,
-) -> Result<RangeSummary, String> {
+) -> Result<RangeSummary, WalkError> {
     let mut differ = Differ::new(&copier.dest, options.overwrite, &options.prefix);
     let mut summary = RangeSummary::default();
     let mut req = ListRequest {
@@ -126,7 +138,7 @@ async fn list_and_decide(
         ..Default::default()
     };
     loop {
-        let page = copier.source.list(&req).await.map_err(|e| e.to_string())?;
+        let page = copier.source.list(&req).await?;
         let mut objects: Vec<ObjectInfo> = page.objects;
         let range_ended = match &options.end {
             Some(end) => {
@@ -140,7 +152,7 @@ async fn list_and_decide(
         let decisions = differ
             .decide(&objects)
             .await
-            .map_err(|e| format!("destination listing: {e}"))?;
+            .map_err(WalkError::DestinationListing)?;
         for (object, decision) in objects.into_iter().zip(decisions) {
             let work = match decision {
                 // A walk has no run start, so its differ never adopts; copying is the safe
@@ -156,7 +168,7 @@ async fn list_and_decide(
             };
             if queue.send(work).await.is_err() {
                 // Not expected: the copiers read until the queue is closed.
-                return Err("the copiers stopped before the listing ended".to_owned());
+                return Err(WalkError::CopiersStopped);
             }
         }
         let finished = match page.next {

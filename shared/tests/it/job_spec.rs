@@ -117,7 +117,7 @@ fn the_example_job_file_reads_and_maps_onto_the_engine() {
     assert_eq!(copy.part_concurrency, 4);
     assert_eq!(copy.storage_class, ClassPolicy::Map);
     assert_eq!(copy.limiter.unwrap().bytes_per_second(), 200_000_000);
-    assert!(copy.server_side_from.is_none());
+    assert_eq!(ferry::transfer::ServerSide::for_job(&spec), None);
 
     let walk = spec.walk_options();
     assert_eq!(walk.prefix, "2024/");
@@ -186,8 +186,8 @@ fn oss_source_in_the_same_region_with_the_same_credentials_copies_server_side() 
     let spec = parse(&oss_to_oss("in/", "out/")).unwrap();
     assert_eq!(spec.server_side_source(), Some("media"));
     assert_eq!(
-        spec.copy_options().server_side_from.as_deref(),
-        Some("media")
+        ferry::transfer::ServerSide::for_job(&spec),
+        Some(ferry::transfer::ServerSide::same_service("media"))
     );
     let other_keys = with(
         oss_to_oss("in/", "out/"),

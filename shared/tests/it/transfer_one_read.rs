@@ -77,13 +77,10 @@ async fn s3_source_of(emu: &Emulator, bucket: &str) -> S3Source {
 fn copier(source: Arc<dyn Source>, dst: &Emulator, options: CopyOptions) -> Copier {
     Copier {
         source,
-        dest: Destination {
-            client: oss_client(dst),
-            bucket: "dst".into(),
-            prefix: String::new(),
-        },
+        dest: Destination::new(oss_client(dst), "dst", ""),
         options,
         ledger: Arc::new(MemoryLedger::new()),
+        server_side: None,
     }
 }
 

@@ -12,7 +12,7 @@ use ferry::transfer::resume::{MemoryLedger, UploadRecord};
 use ferry::transfer::throttle::RateLimiter;
 use ferry::transfer::{
     ArchivePolicy, Copier, CopyOptions, Destination, ObjectResult, Outcome, OverwritePolicy,
-    WalkOptions, walk_range,
+    ServerSide, WalkOptions, walk_range,
 };
 use oss_emulator::{Emulator, FaultKind, FaultRule, PutOptions, StorageClass};
 
@@ -54,13 +54,10 @@ impl Pair {
     fn copier(&self, options: CopyOptions) -> Copier {
         Copier {
             source: Arc::new(OssSource::new(client(&self.src), "src", "")),
-            dest: Destination {
-                client: client(&self.dst),
-                bucket: "dst".into(),
-                prefix: String::new(),
-            },
+            dest: Destination::new(client(&self.dst), "dst", ""),
             options,
             ledger: Arc::new(MemoryLedger::new()),
+            server_side: None,
         }
     }
 
@@ -701,16 +698,10 @@ async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
     emu.put_object("src", "big", big.clone()).await.unwrap();
     let copier = Copier {
         source: Arc::new(OssSource::new(client(&emu), "src", "")),
-        dest: Destination {
-            client: client(&emu),
-            bucket: "dst".into(),
-            prefix: "copied/".into(),
-        },
-        options: CopyOptions {
-            server_side_from: Some("src".into()),
-            ..small_parts()
-        },
+        dest: Destination::new(client(&emu), "dst", "copied/"),
+        options: small_parts(),
         ledger: Arc::new(MemoryLedger::new()),
+        server_side: Some(ServerSide::same_service("src")),
     };
     let (results, _) = walk(&copier, &WalkOptions::default()).await;
     assert_eq!(results.len(), 2);
@@ -1010,18 +1001,14 @@ async fn server_side_copies_whose_answers_were_lost_end_copied() {
     }
     let copier = Copier {
         source: Arc::new(OssSource::new(client(&emu), "src", "")),
-        dest: Destination {
-            client: client(&emu),
-            bucket: "dst".into(),
-            prefix: String::new(),
-        },
+        dest: Destination::new(client(&emu), "dst", ""),
         options: CopyOptions {
-            server_side_from: Some("src".into()),
             forbid_overwrite: true,
             retry_delay: Duration::from_millis(10),
             ..small_parts()
         },
         ledger: Arc::new(MemoryLedger::new()),
+        server_side: Some(ServerSide::same_service("src")),
     };
     let never = WalkOptions {
         overwrite: OverwritePolicy::Never,

@@ -98,13 +98,10 @@ async fn s3_source(moto: &Moto, bucket: &str) -> S3Source {
 fn copier(source: Arc<dyn Source>, emu: &Emulator, bucket: &str, options: CopyOptions) -> Copier {
     Copier {
         source,
-        dest: Destination {
-            client: oss_client(emu),
-            bucket: bucket.to_owned(),
-            prefix: String::new(),
-        },
+        dest: Destination::new(oss_client(emu), bucket, ""),
         options,
         ledger: Arc::new(MemoryLedger::new()),
+        server_side: None,
     }
 }
 
@@ -146,7 +143,7 @@ impl Job {
             &self.bucket,
             options,
         );
-        c.dest.prefix = prefix.to_owned();
+        c.dest = Destination::new(oss_client(&self.dst), &self.bucket, prefix);
         c
     }
 
@@ -558,7 +555,7 @@ async fn a_checksum_that_disagrees_with_the_bytes_names_the_algorithm_and_both_v
         ),
     ];
     for (wrong, names) in cases {
-        let reason = check_source(&wrong, &read).unwrap_err();
+        let reason = check_source(&wrong, &read).unwrap_err().to_string();
         for name in names {
             assert!(reason.contains(&name), "{reason:?} should name {name}");
         }

@@ -61,13 +61,10 @@ async fn ferry(args: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let copier = Copier {
         source: Arc::new(source),
-        dest: Destination {
-            client,
-            bucket: DEST_BUCKET.into(),
-            prefix: String::new(),
-        },
+        dest: Destination::new(client, DEST_BUCKET, ""),
         options: CopyOptions::default(),
         ledger: Arc::new(MemoryLedger::new()),
+        server_side: None,
     };
     let options = WalkOptions {
         prefix: args.prefix.clone(),
@@ -80,7 +77,8 @@ async fn ferry(args: &Args) -> Result<(), String> {
         Outcome::Copied { .. } => copied += 1,
         other => failures.push(format!("{}: {other:?}", r.key)),
     })
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     if copied != args.count || !failures.is_empty() {
         return Err(format!(
             "ferry copied {copied} of {}; {} not copied: {:?}",

@@ -28,7 +28,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(300);
 const MIN_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What a credentials read returns: the credentials, or why they could not be read.
-pub type ReadFut = Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send>>;
+pub type ReadFut =
+    Pin<Box<dyn Future<Output = Result<Credentials, crate::secret::SecretError>> + Send>>;
 
 /// Reads the credentials from where they are kept (a secret, the environment).
 pub trait ReadCredentials: Send + Sync {
