@@ -26,6 +26,7 @@
 //! * [`aws`] — one reading of AWS SDK errors (one policy table) for the S3 source, the SQS queue
 //!   and the S3 state store.
 //! * [`backoff`] — the one backoff every retry loop takes its waits from.
+//! * `testing` (feature `testing`) — the ports' conformance suites, run against every adapter.
 
 pub mod aws;
 pub mod backoff;
@@ -40,4 +41,6 @@ pub mod queue;
 pub mod secret;
 pub mod source;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transfer;

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod conformance;
 mod cutover;
 mod distributed;
 mod events;
