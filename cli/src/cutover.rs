@@ -69,15 +69,15 @@ fn spec(c: &Common) -> Result<JobSpec, String> {
 }
 
 async fn client(spec: &JobSpec) -> Result<ferry::oss::OssClient, String> {
-    let secrets = ferry::pipeline::deploy::secrets_for(spec).await;
-    ferry::pipeline::connect::destination_client(spec, &secrets)
+    let secrets = ferry::deploy::secrets_for(spec).await;
+    ferry::deploy::connect::destination_client(spec, &secrets)
         .await
         .map_err(|e| e.message)
 }
 
 async fn enable(c: &Common) -> Result<(), String> {
     let spec = spec(c)?;
-    let state = ferry::pipeline::deploy::state_store(&c.state).await?;
+    let state = ferry::deploy::state_store(&c.state).await?;
     let done = cutover::enable(&client(&spec).await?, &spec, state.as_ref())
         .await
         .map_err(|e| e.to_string())?;
@@ -111,7 +111,7 @@ async fn enable(c: &Common) -> Result<(), String> {
 
 async fn disable(c: &Common) -> Result<(), String> {
     let spec = spec(c)?;
-    let state = ferry::pipeline::deploy::state_store(&c.state).await?;
+    let state = ferry::deploy::state_store(&c.state).await?;
     let removed = cutover::disable(&client(&spec).await?, &spec, state.as_ref())
         .await
         .map_err(|e| e.to_string())?;
@@ -137,7 +137,7 @@ async fn switched(c: &Common, at: Option<&str>) -> Result<(), String> {
             .map_err(|e| format!("--at {text:?} is not an RFC 3339 time ({e}): write it like 2026-12-04T18:00:00Z"))?
             .with_timezone(&chrono::Utc),
     };
-    let state = ferry::pipeline::deploy::state_store(&c.state).await?;
+    let state = ferry::deploy::state_store(&c.state).await?;
     cutover::record_switch(state.as_ref(), &spec.name, at)
         .await
         .map_err(|e| e.to_string())?;
@@ -149,7 +149,7 @@ async fn switched(c: &Common, at: Option<&str>) -> Result<(), String> {
 }
 
 async fn read_status(c: &Common, spec: &JobSpec) -> Result<cutover::Status, String> {
-    let state = ferry::pipeline::deploy::state_store(&c.state).await?;
+    let state = ferry::deploy::state_store(&c.state).await?;
     cutover::status(&client(spec).await?, spec, state.as_ref())
         .await
         .map_err(|e| e.to_string())

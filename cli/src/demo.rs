@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferry::pipeline::connect::StaticSecrets;
+use ferry::deploy::connect::StaticSecrets;
 use ferry::pipeline::standalone::{self, Options};
 use ferry::secret::Secret;
 use oss_emulator::{Emulator, PutOptions, StorageClass};

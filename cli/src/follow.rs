@@ -46,10 +46,10 @@ pub async fn run(args: Args) -> Result<u8, String> {
         .map_err(|e| format!("cannot read {}: {e}", args.job.display()))?;
     let spec = ferry::job::JobSpec::from_json(&text)
         .map_err(|e| format!("{} is not a valid job:\n{e}", args.job.display()))?;
-    let queue = ferry::pipeline::deploy::events_queue(&args.queue).await?;
+    let queue = ferry::deploy::events_queue(&args.queue).await?;
     let mut options = Options::new(&args.state_dir);
     options.workers = args.workers;
-    let secrets = ferry::pipeline::deploy::secrets_for(&spec).await;
+    let secrets = ferry::deploy::secrets_for(&spec).await;
     let until = Until {
         idle: args.idle.map(Duration::from_secs),
     };

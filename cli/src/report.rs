@@ -26,7 +26,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<u8, String> {
     let job = crate::status::job_name(&args.at.job)?;
-    let state = ferry::pipeline::deploy::state_store(&args.at.state).await?;
+    let state = ferry::deploy::state_store(&args.at.state).await?;
     let state = state.as_ref();
     let status = status::read(state, &job, args.at.run.as_deref(), chrono::Utc::now())
         .await

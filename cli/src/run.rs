@@ -70,7 +70,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
         let bar = bar.clone();
         options.on_progress = Some(Arc::new(move |view: &View| show(&bar, view)));
     }
-    let secrets = ferry::pipeline::deploy::secrets_for(&spec).await;
+    let secrets = ferry::deploy::secrets_for(&spec).await;
     let finished = standalone::run(&text, options, secrets)
         .await
         .map_err(|e| e.to_string())?;

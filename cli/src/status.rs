@@ -50,7 +50,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<u8, String> {
     let job = job_name(&args.at.job)?;
-    let state = ferry::pipeline::deploy::state_store(&args.at.state).await?;
+    let state = ferry::deploy::state_store(&args.at.state).await?;
     loop {
         let now = chrono::Utc::now();
         let status = status::read(state.as_ref(), &job, args.at.run.as_deref(), now)

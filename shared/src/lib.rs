@@ -32,6 +32,7 @@ pub mod aws;
 pub mod backoff;
 pub mod crc64;
 pub mod cutover;
+pub mod deploy;
 pub mod events;
 pub mod job;
 pub mod oss;

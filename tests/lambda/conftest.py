@@ -8,7 +8,7 @@ One session sets up, all on 127.0.0.1:
 * the OSS emulator binary as the destination;
 * `cargo lambda watch --only-lambda-apis` — the Lambda runtime API — with the `planner`,
   `transfer` and `verifier` binaries attached to it, each with the deployment's environment
-  (`shared/src/pipeline/deploy.rs`); tests invoke them with `cargo lambda invoke --data-file`.
+  (`shared/src/deploy/mod.rs`); tests invoke them with `cargo lambda invoke --data-file`.
 
 The four binaries come from one `cargo build -p oss-emulator -p planner -p transfer -p verifier`,
 or as they are from `OSS_EMULATOR_BIN` and `FERRY_LAMBDA_BIN_DIR` (what `scripts/test` passes).

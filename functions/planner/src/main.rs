@@ -16,8 +16,9 @@
 
 use std::sync::Arc;
 
-use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
-use ferry::pipeline::planner::{RunRequest, create_run, unfinished_run};
+use ferry::deploy::{Deployment, deadline_from_epoch_ms};
+use ferry::pipeline::planner::{RunRequest, create_run};
+use ferry::pipeline::runs::{self, Start, StartRequest};
 use ferry::pipeline::runtime::{Runtime, read_json};
 use ferry::pipeline::transfer::{TransferSettings, run_task};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
@@ -72,13 +73,21 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
         .filter(char::is_ascii_alphanumeric)
         .take(12)
         .collect();
-    let unfinished = unfinished_run(state.rt.ports.state.as_ref(), &job_text).await?;
-    let run = match (input.run, unfinished) {
-        (Some(run), _) => run,
-        // Lambda's retry of this very invocation (same request id, later clock): resume the run
-        // the first attempt created.
-        (None, Some(running)) if running.ends_with(&format!("-{tail}")) => running,
-        (None, Some(running)) if !input.overlap => {
+    let job = ferry::job::JobSpec::from_json(&job_text)
+        .map_err(|e| ferry::pipeline::RoleError::config(e.to_string()))?
+        .name;
+    let unfinished = runs::unfinished_run(state.rt.ports.state.as_ref(), &job).await?;
+    let start = StartRequest {
+        run: input.run,
+        tail: &tail,
+        overlap: input.overlap,
+        started,
+    };
+    // Lambda's retry of this very invocation (same request id, later clock) takes up the run
+    // the first attempt created.
+    let run = match runs::decide(&start, unfinished.map(|(run, _)| run)) {
+        Start::Run(run) => run,
+        Start::Skip { running } => {
             tracing::warn!(running = %running, "the job's latest run is unfinished; not starting another");
             return Ok(json!({
                 "skipped": true,
@@ -89,7 +98,6 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
                 ),
             }));
         }
-        (None, _) => format!("{}-{tail}", started.format("%Y%m%dT%H%M%SZ")),
     };
     let request = RunRequest {
         job_text,

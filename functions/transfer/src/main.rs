@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use ferry::pipeline::deploy::{Deployment, EventsWiring, deadline_from_epoch_ms};
+use ferry::deploy::{Deployment, EventsWiring, deadline_from_epoch_ms};
 use ferry::pipeline::intake;
 use ferry::pipeline::runtime::Runtime;
 use ferry::pipeline::transfer::{self, Delivery, TransferSettings};

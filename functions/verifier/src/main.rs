@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use ferry::pipeline::deploy::{Deployment, deadline_from_epoch_ms};
+use ferry::deploy::{Deployment, deadline_from_epoch_ms};
 use ferry::pipeline::runtime::Runtime;
 use ferry::pipeline::verifier::{self, VerifierSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};

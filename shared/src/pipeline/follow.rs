@@ -12,13 +12,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::connect::Secrets;
 use super::message::ShardTask;
 use super::progress::Progress;
 use super::runtime::{Runtime, read_json};
 use super::standalone::{Options, Workers, local_ports, settle, until_full};
 use super::transfer::Delivery;
 use super::{RoleError, intake, layout, report};
+use crate::deploy::connect::Secrets;
 use crate::job::JobSpec;
 use crate::queue::Queue;
 use crate::state::local::LocalStore;

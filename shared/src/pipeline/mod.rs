@@ -17,8 +17,6 @@
 
 pub mod cas;
 pub mod cleanup;
-pub mod connect;
-pub mod deploy;
 pub mod follow;
 pub mod giant;
 pub mod intake;
@@ -28,6 +26,7 @@ pub mod planner;
 pub mod progress;
 pub mod report;
 pub mod report_text;
+pub mod runs;
 pub mod runtime;
 pub mod standalone;
 pub mod status;

@@ -10,18 +10,15 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use super::message::{ChunkResult, ShardTask, Work, shard_id};
 use super::progress::Progress;
+use super::runs::{INCREMENTAL_OVERLAP, new_run_id};
 use super::runtime::{Manifest, RunHandle, Runtime, read_json};
 use super::{Ports, RoleError, layout};
 use crate::job::JobSpec;
 use crate::plan::{KeyRange, PlanCursor, PlanOptions};
-
-/// Incremental runs reach back this far before the previous run's start, so an object written
-/// while that run was listing is not missed.
-pub const INCREMENTAL_OVERLAP: TimeDelta = TimeDelta::minutes(15);
 
 /// Shard tasks sent per queue call.
 const SEND_BATCH: usize = 100;
@@ -40,39 +37,6 @@ pub struct RunRequest {
     /// carry.json), as `Keys` tasks, with no listing.
     pub retry: Option<String>,
     pub started: DateTime<Utc>,
-}
-
-/// A run id: the start time, readable and sortable, plus a random tail.
-pub fn new_run_id(started: DateTime<Utc>) -> String {
-    format!(
-        "{}-{:04x}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        fastrand::u16(..)
-    )
-}
-
-/// The job's latest run, if it has not finished: a scheduled start while it still runs would
-/// copy the same objects twice over. `None` when the job has no run yet or its latest finished.
-pub async fn unfinished_run(
-    state: &dyn crate::state::StateStore,
-    job_text: &str,
-) -> Result<Option<String>, RoleError> {
-    let spec = JobSpec::from_json(job_text).map_err(|e| RoleError::config(e.to_string()))?;
-    let job = spec.name.as_str();
-    let Some(run) = latest_run(state, job).await? else {
-        return Ok(None);
-    };
-    let progress: Option<Progress> = read_json(state, &layout::progress(job, &run)).await?;
-    Ok(progress.filter(|p| !p.is_complete()).map(|_| run))
-}
-
-/// The job's latest run (`current.json`, written by [`create_run`]); `None` before its first.
-pub async fn latest_run(
-    state: &dyn crate::state::StateStore,
-    job: &str,
-) -> Result<Option<String>, RoleError> {
-    let current: Option<serde_json::Value> = read_json(state, &layout::current(job)).await?;
-    Ok(current.and_then(|c| Some(c.get("run")?.as_str()?.to_owned())))
 }
 
 /// Records the job, the manifest and the first progress. Idempotent for a given run id: a

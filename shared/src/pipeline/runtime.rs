@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::connect::{Connected, Secrets, connect};
 use super::message::ShardTask;
 use super::{Ports, RoleError, layout};
+use crate::deploy::connect::{Connected, Secrets, connect};
 use crate::job::{JobSpec, Mode};
 use crate::source::ObjectInfo;
 

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::connect::Secrets;
 use super::message::ShardTask;
 use super::planner::{self, RunRequest};
 use super::progress::Progress;
@@ -23,6 +22,7 @@ use super::runtime::{Runtime, read_json};
 use super::transfer::{self, TransferSettings};
 use super::verifier::{self, VerifierSettings};
 use super::{Ports, RoleError, layout};
+use crate::deploy::connect::Secrets;
 use crate::job::JobSpec;
 use crate::queue::Queue;
 use crate::queue::memory::{MemoryQueue, QueueSettings};
@@ -110,7 +110,7 @@ async fn run_with(
     let rt = Arc::new(Runtime::new(ports.clone(), secrets.clone()));
 
     let fresh = options.fresh || options.retry.is_some();
-    let (run, resumed) = match unfinished_run(&rt, &spec.name, fresh).await? {
+    let (run, resumed) = match resumable_run(&rt, &spec.name, fresh).await? {
         Some((run, pending)) => {
             warn_if_job_changed(&rt, &spec.name, &run, job_text).await;
             let bodies: Vec<String> = pending.iter().map(ShardTask::to_json).collect();
@@ -118,7 +118,7 @@ async fn run_with(
             (run, true)
         }
         None => {
-            let offset = super::connect::destination_clock_offset(&spec, &secrets).await;
+            let offset = crate::deploy::connect::destination_clock_offset(&spec, &secrets).await;
             let started = run_start(offset).await;
             let request = RunRequest {
                 job_text: job_text.to_owned(),
@@ -189,8 +189,9 @@ async fn warn_if_job_changed(rt: &Runtime, job: &str, run: &str, job_text: &str)
     }
 }
 
-/// The job's unfinished run and its pending tasks, if there is one to resume.
-async fn unfinished_run(
+/// The job's unfinished run and its pending tasks, if there is one to resume (the rules:
+/// [`super::runs`]). A latest run that completed without its report gets the report first.
+async fn resumable_run(
     rt: &Runtime,
     job: &str,
     fresh: bool,
@@ -199,7 +200,7 @@ async fn unfinished_run(
         return Ok(None);
     }
     let state = rt.ports.state.as_ref();
-    let Some(run) = super::planner::latest_run(state, job).await? else {
+    let Some(run) = super::runs::latest_run(state, job).await? else {
         return Ok(None);
     };
     let run = run.as_str();

@@ -162,13 +162,11 @@ pub async fn read(
 
 /// The job's latest run, or an error that says where to look.
 async fn latest_run(state: &dyn StateStore, job: &str) -> Result<String, RoleError> {
-    super::planner::latest_run(state, job)
-        .await?
-        .ok_or_else(|| {
-            RoleError::config(format!(
-                "job {job:?} has no run in {}: check the job's name (the \"name\" in its job \
+    super::runs::latest_run(state, job).await?.ok_or_else(|| {
+        RoleError::config(format!(
+            "job {job:?} has no run in {}: check the job's name (the \"name\" in its job \
                  file) and the state location, or start a run first",
-                state.describe()
-            ))
-        })
+            state.describe()
+        ))
+    })
 }

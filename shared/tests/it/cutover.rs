@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::cutover;
+use ferry::deploy::connect::Secrets;
 use ferry::job::JobSpec;
 use ferry::oss::{
     GetObjectOptions, IndexDocument, Redirect, RoutingCondition, RoutingRule, WebsiteConfiguration,
 };
-use ferry::pipeline::connect::Secrets;
 use ferry::pipeline::standalone;
 
 use crate::events::FollowWorld;
@@ -51,8 +51,8 @@ async fn the_cutover_serves_misses_through_the_mirror_and_ends_with_every_object
     let spec = JobSpec::from_json(&job_text).unwrap();
     let secrets: Arc<dyn Secrets> = world.secrets.clone();
     let dir = world.dir.path().to_str().unwrap().to_owned();
-    let state = ferry::pipeline::deploy::state_store(&dir).await.unwrap();
-    let client = ferry::pipeline::connect::destination_client(&spec, &secrets)
+    let state = ferry::deploy::state_store(&dir).await.unwrap();
+    let client = ferry::deploy::connect::destination_client(&spec, &secrets)
         .await
         .unwrap();
 

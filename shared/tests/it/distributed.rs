@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::SubsecRound;
 use esm::{Esm, EsmConfig, Handler, Invocation};
-use ferry::pipeline::connect::StaticSecrets;
+use ferry::deploy::connect::StaticSecrets;
 use ferry::pipeline::message::{ChunkResult, ShardTask, Work};
 use ferry::pipeline::planner::{RunRequest, create_run};
 use ferry::pipeline::progress::Progress;

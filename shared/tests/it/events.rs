@@ -389,7 +389,7 @@ pub(crate) struct FollowWorld {
     pub(crate) url: String,
     pub(crate) dest: oss_emulator::Emulator,
     pub(crate) job: String,
-    pub(crate) secrets: std::sync::Arc<ferry::pipeline::connect::StaticSecrets>,
+    pub(crate) secrets: std::sync::Arc<ferry::deploy::connect::StaticSecrets>,
     pub(crate) dir: tempfile::TempDir,
 }
 
@@ -443,7 +443,7 @@ impl FollowWorld {
             job[k] = v;
         }
         let secret = |v: serde_json::Value| ferry::secret::Secret::new(v.to_string());
-        let secrets = ferry::pipeline::connect::StaticSecrets(
+        let secrets = ferry::deploy::connect::StaticSecrets(
             [
                 (
                     "src".to_owned(),

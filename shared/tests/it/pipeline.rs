@@ -1065,14 +1065,12 @@ impl StateStore for HidesReportOnce {
 /// function uses this to refuse a second, overlapping run of the same job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_unfinished_until_its_report() {
-    use ferry::pipeline::planner::unfinished_run;
-
     let mut world = World::start().await;
     world.seed(2, 10, 1_000).await;
     let job = world.job(json!({}));
     let dir = tempfile::tempdir().unwrap();
     let state = LocalStore::open(dir.path()).unwrap();
-    assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+    assert_eq!(unfinished(&state, &job).await, None);
     let ports = Ports {
         state: Arc::new(state),
         work: Arc::new(MemoryQueue::new("work", QueueSettings::default())),
@@ -1087,16 +1085,22 @@ async fn a_run_is_unfinished_until_its_report() {
     };
     create_run(&ports, &request).await.unwrap();
     let state = ports.state.as_ref();
-    assert_eq!(
-        unfinished_run(state, &job).await.unwrap().as_deref(),
-        Some("first")
-    );
+    assert_eq!(unfinished(state, &job).await.as_deref(), Some("first"));
     // The standalone runner resumes that run and finishes it.
     drop(ports);
     let report = run_standalone(&world, &job, dir.path(), false).await;
     assert_eq!(report.run, "first");
     let state = LocalStore::open(dir.path()).unwrap();
-    assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+    assert_eq!(unfinished(&state, &job).await, None);
+}
+
+/// The job's unfinished run, by the planner's rule.
+async fn unfinished(state: &dyn ferry::state::StateStore, job_text: &str) -> Option<String> {
+    let job = ferry::job::JobSpec::from_json(job_text).unwrap().name;
+    ferry::pipeline::runs::unfinished_run(state, &job)
+        .await
+        .unwrap()
+        .map(|(run, _)| run)
 }
 
 /// A process killed between the verifier's create-only record of a result and its progress
@@ -1185,8 +1189,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// start of the job as an overlapping run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_plan_that_fails_ends_its_run_with_the_reason() {
-    use ferry::pipeline::planner::unfinished_run;
-
     let world = World::start().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nobody = format!("http://{}", closed.local_addr().unwrap());
@@ -1216,7 +1218,7 @@ async fn a_plan_that_fails_ends_its_run_with_the_reason() {
             report.summary
         );
         let state = LocalStore::open(dir.path()).unwrap();
-        assert_eq!(unfinished_run(&state, &job).await.unwrap(), None);
+        assert_eq!(unfinished(&state, &job).await, None);
     }
 }
 
@@ -1728,8 +1730,8 @@ async fn a_continuation_sent_by_an_earlier_delivery_is_counted() {
 async fn a_transient_secrets_manager_error_is_retried_not_a_config_error() {
     use crate::support::moto::Moto;
     use crate::support::s3_throttle::{Rule, ThrottleProxy};
-    use ferry::pipeline::connect::Secrets;
-    use ferry::pipeline::deploy::SecretsManager;
+    use ferry::deploy::SecretsManager;
+    use ferry::deploy::connect::Secrets;
 
     let mut world = World::start().await;
     world.seed(2, 20, 2_000).await;
@@ -1837,7 +1839,7 @@ enum Side {
 
 async fn rotated_mid_run(side: Side) {
     use crate::support::moto::Moto;
-    use ferry::pipeline::deploy::SecretsManager;
+    use ferry::deploy::SecretsManager;
 
     let mut world = World::start().await;
     world.seed(3, 40, 3_000).await;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry::pipeline::connect::StaticSecrets;
+use ferry::deploy::connect::StaticSecrets;
 use ferry::pipeline::follow::{self, Until};
 use ferry::pipeline::progress::Progress;
 use ferry::pipeline::standalone::Options;

@@ -4,7 +4,7 @@
 //! Last-Modified times are the servers' clocks) and which destination objects a redelivered
 //! task recognises as its own (OSS's Last-Modified). A machine whose clock is off by more
 //! than the incremental overlap would otherwise skip objects written between two runs; see
-//! `pipeline::connect::destination_clock_offset`.
+//! `deploy::connect::destination_clock_offset`.
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;

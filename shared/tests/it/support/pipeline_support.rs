@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ferry::pipeline::connect::StaticSecrets;
+use ferry::deploy::connect::StaticSecrets;
 use ferry::secret::Secret;
 use oss_emulator::Emulator;
 

@@ -1,5 +1,10 @@
-//! Distributed mode's wiring: the ports and secret store a Lambda function uses, read from its
-//! environment (set by the SAM template in `infra/`).
+//! Wiring ferry to where it runs — kept apart from the roles in [`crate::pipeline`], which only
+//! see ports.
+//!
+//! [`connect`] turns a job spec into live connections (source, destination, copier) and is the
+//! one place credentials are resolved. This module itself is distributed mode's wiring: the
+//! ports and secret store a Lambda function uses, read from its environment (set by the SAM
+//! template in `infra/`).
 //!
 //! | variable | meaning |
 //! |---|---|
@@ -15,16 +20,18 @@
 //! AWS clients come from the standard chain (`AWS_REGION`, the function's role, and
 //! `AWS_ENDPOINT_URL` for local stand-ins such as moto).
 
+pub mod connect;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Ports;
-use super::connect::{SecretError, SecretFut, Secrets};
-use super::transfer::TransferSettings;
+use crate::pipeline::Ports;
+use crate::pipeline::transfer::TransferSettings;
 use crate::queue::sqs::SqsQueue;
 use crate::state::s3::S3Store;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use connect::{SecretError, SecretFut, Secrets};
 
 /// A deployment's ports and secret store.
 pub struct Deployment {
@@ -203,7 +210,7 @@ pub async fn secrets_for(spec: &crate::job::JobSpec) -> Arc<dyn Secrets> {
     if source_secret || spec.destination.credentials.secret_id().is_some() {
         Arc::new(SecretsManager::from_env().await)
     } else {
-        Arc::new(super::connect::NoSecrets)
+        Arc::new(connect::NoSecrets)
     }
 }
 

@@ -14,10 +14,9 @@ use bytes::Bytes;
 
 pub use crate::secret::SecretError;
 
-use super::RoleError;
-use super::layout;
 use crate::job::{JobSpec, OssCredentialsRef, S3CredentialsRef, SourceSpec};
 use crate::oss::{Credentials, RefreshCredentials};
+use crate::pipeline::{RoleError, layout};
 use crate::source::Source;
 use crate::source::oss::OssSource;
 use crate::source::s3::credentials::{ReadCredentials, ReadFut, Refreshing};
