@@ -45,6 +45,7 @@ impl Kind {
 /// An SDK failure read once: its kind, and what to tell the user.
 #[derive(Debug)]
 pub struct Failure {
+    /// How the failure should be handled: retried later or not.
     pub kind: Kind,
     /// The service's error code, when it answered with one.
     pub code: Option<String>,

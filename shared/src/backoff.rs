@@ -19,11 +19,14 @@ use std::time::Duration;
 /// Exponential backoff from `base`, capped at `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
+    /// The wait before the first retry (the ceiling doubles from it).
     pub base: Duration,
+    /// The longest ceiling.
     pub max: Duration,
 }
 
 impl Backoff {
+    /// Backoff from `base`, capped at `max`.
     pub const fn new(base: Duration, max: Duration) -> Self {
         Backoff { base, max }
     }

@@ -18,6 +18,7 @@ pub struct Crc64 {
 }
 
 impl Crc64 {
+    /// A checksum of no bytes yet.
     pub fn new() -> Self {
         Crc64 {
             digest: Digest::new(CrcAlgorithm::Crc64Xz),
@@ -25,6 +26,7 @@ impl Crc64 {
         }
     }
 
+    /// Feeds more bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         self.digest.update(bytes);
         self.len += bytes.len() as u64;
@@ -40,6 +42,7 @@ impl Crc64 {
         self.len
     }
 
+    /// Whether no bytes were fed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -39,18 +39,24 @@ pub enum CutoverError {
     /// OSS refused or could not be reached.
     #[error("{what}: {source}")]
     Oss {
+        /// The step that failed.
         what: String,
+        /// The OSS client's error.
         #[source]
         source: crate::oss::Error,
     },
     /// The job's state could not be read or written.
     #[error("the job's state: {0}")]
     State(#[from] RoleError),
+    /// The bucket already holds as many routing rules as OSS allows, so ferry's cannot be added.
     #[error(
         "bucket {bucket} has {MAX_RULES} routing rules already, OSS's limit: remove one you no \
          longer need (ossutil or the console) and run `ferry cutover enable` again"
     )]
-    RulesFull { bucket: String },
+    RulesFull {
+        /// The destination bucket.
+        bucket: String,
+    },
 }
 
 impl From<crate::state::StateError> for CutoverError {
@@ -294,7 +300,9 @@ async fn update_record(
 /// Where the cut-over stands.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
+    /// The job's name.
     pub job: String,
+    /// The destination bucket the rule lives in.
     pub bucket: String,
     /// ferry's rule as it stands in the bucket, if it is there.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -304,13 +312,16 @@ pub struct Status {
     /// T1: the start of the job's last complete run, and that run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t1: Option<DateTime<Utc>>,
+    /// The id of that run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t1_run: Option<String>,
+    /// The times the job's `cutover.json` records.
     #[serde(flatten)]
     pub record: Record,
     /// Event tasks not yet copied (the last week's event runs), and the oldest event among
     /// them.
     pub events_pending: usize,
+    /// When the oldest event not yet copied happened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_waiting_event: Option<DateTime<Utc>>,
 }
@@ -403,6 +414,7 @@ impl Status {
 /// One step of the cut-over, as [`plan`] prints it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
+    /// What the step does, in a few words.
     pub title: String,
     /// The command to run, with the job's real names.
     pub command: String,

@@ -41,18 +41,24 @@ pub enum EventKind {
 /// One event about one object, whatever shape it came in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceEvent {
+    /// What happened to the object.
     pub kind: EventKind,
     /// The event's own name: `ObjectCreated:Put`, or EventBridge's `Object Created`.
     pub name: String,
+    /// The source bucket's name.
     pub bucket: String,
     /// The object key, decoded.
     pub key: String,
+    /// The object's size in bytes, when the event gives it.
     pub size: Option<u64>,
+    /// The object's ETag, when the event gives it.
     pub etag: Option<String>,
+    /// The object's version id, on a versioned bucket.
     pub version_id: Option<String>,
     /// S3's ordering of events on one key: the later event has the greater sequencer, compared
     /// by [`sequencer_order`].
     pub sequencer: Option<String>,
+    /// When the event happened, as S3 reports it.
     pub time: Option<DateTime<Utc>>,
 }
 

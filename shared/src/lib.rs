@@ -28,6 +28,8 @@
 //! * [`backoff`] — the one backoff every retry loop takes its waits from.
 //! * `testing` (feature `testing`) — the ports' conformance suites, run against every adapter.
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod backoff;
 pub mod crc64;

@@ -9,6 +9,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a sensitive value.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -18,6 +19,7 @@ impl Secret {
         &self.0
     }
 
+    /// Whether the value is the empty string.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -67,7 +69,9 @@ mod tests {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SecretError {
+    /// What could not be read and where it was looked for, never the value.
     pub message: String,
+    /// Whether asking again later may help.
     pub retryable: bool,
 }
 

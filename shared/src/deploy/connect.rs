@@ -30,6 +30,7 @@ pub type SecretFut<'a> = Pin<Box<dyn Future<Output = Result<String, SecretError>
 
 /// Fetches a secret's text by id (Secrets Manager in distributed mode).
 pub trait Secrets: Send + Sync {
+    /// The text of the secret `id`.
     fn fetch<'a>(&'a self, id: &'a str) -> SecretFut<'a>;
 }
 
@@ -49,9 +50,13 @@ impl Secrets for NoSecrets {
 
 /// Everything a role needs to act on one job.
 pub struct Connected {
+    /// The job spec.
     pub spec: JobSpec,
+    /// The job's source, connected.
     pub source: Arc<dyn Source>,
+    /// The job's destination bucket and prefix at OSS, connected.
     pub dest: Destination,
+    /// A copier from `source` to `dest` with the job's copy options.
     pub copier: Copier,
 }
 

@@ -35,8 +35,11 @@ use connect::{SecretError, SecretFut, Secrets};
 
 /// A deployment's ports and secret store.
 pub struct Deployment {
+    /// The state store and the work and results queues (`FERRY_STATE_*`, `FERRY_*_QUEUE_URL`).
     pub ports: Ports,
+    /// Secrets Manager, for the secrets a job names.
     pub secrets: Arc<dyn Secrets>,
+    /// How transfer workers budget their time (`FERRY_MAX_RECEIVES`, `FERRY_TIME_BUDGET_SECS`).
     pub transfer: TransferSettings,
     /// The events queue the transfer function also reads, when the stack follows events.
     pub events: Option<EventsWiring>,
@@ -45,7 +48,9 @@ pub struct Deployment {
 /// Which queue's messages are the source's events, and for which job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventsWiring {
+    /// The events queue's ARN (`FERRY_EVENTS_QUEUE_ARN`).
     pub queue_arn: String,
+    /// The job whose event runs count those events (`FERRY_EVENTS_JOB`).
     pub job: String,
 }
 
@@ -53,14 +58,20 @@ pub struct EventsWiring {
 /// what to set it to; the SAM template sets them all, so these mean a hand-made function.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeployError {
+    /// A required variable is not set (or is empty).
     #[error("environment variable {0} is not set: the function's template sets it")]
     Missing(&'static str),
+    /// A variable is set to a value that cannot be used.
     #[error("{name} is {value:?}: set it to {fix}")]
     Invalid {
+        /// The variable's name.
         name: &'static str,
+        /// The value it holds.
         value: String,
+        /// What to set it to.
         fix: &'static str,
     },
+    /// Only one of `FERRY_EVENTS_QUEUE_ARN` and `FERRY_EVENTS_JOB` is set.
     #[error(
         "FERRY_EVENTS_QUEUE_ARN and FERRY_EVENTS_JOB go together: set both (the template does \
          when FollowEvents is on) or neither"
@@ -74,6 +85,8 @@ impl Deployment {
         Self::from_lookup(&|name| std::env::var(name).ok()).await
     }
 
+    /// Like [`Deployment::from_env`], reading variables through `env` instead of the process
+    /// environment.
     pub async fn from_lookup(
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Deployment, DeployError> {

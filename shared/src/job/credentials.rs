@@ -104,18 +104,26 @@ fn default_oss_token_var() -> String {
 /// Credentials named by a job could not be loaded. Never carries a secret value.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
+    /// An environment variable the job's credentials name is not set; holds its name.
     #[error(
         "environment variable {0} (named in the job's credentials) is not set: export it, or name another variable in the job"
     )]
     MissingVar(String),
+    /// The credentials are in a Secrets Manager secret that was not fetched; holds its id.
     #[error(
         "the job's credentials are in Secrets Manager secret {0:?}: fetch its value and pass it to `resolve`"
     )]
     SecretNotFetched(String),
+    /// A secret's value is not a JSON object with the fields the credentials need.
     #[error(
         "Secrets Manager secret {id:?} is not a JSON object with string fields {fields}: store the secret as such an object"
     )]
-    SecretShape { id: String, fields: &'static str },
+    SecretShape {
+        /// The secret's id.
+        id: String,
+        /// The string fields it must have.
+        fields: &'static str,
+    },
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -28,6 +28,7 @@ pub struct Issue {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", render(.issues))]
 pub struct JobError {
+    /// Every problem found.
     pub issues: Vec<Issue>,
 }
 
@@ -35,6 +36,7 @@ pub struct JobError {
 pub const TOP_LEVEL: &str = "(top level)";
 
 impl Issue {
+    /// A problem at `path`, with the value found (if any), what is wrong and the fix.
     pub fn new(
         path: impl Into<String>,
         value: Option<String>,
@@ -118,12 +120,14 @@ impl JobError {
         JobError { issues }
     }
 
+    /// An error with a single problem.
     pub fn one(issue: Issue) -> Self {
         JobError {
             issues: vec![issue],
         }
     }
 
+    /// Every problem found.
     pub fn issues(&self) -> &[Issue] {
         &self.issues
     }

@@ -85,7 +85,9 @@ impl Filters {
      \"2024-01-31T00:00:00Z\" or \"2024-01-31T08:00:00+08:00\""
 )]
 pub struct TimestampError {
+    /// The text as written.
     pub text: String,
+    /// Why it could not be read.
     #[source]
     pub cause: chrono::ParseError,
 }
@@ -95,6 +97,7 @@ pub struct TimestampError {
 pub struct Timestamp(pub DateTime<Utc>);
 
 impl Timestamp {
+    /// Reads an RFC 3339 time; the error quotes the text and shows how to write it.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         DateTime::parse_from_rfc3339(text.trim())
             .map(|t| Timestamp(t.with_timezone(&Utc)))

@@ -46,12 +46,16 @@ enum Token {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{pattern:?} {problem}; fix: {fix}")]
 pub struct GlobError {
+    /// The pattern as written.
     pub pattern: String,
+    /// What is wrong with it.
     pub problem: &'static str,
+    /// How to write it instead.
     pub fix: &'static str,
 }
 
 impl Glob {
+    /// Compiles `pattern`; the error quotes it and says how to write it.
     pub fn new(pattern: &str) -> Result<Self, GlobError> {
         let fail = |problem, fix| GlobError {
             pattern: pattern.to_owned(),
@@ -80,6 +84,7 @@ impl Glob {
         })
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.pattern
     }

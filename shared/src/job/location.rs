@@ -244,6 +244,7 @@ impl SourceSpec {
         }
     }
 
+    /// The source bucket's name.
     pub fn bucket(&self) -> &str {
         match self {
             SourceSpec::S3(s) => &s.bucket,

@@ -29,8 +29,11 @@ pub struct Bandwidth(pub u64);
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} {problem}; fix: {fix}")]
 pub struct SizeError {
+    /// The text as written.
     pub text: String,
+    /// What is wrong with it.
     pub problem: String,
+    /// What to write instead.
     pub fix: String,
 }
 
@@ -52,24 +55,29 @@ const UNITS: [(&str, u64); 10] = [
 ];
 
 impl ByteSize {
+    /// The size in bytes.
     pub const fn bytes(self) -> u64 {
         self.0
     }
 
+    /// `n` KiB (1024 bytes each).
     pub const fn kib(n: u64) -> Self {
         ByteSize(n << 10)
     }
 
+    /// `n` MiB (1024² bytes each).
     pub const fn mib(n: u64) -> Self {
         ByteSize(n << 20)
     }
 
+    /// `n` GiB (1024³ bytes each).
     pub const fn gib(n: u64) -> Self {
         ByteSize(n << 30)
     }
 }
 
 impl Bandwidth {
+    /// The rate in bytes per second.
     pub const fn bytes_per_second(self) -> u64 {
         self.0
     }

@@ -47,6 +47,7 @@ enum Kind {
 }
 
 impl RequestBody {
+    /// A body of no bytes.
     pub fn empty() -> Self {
         RequestBody {
             kind: Kind::Empty,
@@ -95,6 +96,7 @@ impl RequestBody {
         }
     }
 
+    /// Whether the body sends no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -2,7 +2,7 @@
 //! classify the answer, retry.
 //!
 //! The operations (`ops/*`) describe a request (method, bucket, key, query, headers, body) and how
-//! to read its answer; [`OssClient::execute`] does the rest:
+//! to read its answer; `OssClient::execute` does the rest:
 //!
 //! 1. computes what the body allows up front (CRC-64 and Content-MD5 of in-memory bytes),
 //! 2. for each attempt, signs with the clock corrected by any offset OSS taught us, sends, and
@@ -169,6 +169,7 @@ impl OssClientBuilder {
         self
     }
 
+    /// The AccessKey (and STS token) requests are signed with.
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
         self
@@ -200,6 +201,7 @@ impl OssClientBuilder {
         self
     }
 
+    /// How many times, and with what backoff, failed requests are retried.
     pub fn retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
         self
@@ -225,6 +227,7 @@ impl OssClientBuilder {
         self
     }
 
+    /// The `User-Agent` header (default `ferry/<version>`).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
         self
@@ -237,6 +240,7 @@ impl OssClientBuilder {
         self
     }
 
+    /// Checks the settings and builds the client; the error says what is missing or unusable.
     pub fn build(self) -> Result<OssClient, Error> {
         let raw = self.endpoint.as_deref().ok_or_else(|| {
             Error::InvalidConfig("no endpoint: set OSS_ENDPOINT or call endpoint(\"https://oss-<region>.aliyuncs.com\")".into())
@@ -424,10 +428,12 @@ impl Sent {
 }
 
 impl OssClient {
+    /// A builder with every setting at its default.
     pub fn builder() -> OssClientBuilder {
         OssClientBuilder::default()
     }
 
+    /// The endpoint requests are sent to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
     }
@@ -437,14 +443,17 @@ impl OssClient {
         &self.inner.region
     }
 
+    /// Whether the bucket goes in the host name or the path.
     pub fn addressing(&self) -> Addressing {
         self.inner.addressing
     }
 
+    /// The signature version requests are signed with.
     pub fn signature_version(&self) -> SignatureVersion {
         self.inner.version
     }
 
+    /// How failed requests are retried.
     pub fn retry_config(&self) -> RetryConfig {
         self.inner.retry
     }

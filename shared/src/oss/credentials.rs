@@ -11,6 +11,7 @@ use crate::secret::{Secret, SecretError};
 /// (`InvalidAccessKeyId`, `SecurityTokenExpired`, …) and, when the answer differs from what it
 /// signed with, sends the request again with them.
 pub trait RefreshCredentials: Send + Sync {
+    /// Reads the credentials as they are now.
     fn refresh(&self) -> RefreshFut<'_>;
 }
 
@@ -23,12 +24,16 @@ pub type RefreshFut<'a> =
 /// `Debug` shows the AccessKey id (it identifies, it does not authorise) and redacts the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
+    /// The AccessKey id (`LTAI…`).
     pub access_key_id: String,
+    /// The AccessKey secret.
     pub access_key_secret: Secret,
+    /// The STS security token, for temporary credentials.
     pub security_token: Option<Secret>,
 }
 
 impl Credentials {
+    /// A long-term AccessKey pair, without an STS token.
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
         Credentials {
             access_key_id: access_key_id.into(),

@@ -118,14 +118,17 @@ impl Endpoint {
         }
     }
 
+    /// Whether requests go over HTTPS.
     pub fn is_https(&self) -> bool {
         self.scheme == Scheme::Https
     }
 
+    /// The endpoint's host, without the bucket.
     pub fn host(&self) -> &str {
         &self.host
     }
 
+    /// The port, when the endpoint names one.
     pub fn port(&self) -> Option<u16> {
         self.port
     }

@@ -31,15 +31,20 @@ pub enum Error {
     /// The request or response did not make it across the network.
     #[error("OSS {operation}: {kind} error: {message}")]
     Transport {
+        /// The operation ferry was performing (`PutObject`, `ListObjectsV2`, …).
         operation: &'static str,
+        /// What kind of network failure it was.
         kind: TransportKind,
+        /// What the HTTP client reported.
         message: String,
     },
     /// The request body (the caller's stream) failed or had the wrong length. Retryable: the
     /// caller re-opens its source and tries again.
     #[error("OSS {operation}: request body failed: {message}")]
     Body {
+        /// The operation ferry was performing.
         operation: &'static str,
+        /// What went wrong with the body.
         message: String,
     },
     /// The bytes OSS stored are not the bytes ferry sent or read (CRC-64 differs).
@@ -47,17 +52,25 @@ pub enum Error {
         "OSS {operation}: CRC-64 mismatch for {resource}: client computed {client}, server reports {server} (request id {request_id})"
     )]
     ChecksumMismatch {
+        /// The operation ferry was performing.
         operation: &'static str,
+        /// What the request addressed (`bucket/key`).
         resource: String,
+        /// The CRC-64 ferry computed over the bytes it sent or read.
         client: u64,
+        /// The CRC-64 OSS reported (`x-oss-hash-crc64ecma`).
         server: u64,
+        /// `x-oss-request-id` of the response, to quote to support.
         request_id: String,
     },
     /// OSS answered 2xx but the body or headers could not be understood.
     #[error("OSS {operation}: invalid response (request id {request_id}): {message}")]
     InvalidResponse {
+        /// The operation ferry was performing.
         operation: &'static str,
+        /// `x-oss-request-id` of the response, to quote to support.
         request_id: String,
+        /// What could not be understood.
         message: String,
     },
     /// The client configuration is unusable (endpoint, region, credentials, retry settings).
@@ -66,8 +79,11 @@ pub enum Error {
     /// A request argument is unusable (bucket name, key, header value).
     #[error("invalid {name} {value:?}: {fix}")]
     InvalidArgument {
+        /// What the argument is (`bucket name`, `metadata name`, …).
         name: &'static str,
+        /// The value given.
         value: String,
+        /// What would be accepted instead.
         fix: String,
     },
 }
@@ -106,11 +122,15 @@ pub struct ServiceError {
     pub operation: &'static str,
     /// `bucket/key`, `bucket/` or `/` — what the request addressed.
     pub resource: String,
+    /// The HTTP status code.
     pub status: u16,
     /// OSS error code (`NoSuchKey`); empty when the response carried no error document.
     pub code: String,
+    /// `<Message>`: OSS's description of the error; may be empty.
     pub message: String,
+    /// `x-oss-request-id` (or `<RequestId>`), to quote to support; may be empty.
     pub request_id: String,
+    /// `<HostId>`: the endpoint host that answered.
     pub host_id: String,
     /// The detailed error number (`0003-00000201`), from the body or `x-oss-ec`.
     pub ec: String,
@@ -158,6 +178,8 @@ impl fmt::Display for ServiceError {
 impl std::error::Error for ServiceError {}
 
 impl ServiceError {
+    /// Whether trying the same request again may succeed: 5xx, 401, 408, 429 and a few transient
+    /// codes.
     pub fn is_retryable(&self) -> bool {
         self.status >= 500
             || matches!(self.status, 401 | 408 | 429)

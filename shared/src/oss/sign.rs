@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 
 use super::credentials::Credentials;
 
+/// The algorithm name V4 signatures carry in `Authorization` and presigned URLs.
 pub const V4_ALGORITHM: &str = "OSS4-HMAC-SHA256";
+/// The V4 payload hash of a request whose body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// Product name in the V4 scope for OSS (CloudBox uses `oss-cloudbox`).
 pub const PRODUCT_OSS: &str = "oss";
@@ -382,10 +384,13 @@ pub fn http_date(t: DateTime<Utc>) -> String {
 /// Signs requests for one set of credentials, region and signature version.
 #[derive(Clone, Debug)]
 pub struct Signer {
+    /// The AccessKey (and STS token) requests are signed with.
     pub credentials: Credentials,
     /// Region id without the `oss-` prefix (`cn-hangzhou`).
     pub region: String,
+    /// The product name in the V4 scope ([`PRODUCT_OSS`] unless changed).
     pub product: String,
+    /// Which signature version to sign with.
     pub version: SignatureVersion,
 }
 
@@ -399,6 +404,7 @@ pub struct Signed {
 }
 
 impl Signer {
+    /// A signer for OSS; `region` may be given with or without the `oss-` prefix.
     pub fn new(
         credentials: Credentials,
         region: impl Into<String>,

@@ -14,17 +14,22 @@ use super::sign::uri_encode_path;
 /// An OSS storage class (header and XML value).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StorageClass {
+    /// Standard: frequently read data.
     Standard,
     /// Infrequent Access.
     IA,
+    /// Archive: must be restored before it can be read.
     Archive,
+    /// Cold Archive: must be restored before it can be read.
     ColdArchive,
+    /// Deep Cold Archive: must be restored before it can be read, and restores take longest.
     DeepColdArchive,
     /// A class this version of ferry does not know, kept verbatim.
     Other(String),
 }
 
 impl StorageClass {
+    /// The class as OSS spells it in headers and XML (`Standard`, `IA`, …).
     pub fn as_str(&self) -> &str {
         match self {
             StorageClass::Standard => "Standard",
@@ -85,7 +90,10 @@ pub enum RestoreState {
     /// A restore was requested and is still running.
     InProgress,
     /// The object is readable until `expiry` (the raw HTTP date OSS gave, if any).
-    Restored { expiry: Option<String> },
+    Restored {
+        /// When the restored copy stops being readable, as the raw HTTP date OSS gave.
+        expiry: Option<String>,
+    },
 }
 
 impl RestoreState {
@@ -111,28 +119,43 @@ impl RestoreState {
 pub struct ObjectMeta {
     /// The size of the object (for HEAD and whole GETs) or of the returned range.
     pub content_length: u64,
+    /// `Content-Type`.
     pub content_type: Option<String>,
+    /// `Content-Encoding`.
     pub content_encoding: Option<String>,
+    /// `Content-Disposition`.
     pub content_disposition: Option<String>,
+    /// `Content-Language`.
     pub content_language: Option<String>,
+    /// `Cache-Control`.
     pub cache_control: Option<String>,
+    /// `Expires`, as the raw HTTP date.
     pub expires: Option<String>,
     /// As OSS sends it, quotes included.
     pub etag: Option<String>,
+    /// `Content-MD5` (base64), when OSS has one for the object.
     pub content_md5: Option<String>,
+    /// `Last-Modified`.
     pub last_modified: Option<DateTime<Utc>>,
     /// `x-oss-meta-*`, keyed by the lower-cased name without the prefix.
     pub metadata: BTreeMap<String, String>,
     /// `Normal`, `Multipart`, `Appendable` or `Symlink`.
     pub object_type: Option<String>,
+    /// `x-oss-storage-class`.
     pub storage_class: Option<StorageClass>,
     /// The whole object's CRC-64 (also on ranged GETs).
     pub crc64: Option<u64>,
+    /// `x-oss-restore`: the restore state of an archived object; `None` if none was requested.
     pub restore: Option<RestoreState>,
+    /// `x-oss-version-id`, on a versioned bucket.
     pub version_id: Option<String>,
+    /// `x-oss-tagging-count`: how many tags the object has.
     pub tagging_count: Option<u32>,
+    /// `x-oss-expiration`: when a lifecycle rule will expire the object, as OSS phrases it.
     pub expiration: Option<String>,
+    /// `x-oss-transition-time`: when a lifecycle rule changed the object's storage class.
     pub transition_time: Option<String>,
+    /// `x-oss-request-id` of the response, for support requests.
     pub request_id: Option<String>,
 }
 
@@ -230,14 +253,21 @@ pub(crate) fn parse_iso_date(s: &str) -> Option<DateTime<Utc>> {
 /// with `REPLACE`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectOptions {
+    /// `Content-Type`.
     pub content_type: Option<String>,
+    /// `Content-Encoding`.
     pub content_encoding: Option<String>,
+    /// `Content-Disposition`.
     pub content_disposition: Option<String>,
+    /// `Content-Language`.
     pub content_language: Option<String>,
+    /// `Cache-Control`.
     pub cache_control: Option<String>,
+    /// `Expires`, as an HTTP date.
     pub expires: Option<String>,
     /// User metadata: names without the `x-oss-meta-` prefix (letters, digits, hyphens).
     pub metadata: BTreeMap<String, String>,
+    /// `x-oss-storage-class`; `None` leaves the bucket's default.
     pub storage_class: Option<StorageClass>,
     /// Fail with `FileAlreadyExists` instead of replacing an existing object.
     pub forbid_overwrite: bool,
@@ -302,7 +332,9 @@ fn check_meta_name(name: &str) -> Result<(), Error> {
 /// An inclusive byte range, `bytes=start-end` (`end` open when `None`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteRange {
+    /// The first byte, counted from 0.
     pub start: u64,
+    /// The last byte (inclusive); `None` reads to the end of the object.
     pub end: Option<u64>,
 }
 
@@ -315,6 +347,7 @@ impl ByteRange {
         }
     }
 
+    /// Every byte from `start` to the end of the object.
     pub fn from(start: u64) -> Self {
         ByteRange { start, end: None }
     }
@@ -330,8 +363,11 @@ impl ByteRange {
 /// `Content-Range: bytes start-end/total` of a ranged GET.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContentRange {
+    /// The first byte returned, counted from 0.
     pub start: u64,
+    /// The last byte returned (inclusive).
     pub end: u64,
+    /// The size of the whole object, in bytes.
     pub total: u64,
 }
 
@@ -351,12 +387,16 @@ impl ContentRange {
 /// The source of a server-side copy (CopyObject, UploadPartCopy).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopySource {
+    /// The source bucket.
     pub bucket: String,
+    /// The source object's key.
     pub key: String,
+    /// A specific version of the source object; `None` copies the current one.
     pub version_id: Option<String>,
 }
 
 impl CopySource {
+    /// The current version of `key` in `bucket`.
     pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
         CopySource {
             bucket: bucket.into(),
@@ -379,7 +419,9 @@ impl CopySource {
 /// Conditions on the source of a copy (`x-oss-copy-source-if-*`) or on a GET (`If-*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conditions {
+    /// Only if the ETag equals this one (quotes included).
     pub if_match: Option<String>,
+    /// Only if the ETag differs from this one (quotes included).
     pub if_none_match: Option<String>,
     /// An HTTP date.
     pub if_modified_since: Option<String>,

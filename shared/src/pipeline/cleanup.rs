@@ -22,6 +22,7 @@ use crate::transfer::resume::{UploadRecord, abort_orphans};
 /// What the cleanup did, for the report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cleanup {
+    /// Multipart uploads aborted.
     pub aborted: u64,
     /// Uploads that could not be aborted (left for the next run).
     pub errors: u64,

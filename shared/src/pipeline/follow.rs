@@ -2,7 +2,7 @@
 //! (S3 → SQS, S3 → SNS → SQS, EventBridge → SQS) and keeps the destination current, with the
 //! transfer workers and the verifier of a standalone run in the same process.
 //!
-//! Events become tasks of the job's event runs ([`intake`](super::intake)); their progress is
+//! Events become tasks of the job's event runs ([`super::intake`]); their progress is
 //! in the state directory, so a follower killed at any moment and started again sends the
 //! tasks still pending and carries on. An events-queue message is deleted only once its tasks
 //! are issued: a message the follower could not take is delivered again by the queue, and a
@@ -34,6 +34,7 @@ pub struct Until {
 /// What a follower did: each event run it touched, as it stands when it stopped.
 #[derive(Debug)]
 pub struct Followed {
+    /// Each event run the follower touched, as it stood when the follower stopped.
     pub runs: Vec<Progress>,
     /// Event-queue messages taken (deleted from the queue).
     pub messages: u64,

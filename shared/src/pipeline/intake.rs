@@ -45,6 +45,7 @@ pub const EVENT: &str = "event";
 /// What one events-queue message asks for: the keys to look at, by event run.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Wanted {
+    /// Tasks for the keys the events name, for each event run the message touches.
     pub tasks: Vec<EventTask>,
     /// Events that ask for nothing (a test event, a tag or ACL change, a key outside the
     /// job's prefix), with why.
@@ -54,7 +55,9 @@ pub struct Wanted {
 /// A task for events, and when the oldest of them happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventTask {
+    /// The task for the events' keys.
     pub task: ShardTask,
+    /// When the oldest of the events happened.
     pub since: DateTime<Utc>,
 }
 

@@ -4,10 +4,12 @@ use sha2::{Digest, Sha256};
 
 use super::message::ShardTask;
 
+/// The job as last submitted: `jobs/<job>/job.json`.
 pub fn job(job: &str) -> String {
     format!("jobs/{job}/job.json")
 }
 
+/// The job's watermark (`watermark.json`), where its next incremental run starts from.
 pub fn watermark(job: &str) -> String {
     format!("jobs/{job}/watermark.json")
 }
@@ -28,6 +30,7 @@ pub fn event_run(day: chrono::NaiveDate) -> String {
     format!("events-{}", day.format("%Y%m%d"))
 }
 
+/// The folder of a run's documents: `jobs/<job>/runs/<run>`.
 pub fn run_dir(job: &str, run: &str) -> String {
     format!("jobs/{job}/runs/{run}")
 }
@@ -39,18 +42,22 @@ pub fn run_job(job: &str, run: &str) -> String {
     format!("{}/job.json", run_dir(job, run))
 }
 
+/// The run's `manifest.json`: what the run is, fixed when it is created.
 pub fn manifest(job: &str, run: &str) -> String {
     format!("{}/manifest.json", run_dir(job, run))
 }
 
+/// The run's `progress.json`: issued and pending tasks, and the counts so far.
 pub fn progress(job: &str, run: &str) -> String {
     format!("{}/progress.json", run_dir(job, run))
 }
 
+/// The run's `report.json`, written once when the run is complete.
 pub fn report(job: &str, run: &str) -> String {
     format!("{}/report.json", run_dir(job, run))
 }
 
+/// The run's `failures.csv`: every object not copied for a reason the user must act on.
 pub fn failures(job: &str, run: &str) -> String {
     format!("{}/failures.csv", run_dir(job, run))
 }

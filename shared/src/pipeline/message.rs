@@ -21,8 +21,11 @@ pub const MAX_KEYS_BYTES: usize = crate::queue::MAX_MESSAGE_BYTES / 4;
 /// One unit of work for a transfer worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTask {
+    /// The message format version ([`VERSION`] when written).
     pub v: u32,
+    /// The job this task belongs to.
     pub job: String,
+    /// The run of the job this task belongs to.
     pub run: String,
     /// Stable id of the shard this task belongs to (its continuation chain shares it).
     pub shard: String,
@@ -31,6 +34,7 @@ pub struct ShardTask {
     /// How many times this work was handed out again after a failed verification.
     #[serde(default)]
     pub attempt: u32,
+    /// What the task asks the worker to do.
     pub work: Work,
 }
 
@@ -40,15 +44,19 @@ pub struct ShardTask {
 pub enum Work {
     /// The keys under `prefix` after `start_after` and before `end`: list them, copy them.
     Range {
+        /// The source prefix the range lies under.
         prefix: String,
+        /// Only keys after this one; `None` starts at the first key under `prefix`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         start_after: Option<String>,
+        /// Only keys before this one; `None` runs to the last key under `prefix`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         end: Option<String>,
     },
     /// These objects, by key (re-checks after a failed verification, objects handed back
     /// before a deadline).
     Keys {
+        /// The source keys to copy.
         keys: Vec<String>,
         /// Copy without asking the overwrite policy (a re-copy after a failed verification).
         #[serde(default)]
@@ -57,14 +65,19 @@ pub enum Work {
     /// Parts `first..=last` of one giant object's shared multipart upload; `of` tasks share it,
     /// and the one that finishes last completes it.
     Parts {
+        /// The shared multipart upload the parts belong to.
         upload: crate::transfer::parts::SharedUpload,
+        /// The first part number of this task (1-based, inclusive).
         first: u32,
+        /// The last part number of this task (inclusive).
         last: u32,
+        /// How many part tasks share the upload.
         of: u32,
     },
     /// A step of planning: discover and split the source, starting from `cursor` (none for
     /// the first step).
     Plan {
+        /// Where planning resumes; `None` for the first step.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<serde_json::Value>,
     },
@@ -108,6 +121,7 @@ impl Work {
 }
 
 impl ShardTask {
+    /// A first task (`seq` as given, attempt 0) at the current message version.
     pub fn new(job: &str, run: &str, shard: &str, seq: u32, work: Work) -> Self {
         ShardTask {
             v: VERSION,
@@ -186,10 +200,12 @@ impl ShardTask {
         }
     }
 
+    /// The task as a queue message body.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a task serialises")
     }
 
+    /// Parses a queue message body, refusing unknown versions.
     pub fn from_json(text: &str) -> Result<ShardTask, MessageError> {
         let task: ShardTask = parse(text, "shard task")?;
         check_version(task.v, "shard task")?;
@@ -211,10 +227,13 @@ pub fn shard_id(job: &str, run: &str, range: &Work) -> String {
 /// One object's outcome as the transfer reported it, and as the verifier recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
+    /// The object's outcome as the transfer reported it.
     #[serde(flatten)]
     pub result: ObjectResult,
+    /// The source object's version id, when one was reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// The source object's last-modified time, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
     /// Copied by an earlier delivery of the same task in this run, and adopted (confirmed by
@@ -237,6 +256,7 @@ impl From<ObjectResult> for ObjectRecord {
 /// What a task did: its outcomes, and the tasks it handed on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkResult {
+    /// The message format version ([`VERSION`] when written).
     pub v: u32,
     /// The task this result is for.
     pub task: ShardTask,
@@ -244,6 +264,7 @@ pub struct ChunkResult {
     /// complete until each of them has a result too.
     #[serde(default)]
     pub spawned: Vec<ShardTask>,
+    /// One record per object the task handled.
     #[serde(default)]
     pub objects: Vec<ObjectRecord>,
     /// Objects listed in the task's range and left out by the job's filters.
@@ -260,15 +281,27 @@ pub struct ChunkResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ResultMessage {
-    Inline { result: Box<ChunkResult> },
-    Stored { v: u32, key: String },
+    /// The result, in the message itself.
+    Inline {
+        /// The task's result.
+        result: Box<ChunkResult>,
+    },
+    /// The result was too large for a queue message and is stored in the state store.
+    Stored {
+        /// The message format version ([`VERSION`] when written).
+        v: u32,
+        /// The state-store key the result is stored under.
+        key: String,
+    },
 }
 
 impl ResultMessage {
+    /// The message as a results-queue message body.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a result serialises")
     }
 
+    /// Parses a results-queue message body, refusing unknown versions.
     pub fn from_json(text: &str) -> Result<ResultMessage, MessageError> {
         let message: ResultMessage = parse(text, "chunk result")?;
         let v = match &message {
@@ -281,6 +314,7 @@ impl ResultMessage {
 }
 
 impl ChunkResult {
+    /// An empty result for `task`, at the current message version.
     pub fn new(task: ShardTask) -> Self {
         ChunkResult {
             v: VERSION,
@@ -307,13 +341,21 @@ impl ChunkResult {
 /// Outcome counts, added up along the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
+    /// Objects with an outcome.
     pub objects: u64,
+    /// Total size of those objects, in bytes.
     pub bytes: u64,
+    /// Objects copied.
     pub copied: u64,
+    /// Bytes copied.
     pub copied_bytes: u64,
+    /// Objects skipped on purpose (for example already identical at the destination).
     pub skipped: u64,
+    /// Objects archived at the source that must be restored before they can be copied.
     pub needs_restore: u64,
+    /// Objects that failed to copy.
     pub failed: u64,
+    /// Objects listed and left out by the job's filters.
     #[serde(default)]
     pub filtered: u64,
     /// Tasks recorded failed as a whole (their objects are unknown).
@@ -335,6 +377,7 @@ impl Tally {
         )
     }
 
+    /// Counts one object's outcome.
     pub fn add(&mut self, result: &ObjectResult) {
         self.objects += 1;
         self.bytes += result.size;
@@ -349,6 +392,7 @@ impl Tally {
         }
     }
 
+    /// Adds another tally's counts to this one.
     pub fn merge(&mut self, other: &Tally) {
         self.objects += other.objects;
         self.bytes += other.bytes;
@@ -366,7 +410,9 @@ impl Tally {
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable {what}: {problem}")]
 pub struct MessageError {
+    /// Which kind of message it was (`shard task`, `chunk result`).
     pub what: &'static str,
+    /// What was wrong with it, and where.
     pub problem: String,
 }
 

@@ -12,7 +12,7 @@
 //!   result exactly once, keeps [`progress`], detects completion and writes the [`report`].
 //!
 //! [`standalone`] runs all three in one process. [`message`] and [`layout`] are the wire and
-//! storage formats; [`connect`] turns a job spec into live clients; [`cleanup`] aborts the
+//! storage formats; [`crate::deploy::connect`] turns a job spec into live clients; [`cleanup`] aborts the
 //! multipart uploads a finished run leaves behind.
 
 pub mod cas;
@@ -43,6 +43,7 @@ pub use message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask, Tally, Wo
 /// The queues and the state store a deployment uses.
 #[derive(Clone)]
 pub struct Ports {
+    /// Where runs, results, progress and reports are kept.
     pub state: Arc<dyn StateStore>,
     /// Shard tasks, read by transfer workers.
     pub work: Arc<dyn Queue>,
@@ -57,10 +58,12 @@ pub struct RoleError {
     /// Trying again may succeed (a queue, store or source call failed transiently). When false,
     /// the message can never succeed and is recorded as failed instead of retried forever.
     pub retryable: bool,
+    /// What went wrong, for logs and the failed task's record.
     pub message: String,
 }
 
 impl RoleError {
+    /// A failure worth retrying (the message goes back to its queue).
     pub fn retry(message: impl Into<String>) -> Self {
         RoleError {
             retryable: true,
@@ -68,6 +71,7 @@ impl RoleError {
         }
     }
 
+    /// A failure that cannot succeed on retry (a bad job, an unreadable message).
     pub fn config(message: impl Into<String>) -> Self {
         RoleError {
             retryable: false,

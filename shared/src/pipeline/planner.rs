@@ -36,6 +36,8 @@ pub struct RunRequest {
     /// Retry a finished run: only the objects it left failed or needing a restore (its
     /// carry.json), as `Keys` tasks, with no listing.
     pub retry: Option<String>,
+    /// The run's start time (whole seconds): its id, and the watermark the next incremental
+    /// run starts from.
     pub started: DateTime<Utc>,
 }
 

@@ -27,9 +27,13 @@ use super::message::{ShardTask, Tally};
 /// `progress.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// The document's format version.
     pub v: u32,
+    /// The job's name.
     pub job: String,
+    /// The run's id.
     pub run: String,
+    /// When the run was created.
     pub started: DateTime<Utc>,
     /// Issued tasks still waiting for their result, by task id.
     pub pending: BTreeMap<String, ShardTask>,
@@ -40,6 +44,7 @@ pub struct Progress {
     pub tally: Tally,
     /// Tasks whose results were applied.
     pub tasks_done: u64,
+    /// When the run completed (nothing issued left pending); `None` until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<DateTime<Utc>>,
     /// An event run: tasks join it as events arrive ([`Progress::issue`]), so an empty
@@ -55,7 +60,9 @@ pub struct Progress {
 /// A result waiting for its task to be issued.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parked {
+    /// The result's counts, added when it is applied.
     pub tally: Tally,
+    /// The tasks the result issued, which join `pending` when it is applied.
     pub spawned: Vec<ShardTask>,
 }
 

@@ -22,20 +22,32 @@ use crate::transfer::Outcome;
 /// `report.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The report format version (1).
     pub v: u32,
+    /// The job's name.
     pub job: String,
+    /// The run's id.
     pub run: String,
+    /// The source, as the run describes it (`s3://bucket/prefix`), never with credentials.
     pub source: String,
+    /// The destination, `oss://bucket/prefix`.
     pub destination: String,
+    /// The job's mode: `copy` or `audit`.
     pub mode: String,
+    /// How copies were proven: `crc64` or `size`.
     pub verification: String,
+    /// When the run started.
     pub started: DateTime<Utc>,
+    /// When the run finished.
     pub finished: DateTime<Utc>,
+    /// The run's duration, `finished - started`, in seconds.
     pub seconds: f64,
     /// `complete` (everything in scope is at the destination, verified, or skipped on purpose)
     /// or `complete-with-problems` (see failures.csv).
     pub verdict: String,
+    /// The verdict in one sentence, with the counts, for a person.
     pub summary: String,
+    /// Outcome counts over every object in scope.
     pub objects: Tally,
     /// Tasks whose results were counted.
     pub tasks: u64,
@@ -56,7 +68,9 @@ pub struct Report {
 /// A task that failed as a whole: what it covered is not counted object by object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedTask {
+    /// The failed task's id.
     pub task: String,
+    /// Why it failed.
     pub error: String,
     /// What the task covered (a key range, keys, planning), whose objects are uncounted.
     #[serde(default)]

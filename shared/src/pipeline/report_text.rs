@@ -13,9 +13,13 @@ const REASONS_SHOWN: usize = 20;
 /// One (outcome, reason) group of failures.csv: how many objects, one example key.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Group {
+    /// The failures.csv outcome: `failed`, `needs-restore` or `copied-with-notes`.
     pub outcome: String,
+    /// The reason the objects share.
     pub reason: String,
+    /// How many objects are in the group.
     pub objects: u64,
+    /// One of their keys.
     pub example: String,
 }
 

@@ -35,10 +35,15 @@ impl RunKind {
 /// `manifest.json`: what a run is, fixed when it is created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest format version.
     pub v: u32,
+    /// The job's name.
     pub job: String,
+    /// The run's id.
     pub run: String,
+    /// When the run was created.
     pub started: DateTime<Utc>,
+    /// What the run copies: a listing of the source (the default) or the source's events.
     #[serde(default, skip_serializing_if = "RunKind::is_listing")]
     pub kind: RunKind,
     /// Incremental runs copy only objects modified at or after this time (the previous
@@ -60,12 +65,15 @@ pub struct Manifest {
 /// `carry.json`: keys carried from one incremental run into the next.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carry {
+    /// The source keys to try again in the next run.
     pub keys: Vec<String>,
 }
 
 /// A run, ready to work on.
 pub struct RunHandle {
+    /// The run's `manifest.json`.
     pub manifest: Manifest,
+    /// The run's job spec and its open connections to source and destination.
     pub connected: Connected,
     /// The keys carried into this run: its own `Keys` tasks count them, so its listings
     /// pass over them.
@@ -73,6 +81,7 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
+    /// The job spec the run was started with.
     pub fn spec(&self) -> &JobSpec {
         &self.connected.spec
     }
@@ -82,6 +91,7 @@ impl RunHandle {
         self.manifest.kind == RunKind::Events
     }
 
+    /// Whether the job only compares source and destination (`mode: audit`), copying nothing.
     pub fn is_audit(&self) -> bool {
         self.spec().mode == Mode::Audit
     }
@@ -104,12 +114,15 @@ impl RunHandle {
 
 /// Ports, secrets, and a cache of open runs.
 pub struct Runtime {
+    /// The state store and the two queues the roles work through.
     pub ports: Ports,
+    /// Fetches the secrets a job names (Secrets Manager in distributed mode).
     pub secrets: Arc<dyn Secrets>,
     runs: Mutex<HashMap<(String, String), Arc<RunHandle>>>,
 }
 
 impl Runtime {
+    /// A runtime with no run open yet.
     pub fn new(ports: Ports, secrets: Arc<dyn Secrets>) -> Self {
         Runtime {
             ports,

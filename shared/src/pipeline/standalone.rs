@@ -34,7 +34,9 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Shard tasks worked on at the same time.
     pub workers: usize,
+    /// The transfer role's budgets (time per task, deliveries before giving up).
     pub transfer: TransferSettings,
+    /// How the verifier checks copies.
     pub verifier: VerifierSettings,
     /// Start a new run even when the state directory holds an unfinished one.
     pub fresh: bool,
@@ -55,12 +57,14 @@ pub type ProgressFn = Arc<dyn Fn(&View) + Send + Sync>;
 
 /// What the progress callback sees.
 pub struct View<'a> {
+    /// The run's progress document as it stands.
     pub progress: &'a Progress,
     /// Objects and bytes in scope counted so far, and whether counting is finished.
     pub scope: Option<(u64, u64, bool)>,
 }
 
 impl Options {
+    /// The defaults (4 workers, a new run only when none is unfinished) over `state_dir`.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         Options {
             state_dir: state_dir.into(),
@@ -79,6 +83,7 @@ impl Options {
 /// How a standalone run ended.
 #[derive(Debug)]
 pub struct Finished {
+    /// The run's report, as written to report.json.
     pub report: Report,
     /// Where report.json and failures.csv are.
     pub run_dir: PathBuf,

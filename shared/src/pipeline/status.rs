@@ -35,8 +35,11 @@ pub enum Phase {
 /// A run's status.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
+    /// The job's name.
     pub job: String,
+    /// The run's id.
     pub run: String,
+    /// Where the run is.
     pub phase: Phase,
     /// `complete` or `complete-with-problems`, once reported.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +47,9 @@ pub struct Status {
     /// The report's one-line summary, once reported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// When the run started.
     pub started: DateTime<Utc>,
+    /// When the run finished; `None` while it is going on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished: Option<DateTime<Utc>>,
     /// Incremental runs: objects modified before this time are not in scope.
@@ -52,16 +57,21 @@ pub struct Status {
     pub since: Option<DateTime<Utc>>,
     /// Objects counted so far, by outcome (exact, whatever the delivery order).
     pub objects: Tally,
+    /// Tasks whose results were counted.
     pub tasks_done: u64,
+    /// Tasks issued and still waiting for their result.
     pub tasks_pending: u64,
     /// Seconds from the start to the end, or to now while running.
     pub seconds: f64,
+    /// Objects counted per second over `seconds`.
     pub objects_per_second: f64,
+    /// Bytes counted per second over `seconds`.
     pub bytes_per_second: f64,
     /// Event runs: when the oldest event not yet copied happened, and how long ago that is —
     /// how far the destination is behind the source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_waiting_event: Option<DateTime<Utc>>,
+    /// Event runs: seconds from `oldest_waiting_event` to now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub behind_seconds: Option<f64>,
 }

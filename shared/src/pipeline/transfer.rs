@@ -87,7 +87,9 @@ pub struct Limits {
 
 /// One work-queue message as Lambda hands it over: its body and `ApproximateReceiveCount`.
 pub struct Delivery<'a> {
+    /// The message body (a shard task as JSON).
     pub body: &'a str,
+    /// How many times the message has been delivered, this delivery included.
     pub receive_count: u32,
 }
 

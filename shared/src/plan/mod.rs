@@ -60,9 +60,12 @@ pub use keys::MAX_CUT_BYTES;
 /// (if any), in UTF-8 byte order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeyRange {
+    /// Only keys starting with this prefix.
     pub prefix: String,
+    /// Only keys after this one (the range's left cut); `None` from the first key.
     #[serde(default)]
     pub start_after: Option<String>,
+    /// Only keys before this one (exclusive); `None` up to the last key under `prefix`.
     #[serde(default)]
     pub end: Option<String>,
 }
@@ -77,6 +80,7 @@ impl KeyRange {
         }
     }
 
+    /// Whether `key` falls in the range.
     pub fn contains(&self, key: &str) -> bool {
         key.starts_with(&self.prefix)
             && self.start_after.as_deref().is_none_or(|s| key > s)
@@ -225,9 +229,11 @@ impl PlanOptions {
 /// One range of the plan, with what the planner knows of its size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRange {
+    /// The keys the range covers.
     pub range: KeyRange,
     /// Keys in the range when it was planned: counted if `exact`, else estimated from probes.
     pub estimated_keys: u64,
+    /// Whether `estimated_keys` was counted (true) or estimated from probes (false).
     pub exact: bool,
 }
 
@@ -279,28 +285,36 @@ impl PlanCursor {
 pub enum PlanOutcome {
     /// The plan is complete.
     Complete {
+        /// The ranges settled by this invocation, in key order.
         ranges: Vec<PlannedRange>,
+        /// Counters over every invocation of this plan.
         stats: PlanStats,
     },
     /// The deadline came first: continue with [`plan_continue`] and `cursor`.
     Partial {
+        /// The ranges settled by this invocation, in key order.
         ranges: Vec<PlannedRange>,
+        /// Where to continue the plan.
         cursor: PlanCursor,
+        /// Counters over every invocation of this plan so far.
         stats: PlanStats,
     },
 }
 
 impl PlanOutcome {
+    /// Whether the plan is complete (no cursor to continue with).
     pub fn is_complete(&self) -> bool {
         matches!(self, PlanOutcome::Complete { .. })
     }
 
+    /// The ranges settled by this invocation, in key order.
     pub fn ranges(&self) -> &[PlannedRange] {
         match self {
             PlanOutcome::Complete { ranges, .. } | PlanOutcome::Partial { ranges, .. } => ranges,
         }
     }
 
+    /// Counters over every invocation of this plan so far.
     pub fn stats(&self) -> &PlanStats {
         match self {
             PlanOutcome::Complete { stats, .. } | PlanOutcome::Partial { stats, .. } => stats,
@@ -323,20 +337,29 @@ pub enum PlanError {
     /// last cursor you received (or from the start); the ranges come out the same.
     #[error("planning failed: {0}")]
     Source(#[from] SourceError),
+    /// A plan option is out of range.
     #[error("plan option `{field}` = {value} is out of range; {fix}")]
     Options {
+        /// The option's name.
         field: &'static str,
+        /// The value given.
         value: String,
+        /// What to use instead.
         fix: String,
     },
+    /// A cursor was continued with options other than those the plan started with.
     #[error(
         "the plan cursor was made with `{field}` = {cursor}, but this call passes {given}; continue with the options the plan started with"
     )]
     CursorMismatch {
+        /// The first option that differs.
         field: &'static str,
+        /// Its value in the cursor.
         cursor: String,
+        /// Its value in this call.
         given: String,
     },
+    /// The cursor was written in a format version this build cannot read.
     #[error(
         "plan cursor version {0} cannot be read by this build (it reads version {CURSOR_VERSION}); start the plan again"
     )]

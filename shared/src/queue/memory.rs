@@ -117,14 +117,17 @@ impl MemoryQueue {
         self
     }
 
+    /// The queue's name, as given to [`MemoryQueue::new`].
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The queue's settings.
     pub fn settings(&self) -> QueueSettings {
         self.settings
     }
 
+    /// The dead-letter queue, if one is set.
     pub fn dead_letter(&self) -> Option<&Arc<MemoryQueue>> {
         self.dead_letter.as_ref()
     }

@@ -33,6 +33,7 @@ pub struct Delivery {
     pub id: String,
     /// Names this delivery for [`Queue::ack`] and [`Queue::nack`].
     pub receipt: String,
+    /// The message body.
     pub body: String,
     /// How many times the message has been delivered, this delivery included.
     pub receive_count: u32,
@@ -43,11 +44,15 @@ pub struct Delivery {
 #[derive(Debug, thiserror::Error)]
 #[error("queue {queue}: {message}")]
 pub struct QueueError {
+    /// Whether the failure is worth retrying, or the message too large.
     pub kind: QueueErrorKind,
+    /// The queue, as [`Queue::describe`] names it.
     pub queue: String,
+    /// What went wrong.
     pub message: String,
 }
 
+/// The kind of a [`QueueError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueErrorKind {
     /// Worth retrying (throttling, 5xx, connection errors).
@@ -59,6 +64,7 @@ pub enum QueueErrorKind {
 }
 
 impl QueueError {
+    /// An error of `kind` from `queue`.
     pub fn new(kind: QueueErrorKind, queue: impl Into<String>, message: impl Into<String>) -> Self {
         QueueError {
             kind,
@@ -68,6 +74,7 @@ impl QueueError {
     }
 }
 
+/// What the queue's calls return.
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send + 'a>>;
 
 /// The largest message body any adapter accepts (SQS's limit), in bytes.

@@ -74,6 +74,7 @@ impl SqsQueue {
         }
     }
 
+    /// The queue's URL.
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }

@@ -26,10 +26,13 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Se
 /// One object as a listing describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The object's key.
     pub key: String,
+    /// The object's size, in bytes.
     pub size: u64,
     /// The ETag without quotes, as the source reports it.
     pub etag: Option<String>,
+    /// When the object was last written, as the source reports it.
     pub last_modified: Option<DateTime<Utc>>,
     /// The source's own storage class name (`STANDARD`, `GLACIER`, `Archive`, …).
     pub storage_class: Option<String>,
@@ -55,6 +58,7 @@ pub enum ArchiveState {
 /// One page of a listing.
 #[derive(Clone, Debug, Default)]
 pub struct ListPage {
+    /// The objects on this page, in key order.
     pub objects: Vec<ObjectInfo>,
     /// With a delimiter: the "directories" one level down.
     pub common_prefixes: Vec<String>,
@@ -80,10 +84,13 @@ pub struct UnnamableObject {
 /// What to list.
 #[derive(Clone, Debug, Default)]
 pub struct ListRequest {
+    /// Only keys starting with this prefix (empty for all).
     pub prefix: String,
+    /// Group keys up to this character into `common_prefixes`; `None` lists every key.
     pub delimiter: Option<String>,
     /// List keys strictly after this one.
     pub start_after: Option<String>,
+    /// The `next` of the previous page; `None` for the first page.
     pub continuation: Option<String>,
     /// At most this many entries (1–1000).
     pub max_keys: u32,
@@ -92,6 +99,7 @@ pub struct ListRequest {
 /// One ranged, pinned read.
 #[derive(Clone, Debug, Default)]
 pub struct GetRequest<'a> {
+    /// The object's key.
     pub key: &'a str,
     /// Bytes `start..end` (end exclusive); the whole object when `None`.
     pub range: Option<Range<u64>>,
@@ -117,17 +125,29 @@ pub struct SourceChecksums {
 /// One object as HEAD describes it: everything needed to copy it faithfully.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectHead {
+    /// The object's key.
     pub key: String,
+    /// The object's size, in bytes.
     pub size: u64,
+    /// The ETag without quotes, as the source reports it.
     pub etag: Option<String>,
+    /// When the object was last written, as the source reports it.
     pub last_modified: Option<DateTime<Utc>>,
+    /// The object's version id, on a versioned bucket.
     pub version_id: Option<String>,
+    /// The source's own storage class name (`STANDARD`, `GLACIER`, `Archive`, …).
     pub storage_class: Option<String>,
+    /// Whether the object's bytes can be read now or must be restored first.
     pub archive: ArchiveState,
+    /// `Content-Type`.
     pub content_type: Option<String>,
+    /// `Content-Encoding`.
     pub content_encoding: Option<String>,
+    /// `Content-Disposition`.
     pub content_disposition: Option<String>,
+    /// `Content-Language`.
     pub content_language: Option<String>,
+    /// `Cache-Control`.
     pub cache_control: Option<String>,
     /// The raw `Expires` header value.
     pub expires: Option<String>,
@@ -135,13 +155,16 @@ pub struct ObjectHead {
     pub user_metadata: Vec<(String, String)>,
     /// Tags (S3 tagging / OSS tagging), when the adapter fetched them.
     pub tags: Vec<(String, String)>,
+    /// Checksums the source holds for the object, to check the streamed bytes against.
     pub checksums: SourceChecksums,
 }
 
 /// A whole object opened with one read: what HEAD would have said about it, taken from the
 /// very response whose body is `body`, so the description and the bytes cannot disagree.
 pub struct Opened {
+    /// The object's description, from the same response as `body`.
     pub head: ObjectHead,
+    /// The object's bytes.
     pub body: ByteStream,
 }
 
@@ -157,9 +180,12 @@ impl std::fmt::Debug for Opened {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RestoreTier {
+    /// Fastest and most expensive (minutes, where the class allows it).
     Expedited,
+    /// The store's default speed (hours).
     #[default]
     Standard,
+    /// Slowest and cheapest.
     Bulk,
 }
 
@@ -178,6 +204,7 @@ pub enum RestoreOutcome {
 #[derive(Debug, thiserror::Error)]
 #[error("{kind:?} error reading source {resource}: {message}")]
 pub struct SourceError {
+    /// What kind of failure it is, which decides whether to retry.
     pub kind: SourceErrorKind,
     /// Bucket/key (or bucket/prefix) concerned.
     pub resource: String,
@@ -185,6 +212,7 @@ pub struct SourceError {
     pub message: String,
 }
 
+/// The kind of a [`SourceError`], which decides what the engine does about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceErrorKind {
     /// The object or bucket does not exist (deleted since listing, wrong name).
@@ -206,6 +234,7 @@ pub enum SourceErrorKind {
 }
 
 impl SourceError {
+    /// An error of `kind` about `resource`.
     pub fn new(
         kind: SourceErrorKind,
         resource: impl Into<String>,
@@ -218,6 +247,7 @@ impl SourceError {
         }
     }
 
+    /// Whether trying again may help: throttling, transient failures and integrity mismatches.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,

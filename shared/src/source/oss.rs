@@ -19,6 +19,7 @@ pub struct OssSource {
 }
 
 impl OssSource {
+    /// A source reading `bucket` through `client`; `prefix` is the job's key prefix.
     pub fn new(client: OssClient, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
         OssSource {
             client,

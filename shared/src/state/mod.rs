@@ -33,19 +33,25 @@ use bytes::Bytes;
 /// A stored value and the version that guards the next conditional write to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Versioned {
+    /// The stored bytes.
     pub body: Bytes,
     /// Opaque: an ETag for S3, a content hash for the local store.
     pub version: String,
 }
 
+/// A state store call failed; `kind` says whether asking again may help.
 #[derive(Debug, thiserror::Error)]
 #[error("state store {store}: {message}")]
 pub struct StateError {
+    /// Whether the failure is worth retrying.
     pub kind: StateErrorKind,
+    /// The store, as [`StateStore::describe`] names it.
     pub store: String,
+    /// What went wrong, with the key concerned.
     pub message: String,
 }
 
+/// The kind of a [`StateError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StateErrorKind {
     /// Worth retrying (throttling, 5xx, connection errors).
@@ -55,6 +61,7 @@ pub enum StateErrorKind {
 }
 
 impl StateError {
+    /// An error of `kind` from `store`.
     pub fn new(kind: StateErrorKind, store: impl Into<String>, message: impl Into<String>) -> Self {
         StateError {
             kind,
@@ -64,6 +71,7 @@ impl StateError {
     }
 }
 
+/// What the store's calls return.
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
 
 /// Durable key → bytes storage with conditional writes. Object-safe.

@@ -65,6 +65,7 @@ impl S3Store {
         }
     }
 
+    /// The state bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

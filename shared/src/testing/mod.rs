@@ -9,3 +9,29 @@ pub mod destination;
 pub mod queue;
 pub mod source;
 pub mod state;
+
+use crate::secret::Secret;
+use crate::source::s3::{S3Credentials, S3SourceConfig};
+
+/// The S3 source's settings for a store on this machine (moto, the OSS emulator's S3 dialect,
+/// a proxy in front of either): path-style addressing, plain HTTP, a static key pair. Callers
+/// change what their case needs (attempts, tags) on the result.
+pub fn s3_config(
+    endpoint: impl Into<String>,
+    region: &str,
+    bucket: &str,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> S3SourceConfig {
+    let mut config = S3SourceConfig::new(bucket);
+    config.endpoint = Some(endpoint.into());
+    config.region = Some(region.to_owned());
+    config.path_style = true;
+    config.allow_http = true;
+    config.credentials = S3Credentials::Static {
+        access_key_id: access_key_id.to_owned(),
+        secret_access_key: Secret::new(secret_access_key),
+        session_token: None,
+    };
+    config
+}

@@ -21,18 +21,18 @@ use crate::queue::{Delivery, MAX_MESSAGE_BYTES, Queue, QueueErrorKind};
 /// Every conformance run must finish within this.
 const SUITE_LIMIT: Duration = Duration::from_secs(120);
 
-// ---------------------------------------------------------------------------------------------
-// conformance suite
-
 /// A fresh queue for one case, with its dead-letter queue.
 pub struct Setup {
+    /// The queue under test.
     pub queue: Arc<dyn Queue>,
+    /// Where its messages go after `max_receives` deliveries.
     pub dead: Arc<dyn Queue>,
 }
 
 /// Makes fresh, empty queues with the given visibility timeout and (for the dead-letter case)
 /// maximum receives.
 pub trait Maker: Sync {
+    /// Queues named after `case` (each case gets its own).
     fn make<'a>(
         &'a self,
         case: &'a str,
@@ -78,12 +78,14 @@ pub async fn receive_n(queue: &dyn Queue, n: usize, limit: Duration) -> Vec<Deli
     got
 }
 
+/// The deliveries' bodies, sorted (queues keep no order).
 pub fn bodies(deliveries: &[Delivery]) -> Vec<String> {
     let mut bodies: Vec<String> = deliveries.iter().map(|d| d.body.clone()).collect();
     bodies.sort();
     bodies
 }
 
+/// The deliveries' receipts, to acknowledge them.
 pub fn receipts(deliveries: &[Delivery]) -> Vec<String> {
     deliveries.iter().map(|d| d.receipt.clone()).collect()
 }

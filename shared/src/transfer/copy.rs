@@ -77,9 +77,13 @@ enum Read<'a> {
 /// Copies objects from one source to one destination.
 #[derive(Clone)]
 pub struct Copier {
+    /// Where objects are read.
     pub source: Arc<dyn Source>,
+    /// The OSS bucket and prefix objects are written to.
     pub dest: Destination,
+    /// How each object is copied.
     pub options: CopyOptions,
+    /// Where multipart uploads in flight are recorded, so a retried copy resumes them.
     pub ledger: Arc<dyn UploadLedger>,
     /// Copy inside OSS when the pair allows it (CopyObject / UploadPartCopy, no bytes through
     /// ferry). Objects without a source CRC-64 are streamed instead, so every copy is still

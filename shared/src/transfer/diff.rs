@@ -40,7 +40,9 @@ pub enum OverwritePolicy {
 /// What to do with one source object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
+    /// Copy the object.
     Copy,
+    /// Leave the destination as it is, for the reason given.
     Skip(String),
     /// The destination object was written during the current run (an earlier attempt of the
     /// same task, killed or redelivered): confirm it with a HEAD and count it copied, instead of
@@ -65,6 +67,7 @@ pub struct Differ<'a> {
 }
 
 impl<'a> Differ<'a> {
+    /// A differ over `dest` deciding by `policy`; `source_prefix` is the range's source prefix.
     pub fn new(dest: &'a Destination, policy: OverwritePolicy, source_prefix: &str) -> Self {
         Differ {
             dest,

@@ -23,8 +23,11 @@ use crate::source::{ByteStream, SourceChecksums, SourceError, SourceErrorKind};
 /// Which digests to compute besides CRC-64/XZ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Wanted {
+    /// Compute MD5 (only meaningful for a read of the whole object).
     pub md5: bool,
+    /// Compute CRC-64/NVME, to check S3's full-object checksum.
     pub crc64nvme: bool,
+    /// Compute CRC-32C, to check S3's full-object checksum.
     pub crc32c: bool,
 }
 
@@ -42,10 +45,15 @@ impl Wanted {
 /// Digests of the bytes that went through one stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Digests {
+    /// Bytes that went through.
     pub len: u64,
+    /// CRC-64/XZ of those bytes, as OSS computes it (`x-oss-hash-crc64ecma`).
     pub crc64: u64,
+    /// MD5 of those bytes, when it was wanted.
     pub md5: Option<[u8; 16]>,
+    /// CRC-64/NVME of those bytes, when it was wanted.
     pub crc64nvme: Option<u64>,
+    /// CRC-32C of those bytes, when it was wanted.
     pub crc32c: Option<u32>,
 }
 
@@ -150,6 +158,7 @@ impl Inspector {
         (Box::pin(stream), inspector)
     }
 
+    /// The digests of the bytes the stream has passed so far.
     pub fn digests(&self) -> Digests {
         self.0
             .lock()
@@ -201,7 +210,9 @@ fn join(algorithm: CrcAlgorithm, a: u64, b: u64, len_b: u64) -> u64 {
 pub struct ChecksumMismatch {
     /// `MD5`, `CRC-64/NVME`, `CRC-32C` or `CRC-64` (OSS's).
     pub algorithm: &'static str,
+    /// The value the source holds.
     pub expected: String,
+    /// The value computed from the bytes read.
     pub got: String,
 }
 

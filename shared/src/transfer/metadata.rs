@@ -19,7 +19,9 @@ pub const MAX_USER_METADATA_BYTES: usize = 8 * 1024;
 
 /// Stamp names (without `x-oss-meta-`).
 pub const STAMP_ETAG: &str = "ferry-src-etag";
+/// The source's Last-Modified, RFC 3339 with milliseconds.
 pub const STAMP_MTIME: &str = "ferry-src-mtime";
+/// The source's version id, when it has one.
 pub const STAMP_VERSION: &str = "ferry-src-version";
 
 /// How the destination's storage class is chosen.
@@ -52,6 +54,7 @@ pub fn map_storage_class(source_class: Option<&str>) -> StorageClass {
 /// OSS's limits on one object tag (S3's are looser: it also allows `@` and longer values in
 /// some regions).
 pub const MAX_TAG_KEY_CHARS: usize = 128;
+/// OSS's limit on the characters of a tag value.
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
 
 /// Why OSS would refuse a tag, if it would: keys of 1–128 and values of at most 256 characters,

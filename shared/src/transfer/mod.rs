@@ -1,6 +1,6 @@
 //! Copying objects into OSS (architecture §6) and proving the bytes arrived (invariant 4).
 //!
-//! [`copy_object`] reads one object from a [`Source`](crate::source::Source) and writes it to a
+//! [`Copier::copy`] reads one object from a [`Source`](crate::source::Source) and writes it to a
 //! [`Destination`]: one streamed PutObject below the multipart threshold, otherwise a multipart
 //! upload whose parts are ranged GETs streamed into UploadPart, several at a time. Nothing is
 //! buffered whole: memory is bounded by part concurrency × HTTP chunks, whatever the object size.
@@ -72,21 +72,38 @@ impl Default for CopyOptions {
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
     /// Written, and OSS's CRC-64 equals the CRC-64 of the bytes read from the source.
-    Copied { crc64: u64, multipart: bool },
+    Copied {
+        /// The CRC-64 of the object, as OSS reports it (`x-oss-hash-crc64ecma`).
+        crc64: u64,
+        /// Whether it was written by multipart upload.
+        multipart: bool,
+    },
     /// Not copied, on purpose (already identical at the destination, filtered, …).
-    Skipped { reason: String },
+    Skipped {
+        /// Why it was not copied.
+        reason: String,
+    },
     /// Archived at the source; it must be restored before it can be read.
     NeedsRestore,
     /// Not copied; `retryable` says whether trying again may help.
-    Failed { reason: String, retryable: bool },
+    Failed {
+        /// What went wrong.
+        reason: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
 }
 
 /// One object's result.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectResult {
+    /// The source key.
     pub key: String,
+    /// The object's size, in bytes.
     pub size: u64,
+    /// The source object's ETag (without quotes), when known.
     pub source_etag: Option<String>,
+    /// What happened to the object.
     #[serde(flatten)]
     pub outcome: Outcome,
     /// What could not be carried faithfully (a metadata name or a tag OSS refuses), or what

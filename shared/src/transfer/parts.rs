@@ -26,8 +26,11 @@ use crate::oss::{CompleteOptions, CompleteParts, CompletedPart};
 pub struct SharedUpload {
     /// Source key.
     pub key: String,
+    /// The upload id at the destination.
     pub upload_id: String,
+    /// The object's size, in bytes.
     pub size: u64,
+    /// Bytes per part (the last part may be smaller).
     pub part_size: u64,
     /// The source version the parts come from; a read of another version fails.
     pub etag: Option<String>,
@@ -47,7 +50,9 @@ impl SharedUpload {
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]
 pub struct PartsError {
+    /// What went wrong.
     pub reason: String,
+    /// Whether trying the step again may help.
     pub retryable: bool,
 }
 

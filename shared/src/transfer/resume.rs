@@ -22,12 +22,15 @@ use crate::state::StateError;
 /// One multipart upload in flight.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadRecord {
+    /// Destination bucket.
     pub bucket: String,
     /// Destination key.
     pub key: String,
+    /// The upload id InitiateMultipartUpload returned.
     pub upload_id: String,
     /// The plan the parts were cut by; a resumed upload must keep it.
     pub part_size: u64,
+    /// The object's size, in bytes.
     pub size: u64,
     /// The source object the parts came from; a changed source starts over.
     pub source_etag: Option<String>,
@@ -38,8 +41,11 @@ type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a
 
 /// Where upload records live.
 pub trait UploadLedger: Send + Sync {
+    /// The record of the upload to `bucket`/`key`, if one is in flight.
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, Option<UploadRecord>>;
+    /// Records an upload, replacing any record for the same bucket and key.
     fn put<'a>(&'a self, record: &'a UploadRecord) -> Fut<'a, ()>;
+    /// Forgets the upload to `bucket`/`key` (the object is complete or the upload aborted).
     fn remove<'a>(&'a self, bucket: &'a str, key: &'a str) -> Fut<'a, ()>;
     /// Records that part `number` of `record`'s upload holds the source bytes whose CRC-64 is
     /// `crc64` (OSS's CRC-64 of the stored part matched the bytes read).
@@ -69,14 +75,17 @@ pub struct MemoryLedger {
 }
 
 impl MemoryLedger {
+    /// An empty ledger.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many uploads are recorded.
     pub fn len(&self) -> usize {
         self.uploads.lock().expect("ledger lock").len()
     }
 
+    /// Whether no upload is recorded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

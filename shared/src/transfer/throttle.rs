@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 
 use crate::source::ByteStream;
 
+/// A bandwidth limit in bytes per second, shared by every stream that reads through it.
 #[derive(Debug)]
 pub struct RateLimiter {
     bytes_per_second: u64,
@@ -38,6 +39,7 @@ impl RateLimiter {
         }
     }
 
+    /// The rate allowed, in bytes per second.
     pub fn bytes_per_second(&self) -> u64 {
         self.bytes_per_second
     }

@@ -34,16 +34,23 @@ pub enum ArchivePolicy {
 /// One range walk.
 #[derive(Clone, Debug)]
 pub struct WalkOptions {
+    /// List keys under this source prefix.
     pub prefix: String,
     /// Keys strictly after this one.
     pub start_after: Option<String>,
     /// Keys strictly before this one (the range's end); `None` for the end of the prefix.
     pub end: Option<String>,
+    /// When an object already at the destination is replaced.
     pub overwrite: OverwritePolicy,
+    /// Objects copied at the same time (at least 1).
     pub object_concurrency: usize,
+    /// What to do with archived source objects that are not restored.
     pub archive: ArchivePolicy,
+    /// With [`ArchivePolicy::Restore`]: how many days a restored object stays readable.
     pub restore_days: u32,
+    /// With [`ArchivePolicy::Restore`]: how fast the restore should be.
     pub restore_tier: RestoreTier,
+    /// Keys per source listing page (1–1000).
     pub page_size: u32,
     /// Stop starting new objects after this many.
     pub max_objects: Option<u64>,
@@ -72,7 +79,9 @@ impl Default for WalkOptions {
 /// How a walk ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RangeSummary {
+    /// Objects the walk handed to the sink.
     pub objects: u64,
+    /// Their total size, in bytes.
     pub bytes: u64,
     /// Destination HEADs the diff needed (listings decided the rest).
     pub heads: u64,
@@ -108,10 +117,13 @@ pub async fn walk_range(
 /// and reported first).
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
+    /// Listing the source failed.
     #[error(transparent)]
     SourceListing(#[from] crate::source::SourceError),
+    /// Listing the destination (to decide what to copy) failed.
     #[error("destination listing: {0}")]
     DestinationListing(#[source] crate::oss::Error),
+    /// The copy tasks ended before the listing did.
     #[error("the copiers stopped before the listing ended")]
     CopiersStopped,
 }

@@ -7,25 +7,10 @@ use crate::support::moto::{self, Moto};
 use crate::support::oss_client_support::{AK, BUCKET, REGION, SK, client, client_v1, emulator};
 
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
-use ferry::secret::Secret;
 use ferry::source::oss::OssSource;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
-use ferry::testing::{destination, source};
+use ferry::source::s3::S3Source;
+use ferry::testing::{destination, s3_config, source};
 use ferry::transfer::Destination;
-
-fn s3_config(endpoint: String, region: &str, bucket: &str, ak: &str, sk: &str) -> S3SourceConfig {
-    let mut config = S3SourceConfig::new(bucket);
-    config.endpoint = Some(endpoint);
-    config.region = Some(region.to_owned());
-    config.path_style = true;
-    config.allow_http = true;
-    config.credentials = S3Credentials::Static {
-        access_key_id: ak.to_owned(),
-        secret_access_key: Secret::new(sk),
-        session_token: None,
-    };
-    config
-}
 
 #[tokio::test]
 async fn the_s3_source_on_moto_conforms() {

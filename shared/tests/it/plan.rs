@@ -12,9 +12,8 @@ use ferry::oss::{Credentials, OssClient};
 use ferry::plan::{
     KeyRange, PlanCursor, PlanOptions, PlanOutcome, PlannedRange, plan_continue, plan_ranges,
 };
-use ferry::secret::Secret;
 use ferry::source::oss::OssSource;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
+use ferry::source::s3::S3Source;
 use ferry::source::{
     ByteStream, GetRequest, ListPage, ListRequest, ObjectHead, RestoreOutcome, RestoreTier, Source,
     SourceError,
@@ -60,17 +59,8 @@ fn oss_source(emu: &Emulator) -> OssSource {
 }
 
 async fn s3_source(endpoint: String, region: &str, bucket: &str, ak: &str, sk: &str) -> S3Source {
-    let mut config = S3SourceConfig::new(bucket);
-    config.endpoint = Some(endpoint);
-    config.region = Some(region.to_owned());
-    config.path_style = true;
-    config.allow_http = true;
+    let mut config = ferry::testing::s3_config(endpoint, region, bucket, ak, sk);
     config.fetch_tags = false;
-    config.credentials = S3Credentials::Static {
-        access_key_id: ak.to_owned(),
-        secret_access_key: Secret::new(sk),
-        session_token: None,
-    };
     S3Source::new(config).await.expect("valid S3 config")
 }
 

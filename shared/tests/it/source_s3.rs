@@ -29,17 +29,13 @@ use proptest::prelude::*;
 // helpers
 
 fn config(moto: &Moto, bucket: &str) -> S3SourceConfig {
-    let mut config = S3SourceConfig::new(bucket);
-    config.region = Some(moto::REGION.to_owned());
-    config.endpoint = Some(moto.endpoint());
-    config.allow_http = true;
-    config.path_style = true;
-    config.credentials = S3Credentials::Static {
-        access_key_id: moto::ACCESS_KEY_ID.to_owned(),
-        secret_access_key: Secret::new(moto::SECRET_ACCESS_KEY),
-        session_token: None,
-    };
-    config
+    ferry::testing::s3_config(
+        moto.endpoint(),
+        moto::REGION,
+        bucket,
+        moto::ACCESS_KEY_ID,
+        moto::SECRET_ACCESS_KEY,
+    )
 }
 
 async fn source(moto: &Moto, bucket: &str) -> S3Source {

@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry::secret::Secret;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
+use ferry::source::s3::S3Source;
 use ferry::source::{
     GetRequest, ListRequest, RestoreOutcome, RestoreTier, Source, SourceError, SourceErrorKind,
 };
@@ -133,18 +132,9 @@ async fn source_for(fake: &FakeS3, max_attempts: u32) -> S3Source {
 }
 
 async fn source_at(endpoint: String, max_attempts: u32) -> S3Source {
-    let mut config = S3SourceConfig::new("bkt");
-    config.region = Some("us-east-1".into());
-    config.endpoint = Some(endpoint);
-    config.allow_http = true;
-    config.path_style = true;
+    let mut config = ferry::testing::s3_config(endpoint, "us-east-1", "bkt", "AKIDFAKE", SECRET);
     config.max_attempts = max_attempts;
     config.fetch_tags = false;
-    config.credentials = S3Credentials::Static {
-        access_key_id: "AKIDFAKE".into(),
-        secret_access_key: Secret::new(SECRET),
-        session_token: None,
-    };
     S3Source::new(config).await.unwrap()
 }
 

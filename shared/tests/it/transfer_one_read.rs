@@ -22,8 +22,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, StorageClass as S3Class};
 use bytes::Bytes;
 use ferry::oss::types::ObjectOptions;
 use ferry::oss::{Credentials, OssClient, RequestBody};
-use ferry::secret::Secret;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
+use ferry::source::s3::S3Source;
 use ferry::source::{
     ByteStream, GetRequest, ListPage, ListRequest, ObjectHead, Opened, RestoreOutcome, RestoreTier,
     Source, SourceError,
@@ -60,17 +59,9 @@ fn oss_client(emu: &Emulator) -> OssClient {
 /// The emulator's S3 dialect as an S3 source (SigV4 with the emulator's own key pair).
 async fn s3_source_of(emu: &Emulator, bucket: &str) -> S3Source {
     let ak = emu.access_key_id().to_owned();
-    let mut config = S3SourceConfig::new(bucket);
-    config.endpoint = Some(emu.endpoint());
-    config.region = Some(REGION.into());
-    config.path_style = true;
-    config.allow_http = true;
+    let mut config =
+        ferry::testing::s3_config(emu.endpoint(), REGION, bucket, &ak, &format!("{ak}-secret"));
     config.max_attempts = 2;
-    config.credentials = S3Credentials::Static {
-        access_key_id: ak.clone(),
-        secret_access_key: Secret::new(format!("{ak}-secret")),
-        session_token: None,
-    };
     S3Source::new(config).await.expect("valid S3 config")
 }
 
@@ -245,16 +236,13 @@ async fn opening_describes_an_object_exactly_as_head_does_and_reads_its_bytes() 
             .await
             .expect("put");
     }
-    let mut config = S3SourceConfig::new(bucket);
-    config.region = Some(moto::REGION.to_owned());
-    config.endpoint = Some(moto.endpoint());
-    config.allow_http = true;
-    config.path_style = true;
-    config.credentials = S3Credentials::Static {
-        access_key_id: moto::ACCESS_KEY_ID.to_owned(),
-        secret_access_key: Secret::new(moto::SECRET_ACCESS_KEY),
-        session_token: None,
-    };
+    let config = ferry::testing::s3_config(
+        moto.endpoint(),
+        moto::REGION,
+        bucket,
+        moto::ACCESS_KEY_ID,
+        moto::SECRET_ACCESS_KEY,
+    );
     let source = S3Source::new(config).await.unwrap();
     for round in 0..3 {
         for key in ["rich/report 1.pdf", "plain", "nvme"] {

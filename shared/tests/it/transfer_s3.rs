@@ -28,8 +28,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, StorageClass as S3Class};
 use bytes::Bytes;
 use crc_fast::CrcAlgorithm;
 use ferry::oss::{Credentials, OssClient, StorageClass};
-use ferry::secret::Secret;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
+use ferry::source::s3::{S3Source, S3SourceConfig};
 use ferry::source::{
     ArchiveState, ByteStream, GetRequest, ListPage, ListRequest, ObjectHead, RestoreOutcome,
     RestoreTier, Source, SourceChecksums, SourceError,
@@ -76,17 +75,13 @@ fn oss_client(emu: &Emulator) -> OssClient {
 
 /// The S3 source config of `bucket` at `endpoint` (moto, or a proxy in front of it).
 fn s3_config(endpoint: String, bucket: &str) -> S3SourceConfig {
-    let mut config = S3SourceConfig::new(bucket);
-    config.region = Some(moto::REGION.to_owned());
-    config.endpoint = Some(endpoint);
-    config.allow_http = true;
-    config.path_style = true;
-    config.credentials = S3Credentials::Static {
-        access_key_id: moto::ACCESS_KEY_ID.to_owned(),
-        secret_access_key: Secret::new(moto::SECRET_ACCESS_KEY),
-        session_token: None,
-    };
-    config
+    ferry::testing::s3_config(
+        endpoint,
+        moto::REGION,
+        bucket,
+        moto::ACCESS_KEY_ID,
+        moto::SECRET_ACCESS_KEY,
+    )
 }
 
 async fn s3_source(moto: &Moto, bucket: &str) -> S3Source {

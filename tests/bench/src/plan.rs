@@ -15,9 +15,8 @@ use std::time::Instant;
 
 use ferry::oss::{Credentials, OssClient};
 use ferry::plan::{KeyRange, PlanOptions, PlanOutcome, PlannedRange, plan_ranges};
-use ferry::secret::Secret;
 use ferry::source::oss::OssSource;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
+use ferry::source::s3::S3Source;
 use ferry::source::{ListRequest, Source};
 use futures_util::stream::{self, StreamExt};
 use oss_emulator::Emulator;
@@ -229,16 +228,8 @@ pub async fn worker(args: WorkerArgs) -> Result<(), String> {
             Box::new(OssSource::new(client, SOURCE_BUCKET, ""))
         }
         Dialect::S3 => {
-            let mut config = S3SourceConfig::new(SOURCE_BUCKET);
-            config.endpoint = Some(args.endpoint.clone());
-            config.region = Some(REGION.into());
-            config.path_style = true;
-            config.allow_http = true;
-            config.credentials = S3Credentials::Static {
-                access_key_id: AK.into(),
-                secret_access_key: Secret::new(SK),
-                session_token: None,
-            };
+            let config =
+                ferry::testing::s3_config(args.endpoint.clone(), REGION, SOURCE_BUCKET, AK, SK);
             Box::new(S3Source::new(config).await.map_err(|e| e.to_string())?)
         }
     };

@@ -8,8 +8,7 @@
 use std::sync::Arc;
 
 use ferry::oss::{Credentials, OssClient};
-use ferry::secret::Secret;
-use ferry::source::s3::{S3Credentials, S3Source, S3SourceConfig};
+use ferry::source::s3::S3Source;
 use ferry::transfer::resume::MemoryLedger;
 use ferry::transfer::{Copier, CopyOptions, Destination, Outcome, WalkOptions, walk_range};
 use futures_util::stream::{self, StreamExt};
@@ -41,16 +40,7 @@ pub async fn run(args: Args) -> Result<(), String> {
 }
 
 async fn ferry(args: &Args) -> Result<(), String> {
-    let mut config = S3SourceConfig::new(SOURCE_BUCKET);
-    config.endpoint = Some(args.source.clone());
-    config.region = Some(REGION.into());
-    config.path_style = true;
-    config.allow_http = true;
-    config.credentials = S3Credentials::Static {
-        access_key_id: AK.into(),
-        secret_access_key: Secret::new(SK),
-        session_token: None,
-    };
+    let config = ferry::testing::s3_config(args.source.clone(), REGION, SOURCE_BUCKET, AK, SK);
     let source = S3Source::new(config).await.map_err(|e| e.to_string())?;
     let client = OssClient::builder()
         .endpoint(&args.destination)

@@ -12,6 +12,7 @@ use crate::oss::xml::{self, BucketXml, non_empty};
 /// Options of PutBucket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PutBucketOptions {
+    /// The bucket's default storage class; `None` for OSS's default (Standard).
     pub storage_class: Option<StorageClass>,
     /// `LRS` or `ZRS`.
     pub data_redundancy_type: Option<String>,
@@ -22,7 +23,9 @@ pub struct PutBucketOptions {
 /// Paging options of ListBuckets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListBucketsOptions {
+    /// Only buckets whose name starts with this prefix.
     pub prefix: Option<String>,
+    /// List buckets after this name (a previous page's `next_marker`).
     pub marker: Option<String>,
     /// 1–1000.
     pub max_keys: Option<u32>,
@@ -31,14 +34,17 @@ pub struct ListBucketsOptions {
 /// A bucket as ListBuckets and GetBucketInfo describe it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BucketInfo {
+    /// The bucket's name.
     pub name: String,
     /// `oss-cn-hangzhou`.
     pub location: Option<String>,
+    /// When the bucket was created.
     pub creation_date: Option<DateTime<Utc>>,
     /// `oss-cn-hangzhou.aliyuncs.com`.
     pub extranet_endpoint: Option<String>,
     /// `oss-cn-hangzhou-internal.aliyuncs.com`.
     pub intranet_endpoint: Option<String>,
+    /// The bucket's default storage class.
     pub storage_class: Option<StorageClass>,
     /// `LRS` or `ZRS` (GetBucketInfo only).
     pub data_redundancy_type: Option<String>,
@@ -46,7 +52,9 @@ pub struct BucketInfo {
     pub versioning: Option<String>,
     /// The ACL grant (GetBucketInfo only).
     pub acl: Option<String>,
+    /// Whether transfer acceleration is on, as OSS words it (`Enabled`, `Disabled`).
     pub transfer_acceleration: Option<String>,
+    /// `<Owner><ID>`: the owning account's id.
     pub owner_id: Option<String>,
 }
 
@@ -62,9 +70,13 @@ impl BucketInfo {
 /// One page of ListBuckets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListBucketsPage {
+    /// The buckets on this page.
     pub buckets: Vec<BucketInfo>,
+    /// Whether more pages follow.
     pub is_truncated: bool,
+    /// Pass as `marker` to get the next page.
     pub next_marker: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 

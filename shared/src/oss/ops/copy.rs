@@ -23,14 +23,19 @@ pub enum MetadataDirective {
 /// Whether the copy keeps the source's tags or takes the request's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaggingDirective {
+    /// Keep the source's tags (`x-oss-tagging-directive: Copy`).
     Copy,
+    /// Use the tags of [`CopyObjectOptions::object`] (`x-oss-tagging-directive: Replace`).
     Replace,
 }
 
 /// Options of CopyObject.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyObjectOptions {
+    /// `x-oss-metadata-directive`: keep the source's Content-* headers and metadata, or replace
+    /// them.
     pub metadata_directive: MetadataDirective,
+    /// `x-oss-tagging-directive`; `None` sends no header, leaving OSS's default (`Copy`).
     pub tagging_directive: Option<TaggingDirective>,
     /// Headers of the new object. Storage class, ACL and forbid-overwrite always apply;
     /// Content-* and metadata only with [`MetadataDirective::Replace`]; tags only with
@@ -43,12 +48,17 @@ pub struct CopyObjectOptions {
 /// What CopyObject reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyObjectOutput {
+    /// `<ETag>` of the new object.
     pub etag: Option<String>,
+    /// `<LastModified>` of the new object.
     pub last_modified: Option<DateTime<Utc>>,
     /// OSS may not report a CRC-64 for copies.
     pub crc64: Option<u64>,
+    /// `x-oss-version-id` of the new object, on a versioned bucket.
     pub version_id: Option<String>,
+    /// `x-oss-copy-source-version-id`: the version of the source that was copied.
     pub source_version_id: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 

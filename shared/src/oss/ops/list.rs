@@ -16,6 +16,7 @@ use crate::oss::xml::{self, ListBucketResult, non_empty};
 /// Options of ListObjectsV2.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListObjectsOptions {
+    /// Only keys starting with this prefix.
     pub prefix: Option<String>,
     /// Usually `/`: groups keys below the next delimiter into common prefixes.
     pub delimiter: Option<String>,
@@ -25,32 +26,43 @@ pub struct ListObjectsOptions {
     pub continuation_token: Option<String>,
     /// 1–1000 (OSS default 100).
     pub max_keys: Option<u32>,
+    /// Ask OSS to include each object's owner (`fetch-owner=true`).
     pub fetch_owner: bool,
 }
 
 /// One object in a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectSummary {
+    /// `<Key>`: the object's key (URL-decoded).
     pub key: String,
+    /// `<Size>`: the object's size, in bytes.
     pub size: u64,
+    /// `<ETag>`, quotes included.
     pub etag: Option<String>,
+    /// `<LastModified>`.
     pub last_modified: Option<DateTime<Utc>>,
+    /// `<StorageClass>`.
     pub storage_class: Option<StorageClass>,
     /// `Normal`, `Multipart`, `Appendable` or `Symlink`.
     pub object_type: Option<String>,
     /// Restore state of an archived object, as OSS words it.
     pub restore_info: Option<String>,
+    /// `<Owner><ID>`, when `fetch_owner` was set.
     pub owner_id: Option<String>,
 }
 
 /// One page of ListObjectsV2.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListObjectsPage {
+    /// The objects on this page, in key order.
     pub objects: Vec<ObjectSummary>,
+    /// Key prefixes grouped by the delimiter (URL-decoded).
     pub common_prefixes: Vec<String>,
+    /// Whether more pages follow.
     pub is_truncated: bool,
     /// Pass as `continuation_token` to get the next page.
     pub next_continuation_token: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 

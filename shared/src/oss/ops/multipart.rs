@@ -27,12 +27,15 @@ pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// What UploadPart reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadPartOutput {
+    /// The part number uploaded (1–10,000).
     pub part_number: u32,
     /// Quotes included; pass it unchanged to CompleteMultipartUpload.
     pub etag: String,
     /// CRC-64 of the part's bytes, equal to OSS's (checked).
     pub crc64: u64,
+    /// The part's size, in bytes.
     pub size: u64,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 
@@ -48,19 +51,26 @@ pub struct UploadPartCopyOptions {
 /// What UploadPartCopy reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadPartCopyOutput {
+    /// The part number written (1–10,000).
     pub part_number: u32,
+    /// The part's ETag, quotes included; pass it unchanged to CompleteMultipartUpload.
     pub etag: String,
+    /// `<LastModified>` of the copied part.
     pub last_modified: Option<DateTime<Utc>>,
     /// OSS may not compute a CRC-64 for copied parts.
     pub crc64: Option<u64>,
+    /// `x-oss-copy-source-version-id`: the version of the source that was copied.
     pub source_version_id: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 
 /// A part to assemble.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletedPart {
+    /// The part's number (1–10,000).
     pub part_number: u32,
+    /// The ETag UploadPart or UploadPartCopy returned for it, quotes included.
     pub etag: String,
 }
 
@@ -78,17 +88,22 @@ pub enum CompleteParts {
 pub struct CompleteOptions {
     /// Fail with `FileAlreadyExists` if the key exists.
     pub forbid_overwrite: bool,
+    /// `x-oss-object-acl` of the assembled object; `None` keeps the bucket's default.
     pub acl: Option<String>,
 }
 
 /// What CompleteMultipartUpload reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompleteMultipartUploadOutput {
+    /// `<ETag>` of the assembled object.
     pub etag: Option<String>,
     /// The whole object's CRC-64, when every part had one.
     pub crc64: Option<u64>,
+    /// `x-oss-version-id` of the assembled object, on a versioned bucket.
     pub version_id: Option<String>,
+    /// `<Location>`: the object's URL as OSS reports it.
     pub location: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 
@@ -104,9 +119,13 @@ pub struct ListPartsOptions {
 /// A part already uploaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartInfo {
+    /// The part's number (1–10,000).
     pub part_number: u32,
+    /// `<ETag>` of the part, quotes included.
     pub etag: String,
+    /// `<Size>` of the part, in bytes.
     pub size: u64,
+    /// `<LastModified>`: when the part was uploaded.
     pub last_modified: Option<DateTime<Utc>>,
     /// `HashCrc64ecma`: OSS's CRC-64 of the part.
     pub crc64: Option<u64>,
@@ -115,19 +134,29 @@ pub struct PartInfo {
 /// One page of ListParts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListPartsPage {
+    /// The parts on this page, in part-number order.
     pub parts: Vec<PartInfo>,
+    /// Whether more parts follow; ask again from `next_part_number_marker`.
     pub is_truncated: bool,
+    /// `<NextPartNumberMarker>`: where the next page starts.
     pub next_part_number_marker: Option<u32>,
+    /// `<StorageClass>` the assembled object will have.
     pub storage_class: Option<StorageClass>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 
 /// Paging options of ListMultipartUploads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListUploadsOptions {
+    /// Only uploads whose key starts with this prefix.
     pub prefix: Option<String>,
+    /// Group keys up to this character into `common_prefixes` (usually `/`).
     pub delimiter: Option<String>,
+    /// List uploads of keys after this one; with `upload_id_marker`, also this key's uploads
+    /// after that upload id.
     pub key_marker: Option<String>,
+    /// With `key_marker`, list that key's uploads after this upload id.
     pub upload_id_marker: Option<String>,
     /// 1–1000 (default 1000).
     pub max_uploads: Option<u32>,
@@ -136,20 +165,30 @@ pub struct ListUploadsOptions {
 /// An upload in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadInfo {
+    /// The object key the upload will create (URL-decoded).
     pub key: String,
+    /// The upload id, for UploadPart, CompleteMultipartUpload and AbortMultipartUpload.
     pub upload_id: String,
+    /// `<Initiated>`: when the upload was started.
     pub initiated: Option<DateTime<Utc>>,
+    /// `<StorageClass>` the assembled object will have.
     pub storage_class: Option<StorageClass>,
 }
 
 /// One page of ListMultipartUploads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListUploadsPage {
+    /// The uploads on this page.
     pub uploads: Vec<UploadInfo>,
+    /// Key prefixes grouped by the delimiter (URL-decoded).
     pub common_prefixes: Vec<String>,
+    /// Whether more uploads follow; ask again from the next markers.
     pub is_truncated: bool,
+    /// `<NextKeyMarker>`: the `key_marker` of the next page.
     pub next_key_marker: Option<String>,
+    /// `<NextUploadIdMarker>`: the `upload_id_marker` of the next page.
     pub next_upload_id_marker: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 

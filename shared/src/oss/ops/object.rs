@@ -14,15 +14,20 @@ pub struct PutObjectOutput {
     pub etag: Option<String>,
     /// CRC-64 of the bytes sent — equal to what OSS stored (checked before returning).
     pub crc64: u64,
+    /// `x-oss-version-id` of the new object, on a versioned bucket.
     pub version_id: Option<String>,
+    /// `x-oss-request-id` of the response.
     pub request_id: String,
 }
 
 /// Options of GetObject.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GetObjectOptions {
+    /// The bytes to read; the whole object when `None`.
     pub range: Option<ByteRange>,
+    /// Conditions on the object (`If-Match`, `If-None-Match`, `If-Modified-Since`, …).
     pub conditions: Conditions,
+    /// Read this version (`versionId`); the current one when `None`.
     pub version_id: Option<String>,
     /// `x-oss-range-behavior: standard`: an out-of-range start fails with `InvalidRange` (416)
     /// instead of returning the whole object.
@@ -32,6 +37,7 @@ pub struct GetObjectOptions {
 /// A GetObject response: headers, and the body as a stream.
 #[derive(Debug)]
 pub struct GetObjectOutput {
+    /// The object's headers.
     pub meta: ObjectMeta,
     /// Present for a ranged read (206).
     pub content_range: Option<ContentRange>,

@@ -12,8 +12,11 @@ use crate::oss::xml;
 /// DeepColdArchive take a tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestoreTier {
+    /// Fastest and most expensive.
     Expedited,
+    /// OSS's default speed.
     Standard,
+    /// Slowest and cheapest.
     Bulk,
 }
 
@@ -33,7 +36,9 @@ pub struct RestoreOptions {
     /// How long the restored copy stays readable: 1–7 days for Archive, 1–365 for the cold
     /// classes.
     pub days: u32,
+    /// `<JobParameters><Tier>`: how fast to restore (cold classes only); `None` for OSS's default.
     pub tier: Option<RestoreTier>,
+    /// Restore this version (`versionId`); the current one when `None`.
     pub version_id: Option<String>,
 }
 

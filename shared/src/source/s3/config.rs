@@ -11,9 +11,10 @@ use crate::secret::Secret;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3SourceConfig {
+    /// The source bucket's name.
     pub bucket: String,
     /// The key prefix the job covers. Informational here (reports, `describe`); listings take
-    /// their prefix from each [`ListRequest`].
+    /// their prefix from each [`ListRequest`](crate::source::ListRequest).
     #[serde(default)]
     pub prefix: Option<String>,
     /// AWS region (the signing region for S3-compatible stores). When unset: `us-east-1` with an
@@ -30,6 +31,7 @@ pub struct S3SourceConfig {
     /// local test stores only.
     #[serde(default)]
     pub allow_http: bool,
+    /// Which credentials sign the requests (the SDK's default chain when unset).
     #[serde(default)]
     pub credentials: S3Credentials,
     /// Assume this role (through STS) on top of `credentials` before reading.
@@ -57,9 +59,12 @@ pub enum S3Credentials {
     DefaultChain,
     /// A fixed key pair (and session token for temporary credentials).
     Static {
+        /// The access key id.
         access_key_id: String,
+        /// The secret access key.
         #[serde(deserialize_with = "de_secret")]
         secret_access_key: Secret,
+        /// The session token, for temporary credentials.
         #[serde(default, deserialize_with = "de_opt_secret")]
         session_token: Option<Secret>,
     },
@@ -73,9 +78,12 @@ pub enum S3Credentials {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssumeRole {
+    /// The ARN of the role to assume.
     pub role_arn: String,
+    /// The STS session name (`ferry` when unset).
     #[serde(default)]
     pub session_name: Option<String>,
+    /// The external id the role's trust policy requires, if any.
     #[serde(default)]
     pub external_id: Option<String>,
     /// STS endpoint override (private endpoints, tests). The S3 `endpoint` never applies to STS.
@@ -153,9 +161,13 @@ impl S3SourceConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("S3 source setting `{field}` = {value:?} {problem}; {fix}")]
 pub struct S3ConfigError {
+    /// The setting's name.
     pub field: &'static str,
+    /// The value given.
     pub value: String,
+    /// What is wrong with it.
     pub problem: String,
+    /// What would work instead.
     pub fix: String,
 }
 

@@ -33,6 +33,7 @@ pub type ReadFut =
 
 /// Reads the credentials from where they are kept (a secret, the environment).
 pub trait ReadCredentials: Send + Sync {
+    /// Reads the credentials as they are now.
     fn read(&self) -> ReadFut;
 }
 
@@ -57,6 +58,7 @@ struct Held {
 }
 
 impl Refreshing {
+    /// Credentials read through `reader`, on first use and again when they age or S3 refuses them.
     pub fn new(reader: impl ReadCredentials + 'static) -> Self {
         Refreshing {
             inner: Arc::new(Inner {

@@ -25,7 +25,7 @@
 //!   retried, and its kind tells the engine whether retrying later could help.
 //! * `open` is the hot path of a migration of small objects, and the SDK's own per-request CPU
 //!   cost dominated it; once it has learned the SDK's address for the bucket, `open` sends the
-//!   same signed GET through a plain HTTP client ([`fast`]) and falls back to the SDK for
+//!   same signed GET through a plain HTTP client (`fast`) and falls back to the SDK for
 //!   anything but a clean 200. HEAD, ranged GETs, listings and everything else use the SDK.
 
 use std::fmt;
@@ -213,6 +213,7 @@ impl S3Source {
         &self.client
     }
 
+    /// The source bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
