@@ -1118,3 +1118,80 @@ async fn an_unproven_single_put_is_removed_and_written_again() {
     assert_all_copied_exact(&p.dst, &[r], &expected).await;
     assert_eq!(p.dst.counters().faults("PutObject"), 1);
 }
+
+/// An upload ledger whose writes the state store refuses with `kind` (a permanent refusal: a
+/// bucket policy denying the write; a transient one: throttling), counting the attempts.
+struct RefusingLedger {
+    kind: ferry::state::StateErrorKind,
+    puts: std::sync::atomic::AtomicU32,
+}
+
+type LedgerFut<'a, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<T, ferry::state::StateError>> + Send + 'a>,
+>;
+
+impl ferry::transfer::resume::UploadLedger for RefusingLedger {
+    fn get<'a>(&'a self, _: &'a str, _: &'a str) -> LedgerFut<'a, Option<UploadRecord>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn put<'a>(&'a self, _: &'a UploadRecord) -> LedgerFut<'a, ()> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let kind = self.kind;
+        Box::pin(async move {
+            Err(ferry::state::StateError::new(
+                kind,
+                "dir:/state",
+                "write refused",
+            ))
+        })
+    }
+    fn remove<'a>(&'a self, _: &'a str, _: &'a str) -> LedgerFut<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn prove_part<'a>(&'a self, _: &'a UploadRecord, _: u32, _: u64) -> LedgerFut<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn proven_parts<'a>(
+        &'a self,
+        _: &'a UploadRecord,
+    ) -> LedgerFut<'a, std::collections::HashMap<u32, u64>> {
+        Box::pin(async { Ok(Default::default()) })
+    }
+}
+
+/// A state store that refuses to record an upload for good fails the object at once, saying
+/// why, instead of spending every attempt on it; one that refuses for now is tried again.
+#[tokio::test]
+async fn an_upload_ledger_refusing_for_good_fails_the_object_without_retrying() {
+    use ferry::state::StateErrorKind;
+    let p = pair().await;
+    p.put("big", bytes(9, 400 * 1024)).await;
+    for (kind, attempts, retryable) in [
+        (StateErrorKind::Permanent, 1, false),
+        (StateErrorKind::Transient, 3, true),
+    ] {
+        let ledger = Arc::new(RefusingLedger {
+            kind,
+            puts: Default::default(),
+        });
+        let mut copier = p.copier(CopyOptions {
+            attempts: 3,
+            retry_delay: Duration::from_millis(10),
+            ..small_parts()
+        });
+        copier.ledger = ledger.clone();
+        let result = copier.copy("big").await;
+        match &result.outcome {
+            Outcome::Failed {
+                reason,
+                retryable: r,
+            } => {
+                assert_eq!(*r, retryable, "{kind:?}: {reason}");
+                assert!(reason.contains("upload ledger") && reason.contains("write refused"));
+            }
+            other => panic!("{kind:?}: expected a failure, got {other:?}"),
+        }
+        let puts = ledger.puts.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(puts, attempts, "{kind:?}: attempts at recording the upload");
+    }
+}
