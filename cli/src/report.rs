@@ -8,9 +8,10 @@
 //! Exit status: `0` reported complete; `3` reported with problems; `4` not reported yet; `1`
 //! the report could not be read (the message says what to fix).
 
-use ferry::pipeline::report::Report;
+use ferry::pipeline::layout;
 use ferry::pipeline::status::{self, Phase};
-use ferry::pipeline::{layout, report, report_text};
+use ferry::pipeline::verify::report::Report;
+use ferry::pipeline::verify::{report, report_text};
 
 use crate::run::EXIT_PROBLEMS;
 use crate::status::EXIT_RUNNING;

@@ -23,8 +23,8 @@ use crate::oss::OssClient;
 use crate::oss::{Redirect, RoutingCondition, RoutingRule, WebsiteConfiguration};
 use crate::pipeline::RoleError;
 use crate::pipeline::layout;
-use crate::pipeline::progress::Progress;
 use crate::pipeline::runtime::read_json;
+use crate::pipeline::verify::progress::Progress;
 use crate::state::StateStore;
 
 /// OSS keeps at most 20 routing rules per bucket.

@@ -1,7 +1,7 @@
 //! ferry's verifier Lambda function: SQS results-queue batch → verify, record, progress,
 //! report → partial batch failures.
 //!
-//! A thin shell around `ferry::pipeline::verifier`: the whole batch is handled together (one
+//! A thin shell around `ferry::pipeline::verify`: the whole batch is handled together (one
 //! progress update for all its results); records that could not be recorded are listed in
 //! `batchItemFailures` and come back.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ferry::deploy::{Deployment, deadline_from_epoch_ms};
 use ferry::pipeline::runtime::Runtime;
-use ferry::pipeline::verifier::{self, VerifierSettings};
+use ferry::pipeline::verify::{self, VerifierSettings};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 
 async fn handler(rt: &Runtime, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -20,8 +20,7 @@ async fn handler(rt: &Runtime, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchR
         .iter()
         .map(|r| r.body.clone().unwrap_or_default())
         .collect();
-    let outcomes =
-        verifier::handle_batch(rt, &VerifierSettings::default(), &bodies, deadline).await;
+    let outcomes = verify::handle_batch(rt, &VerifierSettings::default(), &bodies, deadline).await;
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in records.iter().zip(outcomes) {
         if let Err(e) = outcome {

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::message::ShardTask;
-use super::progress::Progress;
 use super::runtime::{Runtime, read_json};
 use super::standalone::{Options, Workers, local_ports, settle, until_full};
 use super::transfer::Delivery;
-use super::{RoleError, intake, layout, report};
+use super::verify::progress::Progress;
+use super::verify::report;
+use super::{RoleError, intake, layout};
 use crate::deploy::connect::Secrets;
 use crate::job::JobSpec;
 use crate::queue::Queue;

@@ -31,9 +31,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::message::{ShardTask, Work};
-use super::progress::Progress;
 use super::runtime::{Manifest, RunKind, Runtime, read_json};
 use super::transfer::Delivery;
+use super::verify::progress::Progress;
 use super::{RoleError, layout, planner};
 use crate::events::{EventKind, SourceEvent};
 use crate::job::JobSpec;

@@ -8,8 +8,10 @@
 //!   the source into key ranges and issues one [`ShardTask`] per range;
 //! * [`transfer`] — takes one task, lists its range up to a budget, hands the rest back as a
 //!   continuation *before* copying, copies, and sends one [`ChunkResult`];
-//! * [`verifier`] — checks each copied object at the destination on its own, records each
-//!   result exactly once, keeps [`progress`], detects completion and writes the [`report`].
+//! * [`verify`] — the verifier role and what it keeps: checks each copied object at the
+//!   destination on its own, records each result exactly once, keeps
+//!   [`progress`](verify::progress), detects completion and writes the
+//!   [`report`](verify::report) (and its table/CSV forms, [`verify::report_text`]).
 //!
 //! [`standalone`] runs all three in one process. [`message`] and [`layout`] are the wire and
 //! storage formats; [`crate::deploy::connect`] turns a job spec into live clients; [`cleanup`] aborts the
@@ -23,15 +25,12 @@ pub mod intake;
 pub mod layout;
 pub mod message;
 pub mod planner;
-pub mod progress;
-pub mod report;
-pub mod report_text;
 pub mod runs;
 pub mod runtime;
 pub mod standalone;
 pub mod status;
 pub mod transfer;
-pub mod verifier;
+pub mod verify;
 
 use std::sync::Arc;
 

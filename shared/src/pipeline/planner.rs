@@ -13,9 +13,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::message::{ChunkResult, ShardTask, Work, shard_id};
-use super::progress::Progress;
 use super::runs::{INCREMENTAL_OVERLAP, new_run_id};
 use super::runtime::{Manifest, RunHandle, Runtime, read_json};
+use super::verify::progress::Progress;
 use super::{Ports, RoleError, layout};
 use crate::job::JobSpec;
 use crate::plan::{KeyRange, PlanCursor, PlanOptions};

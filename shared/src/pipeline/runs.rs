@@ -11,8 +11,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::progress::Progress;
 use super::runtime::read_json;
+use super::verify::progress::Progress;
 use super::{RoleError, layout};
 use crate::state::StateStore;
 

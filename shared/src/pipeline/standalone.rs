@@ -16,11 +16,11 @@ use chrono::{DateTime, Utc};
 
 use super::message::ShardTask;
 use super::planner::{self, RunRequest};
-use super::progress::Progress;
-use super::report::{self, Report};
 use super::runtime::{Runtime, read_json};
 use super::transfer::{self, TransferSettings};
-use super::verifier::{self, VerifierSettings};
+use super::verify::progress::Progress;
+use super::verify::report::{self, Report};
+use super::verify::{self, VerifierSettings};
 use super::{Ports, RoleError, layout};
 use crate::deploy::connect::Secrets;
 use crate::job::JobSpec;
@@ -350,7 +350,7 @@ async fn verifier_loop(
             continue;
         };
         let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
-        let outcomes = verifier::handle_batch(&rt, &settings, &bodies, None).await;
+        let outcomes = verify::handle_batch(&rt, &settings, &bodies, None).await;
         for (delivery, done) in batch.iter().zip(outcomes) {
             settle(
                 results.as_ref(),

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::message::Tally;
-use super::progress::Progress;
-use super::report::Report;
 use super::runtime::{Manifest, read_json};
+use super::verify::progress::Progress;
+use super::verify::report::Report;
 use super::{RoleError, layout};
 use crate::state::StateStore;
 

@@ -4,7 +4,7 @@
 //!   work and results queues, each with a dead-letter queue (RedrivePolicy);
 //! * the OSS emulator (in process) is the destination;
 //! * `support/esm.rs` polls the queues as Lambda's SQS event source mapping does and invokes
-//!   the real role handlers (`transfer::handle`, `verifier::handle_batch`); the planner step is
+//!   the real role handlers (`transfer::handle`, `verify::handle_batch`); the planner step is
 //!   what the planner function does (`create_run`, then `run_task` on the run's root).
 //!
 //! The first test moves 15,000 objects (50 prefixes and one flat prefix of 5,000 keys); the
@@ -30,11 +30,11 @@ use esm::{Esm, EsmConfig, Handler, Invocation};
 use ferry::deploy::connect::StaticSecrets;
 use ferry::pipeline::message::{ChunkResult, ShardTask, Work};
 use ferry::pipeline::planner::{RunRequest, create_run};
-use ferry::pipeline::progress::Progress;
-use ferry::pipeline::report::Report;
 use ferry::pipeline::runtime::{Manifest, Runtime, read_json};
 use ferry::pipeline::transfer::{self, TransferSettings};
-use ferry::pipeline::verifier::{self, VerifierSettings};
+use ferry::pipeline::verify::progress::Progress;
+use ferry::pipeline::verify::report::Report;
+use ferry::pipeline::verify::{self, VerifierSettings};
 use ferry::pipeline::{Ports, layout};
 use ferry::plan::KeyRange;
 use ferry::queue::sqs::SqsQueue;
@@ -406,7 +406,7 @@ fn verifier_function(rt: Arc<Runtime>) -> Handler {
         let rt = rt.clone();
         Box::pin(async move {
             let bodies: Vec<String> = invocation.records.iter().map(|r| r.body.clone()).collect();
-            let outcomes = verifier::handle_batch(
+            let outcomes = verify::handle_batch(
                 &rt,
                 &verifier_settings(),
                 &bodies,

@@ -585,9 +585,9 @@ async fn an_object_overwritten_while_its_event_is_copied_ends_newest_at_the_dest
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_duplicates_and_a_restart_count_an_event_once() {
     use crate::support::pipeline_support::{DEST, SOURCE, World};
-    use ferry::pipeline::progress::Progress;
     use ferry::pipeline::runtime::{Runtime, read_json};
     use ferry::pipeline::transfer::Delivery;
+    use ferry::pipeline::verify::progress::Progress;
     use ferry::pipeline::{Ports, intake, layout};
     use ferry::queue::Queue;
     use ferry::queue::memory::{MemoryQueue, QueueSettings};

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use ferry::pipeline::message::ShardTask;
 use ferry::pipeline::planner::{RunRequest, create_run};
-use ferry::pipeline::progress::Progress;
-use ferry::pipeline::report::Report;
 use ferry::pipeline::runtime::{Runtime, read_json};
 use ferry::pipeline::standalone::{self, Options};
 use ferry::pipeline::transfer::{self, TransferSettings};
-use ferry::pipeline::verifier::{self, VerifierSettings};
+use ferry::pipeline::verify::progress::Progress;
+use ferry::pipeline::verify::report::Report;
+use ferry::pipeline::verify::{self, VerifierSettings};
 use ferry::pipeline::{Ports, layout};
 use ferry::queue::memory::{MemoryQueue, QueueSettings};
 use ferry::queue::{Delivery, Fut, Queue};
@@ -429,7 +429,7 @@ async fn duplicated_out_of_order_delivery_counts_exactly() {
             let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
             for (d, r) in batch
                 .iter()
-                .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies, None).await)
+                .zip(verify::handle_batch(&rt, &VerifierSettings::default(), &bodies, None).await)
             {
                 r.unwrap();
                 results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
@@ -664,7 +664,7 @@ async fn verifier_requeues_mismatches_then_fails_them() {
             result: Box::new(result),
         }
         .to_json();
-        let out = verifier::handle_batch(&rt, &VerifierSettings::default(), &[message], None).await;
+        let out = verify::handle_batch(&rt, &VerifierSettings::default(), &[message], None).await;
         assert!(out[0].is_ok(), "{:?}", out[0]);
         let recorded: ChunkResult = read_json(ports.state.as_ref(), &layout::result(&task))
             .await
@@ -913,7 +913,7 @@ async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
         let bodies: Vec<String> = batch.iter().map(|d| d.body.clone()).collect();
         for (d, r) in batch
             .iter()
-            .zip(verifier::handle_batch(&rt, &VerifierSettings::default(), &bodies, None).await)
+            .zip(verify::handle_batch(&rt, &VerifierSettings::default(), &bodies, None).await)
         {
             r.unwrap();
             results.ack(std::slice::from_ref(&d.receipt)).await.unwrap();
@@ -1010,7 +1010,7 @@ async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
         results: Arc::new(MemoryQueue::new("results", QueueSettings::default())),
     };
     let rt = Runtime::new(ports.clone(), Arc::new(world.secrets()));
-    ferry::pipeline::report::ensure(&rt, &progress)
+    ferry::pipeline::verify::report::ensure(&rt, &progress)
         .await
         .unwrap();
     let key = layout::report("test-job", &report.run);
@@ -1505,7 +1505,7 @@ async fn drive_with(
             }
         }
         let bodies: Vec<String> = r.iter().map(|d| d.body.clone()).collect();
-        let once = || verifier::handle_batch(rt, &settings.1, &bodies, None);
+        let once = || verify::handle_batch(rt, &settings.1, &bodies, None);
         let outcomes = match twins {
             false => once().await,
             true => {

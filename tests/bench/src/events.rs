@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use ferry::deploy::connect::StaticSecrets;
 use ferry::pipeline::follow::{self, Until};
-use ferry::pipeline::progress::Progress;
 use ferry::pipeline::standalone::Options;
+use ferry::pipeline::verify::progress::Progress;
 use ferry::queue::Queue;
 use ferry::queue::memory::{MemoryQueue, QueueSettings};
 use oss_emulator::Emulator;

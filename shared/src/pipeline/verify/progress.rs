@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::message::{ShardTask, Tally};
+use crate::pipeline::message::{ShardTask, Tally};
 
 /// `progress.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ impl Progress {
     /// A new run whose first issued tasks are `roots`.
     pub fn new(job: &str, run: &str, started: DateTime<Utc>, roots: &[ShardTask]) -> Self {
         Progress {
-            v: super::message::VERSION,
+            v: crate::pipeline::message::VERSION,
             job: job.to_owned(),
             run: run.to_owned(),
             started,

@@ -11,11 +11,11 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::cas::{self, Edit, Layout};
-use super::message::{ChunkResult, ShardTask, Tally, Work};
 use super::progress::Progress;
-use super::runtime::{Carry, Manifest, Runtime, read_json};
-use super::{RoleError, cleanup, layout};
+use crate::pipeline::cas::{self, Edit, Layout};
+use crate::pipeline::message::{ChunkResult, ShardTask, Tally, Work};
+use crate::pipeline::runtime::{Carry, Manifest, Runtime, read_json};
+use crate::pipeline::{RoleError, cleanup, layout};
 use crate::state::StateStore;
 use crate::transfer::Outcome;
 

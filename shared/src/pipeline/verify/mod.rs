@@ -1,6 +1,8 @@
 //! The verifier role: chunk results in; each copied object checked at the destination on its
 //! own; each result recorded exactly once; progress kept; the report written when the run is
-//! complete (architecture §1, invariants 1–4).
+//! complete (architecture §1, invariants 1–4). Its pieces live together here: the role in
+//! this file, the run's progress document in [`progress`], the report and failures.csv in
+//! [`report`], and their table and CSV forms for people in [`report_text`].
 //!
 //! Exactly once, although messages come at least once and in any order:
 //!
@@ -17,13 +19,17 @@
 
 use futures_util::{StreamExt, stream};
 
-use super::cas::{self, Edit, Layout};
-use super::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask};
-use super::progress::Progress;
-use super::runtime::{RunHandle, Runtime, read_json};
-use super::{RoleError, layout, report};
+pub mod progress;
+pub mod report;
+pub mod report_text;
+
 use crate::job::Verification;
+use crate::pipeline::cas::{self, Edit, Layout};
+use crate::pipeline::message::{ChunkResult, ObjectRecord, ResultMessage, ShardTask};
+use crate::pipeline::runtime::{RunHandle, Runtime, read_json};
+use crate::pipeline::{RoleError, layout};
 use crate::transfer::Outcome;
+use progress::Progress;
 
 /// How the verifier checks and re-checks.
 #[derive(Clone, Debug)]
@@ -62,7 +68,7 @@ pub async fn handle_batch(
     bodies: &[String],
     deadline: Option<std::time::Instant>,
 ) -> Vec<Result<(), RoleError>> {
-    let clock = super::BatchClock::new(deadline, settings.reserve);
+    let clock = crate::pipeline::BatchClock::new(deadline, settings.reserve);
     let mut outcomes = Vec::with_capacity(bodies.len());
     let mut recorded: Vec<(usize, ChunkResult)> = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
