@@ -178,22 +178,17 @@ impl FreshOssCredentials {
         }
     }
 
-    async fn read(&self) -> Result<Credentials, RoleError> {
+    async fn read(&self) -> Result<Credentials, SecretError> {
         let text = fetch(self.secrets.as_ref(), self.reference.secret_id()).await?;
         self.reference
             .resolve(text.as_deref())
-            .map_err(|e| RoleError::config(format!("{}: {e}", self.field)))
+            .map_err(|e| SecretError::permanent(format!("{}: {e}", self.field)))
     }
 }
 
 impl RefreshCredentials for FreshOssCredentials {
     fn refresh(&self) -> crate::oss::RefreshFut<'_> {
-        Box::pin(async move {
-            self.read().await.map_err(|e| SecretError {
-                retryable: e.retryable,
-                message: e.message,
-            })
-        })
+        Box::pin(self.read())
     }
 }
 
@@ -208,12 +203,7 @@ impl ReadCredentials for FreshS3Credentials {
     fn read(&self) -> ReadFut {
         let (reference, secrets) = (self.reference.clone(), self.secrets.clone());
         Box::pin(async move {
-            let text = fetch(secrets.as_ref(), reference.secret_id())
-                .await
-                .map_err(|e| SecretError {
-                    retryable: e.retryable,
-                    message: e.message,
-                })?;
+            let text = fetch(secrets.as_ref(), reference.secret_id()).await?;
             match reference.resolve(text.as_deref()) {
                 Ok(S3Credentials::Static {
                     access_key_id,
@@ -235,17 +225,11 @@ impl ReadCredentials for FreshS3Credentials {
     }
 }
 
-async fn fetch(secrets: &dyn Secrets, id: Option<&str>) -> Result<Option<String>, RoleError> {
+/// The text of the secret `id` names, or `None` when the credentials name no secret.
+async fn fetch(secrets: &dyn Secrets, id: Option<&str>) -> Result<Option<String>, SecretError> {
     match id {
         None => Ok(None),
-        Some(id) => secrets
-            .fetch(id)
-            .await
-            .map(Some)
-            .map_err(|e| match e.retryable {
-                true => RoleError::retry(e.message),
-                false => RoleError::config(e.message),
-            }),
+        Some(id) => secrets.fetch(id).await.map(Some),
     }
 }
 

@@ -97,6 +97,17 @@ impl From<crate::queue::QueueError> for RoleError {
     }
 }
 
+/// A secret that could not be read: asked again when the store may answer later, otherwise a
+/// configuration error naming where the value was looked for.
+impl From<crate::secret::SecretError> for RoleError {
+    fn from(e: crate::secret::SecretError) -> Self {
+        match e.retryable {
+            true => RoleError::retry(e.message),
+            false => RoleError::config(e.message),
+        }
+    }
+}
+
 impl From<message::MessageError> for RoleError {
     fn from(e: message::MessageError) -> Self {
         RoleError::config(e.to_string())
