@@ -15,19 +15,10 @@ const REGION: &str = "cn-hangzhou";
 const SOURCE: &str = "kill-src";
 const DEST: &str = "kill-dst";
 
-async fn emulator(ak: &str) -> Emulator {
-    Emulator::builder()
-        .credentials(ak, format!("{ak}-secret"))
-        .region(REGION)
-        .start()
-        .await
-        .unwrap()
-}
-
 /// A source and a destination emulator with their buckets; keys named after `name`.
 async fn emulators(name: &str) -> (Emulator, Emulator) {
-    let source = emulator(&format!("{name}-src-ak")).await;
-    let dest = emulator(&format!("{name}-dst-ak")).await;
+    let source = Emulator::for_test(&format!("{name}-src-ak")).await;
+    let dest = Emulator::for_test(&format!("{name}-dst-ak")).await;
     source.create_bucket(SOURCE).unwrap();
     dest.create_bucket(DEST).unwrap();
     (source, dest)
@@ -62,9 +53,12 @@ fn ferry(job: &Path, state: &Path, source: &Emulator, dest: &Emulator) -> Comman
         .arg(state)
         .arg("--quiet")
         .env("T_SRC_AK", source.access_key_id())
-        .env("T_SRC_SK", format!("{}-secret", source.access_key_id()))
+        .env(
+            "T_SRC_SK",
+            oss_emulator::test_secret(&source.access_key_id()),
+        )
         .env("T_DST_AK", dest.access_key_id())
-        .env("T_DST_SK", format!("{}-secret", dest.access_key_id()))
+        .env("T_DST_SK", oss_emulator::test_secret(&dest.access_key_id()))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd

@@ -5,8 +5,11 @@
 //! the document and its version, changes it, and writes it back only if nobody wrote in
 //! between (put-if-absent when it was missing, put-if-match otherwise); on a conflict it waits
 //! a little, with jitter so racing writers spread out, and starts again from a fresh read. The
-//! edit runs again on every attempt, so it must be a pure function of the document it is given.
+//! edit runs again on every attempt, so it must be a pure function of the document it is given
+//! (and, for [`update_with`], of what it reads from the state while deciding — event intake
+//! reads the result records before it issues a task).
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,9 +38,9 @@ pub enum Layout {
 }
 
 /// Conflicts tolerated before giving up with a retryable error (the delivery comes back).
-pub(crate) const ATTEMPTS: u32 = 200;
+const ATTEMPTS: u32 = 200;
 /// The wait after a conflict: equal jitter from 10 ms to 500 ms, so racing writers spread out.
-pub(crate) const CONFLICT_BACKOFF: Backoff =
+const CONFLICT_BACKOFF: Backoff =
     Backoff::new(Duration::from_millis(10), Duration::from_millis(500));
 
 /// Reads the document at `key` (`None` when missing), applies `edit`, and writes the result
@@ -53,36 +56,66 @@ where
     T: Serialize + DeserializeOwned,
     F: FnMut(Option<T>) -> Result<Edit<T>, RoleError>,
 {
+    let (document, ()) = update_with(state, key, layout, |document| {
+        std::future::ready(edit(document).map(|decided| (decided, ())))
+    })
+    .await?;
+    Ok(document)
+}
+
+/// [`update`] for an edit that reads more of the state before it decides (so it is async) and
+/// hands back something beside the document: `R` from the attempt whose decision stood.
+pub async fn update_with<T, R, F, Fut>(
+    state: &dyn StateStore,
+    key: &str,
+    layout: Layout,
+    mut edit: F,
+) -> Result<(T, R), RoleError>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnMut(Option<T>) -> Fut,
+    Fut: Future<Output = Result<(Edit<T>, R), RoleError>>,
+{
     for attempt in 1..=ATTEMPTS {
         let current = state.get(key).await?;
-        let document =
-            match &current {
-                Some(v) => Some(serde_json::from_slice(&v.body).map_err(|e| {
-                    RoleError::config(format!("{key} in {}: {e}", state.describe()))
-                })?),
-                None => None,
-            };
-        let next = match edit(document)? {
-            Edit::Keep(document) => return Ok(document),
-            Edit::Write(next) => next,
+        let document = match &current {
+            Some(v) => Some(parse(state, key, &v.body)?),
+            None => None,
         };
-        let body = Bytes::from(
-            match layout {
-                Layout::Compact => serde_json::to_vec(&next),
-                Layout::Pretty => serde_json::to_vec_pretty(&next),
-            }
-            .expect("state documents serialise"),
-        );
+        let (next, beside) = match edit(document).await? {
+            (Edit::Keep(document), beside) => return Ok((document, beside)),
+            (Edit::Write(next), beside) => (next, beside),
+        };
+        let body = render(&next, layout);
         let written = match &current {
             None => state.put_if_absent(key, body).await?,
             Some(v) => state.put_if_match(key, body, &v.version).await?,
         };
         if written.is_some() {
-            return Ok(next);
+            return Ok((next, beside));
         }
         tokio::time::sleep(CONFLICT_BACKOFF.equal_jitter(attempt)).await;
     }
     Err(RoleError::retry(format!(
         "{key}: too many concurrent updates; try again"
     )))
+}
+
+fn parse<T: DeserializeOwned>(
+    state: &dyn StateStore,
+    key: &str,
+    body: &[u8],
+) -> Result<T, RoleError> {
+    serde_json::from_slice(body)
+        .map_err(|e| RoleError::config(format!("{key} in {}: {e}", state.describe())))
+}
+
+fn render<T: Serialize>(document: &T, layout: Layout) -> Bytes {
+    Bytes::from(
+        match layout {
+            Layout::Compact => serde_json::to_vec(document),
+            Layout::Pretty => serde_json::to_vec_pretty(document),
+        }
+        .expect("state documents serialise"),
+    )
 }

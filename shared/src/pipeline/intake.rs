@@ -26,10 +26,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::cas::{self, Edit, Layout};
 use super::message::{ShardTask, Work};
 use super::runtime::{Manifest, RunKind, Runtime, read_json};
 use super::transfer::Delivery;
@@ -266,16 +266,19 @@ async fn issue(
 ) -> Result<Vec<ShardTask>, RoleError> {
     let state = rt.ports.state.as_ref();
     let key = layout::progress(job, run);
-    for attempt in 1..=super::cas::ATTEMPTS {
-        // Progress first, then the records: a task applied after this read changes the
-        // version, so the write below fails and the loop reads again.
-        let Some(current) = state.get(&key).await? else {
-            // The day's first event: the run is created, then read like any other.
-            create_event_run(rt, job, job_text, run, now).await?;
-            continue;
-        };
-        let mut progress: Progress = serde_json::from_slice(&current.body)
-            .map_err(|e| RoleError::config(format!("{key} in {}: {e}", state.describe())))?;
+    if state.get(&key).await?.is_none() {
+        // The day's first event: the run is created, then updated like any other.
+        create_event_run(rt, job, job_text, run, now).await?;
+    }
+    let key = &key;
+    // Progress is read first, then the records: a task applied after that read changes the
+    // version, so the write fails and the edit runs again on a fresh read.
+    let (_, to_send) = cas::update_with(state, key, Layout::Compact, |progress| async move {
+        let mut progress: Progress = progress.ok_or_else(|| {
+            RoleError::retry(format!(
+                "{key}: the event run's progress is missing; try again"
+            ))
+        })?;
         let mut to_send = Vec::new();
         let mut changed = false;
         for (EventTask { task, since }, redelivered) in tasks {
@@ -291,22 +294,15 @@ async fn issue(
             changed |= progress.issue(task, *since);
             to_send.push(task.clone());
         }
-        if !changed {
-            return Ok(to_send);
-        }
-        let body = Bytes::from(serde_json::to_vec(&progress).expect("progress serialises"));
-        if state
-            .put_if_match(&key, body, &current.version)
-            .await?
-            .is_some()
-        {
-            return Ok(to_send);
-        }
-        tokio::time::sleep(super::cas::CONFLICT_BACKOFF.equal_jitter(attempt)).await;
-    }
-    Err(RoleError::retry(format!(
-        "{key}: too many concurrent updates; try again"
-    )))
+        let decided = if changed {
+            Edit::Write(progress)
+        } else {
+            Edit::Keep(progress)
+        };
+        Ok((decided, to_send))
+    })
+    .await?;
+    Ok(to_send)
 }
 
 /// How far back a restart looks for event runs with tasks still pending.

@@ -26,11 +26,15 @@ use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
+use crate::backoff::Backoff;
+
 use super::{Fut, StateError, StateErrorKind, StateStore, Versioned, check_key};
 
 /// Tries of a create-only write that keeps meeting 409 ConditionalRequestConflict.
 const CONFLICT_ATTEMPTS: u32 = 5;
-const CONFLICT_BACKOFF: Duration = Duration::from_millis(100);
+/// The wait after such a conflict: S3 answers 409 while another conditional write to the key
+/// is in flight, which lasts about one request; 100 ms doubling to 1 s covers it.
+const CONFLICT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
 /// A state store in an S3 bucket, under a key prefix.
 #[derive(Clone, Debug)]
@@ -205,7 +209,7 @@ impl StateStore for S3Store {
                     Put::Written(version) => return Ok(Some(version)),
                     Put::Refused => return Ok(None),
                     Put::Conflict if attempt < CONFLICT_ATTEMPTS => {
-                        tokio::time::sleep(CONFLICT_BACKOFF * attempt).await;
+                        tokio::time::sleep(CONFLICT_BACKOFF.equal_jitter(attempt)).await;
                     }
                     Put::Conflict => {}
                 }

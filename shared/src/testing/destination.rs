@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 
+use super::data::seeded;
 use crate::crc64;
 use crate::oss::types::{CopySource, ObjectOptions};
 use crate::oss::{
@@ -45,12 +46,6 @@ pub async fn conformance(dest: &Destination) {
         .expect("the destination conformance suite finished in time");
 }
 
-fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(17).wrapping_add(seed))
-        .collect()
-}
-
 fn keys_go_behind_the_prefix(dest: &Destination) {
     let key = dest.key_for("x/y");
     assert_eq!(
@@ -62,7 +57,7 @@ fn keys_go_behind_the_prefix(dest: &Destination) {
 
 async fn a_put_is_described_by_its_head(dest: &Destination) {
     let key = dest.key_for("put/one");
-    let body = bytes(5_000, 1);
+    let body = seeded(1, 5_000);
     let put = dest
         .put_object(
             &key,
@@ -79,7 +74,7 @@ async fn a_put_is_described_by_its_head(dest: &Destination) {
 
 async fn multipart_uploads_complete_into_their_parts(dest: &Destination) {
     let key = dest.key_for("multi/whole");
-    let (first, second) = (bytes(PART, 2), bytes(1_234, 3));
+    let (first, second) = (seeded(2, PART), seeded(3, 1_234));
     let options = ObjectOptions::default();
     let id = dest
         .initiate_multipart_upload(&key, &options)
@@ -134,7 +129,7 @@ async fn aborted_uploads_are_gone(dest: &Destination) {
         .initiate_multipart_upload(&key, &ObjectOptions::default())
         .await
         .expect("initiate");
-    dest.upload_part(&key, &id, 1, RequestBody::from(bytes(10, 4)))
+    dest.upload_part(&key, &id, 1, RequestBody::from(seeded(4, 10)))
         .await
         .expect("upload part");
     let listed = open_uploads(dest).await;
@@ -177,7 +172,7 @@ async fn open_uploads(dest: &Destination) -> Vec<(String, String)> {
 
 async fn copies_inside_the_service_carry_the_bytes(dest: &Destination) {
     let (from, to) = (dest.key_for("copy/from"), dest.key_for("copy/to"));
-    let body = bytes(3_000, 5);
+    let body = seeded(5, 3_000);
     dest.put_object(
         &from,
         RequestBody::from(body.clone()),

@@ -4,11 +4,17 @@
 //! panics with the broken rule's message. ferry's own tests run each against every adapter it
 //! ships (see the table in docs/architecture.md §1); an adapter someone adds runs the same
 //! suite. Every suite is bounded in time and needs only the adapter and an empty place to work.
+//!
+//! Beside the suites are the fixtures ferry's tests share, so none writes its own: [`data`]
+//! (reproducible object bytes), [`watched::Watched`] (a source that forwards to a real one and
+//! watches it) and [`s3_config`].
 
+pub mod data;
 pub mod destination;
 pub mod queue;
 pub mod source;
 pub mod state;
+pub mod watched;
 
 use crate::secret::Secret;
 use crate::source::s3::{S3Credentials, S3SourceConfig};

@@ -42,6 +42,7 @@ use ferry::queue::{Delivery, Fut, Queue};
 use ferry::secret::Secret;
 use ferry::state::StateStore;
 use ferry::state::s3::S3Store;
+use ferry::testing::data::keyed;
 use futures_util::{StreamExt, stream};
 use moto::Moto;
 use oss_emulator::{Emulator, FaultRule};
@@ -54,7 +55,6 @@ const STATE_BUCKET: &str = "ferry-state";
 const DEST_BUCKET: &str = "ferry-dst";
 const OSS_REGION: &str = "cn-hangzhou";
 const OSS_AK: &str = "dst-ak";
-const OSS_SK: &str = "dst-ak-secret";
 
 // ---------------------------------------------------------------------------------------------
 // The cluster: moto, queues, state, destination
@@ -94,12 +94,7 @@ impl Cluster {
         let sqs = moto.sqs_client();
         let work = queue_pair(&sqs, "work", work).await;
         let results = queue_pair(&sqs, "results", results).await;
-        let dest = Emulator::builder()
-            .credentials(OSS_AK, OSS_SK)
-            .region(OSS_REGION)
-            .start()
-            .await
-            .expect("emulator starts");
+        let dest = Emulator::for_test(OSS_AK).await;
         dest.create_bucket(DEST_BUCKET).unwrap();
         let state = Arc::new(S3Store::new(s3.clone(), STATE_BUCKET, "ferry"));
         Cluster {
@@ -121,7 +116,7 @@ impl Cluster {
             .into_iter()
             .enumerate()
             .map(|(i, key)| {
-                let body = bytes_for(&key, (i * 7919) % 2049);
+                let body = keyed(&key, (i * 7919) % 2049);
                 (key, body)
             })
             .collect();
@@ -214,7 +209,7 @@ impl Cluster {
             "access_key_id": moto::ACCESS_KEY_ID,
             "secret_access_key": moto::SECRET_ACCESS_KEY,
         });
-        let destination = json!({ "access_key_id": OSS_AK, "access_key_secret": OSS_SK });
+        let destination = json!({ "access_key_id": OSS_AK, "access_key_secret": oss_emulator::test_secret(OSS_AK) });
         Arc::new(StaticSecrets(HashMap::from([
             ("ferry/source".to_owned(), Secret::new(source.to_string())),
             (
@@ -603,21 +598,6 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
         }
         (b, e) => *b = e,
     }
-}
-
-/// Reproducible bytes that differ per key.
-fn bytes_for(key: &str, size: usize) -> Vec<u8> {
-    let mut x = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    }) | 1;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// `count` keys spread over `prefixes` top-level folders `p00/`, `p01/`, …; a few carry
@@ -1045,7 +1025,7 @@ async fn batches_and_part_tasks_keep_the_function_deadline() {
     };
     let mut cluster = Cluster::start(spec, spec).await;
     cluster.seed(tree_keys(4, 240)).await;
-    let giant = bytes_for("giant/blob", (3 << 20) + 5);
+    let giant = keyed("giant/blob", (3 << 20) + 5);
     cluster.put_object("giant/blob", giant).await;
     for (op, ms) in [("PutObject", 120), ("UploadPart", 900)] {
         let rule = FaultRule::latency(op, Duration::from_millis(ms));

@@ -418,12 +418,7 @@ impl FollowWorld {
             .send()
             .await
             .unwrap();
-        let dest = oss_emulator::Emulator::builder()
-            .credentials("dst-ak", "dst-ak-secret")
-            .region("cn-hangzhou")
-            .start()
-            .await
-            .unwrap();
+        let dest = oss_emulator::Emulator::for_test("dst-ak").await;
         dest.create_bucket("follow-dst").unwrap();
         let mut job = serde_json::json!({
             "version": 1,

@@ -273,7 +273,7 @@ async fn multipart_completion_errors() {
             "mp",
             &id,
             1,
-            RequestBody::from_bytes(data(1_000, 1)),
+            RequestBody::from_bytes(seeded(1, 1_000)),
         )
         .await
         .unwrap();
@@ -283,7 +283,7 @@ async fn multipart_completion_errors() {
             "mp",
             &id,
             2,
-            RequestBody::from_bytes(data(1_000, 2)),
+            RequestBody::from_bytes(seeded(2, 1_000)),
         )
         .await
         .unwrap();

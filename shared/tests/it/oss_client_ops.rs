@@ -44,7 +44,7 @@ async fn get_all(client: &OssClient, key: &str) -> Bytes {
 async fn put_head_get_delete_round_trip_with_headers() {
     let emu = emulator().await;
     let client = client(&emu);
-    let bytes = data(300_000, 1);
+    let bytes = seeded(1, 300_000);
     let mut options = ObjectOptions {
         content_type: s("text/plain"),
         cache_control: s("max-age=60"),
@@ -143,7 +143,7 @@ async fn put_head_get_delete_round_trip_with_headers() {
 async fn get_ranges_and_conditions() {
     let emu = emulator().await;
     let client = client(&emu);
-    let bytes = data(10_000, 2);
+    let bytes = seeded(2, 10_000);
     let out = put(&client, "r", &bytes).await;
 
     let ranged = GetObjectOptions {
@@ -228,7 +228,7 @@ async fn get_ranges_and_conditions() {
 async fn streaming_upload_checks_crc_and_stores_every_byte() {
     let emu = emulator().await;
     let client = client(&emu);
-    let bytes = data(1_000_003, 3);
+    let bytes = seeded(3, 1_000_003);
     let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
         .chunks(65_536)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -260,7 +260,7 @@ async fn listing_decodes_keys_and_pages_through_everything() {
         "top.txt",
     ];
     for (i, k) in keys.iter().enumerate() {
-        put(&client, k, &data(10 + i, i as u64)).await;
+        put(&client, k, &seeded(i as u64, 10 + i)).await;
     }
 
     let page = client
@@ -343,10 +343,10 @@ async fn multipart_upload_lists_completes_and_combines_crc() {
     let emu = emulator().await;
     let client = client(&emu);
     let parts: Vec<Vec<u8>> = vec![
-        data(102_400, 10),
-        data(102_400, 11),
-        data(102_400, 12),
-        data(777, 13),
+        seeded(10, 102_400),
+        seeded(11, 102_400),
+        seeded(12, 102_400),
+        seeded(13, 777),
     ];
     let mut options = ObjectOptions {
         content_type: s("application/x-test"),
@@ -474,8 +474,8 @@ async fn streamed_parts_complete_all_and_abort() {
         .initiate_multipart_upload(BUCKET, "all", &ObjectOptions::default())
         .await
         .unwrap();
-    let a = data(150_000, 20);
-    let b = data(10, 21);
+    let a = seeded(20, 150_000);
+    let b = seeded(21, 10);
     for (n, bytes) in [(1, &a), (2, &b)] {
         let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
             .chunks(4096)
@@ -568,7 +568,7 @@ async fn server_side_copies() {
     let emu = emulator().await;
     let client = client(&emu);
     emu.create_bucket("ferry-src").unwrap();
-    let bytes = data(250_000, 30);
+    let bytes = seeded(30, 250_000);
     let mut options = ObjectOptions {
         content_type: s("image/png"),
         ..Default::default()
@@ -671,7 +671,7 @@ async fn server_side_copies() {
 async fn archived_objects_restore_then_read() {
     let emu = emulator().await;
     let client = client(&emu);
-    let bytes = data(5_000, 40);
+    let bytes = seeded(40, 5_000);
     let opts = ObjectOptions {
         storage_class: Some(StorageClass::ColdArchive),
         ..Default::default()
@@ -874,7 +874,7 @@ async fn v1_signatures_cover_the_operations() {
     let emu = emulator().await;
     let client = client_v1(&emu);
     assert_eq!(client.signature_version(), SignatureVersion::V1);
-    let bytes = data(120_000, 50);
+    let bytes = seeded(50, 120_000);
     let mut options = ObjectOptions {
         content_type: s("text/plain"),
         ..Default::default()
@@ -1026,7 +1026,7 @@ async fn presigned_urls_work_with_a_plain_http_client() {
     let plain = reqwest::Client::new();
     for client in [client(&emu), client_v1(&emu)] {
         let version = client.signature_version();
-        let bytes = data(4_096, 60);
+        let bytes = seeded(60, 4_096);
         let key = format!("presigned/{version:?}/a b+c.bin");
         let put_url = client
             .presign(

@@ -22,7 +22,7 @@ async fn bytes_uploads_recover_from_503s() {
     let client = client(&emu);
     emu.add_fault(FaultRule::error("PutObject", 503).count(2))
         .unwrap();
-    let bytes = data(200_000, 1);
+    let bytes = seeded(1, 200_000);
     let out = client
         .put_object(
             BUCKET,
@@ -49,7 +49,7 @@ async fn bytes_uploads_recover_from_503s() {
 async fn requests_recover_from_connection_resets() {
     let emu = emulator().await;
     let client = client(&emu);
-    let bytes = data(150_000, 2);
+    let bytes = seeded(2, 150_000);
     client
         .put_object(
             BUCKET,
@@ -226,7 +226,7 @@ async fn qos_delay_is_the_minimum_wait() {
 async fn one_shot_streams_are_never_replayed() {
     let emu = emulator().await;
     let client = client(&emu);
-    let bytes = data(300_000, 3);
+    let bytes = seeded(3, 300_000);
     let polled = Arc::new(AtomicUsize::new(0));
     let counter = polled.clone();
     let chunks: Vec<Bytes> = bytes.chunks(10_000).map(Bytes::copy_from_slice).collect();
@@ -284,7 +284,7 @@ async fn failing_or_short_sources_fail_the_upload_with_a_body_error() {
     let emu = emulator().await;
     let client = client(&emu);
     let broken = stream::iter(vec![
-        Ok(Bytes::from(data(50_000, 4))),
+        Ok(Bytes::from(seeded(4, 50_000))),
         Err(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
             "source connection reset",
@@ -303,7 +303,7 @@ async fn failing_or_short_sources_fail_the_upload_with_a_body_error() {
     assert!(err.to_string().contains("source connection reset"), "{err}");
     assert!(err.is_retryable());
 
-    let short = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(data(10, 5)))]);
+    let short = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(seeded(5, 10)))]);
     let err = client
         .put_object(
             BUCKET,
@@ -358,7 +358,7 @@ async fn truncated_downloads_end_with_a_retryable_error() {
     let emu = emulator().await;
     let client = client(&emu);
     // Large enough that the response head is on the wire before the cut.
-    let bytes = data(4_000_000, 6);
+    let bytes = seeded(6, 4_000_000);
     client
         .put_object(
             BUCKET,
@@ -491,7 +491,7 @@ async fn crc_mismatches_are_typed_and_retried_for_replayable_bodies() {
         .retry(fast_retry())
         .build()
         .unwrap();
-    let bytes = data(20_000, 7);
+    let bytes = seeded(7, 20_000);
     let out = client
         .put_object(
             BUCKET,

@@ -22,6 +22,7 @@ use ferry::queue::memory::{MemoryQueue, QueueSettings};
 use ferry::queue::{Delivery, Fut, Queue};
 use ferry::state::local::LocalStore;
 use ferry::state::{Fut as StateFut, StateStore, Versioned};
+use ferry::testing::data::keyed;
 use oss_emulator::FaultRule;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -55,9 +56,7 @@ async fn run_standalone_as(
 async fn standalone_copies_everything_and_counts_exactly() {
     let mut world = World::start().await;
     world.seed(12, 300, 40_000).await;
-    world
-        .put("big/multipart.bin", support::bytes_for("big", 11 << 20))
-        .await;
+    world.put("big/multipart.bin", keyed("big", 11 << 20)).await;
     let n = world.objects.len() as u64;
     // Small shards: the ranges are walked by continuation chains, not one task each.
     let job = world.job(json!({ "sharding": { "max_keys_per_shard": 25 } }));
@@ -108,7 +107,7 @@ async fn an_incremental_run_on_a_machine_whose_clock_is_off_misses_nothing() {
     let first = run_standalone_as(&world, &job, dir.path(), false, true).await;
     assert_complete(&first, n);
 
-    let late = support::bytes_for("late", 1_234);
+    let late = keyed("late", 1_234);
     world
         .put("late/written-after-the-first-run.txt", late)
         .await;
@@ -132,7 +131,7 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     // less the 15-minute overlap), so only a run that lists everything sees it again.
     world.source.set_clock_offset(chrono::TimeDelta::hours(-1));
     world.seed(2, 20, 2_000).await;
-    world.put("k/bad", support::bytes_for("bad", 3_000)).await;
+    world.put("k/bad", keyed("bad", 3_000)).await;
     world.source.set_clock_offset(chrono::TimeDelta::zero());
     let n = world.objects.len() as u64;
     let refused = FaultRule::error("GetObject", 403).key_prefix("k/bad");
@@ -144,9 +143,7 @@ async fn an_object_that_failed_is_carried_into_the_next_incremental_run_until_co
     assert_eq!((t.objects, t.copied, t.failed), (n, n - 1, 1), "{first:?}");
 
     // The fault stays; one object is written after the first run.
-    world
-        .put("late/one.txt", support::bytes_for("late", 1_234))
-        .await;
+    world.put("late/one.txt", keyed("late", 1_234)).await;
     let second = run_standalone_as(&world, &job, dir.path(), true, true).await;
     let t = &second.objects;
     assert_eq!(
@@ -181,7 +178,7 @@ async fn a_retry_copies_only_what_the_run_left_failed_without_listing() {
     let mut world = World::start().await;
     world.seed(2, 20, 2_000).await;
     for key in ["k/bad-1", "k/bad 2+"] {
-        world.put(key, support::bytes_for(key, 3_000)).await;
+        world.put(key, keyed(key, 3_000)).await;
     }
     let n = world.objects.len() as u64;
     let refused = FaultRule::error("GetObject", 403).key_prefix("k/bad");
@@ -238,7 +235,7 @@ async fn modified_since_copies_only_what_changed_after_t1() {
     let t1 = world.source.now() - chrono::TimeDelta::minutes(30);
     let late = ["late/a.txt", "late/b c+d.txt"];
     for key in late {
-        world.put(key, support::bytes_for(key, 777)).await;
+        world.put(key, keyed(key, 777)).await;
     }
     let since = t1.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let job = world.job(json!({ "filters": { "modified_since": since } }));
@@ -382,10 +379,7 @@ async fn duplicated_out_of_order_delivery_counts_exactly() {
     world.seed(8, 160, 3_000).await;
     // Larger than a task's byte budget: copied by part tasks sharing one upload.
     world
-        .put(
-            "giant/blob.bin",
-            support::bytes_for("giant", (23 << 20) + 7),
-        )
+        .put("giant/blob.bin", keyed("giant", (23 << 20) + 7))
         .await;
     let n = world.objects.len() as u64;
     let job = world.job(json!({
@@ -532,12 +526,8 @@ async fn an_oss_throttling_storm_is_waited_out() {
 async fn write_answers_lost_after_the_write_fail_nothing() {
     let mut world = World::start().await;
     world.seed(4, 300, 20_000).await;
-    world
-        .put("giant/a.bin", support::bytes_for("a", (16 << 20) + 5))
-        .await;
-    world
-        .put("multi/b.bin", support::bytes_for("b", (6 << 20) + 1))
-        .await;
+    world.put("giant/a.bin", keyed("a", (16 << 20) + 5)).await;
+    world.put("multi/b.bin", keyed("b", (6 << 20) + 1)).await;
     let n = world.objects.len() as u64;
     world.dest.set_fault_seed(21);
     for op in ["PutObject", "UploadPart"] {
@@ -715,10 +705,8 @@ async fn verifier_requeues_mismatches_then_fails_them() {
 async fn with_giants(per_prefix: usize, a: usize) -> World {
     let mut world = World::start().await;
     world.seed(2, per_prefix, 2_000).await;
-    world.put("giant/a.bin", support::bytes_for("a", a)).await;
-    world
-        .put("giant/b.bin", support::bytes_for("b", 12 << 20))
-        .await;
+    world.put("giant/a.bin", keyed("a", a)).await;
+    world.put("giant/b.bin", keyed("b", 12 << 20)).await;
     world
 }
 
@@ -818,18 +806,12 @@ async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
     let mut world = World::start().await;
     for i in 0..12 {
         world
-            .put(
-                &format!("fast/{i:02}"),
-                support::bytes_for("fast", 3000 + i),
-            )
+            .put(&format!("fast/{i:02}"), keyed("fast", 3000 + i))
             .await;
     }
     for i in 0..3 {
         world
-            .put(
-                &format!("slow/{i:02}"),
-                support::bytes_for("slow", 5000 + i),
-            )
+            .put(&format!("slow/{i:02}"), keyed("slow", 5000 + i))
             .await;
     }
     let n = world.objects.len() as u64;
@@ -944,22 +926,11 @@ async fn copies_running_at_the_cutoff_are_handed_back_before_the_deadline() {
 /// the job's scope. An upload outside the job's scope may be another job's and is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
-    use ferry::oss::{Credentials, OssClient};
-
     let mut world = World::start().await;
     world.seed(2, 20, 4_000).await;
-    world
-        .put("data/big.bin", support::bytes_for("big", 11 << 20))
-        .await;
+    world.put("data/big.bin", keyed("big", 11 << 20)).await;
     let n = world.objects.len() as u64;
-    let ak = world.dest.access_key_id().to_owned();
-    let dest = OssClient::builder()
-        .endpoint(world.dest.endpoint())
-        .region(support::REGION)
-        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
-        .allow_http(true)
-        .build()
-        .unwrap();
+    let dest = world.dest.client();
     let options = Default::default();
     let orphan = dest
         .initiate_multipart_upload(support::DEST, "data/orphan.bin", &options)

@@ -3,21 +3,17 @@
 //! same source and checks that they cover the bucket's keys exactly once.
 
 use crate::support::moto;
+use ferry::testing::watched::Watched;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry::oss::{Credentials, OssClient};
 use ferry::plan::{
     KeyRange, PlanCursor, PlanOptions, PlanOutcome, PlannedRange, plan_continue, plan_ranges,
 };
 use ferry::source::oss::OssSource;
 use ferry::source::s3::S3Source;
-use ferry::source::{
-    ByteStream, GetRequest, ListPage, ListRequest, ObjectHead, RestoreOutcome, RestoreTier, Source,
-    SourceError,
-};
+use ferry::source::{ListRequest, Source};
 use oss_emulator::{Emulator, FaultRule};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -48,14 +44,7 @@ fn seed<'a>(emu: &Emulator, keys: impl IntoIterator<Item = &'a String>) {
 }
 
 fn oss_source(emu: &Emulator) -> OssSource {
-    let client = OssClient::builder()
-        .endpoint(emu.endpoint())
-        .region(REGION)
-        .credentials(Credentials::new(AK, SK))
-        .allow_http(true)
-        .build()
-        .expect("client builds");
-    OssSource::new(client, BUCKET, "")
+    OssSource::new(emu.client(), BUCKET, "")
 }
 
 async fn s3_source(endpoint: String, region: &str, bucket: &str, ak: &str, sk: &str) -> S3Source {
@@ -67,58 +56,6 @@ async fn s3_source(endpoint: String, region: &str, bucket: &str, ak: &str, sk: &
 /// The emulator through its S3 dialect.
 async fn emulator_s3(emu: &Emulator) -> S3Source {
     s3_source(emu.endpoint(), REGION, BUCKET, AK, SK).await
-}
-
-/// A source that counts what the planner reads (requests, keys) on its way to the real one.
-struct Counting<S> {
-    inner: S,
-    requests: AtomicU64,
-    keys: AtomicU64,
-}
-
-impl<S> Counting<S> {
-    fn new(inner: S) -> Self {
-        Counting {
-            inner,
-            requests: AtomicU64::new(0),
-            keys: AtomicU64::new(0),
-        }
-    }
-}
-
-type Fut<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, SourceError>> + Send + 'a>>;
-
-impl<S: Source> Source for Counting<S> {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn list<'a>(&'a self, req: &'a ListRequest) -> Fut<'a, ListPage> {
-        Box::pin(async move {
-            let page = self.inner.list(req).await?;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            self.keys
-                .fetch_add(page.objects.len() as u64, Ordering::Relaxed);
-            Ok(page)
-        })
-    }
-
-    fn head<'a>(&'a self, key: &'a str) -> Fut<'a, ObjectHead> {
-        self.inner.head(key)
-    }
-
-    fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream> {
-        self.inner.get(req)
-    }
-
-    fn restore<'a>(
-        &'a self,
-        key: &'a str,
-        days: u32,
-        tier: RestoreTier,
-    ) -> Fut<'a, RestoreOutcome> {
-        self.inner.restore(key, days, tier)
-    }
 }
 
 /// Every key of `range`, listed with `source` the way a transfer worker walks it.
@@ -320,7 +257,7 @@ async fn a_flat_prefix_splits_into_several_shards() {
     let emu = emulator().await;
     let all = keys((0..5000).map(|i| format!("flat/{i:05}")));
     seed(&emu, &all);
-    let source = Counting::new(oss_source(&emu));
+    let source = Watched::new(oss_source(&emu));
     let options = PlanOptions {
         target_keys_per_shard: 500,
         probe_keys: 50,
@@ -333,7 +270,7 @@ async fn a_flat_prefix_splits_into_several_shards() {
         ranges.len()
     );
     assert!(stats.keys_read < 5000, "{stats:?}");
-    assert_eq!(stats.keys_read, source.keys.load(Ordering::Relaxed));
+    assert_eq!(stats.keys_read, source.keys());
     assert_exact_cover(&oss_source(&emu), &ranges, &all).await;
 }
 
@@ -377,7 +314,7 @@ async fn keys_read_stay_far_below_the_bucket_size() {
     let emu = emulator().await;
     let all = keys((0..20_000).map(|i| format!("k{:08x}", i * 2_654_435_761u64 % (1 << 32))));
     seed(&emu, &all);
-    let source = Counting::new(oss_source(&emu));
+    let source = Watched::new(oss_source(&emu));
     let options = PlanOptions {
         target_keys_per_shard: 2000,
         probe_keys: 100,
@@ -385,8 +322,8 @@ async fn keys_read_stay_far_below_the_bucket_size() {
     };
     emu.reset_counters();
     let (ranges, stats) = plan_all(&source, &options).await;
-    let read = source.keys.load(Ordering::Relaxed);
-    let requests = source.requests.load(Ordering::Relaxed);
+    let read = source.keys();
+    let requests = source.pages();
     assert_eq!(emu.counters().operation("ListObjectsV2"), requests);
     assert_eq!((stats.keys_read, stats.list_requests), (read, requests));
     // One discovery page, then probes of at most 100 keys.

@@ -20,6 +20,7 @@ use ferry::source::{
     ArchiveState, GetRequest, ListPage, ListRequest, RestoreOutcome, RestoreTier, Source,
     SourceErrorKind,
 };
+use ferry::testing::data::seeded;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use moto::Moto;
@@ -99,11 +100,6 @@ async fn read_all(
     Ok(out)
 }
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..len).map(|_| rng.u8(..)).collect()
-}
-
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -161,7 +157,7 @@ async fn listing_pages_every_awkward_key_once_in_byte_order() {
         let body: Vec<u8> = if key == "zero-byte" || i % 3 == 0 {
             Vec::new()
         } else {
-            random_bytes(i * 7, i as u64)
+            seeded(i as u64, i * 7)
         };
         put(&s3, bucket, key, &body).await;
     }
@@ -200,7 +196,7 @@ async fn listing_pages_every_awkward_key_once_in_byte_order() {
         let body: Vec<u8> = if key == "zero-byte" || i % 3 == 0 {
             Vec::new()
         } else {
-            random_bytes(i * 7, i as u64)
+            seeded(i as u64, i * 7)
         };
         assert_eq!(info.size, body.len() as u64, "{key:?}");
         assert_eq!(
@@ -396,7 +392,7 @@ async fn head_maps_headers_metadata_tags_version_and_md5() {
         .send()
         .await
         .unwrap();
-    let body = random_bytes(3000, 7);
+    let body = seeded(7, 3000);
     let expires = AwsDateTime::from_secs(2_114_380_800); // 2037-01-01T00:00:00Z
     let put = s3
         .put_object()
@@ -474,8 +470,8 @@ async fn head_has_no_md5_for_a_multipart_object() {
     let moto = Moto::shared();
     let bucket = "head-multipart";
     let s3 = moto.create_bucket(bucket).await;
-    let part1 = random_bytes(5 * 1024 * 1024, 1);
-    let part2 = random_bytes(1234, 2);
+    let part1 = seeded(1, 5 * 1024 * 1024);
+    let part2 = seeded(2, 1234);
     let etag = moto::multipart_put(&s3, bucket, "big", &[&part1, &part2], None).await;
     assert!(etag.ends_with("-2"), "moto multipart ETag {etag}");
 
@@ -490,8 +486,8 @@ async fn head_ignores_composite_crc32c_of_a_multipart_object() {
     let moto = Moto::shared();
     let bucket = "head-composite";
     let s3 = moto.create_bucket(bucket).await;
-    let part1 = random_bytes(5 * 1024 * 1024, 3);
-    let part2 = random_bytes(100, 4);
+    let part1 = seeded(3, 5 * 1024 * 1024);
+    let part2 = seeded(4, 100);
     moto::multipart_put(
         &s3,
         bucket,
@@ -552,7 +548,7 @@ async fn head_reports_full_object_crc64nvme_and_crc32c() {
     let moto = Moto::shared();
     let bucket = "head-crc";
     let s3 = moto.create_bucket(bucket).await;
-    let body = random_bytes(100_000, 9);
+    let body = seeded(9, 100_000);
     for (key, algorithm) in [
         ("nvme", ChecksumAlgorithm::Crc64Nvme),
         ("c", ChecksumAlgorithm::Crc32C),
@@ -601,7 +597,7 @@ async fn ranged_get_returns_exactly_the_requested_bytes() {
     let moto = Moto::shared();
     let bucket = "get-ranges";
     let s3 = moto.create_bucket(bucket).await;
-    let body = random_bytes(3 * 1024 * 1024 + 17, 11);
+    let body = seeded(11, 3 * 1024 * 1024 + 17);
     put(&s3, bucket, "blob", &body).await;
     let src = source(moto, bucket).await;
     let len = body.len() as u64;
@@ -662,7 +658,7 @@ async fn ranges_past_the_end_or_empty_are_refused() {
     let moto = Moto::shared();
     let bucket = "get-bad-ranges";
     let s3 = moto.create_bucket(bucket).await;
-    let body = random_bytes(100, 12);
+    let body = seeded(12, 100);
     put(&s3, bucket, "small", &body).await;
     let src = source(moto, bucket).await;
     let get = |range: Range<u64>| {

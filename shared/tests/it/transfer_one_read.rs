@@ -11,22 +11,18 @@
 use crate::support::moto;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_sdk_s3::types::{ChecksumAlgorithm, StorageClass as S3Class};
 use bytes::Bytes;
+use ferry::oss::RequestBody;
 use ferry::oss::types::ObjectOptions;
-use ferry::oss::{Credentials, OssClient, RequestBody};
 use ferry::source::s3::S3Source;
-use ferry::source::{
-    ByteStream, GetRequest, ListPage, ListRequest, ObjectHead, Opened, RestoreOutcome, RestoreTier,
-    Source, SourceError,
-};
+use ferry::source::{Opened, Source};
+use ferry::testing::data::seeded;
+use ferry::testing::watched::Watched;
 use ferry::transfer::resume::MemoryLedger;
 use ferry::transfer::{
     Copier, CopyOptions, Destination, ObjectResult, Outcome, WalkOptions, walk_range,
@@ -36,31 +32,16 @@ use oss_emulator::{Emulator, FaultRule};
 
 const REGION: &str = "cn-hangzhou";
 
-async fn emulator(ak: &str) -> Emulator {
-    Emulator::builder()
-        .credentials(ak, format!("{ak}-secret"))
-        .region(REGION)
-        .start()
-        .await
-        .expect("emulator starts")
-}
-
-fn oss_client(emu: &Emulator) -> OssClient {
-    let ak = emu.access_key_id().to_owned();
-    OssClient::builder()
-        .endpoint(emu.endpoint())
-        .region(REGION)
-        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
-        .allow_http(true)
-        .build()
-        .expect("client builds")
-}
-
 /// The emulator's S3 dialect as an S3 source (SigV4 with the emulator's own key pair).
 async fn s3_source_of(emu: &Emulator, bucket: &str) -> S3Source {
     let ak = emu.access_key_id().to_owned();
-    let mut config =
-        ferry::testing::s3_config(emu.endpoint(), REGION, bucket, &ak, &format!("{ak}-secret"));
+    let mut config = ferry::testing::s3_config(
+        emu.endpoint(),
+        REGION,
+        bucket,
+        &ak,
+        &oss_emulator::test_secret(&ak),
+    );
     config.max_attempts = 2;
     S3Source::new(config).await.expect("valid S3 config")
 }
@@ -68,7 +49,7 @@ async fn s3_source_of(emu: &Emulator, bucket: &str) -> S3Source {
 fn copier(source: Arc<dyn Source>, dst: &Emulator, options: CopyOptions) -> Copier {
     Copier {
         source,
-        dest: Destination::new(oss_client(dst), "dst", ""),
+        dest: Destination::new(dst.client(), "dst", ""),
         options,
         ledger: Arc::new(MemoryLedger::new()),
         server_side: None,
@@ -81,12 +62,6 @@ fn quick() -> CopyOptions {
         retry_delay: Duration::from_millis(10),
         ..Default::default()
     }
-}
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut data = vec![0u8; len];
-    fastrand::Rng::with_seed(seed).fill(&mut data);
-    data
 }
 
 fn copied(data: &[u8], multipart: bool) -> Outcome {
@@ -120,14 +95,19 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let (src, dst) = (emulator("src-ak").await, emulator("dst-ak").await);
+        let (src, dst) = (
+            Emulator::for_test("src-ak").await,
+            Emulator::for_test("dst-ak").await,
+        );
         src.create_bucket("src").unwrap();
         dst.create_bucket("dst").unwrap();
         World { src, dst }
     }
 
     async fn put(&self, key: &str, data: &[u8], options: &ObjectOptions) -> String {
-        let out = oss_client(&self.src)
+        let out = self
+            .src
+            .client()
             .put_object("src", key, RequestBody::from_bytes(data.to_vec()), options)
             .await
             .unwrap_or_else(|e| panic!("seed {key:?}: {e}"));
@@ -152,7 +132,7 @@ async fn a_small_object_costs_one_source_request_and_keeps_metadata_and_proof() 
     let mut data = BTreeMap::new();
     for i in 0..6u64 {
         let len = [0, 1, 4000, 16 * 1024, 70_000, 5][i as usize];
-        data.insert(format!("obj/{i}"), bytes(i, len));
+        data.insert(format!("obj/{i}"), seeded(i, len));
     }
     let mut etags = BTreeMap::new();
     for (key, bytes) in &data {
@@ -175,7 +155,7 @@ async fn a_small_object_costs_one_source_request_and_keeps_metadata_and_proof() 
     assert_eq!(counters.operation("ListObjectsV2"), 3, "three pages of two");
     assert!(source.reads_fast(), "the lean GET learned the address");
 
-    let dst = oss_client(&w.dst);
+    let dst = w.dst.client();
     for (key, bytes) in &data {
         let r = result(&results, key);
         assert_eq!(r.outcome, copied(bytes, false), "{key}");
@@ -204,7 +184,7 @@ async fn opening_describes_an_object_exactly_as_head_does_and_reads_its_bytes() 
     let moto = moto::Moto::shared();
     let bucket = "one-read-heads";
     let s3 = moto.create_bucket(bucket).await;
-    let data = bytes(7, 5000);
+    let data = seeded(7, 5000);
     s3.put_object()
         .bucket(bucket)
         .key("rich/report 1.pdf")
@@ -268,63 +248,16 @@ async fn opening_describes_an_object_exactly_as_head_does_and_reads_its_bytes() 
     );
 }
 
-/// A source whose listing goes stale: after listing, `change` runs once (replacing or deleting
-/// objects), so the copies read what the listing did not see.
-struct StaleListing {
-    inner: Arc<S3Source>,
-    change: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-}
-
-type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, SourceError>> + Send + 'a>>;
-
-impl Source for StaleListing {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn list<'a>(&'a self, req: &'a ListRequest) -> Fut<'a, ListPage> {
-        Box::pin(async move {
-            let page = self.inner.list(req).await?;
-            let change = self.change.lock().unwrap().take();
-            if let Some(change) = change {
-                change.await;
-            }
-            Ok(page)
-        })
-    }
-
-    fn head<'a>(&'a self, key: &'a str) -> Fut<'a, ObjectHead> {
-        self.inner.head(key)
-    }
-
-    fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream> {
-        self.inner.get(req)
-    }
-
-    fn open<'a>(&'a self, key: &'a str) -> Fut<'a, Opened> {
-        self.inner.open(key)
-    }
-
-    fn restore<'a>(
-        &'a self,
-        key: &'a str,
-        days: u32,
-        tier: RestoreTier,
-    ) -> Fut<'a, RestoreOutcome> {
-        self.inner.restore(key, days, tier)
-    }
-}
-
 #[tokio::test]
 async fn an_object_replaced_or_deleted_after_listing_is_copied_as_the_get_found_it() {
     let w = World::new().await;
-    let old = bytes(1, 3000);
+    let old = seeded(1, 3000);
     for key in ["changed", "grown", "gone", "same"] {
         w.put(key, &old, &with_metadata("text/old", "old")).await;
     }
-    let newer = bytes(2, 5000);
-    let big = bytes(3, 350 * 1024);
-    let src = oss_client(&w.src);
+    let newer = seeded(2, 5000);
+    let big = seeded(3, 350 * 1024);
+    let src = w.src.client();
     let (newer_c, big_c) = (newer.clone(), big.clone());
     let change = async move {
         let options = with_metadata("text/new", "new");
@@ -336,10 +269,7 @@ async fn an_object_replaced_or_deleted_after_listing_is_copied_as_the_get_found_
             .unwrap();
         src.delete_object("src", "gone").await.unwrap();
     };
-    let source = StaleListing {
-        inner: Arc::new(s3_source_of(&w.src, "src").await),
-        change: Mutex::new(Some(Box::pin(change))),
-    };
+    let source = Watched::new(s3_source_of(&w.src, "src").await).after_first_listing(change);
     let options = CopyOptions {
         multipart_threshold: 300 * 1024,
         part_size: 100 * 1024,
@@ -348,7 +278,7 @@ async fn an_object_replaced_or_deleted_after_listing_is_copied_as_the_get_found_
     let c = copier(Arc::new(source), &w.dst, options);
     let results = walk(&c, &WalkOptions::default()).await;
 
-    let dst = oss_client(&w.dst);
+    let dst = w.dst.client();
     for (key, data, multipart) in [("changed", &newer, false), ("grown", &big, true)] {
         let r = result(&results, key);
         assert_eq!(r.outcome, copied(data, multipart), "{key}");
@@ -400,7 +330,7 @@ async fn an_object_replaced_or_deleted_after_listing_is_copied_as_the_get_found_
 #[tokio::test]
 async fn a_failed_or_broken_lean_read_is_read_again_and_still_proven() {
     let w = World::new().await;
-    let data: Vec<Vec<u8>> = (0..3).map(|i| bytes(10 + i, 20_000)).collect();
+    let data: Vec<Vec<u8>> = (0..3).map(|i| seeded(10 + i, 20_000)).collect();
     for (i, d) in data.iter().enumerate() {
         w.put(&format!("k{i}"), d, &ObjectOptions::default()).await;
     }
@@ -455,54 +385,10 @@ async fn a_failed_or_broken_lean_read_is_read_again_and_still_proven() {
     );
 }
 
-/// The real source, counting the opens under way at the same time.
-struct CountingOpens {
-    inner: Arc<S3Source>,
-    open: Arc<AtomicUsize>,
-    peak: Arc<AtomicUsize>,
-}
-
-impl Source for CountingOpens {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn list<'a>(&'a self, req: &'a ListRequest) -> Fut<'a, ListPage> {
-        self.inner.list(req)
-    }
-
-    fn head<'a>(&'a self, key: &'a str) -> Fut<'a, ObjectHead> {
-        self.inner.head(key)
-    }
-
-    fn get<'a>(&'a self, req: GetRequest<'a>) -> Fut<'a, ByteStream> {
-        self.inner.get(req)
-    }
-
-    fn open<'a>(&'a self, key: &'a str) -> Fut<'a, Opened> {
-        Box::pin(async move {
-            let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-            self.peak.fetch_max(now, Ordering::SeqCst);
-            let opened = self.inner.open(key).await;
-            self.open.fetch_sub(1, Ordering::SeqCst);
-            opened
-        })
-    }
-
-    fn restore<'a>(
-        &'a self,
-        key: &'a str,
-        days: u32,
-        tier: RestoreTier,
-    ) -> Fut<'a, RestoreOutcome> {
-        self.inner.restore(key, days, tier)
-    }
-}
-
 #[tokio::test]
 async fn copies_overlap_across_listing_pages() {
     let w = World::new().await;
-    let data = bytes(20, 2000);
+    let data = seeded(20, 2000);
     for i in 0..12 {
         w.put(&format!("p/{i:02}"), &data, &ObjectOptions::default())
             .await;
@@ -511,13 +397,8 @@ async fn copies_overlap_across_listing_pages() {
     w.src
         .add_fault(FaultRule::latency("GetObject", Duration::from_millis(150)))
         .unwrap();
-    let peak = Arc::new(AtomicUsize::new(0));
-    let source = CountingOpens {
-        inner: Arc::new(s3_source_of(&w.src, "src").await),
-        open: Arc::new(AtomicUsize::new(0)),
-        peak: peak.clone(),
-    };
-    let c = copier(Arc::new(source), &w.dst, quick());
+    let source = Arc::new(Watched::new(s3_source_of(&w.src, "src").await));
+    let c = copier(source.clone(), &w.dst, quick());
     let options = WalkOptions {
         page_size: 2,
         object_concurrency: 6,
@@ -526,7 +407,7 @@ async fn copies_overlap_across_listing_pages() {
     let results = walk(&c, &options).await;
     assert_eq!(results.len(), 12);
     assert!(results.iter().all(|r| r.outcome == copied(&data, false)));
-    let peak = peak.load(Ordering::SeqCst);
+    let peak = source.peak_reads();
     assert!(
         (3..=6).contains(&peak),
         "{peak} copies at once with pages of 2 and a concurrency of 6: pages must not wait for each other"

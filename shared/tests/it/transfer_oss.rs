@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry::oss::{Credentials, OssClient, RequestBody};
+use ferry::oss::RequestBody;
 use ferry::source::oss::OssSource;
+use ferry::testing::data::seeded;
 use ferry::transfer::resume::{MemoryLedger, UploadRecord};
 use ferry::transfer::throttle::RateLimiter;
 use ferry::transfer::{
@@ -16,35 +17,16 @@ use ferry::transfer::{
 };
 use oss_emulator::{Emulator, FaultKind, FaultRule, PutOptions, StorageClass};
 
-const REGION: &str = "cn-hangzhou";
-
 struct Pair {
     src: Emulator,
     dst: Emulator,
 }
 
-async fn emulator(ak: &str) -> Emulator {
-    Emulator::builder()
-        .credentials(ak, format!("{ak}-secret"))
-        .region(REGION)
-        .start()
-        .await
-        .expect("emulator starts")
-}
-
-fn client(emu: &Emulator) -> OssClient {
-    let ak = emu.access_key_id().to_owned();
-    OssClient::builder()
-        .endpoint(emu.endpoint())
-        .region(REGION)
-        .credentials(Credentials::new(ak.clone(), format!("{ak}-secret")))
-        .allow_http(true)
-        .build()
-        .expect("client builds")
-}
-
 async fn pair() -> Pair {
-    let (src, dst) = (emulator("src-ak").await, emulator("dst-ak").await);
+    let (src, dst) = (
+        Emulator::for_test("src-ak").await,
+        Emulator::for_test("dst-ak").await,
+    );
     src.create_bucket("src").unwrap();
     dst.create_bucket("dst").unwrap();
     Pair { src, dst }
@@ -53,8 +35,8 @@ async fn pair() -> Pair {
 impl Pair {
     fn copier(&self, options: CopyOptions) -> Copier {
         Copier {
-            source: Arc::new(OssSource::new(client(&self.src), "src", "")),
-            dest: Destination::new(client(&self.dst), "dst", ""),
+            source: Arc::new(OssSource::new(self.src.client(), "src", "")),
+            dest: Destination::new(self.dst.client(), "dst", ""),
             options,
             ledger: Arc::new(MemoryLedger::new()),
             server_side: None,
@@ -79,18 +61,6 @@ async fn walk(
         .expect("walk succeeds");
     results.sort_by(|a, b| a.key.cmp(&b.key));
     (results, summary)
-}
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn small_parts() -> CopyOptions {
@@ -129,7 +99,7 @@ async fn awkward_keys_and_sizes_arrive_byte_exact() {
             "multipart/big.bin" => 1_000_000 + 7,
             _ => 1 + i * 977,
         };
-        let data = bytes(i as u64, len);
+        let data = seeded(i as u64, len);
         p.put(&key, data.clone()).await;
         expected.insert(key, data);
     }
@@ -173,7 +143,7 @@ async fn awkward_keys_and_sizes_arrive_byte_exact() {
 #[tokio::test]
 async fn a_multipart_copy_resumes_from_the_parts_oss_already_holds() {
     let p = pair().await;
-    let data = bytes(7, 1_000_000);
+    let data = seeded(7, 1_000_000);
     p.put("big", data.clone()).await;
     let copier = p.copier(CopyOptions {
         part_concurrency: 1,
@@ -233,7 +203,7 @@ async fn died_after_parts(
     data: &[u8],
     parts: &[u32],
 ) -> UploadRecord {
-    let dst = client(&p.dst);
+    let dst = p.dst.client();
     let head = copier.source.head(key).await.unwrap();
     let upload_id = dst
         .initiate_multipart_upload("dst", key, &Default::default())
@@ -279,7 +249,7 @@ async fn died_after_parts(
 #[tokio::test]
 async fn a_resumed_upload_sends_again_every_part_without_a_recorded_proof() {
     let p = pair().await;
-    let data = bytes(17, 350_000);
+    let data = seeded(17, 350_000);
     p.put("held", data.clone()).await;
     let copier = p.copier(CopyOptions {
         part_concurrency: 1,
@@ -340,7 +310,7 @@ async fn a_resumed_upload_sends_again_every_part_without_a_recorded_proof() {
 #[tokio::test]
 async fn a_part_whose_upload_fails_for_now_is_sent_again_within_its_task() {
     let p = pair().await;
-    let data = bytes(23, 350_000);
+    let data = seeded(23, 350_000);
     p.put("giant", data.clone()).await;
     let copier = p.copier(CopyOptions {
         retry_delay: Duration::from_millis(10),
@@ -370,10 +340,10 @@ async fn a_part_whose_upload_fails_for_now_is_sent_again_within_its_task() {
 #[tokio::test]
 async fn a_changed_source_starts_a_fresh_upload_and_aborts_the_stale_one() {
     let p = pair().await;
-    let data = bytes(8, 500_000);
+    let data = seeded(8, 500_000);
     p.put("obj", data.clone()).await;
     let copier = p.copier(small_parts());
-    let dst = client(&p.dst);
+    let dst = p.dst.client();
     let stale = dst
         .initiate_multipart_upload("dst", "obj", &Default::default())
         .await
@@ -411,7 +381,7 @@ async fn a_changed_source_starts_a_fresh_upload_and_aborts_the_stale_one() {
 #[tokio::test]
 async fn a_source_body_cut_short_once_is_read_again() {
     let p = pair().await;
-    let data = bytes(9, 200_000);
+    let data = seeded(9, 200_000);
     p.put("cut", data.clone()).await;
     p.src
         .add_fault(FaultRule {
@@ -440,8 +410,8 @@ async fn a_source_body_cut_short_once_is_read_again() {
 #[tokio::test]
 async fn a_source_body_that_stays_broken_fails_with_the_reason_and_is_never_counted_copied() {
     let p = pair().await;
-    p.put("cut", bytes(10, 200_000)).await;
-    p.put("fine", bytes(11, 1000)).await;
+    p.put("cut", seeded(10, 200_000)).await;
+    p.put("fine", seeded(11, 1000)).await;
     p.src
         .add_fault(FaultRule {
             key_prefix: Some("cut".into()),
@@ -491,9 +461,9 @@ fn truncate(op: &str) -> FaultRule {
 async fn listings_decide_and_same_size_rewrites_are_caught() {
     let p = pair().await;
     for i in 0..20 {
-        p.put(&format!("k/{i:02}"), bytes(i, 2000)).await;
+        p.put(&format!("k/{i:02}"), seeded(i, 2000)).await;
     }
-    p.put("k/multi", bytes(99, 700_000)).await;
+    p.put("k/multi", seeded(99, 700_000)).await;
     let copier = p.copier(small_parts());
     let (first, _) = walk(&copier, &WalkOptions::default()).await;
     assert!(
@@ -504,7 +474,7 @@ async fn listings_decide_and_same_size_rewrites_are_caught() {
 
     // Same size, other bytes: size/mtime tools would miss it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    p.put("k/07", bytes(1007, 2000)).await;
+    p.put("k/07", seeded(1007, 2000)).await;
     p.dst.reset_counters();
     let (second, summary) = walk(&copier, &WalkOptions::default()).await;
     let copied: Vec<&str> = second
@@ -516,7 +486,7 @@ async fn listings_decide_and_same_size_rewrites_are_caught() {
     assert_eq!(second.len(), 21, "every object has an outcome");
     assert_eq!(
         p.dst.object_bytes("dst", "k/07").await.unwrap().as_ref(),
-        bytes(1007, 2000).as_slice()
+        seeded(1007, 2000).as_slice()
     );
     // Only the multipart object (ETags not comparable) needed a HEAD; listings decided the rest.
     assert_eq!(summary.heads, 1);
@@ -526,8 +496,8 @@ async fn listings_decide_and_same_size_rewrites_are_caught() {
 #[tokio::test]
 async fn overwrite_policies() {
     let p = pair().await;
-    p.put("a", bytes(1, 100)).await;
-    p.dst.put_object("dst", "a", bytes(2, 50)).await.unwrap();
+    p.put("a", seeded(1, 100)).await;
+    p.dst.put_object("dst", "a", seeded(2, 50)).await.unwrap();
     let copier = p.copier(CopyOptions::default());
     let never = WalkOptions {
         overwrite: OverwritePolicy::Never,
@@ -565,13 +535,13 @@ async fn metadata_and_stamps_are_carried() {
         user_meta: BTreeMap::from([("owner".to_owned(), "alice".to_owned())]),
     };
     p.src
-        .put_object_with("src", "pic.png", bytes(3, 4000), opts)
+        .put_object_with("src", "pic.png", seeded(3, 4000), opts)
         .await
         .unwrap();
     let copier = p.copier(CopyOptions::default());
     let r = copier.copy("pic.png").await;
     assert!(matches!(r.outcome, Outcome::Copied { .. }));
-    let head = client(&p.dst).head_object("dst", "pic.png").await.unwrap();
+    let head = p.dst.client().head_object("dst", "pic.png").await.unwrap();
     assert_eq!(head.content_type.as_deref(), Some("image/png"));
     assert_eq!(
         head.metadata.get("owner").map(String::as_str),
@@ -593,7 +563,7 @@ async fn archived_objects_need_restore_and_copy_after_it() {
         ..Default::default()
     };
     p.src
-        .put_object_with("src", "cold", bytes(4, 3000), opts)
+        .put_object_with("src", "cold", seeded(4, 3000), opts)
         .await
         .unwrap();
     p.src.set_restore_delay(Duration::from_millis(200));
@@ -630,7 +600,7 @@ async fn archived_objects_need_restore_and_copy_after_it() {
     );
     assert_eq!(
         p.dst.object_bytes("dst", "cold").await.unwrap().as_ref(),
-        bytes(4, 3000).as_slice()
+        seeded(4, 3000).as_slice()
     );
 }
 
@@ -638,7 +608,7 @@ async fn archived_objects_need_restore_and_copy_after_it() {
 async fn a_budget_stops_between_objects_and_the_rest_continues_exactly_once() {
     let p = pair().await;
     for i in 0..12 {
-        p.put(&format!("b/{i:02}"), bytes(i, 100)).await;
+        p.put(&format!("b/{i:02}"), seeded(i, 100)).await;
     }
     let copier = p.copier(CopyOptions::default());
     let first = WalkOptions {
@@ -672,7 +642,7 @@ async fn a_budget_stops_between_objects_and_the_rest_continues_exactly_once() {
 #[tokio::test]
 async fn the_bandwidth_limit_holds() {
     let p = pair().await;
-    p.put("slow", bytes(5, 600_000)).await;
+    p.put("slow", seeded(5, 600_000)).await;
     let limiter = Arc::new(RateLimiter::new(400_000));
     let copier = p.copier(CopyOptions {
         limiter: Some(limiter),
@@ -689,16 +659,16 @@ async fn the_bandwidth_limit_holds() {
 
 #[tokio::test]
 async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
-    let emu = emulator("one-ak").await;
+    let emu = Emulator::for_test("one-ak").await;
     emu.create_bucket("src").unwrap();
     emu.create_bucket("dst").unwrap();
-    let small = bytes(20, 50_000);
-    let big = bytes(21, 450_000);
+    let small = seeded(20, 50_000);
+    let big = seeded(21, 450_000);
     emu.put_object("src", "small", small.clone()).await.unwrap();
     emu.put_object("src", "big", big.clone()).await.unwrap();
     let copier = Copier {
-        source: Arc::new(OssSource::new(client(&emu), "src", "")),
-        dest: Destination::new(client(&emu), "dst", "copied/"),
+        source: Arc::new(OssSource::new(emu.client(), "src", "")),
+        dest: Destination::new(emu.client(), "dst", "copied/"),
         options: small_parts(),
         ledger: Arc::new(MemoryLedger::new()),
         server_side: Some(ServerSide::same_service("src")),
@@ -731,7 +701,8 @@ async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
     assert_eq!(counters.operation("GetObject"), 0, "no bytes through ferry");
     assert_eq!(counters.object("dst", "copied/small", "CopyObject"), 1);
     assert_eq!(counters.object("dst", "copied/big", "UploadPartCopy"), 5);
-    let head = client(&emu)
+    let head = emu
+        .client()
         .head_object("dst", "copied/small")
         .await
         .unwrap();
@@ -748,7 +719,7 @@ async fn oss_to_oss_in_one_region_copies_server_side_and_proves_it() {
 async fn orphans_are_swept_when_the_answers_to_their_aborts_are_lost() {
     let p = pair().await;
     let copier = p.copier(CopyOptions::default());
-    let dst = client(&p.dst);
+    let dst = p.dst.client();
     for key in ["orphan/1", "orphan/2", "orphan/3"] {
         dst.initiate_multipart_upload("dst", key, &Default::default())
             .await
@@ -778,7 +749,7 @@ async fn orphans_are_swept_when_the_answers_to_their_aborts_are_lost() {
 async fn uploads_a_crashed_run_left_are_aborted_and_recorded_ones_kept() {
     let p = pair().await;
     let copier = p.copier(CopyOptions::default());
-    let dst = client(&p.dst);
+    let dst = p.dst.client();
     let orphan = dst
         .initiate_multipart_upload("dst", "orphan", &Default::default())
         .await
@@ -866,7 +837,7 @@ async fn assert_all_copied_exact(
 }
 
 async fn open_uploads(emu: &Emulator) -> usize {
-    client(emu)
+    emu.client()
         .list_multipart_uploads("dst", &Default::default())
         .await
         .expect("list uploads")
@@ -890,7 +861,7 @@ async fn writes_whose_answers_were_lost_end_copied_not_failed() {
             } else {
                 i * 997
             };
-            let data = bytes(100 + i as u64, len);
+            let data = seeded(100 + i as u64, len);
             p.put(&format!("k{i:02}"), data.clone()).await;
             expected.insert(format!("k{i:02}"), data);
         }
@@ -934,7 +905,7 @@ async fn writes_whose_answers_were_lost_end_copied_not_failed() {
 #[tokio::test]
 async fn an_object_with_our_stamps_but_other_bytes_is_not_taken_for_our_copy() {
     let p = pair().await;
-    let data = bytes(300, 5000);
+    let data = seeded(300, 5000);
     p.put("look-alike", data.clone()).await;
     let copier = p.copier(CopyOptions {
         forbid_overwrite: true,
@@ -946,8 +917,9 @@ async fn an_object_with_our_stamps_but_other_bytes_is_not_taken_for_our_copy() {
     let head = copier.source.head("look-alike").await.unwrap();
     let (options, _) =
         ferry::transfer::metadata::destination_options(&head, &Default::default()).unwrap();
-    let impostor = bytes(301, data.len());
-    client(&p.dst)
+    let impostor = seeded(301, data.len());
+    p.dst
+        .client()
         .put_object(
             "dst",
             "look-alike",
@@ -976,13 +948,13 @@ async fn an_object_with_our_stamps_but_other_bytes_is_not_taken_for_our_copy() {
 /// CRC-64 OSS holds against the source's, still without a byte through ferry.
 #[tokio::test]
 async fn server_side_copies_whose_answers_were_lost_end_copied() {
-    let emu = emulator("one-ak").await;
+    let emu = Emulator::for_test("one-ak").await;
     emu.create_bucket("src").unwrap();
     emu.create_bucket("dst").unwrap();
     let mut expected = BTreeMap::new();
     for i in 0..10usize {
         let len = if i % 2 == 0 { 420_000 } else { 40_000 + i };
-        let data = bytes(400 + i as u64, len);
+        let data = seeded(400 + i as u64, len);
         let key = format!("s{i}");
         emu.put_object("src", &key, data.clone()).await.unwrap();
         expected.insert(key, data);
@@ -1000,8 +972,8 @@ async fn server_side_copies_whose_answers_were_lost_end_copied() {
         .unwrap();
     }
     let copier = Copier {
-        source: Arc::new(OssSource::new(client(&emu), "src", "")),
-        dest: Destination::new(client(&emu), "dst", ""),
+        source: Arc::new(OssSource::new(emu.client(), "src", "")),
+        dest: Destination::new(emu.client(), "dst", ""),
         options: CopyOptions {
             forbid_overwrite: true,
             retry_delay: Duration::from_millis(10),
@@ -1035,7 +1007,7 @@ async fn parts_stored_corrupted_are_uploaded_again_never_adopted() {
     let mut expected = BTreeMap::new();
     for (i, key) in ["once", "thrice", "single"].into_iter().enumerate() {
         let len = if key == "single" { 50_000 } else { 350_000 };
-        let data = bytes(500 + i as u64, len);
+        let data = seeded(500 + i as u64, len);
         p.put(key, data.clone()).await;
         expected.insert(key.to_owned(), data);
     }
@@ -1073,12 +1045,12 @@ async fn parts_stored_corrupted_are_uploaded_again_never_adopted() {
 #[tokio::test]
 async fn an_unproven_single_put_is_removed_and_written_again() {
     let p = pair().await;
-    let src = client(&p.src);
+    let src = p.src.client();
     let upload = src
         .initiate_multipart_upload("src", "mp", &Default::default())
         .await
         .unwrap();
-    let data = bytes(600, 130_000);
+    let data = seeded(600, 130_000);
     let mut parts = Vec::new();
     for (n, chunk) in [(1u32, &data[..102_400]), (2, &data[102_400..])] {
         let out = src
@@ -1165,7 +1137,7 @@ impl ferry::transfer::resume::UploadLedger for RefusingLedger {
 async fn an_upload_ledger_refusing_for_good_fails_the_object_without_retrying() {
     use ferry::state::StateErrorKind;
     let p = pair().await;
-    p.put("big", bytes(9, 400 * 1024)).await;
+    p.put("big", seeded(9, 400 * 1024)).await;
     for (kind, attempts, retryable) in [
         (StateErrorKind::Permanent, 1, false),
         (StateErrorKind::Transient, 3, true),

@@ -15,9 +15,7 @@ use crate::support::moto;
 use crate::support::s3_throttle;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,12 +25,13 @@ use aws_sdk_s3::primitives::{ByteStream as SdkBody, DateTime as AwsDateTime};
 use aws_sdk_s3::types::{ChecksumAlgorithm, StorageClass as S3Class};
 use bytes::Bytes;
 use crc_fast::CrcAlgorithm;
-use ferry::oss::{Credentials, OssClient, StorageClass};
+use ferry::oss::StorageClass;
 use ferry::source::s3::{S3Source, S3SourceConfig};
 use ferry::source::{
-    ArchiveState, ByteStream, GetRequest, ListPage, ListRequest, ObjectHead, RestoreOutcome,
-    RestoreTier, Source, SourceChecksums, SourceError,
+    ArchiveState, ByteStream, RestoreOutcome, RestoreTier, Source, SourceChecksums,
 };
+use ferry::testing::data::seeded;
+use ferry::testing::watched::Watched;
 use ferry::transfer::integrity::{Inspector, Wanted, check_source};
 use ferry::transfer::resume::MemoryLedger;
 use ferry::transfer::{
@@ -63,16 +62,6 @@ async fn emulator(data_dir: Option<&Path>) -> Emulator {
         .expect("emulator starts")
 }
 
-fn oss_client(emu: &Emulator) -> OssClient {
-    OssClient::builder()
-        .endpoint(emu.endpoint())
-        .region(OSS_REGION)
-        .credentials(Credentials::new(OSS_AK, OSS_SK))
-        .allow_http(true)
-        .build()
-        .expect("client builds")
-}
-
 /// The S3 source config of `bucket` at `endpoint` (moto, or a proxy in front of it).
 fn s3_config(endpoint: String, bucket: &str) -> S3SourceConfig {
     ferry::testing::s3_config(
@@ -93,7 +82,7 @@ async fn s3_source(moto: &Moto, bucket: &str) -> S3Source {
 fn copier(source: Arc<dyn Source>, emu: &Emulator, bucket: &str, options: CopyOptions) -> Copier {
     Copier {
         source,
-        dest: Destination::new(oss_client(emu), bucket, ""),
+        dest: Destination::new(emu.client(), bucket, ""),
         options,
         ledger: Arc::new(MemoryLedger::new()),
         server_side: None,
@@ -138,7 +127,7 @@ impl Job {
             &self.bucket,
             options,
         );
-        c.dest = Destination::new(oss_client(&self.dst), &self.bucket, prefix);
+        c.dest = Destination::new(self.dst.client(), &self.bucket, prefix);
         c
     }
 
@@ -181,12 +170,6 @@ fn result<'a>(results: &'a [ObjectResult], key: &str) -> &'a ObjectResult {
         .iter()
         .find(|r| r.key == key)
         .unwrap_or_else(|| panic!("no result for {key:?}"))
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut data = vec![0u8; len];
-    fastrand::Rng::with_seed(seed).fill(&mut data);
-    data
 }
 
 fn copied(data: &[u8], multipart: bool) -> Outcome {
@@ -295,7 +278,7 @@ async fn check_keys(emu: &Emulator, objects: BTreeMap<String, usize>) {
     emu.create_bucket(&bucket).unwrap();
     let mut data = BTreeMap::new();
     for (i, (key, size)) in objects.iter().enumerate() {
-        let bytes = random_bytes(*size, i as u64);
+        let bytes = seeded(i as u64, *size);
         put(&s3, &bucket, key, &bytes).await;
         data.insert(key.clone(), bytes);
     }
@@ -379,7 +362,7 @@ fn the_key_rules_hold_at_their_edges() {
 async fn a_destination_prefix_counts_toward_the_key_limit() {
     let job = Job::new("prefix-limit").await;
     let key = padded("fits-in-s3-and-oss/".into(), 1020);
-    let data = random_bytes(5000, 1);
+    let data = seeded(1, 5000);
     job.put(&key, &data).await;
     let into_root = job.copier("", quick_retries()).await;
     assert_eq!(into_root.copy(&key).await.outcome, copied(&data, false));
@@ -412,9 +395,9 @@ async fn put_with_checksum(job: &Job, key: &str, data: &[u8], algorithm: Checksu
 #[tokio::test]
 async fn objects_copy_after_their_s3_checksum_is_checked_and_composites_are_not_checked() {
     let job = Job::new("checksums").await;
-    let small = random_bytes(300_000, 2);
-    let part1 = random_bytes(5 * 1024 * 1024, 3);
-    let part2 = random_bytes(100_000, 4);
+    let small = seeded(2, 300_000);
+    let part1 = seeded(3, 5 * 1024 * 1024);
+    let part2 = seeded(4, 100_000);
     let big: Vec<u8> = [part1.as_slice(), &part2].concat();
     job.put("md5", &small).await;
     put_with_checksum(&job, "nvme", &small, ChecksumAlgorithm::Crc64Nvme).await;
@@ -480,7 +463,7 @@ async fn objects_copy_after_their_s3_checksum_is_checked_and_composites_are_not_
 
 #[tokio::test]
 async fn a_checksum_that_disagrees_with_the_bytes_names_the_algorithm_and_both_values() {
-    let data = random_bytes(10_000, 5);
+    let data = seeded(5, 10_000);
     let stream: ByteStream = Box::pin(futures_util::stream::iter(
         data.chunks(3000)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -579,7 +562,7 @@ async fn put_declaring(job: &Job, key: &str, data: &[u8], algorithm: ChecksumAlg
 #[tokio::test]
 async fn bytes_that_disagree_with_the_source_checksum_fail_and_leave_nothing_at_the_destination() {
     let job = Job::new("liars").await;
-    let data = random_bytes(300_000, 6);
+    let data = seeded(6, 300_000);
     put_declaring(&job, "liar-c", &data, ChecksumAlgorithm::Crc32C).await;
     put_declaring(&job, "liar-nvme", &data, ChecksumAlgorithm::Crc64Nvme).await;
     job.put("honest", &data).await;
@@ -624,7 +607,9 @@ async fn bytes_that_disagree_with_the_source_checksum_fail_and_leave_nothing_at_
             );
         }
     }
-    let uploads = oss_client(&job.dst)
+    let uploads = job
+        .dst
+        .client()
         .list_multipart_uploads(&job.bucket, &Default::default())
         .await
         .unwrap();
@@ -638,7 +623,7 @@ async fn bytes_that_disagree_with_the_source_checksum_fail_and_leave_nothing_at_
 async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
     let dir = tempfile::tempdir().unwrap();
     let job = Job::with_data_dir("metadata", Some(dir.path())).await;
-    let data = random_bytes(4000, 7);
+    let data = seeded(7, 4000);
     let expires = AwsDateTime::from_secs(2_114_380_800); // 2037-01-01T00:00:00Z
     let put = job
         .s3
@@ -699,7 +684,7 @@ async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
     }
     assert!(result(&results, "plain").notes.is_empty());
 
-    let oss = oss_client(&job.dst);
+    let oss = job.dst.client();
     let head = oss
         .head_object(&job.bucket, "docs/report 1.pdf")
         .await
@@ -784,7 +769,7 @@ async fn content_headers_metadata_tags_and_storage_classes_carry_over() {
 #[tokio::test]
 async fn archived_objects_need_restore_and_copy_once_s3_restored_them() {
     let job = Job::new("archive").await;
-    let data = random_bytes(3000, 8);
+    let data = seeded(8, 3000);
     for (key, class) in [
         ("cold", S3Class::Glacier),
         ("deep", S3Class::DeepArchive),
@@ -861,65 +846,10 @@ async fn archived_objects_need_restore_and_copy_once_s3_restored_them() {
 // ---------------------------------------------------------------------------------------------
 // large objects
 
-/// The real S3 source, counting the reads open at the same time.
-struct CountingReads {
-    inner: S3Source,
-    open: Arc<AtomicUsize>,
-    peak: Arc<AtomicUsize>,
-}
-
-/// Decrements the open-read count when the read's stream is dropped.
-struct OpenRead(Arc<AtomicUsize>);
-
-impl Drop for OpenRead {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-type SourceFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, SourceError>> + Send + 'a>>;
-
-impl Source for CountingReads {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn list<'a>(&'a self, req: &'a ListRequest) -> SourceFut<'a, ListPage> {
-        self.inner.list(req)
-    }
-
-    fn head<'a>(&'a self, key: &'a str) -> SourceFut<'a, ObjectHead> {
-        self.inner.head(key)
-    }
-
-    fn get<'a>(&'a self, req: GetRequest<'a>) -> SourceFut<'a, ByteStream> {
-        Box::pin(async move {
-            let stream = self.inner.get(req).await?;
-            let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-            self.peak.fetch_max(now, Ordering::SeqCst);
-            let guard = OpenRead(self.open.clone());
-            let counted: ByteStream = Box::pin(stream.map(move |chunk| {
-                let _open = &guard;
-                chunk
-            }));
-            Ok(counted)
-        })
-    }
-
-    fn restore<'a>(
-        &'a self,
-        key: &'a str,
-        days: u32,
-        tier: RestoreTier,
-    ) -> SourceFut<'a, RestoreOutcome> {
-        self.inner.restore(key, days, tier)
-    }
-}
-
 #[tokio::test]
 async fn a_20_mib_object_goes_up_in_parallel_parts_and_arrives_byte_exact() {
     let job = Job::new("large").await;
-    let data = random_bytes(20 * 1024 * 1024 + 7, 9);
+    let data = seeded(9, 20 * 1024 * 1024 + 7);
     let (a, b) = data.split_at(10 * 1024 * 1024);
     moto::multipart_put(
         &job.s3,
@@ -929,12 +859,7 @@ async fn a_20_mib_object_goes_up_in_parallel_parts_and_arrives_byte_exact() {
         Some(ChecksumAlgorithm::Crc64Nvme),
     )
     .await;
-    let peak = Arc::new(AtomicUsize::new(0));
-    let source = CountingReads {
-        inner: job.source().await,
-        open: Arc::new(AtomicUsize::new(0)),
-        peak: peak.clone(),
-    };
+    let source = Arc::new(Watched::new(job.source().await));
     let head = source.head("big.bin").await.unwrap();
     assert!(
         head.checksums.crc64nvme.is_some(),
@@ -946,7 +871,7 @@ async fn a_20_mib_object_goes_up_in_parallel_parts_and_arrives_byte_exact() {
         .unwrap();
     let part_size = 5 * 1024 * 1024;
     let copier = copier(
-        Arc::new(source),
+        source.clone(),
         &job.dst,
         &job.bucket,
         CopyOptions {
@@ -969,7 +894,7 @@ async fn a_20_mib_object_goes_up_in_parallel_parts_and_arrives_byte_exact() {
             .object(&job.bucket, "big.bin", "UploadPart"),
         parts
     );
-    let peak = peak.load(Ordering::SeqCst);
+    let peak = source.peak_reads();
     assert!(
         (2..=4).contains(&peak),
         "{peak} source reads open at once; want parallel parts, at most part_concurrency"
@@ -992,7 +917,7 @@ fn slow_gets_of(bucket: &str, key: &str, count: Option<u64>) -> Rule {
 #[tokio::test]
 async fn s3_slowdown_is_backed_off_and_a_lasting_one_fails_retryable_after_bounded_tries() {
     let job = Job::new("throttled").await;
-    let data = random_bytes(300_000, 10);
+    let data = seeded(10, 300_000);
     job.put("brief", &data).await;
     job.put("lasting", &data).await;
 

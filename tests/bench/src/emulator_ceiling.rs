@@ -2,6 +2,7 @@
 //! and requests/s for small ones, at high concurrency. Every migration benchmark moves data
 //! through this server, so its numbers are the upper bound those results are read against.
 
+use ferry::testing::data::seeded;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,8 +68,8 @@ pub async fn run(args: Args) -> Result<Table, String> {
     let oss = Arc::new(RawOss::new(&emu.endpoint, AK, SK, REGION));
     oss.create_bucket(BUCKET).await?;
 
-    let large = Bytes::from(pseudo_random(args.large_mib << 20));
-    let small = Bytes::from(pseudo_random(args.small_kib << 10));
+    let large = Bytes::from(seeded(0, args.large_mib << 20));
+    let small = Bytes::from(seeded(0, args.small_kib << 10));
     let mut table = Table::new(format!(
         "OSS emulator ceiling (in memory, loopback): {} × {} MiB at {} in flight; {} × {} KiB at {} in flight",
         args.large_count,
@@ -166,23 +167,4 @@ enum Kind {
     GetLarge,
     PutSmall,
     GetSmall,
-}
-
-/// Incompressible, reproducible bytes (xorshift), so nothing on the path can shortcut them.
-pub fn pseudo_random(len: usize) -> Vec<u8> {
-    pseudo_random_seeded(len, 0)
-}
-
-/// [`pseudo_random`] from another starting point.
-pub fn pseudo_random_seeded(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }

@@ -16,10 +16,10 @@ use std::process::Command;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 
-use crate::emulator_ceiling::pseudo_random;
 use crate::procs::{self, EmulatorProcess};
 use crate::raw_oss::RawOss;
 use crate::report::{Row, Table};
+use ferry::testing::data::seeded;
 
 pub const AK: &str = "bench-ak";
 pub const SK: &str = "bench-sk";
@@ -175,7 +175,7 @@ async fn seed(endpoint: &str, name: &str, count: usize, size: usize) -> Result<(
     oss.create_bucket(SOURCE_BUCKET).await?;
     // Small objects share one buffer; large ones are generated as they are sent, so this
     // process stays small (a child's peak RSS starts from its parent's when it is spawned).
-    let body = Bytes::from(pseudo_random(size.min(1 << 20)));
+    let body = Bytes::from(seeded(0, size.min(1 << 20)));
     let concurrency = if size >= 256 << 20 { 2 } else { 32 };
     let results: Vec<Result<(), String>> = stream::iter(0..count)
         .map(|i| {

@@ -89,9 +89,7 @@ impl RawOss {
         const CHUNK: u64 = 1 << 20;
         let chunks = futures_util::stream::iter((0..len.div_ceil(CHUNK)).map(move |i| {
             let n = CHUNK.min(len - i * CHUNK) as usize;
-            Ok::<_, std::io::Error>(Bytes::from(crate::emulator_ceiling::pseudo_random_seeded(
-                n, i,
-            )))
+            Ok::<_, std::io::Error>(Bytes::from(ferry::testing::data::seeded(i, n)))
         }));
         let resp = self
             .request(reqwest::Method::PUT, bucket, Some(key))

@@ -783,9 +783,7 @@ pub async fn run(args: Args, record: Option<&Path>) -> Result<bool, String> {
     let n = args.objects;
     let objects = Arc::new(dataset(n));
     let total_bytes: u64 = objects.iter().map(|o| o.size).sum();
-    let block = Arc::new(crate::emulator_ceiling::pseudo_random_seeded(
-        BLOCK_LEN, 0x50A4,
-    ));
+    let block = Arc::new(ferry::testing::data::seeded(0x50A4, BLOCK_LEN));
     let (manifest, block_path) = write_manifest(&work, &objects, &block)?;
 
     let source = EmulatorProcess::start(&emulator)?;
@@ -1205,7 +1203,7 @@ mod tests {
 
     #[test]
     fn fill_in_pieces_is_fill_whole() {
-        let block = crate::emulator_ceiling::pseudo_random_seeded(BLOCK_LEN, 1);
+        let block = ferry::testing::data::seeded(1, BLOCK_LEN);
         let obj = Obj {
             index: 3,
             key: "k".into(),

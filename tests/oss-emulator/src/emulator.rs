@@ -293,9 +293,26 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
+/// The secret that goes with a test's AccessKey id (see [`Emulator::for_test`]).
+pub fn test_secret(access_key_id: &str) -> String {
+    format!("{access_key_id}-secret")
+}
+
 impl Emulator {
     pub fn builder() -> EmulatorBuilder {
         EmulatorBuilder::default()
+    }
+
+    /// An emulator for a test: `cn-hangzhou`, the AccessKey `access_key_id` with the secret
+    /// [`test_secret`]`(access_key_id)` (the convention ferry's tests sign with, so a test
+    /// needs only the id), in memory, on a free loopback port. Panics if it cannot start: the
+    /// test cannot go on without it.
+    pub async fn for_test(access_key_id: &str) -> Emulator {
+        Emulator::builder()
+            .credentials(access_key_id, test_secret(access_key_id))
+            .start()
+            .await
+            .expect("the OSS emulator starts")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -311,6 +328,24 @@ impl Emulator {
     /// Region id without the `oss-` prefix.
     pub fn region(&self) -> &str {
         &self.state.config.region
+    }
+
+    /// ferry's OSS client for this emulator: its endpoint (path style, plain HTTP), its region
+    /// and the key pair current now. Callers add what their case needs (retries, V1) and build.
+    pub fn client_builder(&self) -> ferry::oss::OssClientBuilder {
+        let key = self.state.identity();
+        ferry::oss::OssClient::builder()
+            .endpoint(self.endpoint())
+            .region(key.region)
+            .credentials(ferry::oss::Credentials::new(key.access_key_id, key.secret))
+            .allow_http(true)
+    }
+
+    /// [`client_builder`](Self::client_builder) built with ferry's default retries.
+    pub fn client(&self) -> ferry::oss::OssClient {
+        self.client_builder()
+            .build()
+            .expect("a client for the emulator builds")
     }
 
     /// The AccessKey id requests must be signed with now (it changes with

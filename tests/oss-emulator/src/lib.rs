@@ -165,7 +165,7 @@ pub mod time;
 pub mod xml;
 
 pub use counters::{CounterSnapshot, ObjectCount};
-pub use emulator::{Emulator, EmulatorBuilder, ObjectInfo, PutOptions, StartError};
+pub use emulator::{Emulator, EmulatorBuilder, ObjectInfo, PutOptions, StartError, test_secret};
 pub use error::ApiError;
 pub use faults::{FaultEntry, FaultError, FaultKind, FaultPhase, FaultRule, ListingQuirk};
 pub use store::model::StorageClass;

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)] // not every test binary that includes this file uses it
+pub use ferry::testing::data::seeded;
 use std::time::Duration;
 
-use ferry::oss::{Credentials, OssClient, OssClientBuilder, RetryConfig, SignatureVersion};
+use ferry::oss::{OssClient, OssClientBuilder, RetryConfig, SignatureVersion};
 use oss_emulator::Emulator;
 
 pub const AK: &str = "LTAI5tFerryTestKey";
@@ -36,12 +38,7 @@ pub fn fast_retry() -> RetryConfig {
 }
 
 pub fn builder(emu: &Emulator) -> OssClientBuilder {
-    OssClient::builder()
-        .endpoint(emu.endpoint())
-        .region(REGION)
-        .credentials(Credentials::new(AK, SK))
-        .allow_http(true)
-        .retry(fast_retry())
+    emu.client_builder().retry(fast_retry())
 }
 
 pub fn client(emu: &Emulator) -> OssClient {
@@ -53,18 +50,4 @@ pub fn client_v1(emu: &Emulator) -> OssClient {
         .signature_version(SignatureVersion::V1)
         .build()
         .expect("client builds")
-}
-
-/// Deterministic pseudo-random bytes (xorshift), different per seed.
-pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }

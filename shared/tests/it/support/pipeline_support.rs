@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ferry::deploy::connect::StaticSecrets;
 use ferry::secret::Secret;
+use ferry::testing::data::keyed;
 use oss_emulator::Emulator;
 
 pub const REGION: &str = "cn-hangzhou";
@@ -22,8 +23,8 @@ pub struct World {
 
 impl World {
     pub async fn start() -> World {
-        let source = emulator("src-ak").await;
-        let dest = emulator("dst-ak").await;
+        let source = Emulator::for_test("src-ak").await;
+        let dest = Emulator::for_test("dst-ak").await;
         source.create_bucket(SOURCE).unwrap();
         dest.create_bucket(DEST).unwrap();
         World {
@@ -52,7 +53,7 @@ impl World {
             } else {
                 (i * 7919) % max_size.max(1)
             };
-            self.put(&key, bytes_for(&key, size)).await;
+            self.put(&key, keyed(&key, size)).await;
         }
     }
 
@@ -91,14 +92,14 @@ impl World {
             (
                 "test/source".to_owned(),
                 Secret::new(
-                    serde_json::json!({"access_key_id": s, "secret_access_key": format!("{s}-secret")})
+                    serde_json::json!({"access_key_id": s, "secret_access_key": oss_emulator::test_secret(&s)})
                         .to_string(),
                 ),
             ),
             (
                 "test/destination".to_owned(),
                 Secret::new(
-                    serde_json::json!({"access_key_id": d, "access_key_secret": format!("{d}-secret")})
+                    serde_json::json!({"access_key_id": d, "access_key_secret": oss_emulator::test_secret(&d)})
                         .to_string(),
                 ),
             ),
@@ -118,15 +119,6 @@ impl World {
     }
 }
 
-async fn emulator(ak: &str) -> Emulator {
-    Emulator::builder()
-        .credentials(ak, format!("{ak}-secret"))
-        .region(REGION)
-        .start()
-        .await
-        .unwrap()
-}
-
 fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     match (base, extra) {
         (serde_json::Value::Object(b), serde_json::Value::Object(e)) => {
@@ -136,19 +128,4 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
         }
         (b, e) => *b = e,
     }
-}
-
-/// Reproducible bytes that differ per key.
-pub fn bytes_for(key: &str, size: usize) -> Vec<u8> {
-    let mut x = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    }) | 1;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
