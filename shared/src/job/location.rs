@@ -183,9 +183,36 @@ pub(super) struct OssPlace<'a> {
     pub endpoint_kind: Option<EndpointKind>,
     pub endpoint: Option<&'a str>,
     pub allow_http: bool,
+    pub signature_version: SignatureVersion,
 }
 
 impl OssPlace<'_> {
+    /// An OSS client for this bucket, asking `refresh` (when given) for fresh credentials when
+    /// OSS refuses these.
+    pub fn client(
+        &self,
+        credentials: Credentials,
+        refresh: Option<Arc<dyn RefreshCredentials>>,
+    ) -> Result<OssClient, JobError> {
+        let mut builder = OssClientBuilder::default()
+            .endpoint(self.resolve().map_err(JobError::one)?.to_string())
+            .region(self.region)
+            .signature_version(self.signature_version)
+            .allow_http(self.allow_http)
+            .credentials(credentials);
+        if let Some(refresh) = refresh {
+            builder = builder.refresh_credentials(refresh);
+        }
+        builder.build().map_err(|e| {
+            JobError::one(Issue::new(
+                self.section,
+                None,
+                format!("cannot build an OSS client: {e}"),
+                "check the endpoint, region and credentials settings",
+            ))
+        })
+    }
+
     /// The endpoint requests go to. With an explicit endpoint, the URL's problems; otherwise the
     /// region's.
     pub fn resolve(&self) -> Result<Endpoint, Issue> {
@@ -276,6 +303,7 @@ impl SourceSpec {
                     endpoint_kind: None,
                     endpoint: s.endpoint.as_deref(),
                     allow_http: s.allow_http,
+                    signature_version: SignatureVersion::default(),
                 })
             }
         }
@@ -309,6 +337,7 @@ impl OssSourceSpec {
             endpoint_kind: self.endpoint_kind,
             endpoint: self.endpoint.as_deref(),
             allow_http: self.allow_http,
+            signature_version: self.signature_version,
         }
     }
 
@@ -330,14 +359,7 @@ impl OssSourceSpec {
         credentials: Credentials,
         refresh: Option<Arc<dyn RefreshCredentials>>,
     ) -> Result<OssClient, JobError> {
-        build_client(
-            "source",
-            self.endpoint()?,
-            &self.region,
-            self.signature_version,
-            self.allow_http,
-            (credentials, refresh),
-        )
+        self.place().client(credentials, refresh)
     }
 }
 
@@ -351,6 +373,7 @@ impl DestinationSpec {
             endpoint_kind: self.endpoint_kind,
             endpoint: self.endpoint.as_deref(),
             allow_http: self.allow_http,
+            signature_version: self.signature_version,
         }
     }
 
@@ -372,40 +395,6 @@ impl DestinationSpec {
         credentials: Credentials,
         refresh: Option<Arc<dyn RefreshCredentials>>,
     ) -> Result<OssClient, JobError> {
-        build_client(
-            "destination",
-            self.endpoint()?,
-            &self.region,
-            self.signature_version,
-            self.allow_http,
-            (credentials, refresh),
-        )
+        self.place().client(credentials, refresh)
     }
-}
-
-fn build_client(
-    section: &str,
-    endpoint: Endpoint,
-    region: &str,
-    signature_version: SignatureVersion,
-    allow_http: bool,
-    (credentials, refresh): (Credentials, Option<Arc<dyn RefreshCredentials>>),
-) -> Result<OssClient, JobError> {
-    let mut builder = OssClientBuilder::default()
-        .endpoint(endpoint.to_string())
-        .region(region)
-        .signature_version(signature_version)
-        .allow_http(allow_http)
-        .credentials(credentials);
-    if let Some(refresh) = refresh {
-        builder = builder.refresh_credentials(refresh);
-    }
-    builder.build().map_err(|e| {
-        JobError::one(Issue::new(
-            section,
-            None,
-            format!("cannot build an OSS client: {e}"),
-            "check the endpoint, region and credentials settings",
-        ))
-    })
 }

@@ -67,6 +67,15 @@ struct Inner {
 }
 
 impl LocalStore {
+    /// A blocking file task that panicked or was cancelled: the write may not have happened.
+    fn unfinished(&self, e: tokio::task::JoinError) -> StateError {
+        StateError::new(
+            StateErrorKind::Transient,
+            self.describe(),
+            format!("a state store task did not finish: {e}"),
+        )
+    }
+
     /// Opens (creating if needed) the store in directory `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<LocalStore, StateError> {
         let root = path.as_ref().to_path_buf();
@@ -132,13 +141,7 @@ impl LocalStore {
             inner.check(&key)?;
             tokio::task::spawn_blocking(move || work(&inner, &key))
                 .await
-                .map_err(|e| {
-                    StateError::new(
-                        StateErrorKind::Transient,
-                        self.describe(),
-                        format!("a state store task did not finish: {e}"),
-                    )
-                })?
+                .map_err(|e| self.unfinished(e))?
         })
     }
 }
@@ -219,13 +222,7 @@ impl StateStore for LocalStore {
             let dir = dir.to_owned();
             tokio::task::spawn_blocking(move || inner.list(&dir, &prefix))
                 .await
-                .map_err(|e| {
-                    StateError::new(
-                        StateErrorKind::Transient,
-                        self.describe(),
-                        format!("a state store task did not finish: {e}"),
-                    )
-                })?
+                .map_err(|e| self.unfinished(e))?
         })
     }
 }
