@@ -18,7 +18,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::job::{JobSpec, SourceSpec};
+use crate::job::{JobSpec, KeyLayout, SourceSpec};
 use crate::oss::OssClient;
 use crate::oss::{Redirect, RoutingCondition, RoutingRule, WebsiteConfiguration};
 use crate::pipeline::RoleError;
@@ -126,12 +126,23 @@ fn bucket_url(endpoint: &crate::oss::endpoint::Endpoint, bucket: &str, path_styl
     endpoint.url(addressing, Some(bucket), None, &[])
 }
 
-/// ferry's `Mirror` rule for the job, numbered `number`: a 404 for a key under the job's
-/// destination prefix (and source prefix) is fetched from the source, with the destination
-/// prefix taken off the key again.
+/// ferry's `Mirror` rule for the job, numbered `number`: a 404 for a key in the job's scope at
+/// the destination is fetched from the source key it was copied from. Under the `full` key
+/// layout the scope is the destination prefix followed by the source prefix, and the
+/// destination prefix is replaced by nothing; under `relative` the scope is the destination
+/// prefix, which is taken off, and the source prefix goes into the origin URL (OSS appends the
+/// remaining key to it) — OSS can only replace a prefix the rule's condition names.
 pub fn mirror_rule(spec: &JobSpec, number: u32) -> Result<RoutingRule, CutoverError> {
     let (dest_prefix, source_prefix) = (spec.destination.prefix.as_str(), spec.source.prefix());
-    let scope = format!("{dest_prefix}{source_prefix}");
+    let mut mirror_url = origin_url(spec)?;
+    let kept = match spec.destination.key_layout {
+        KeyLayout::Full => source_prefix,
+        KeyLayout::Relative => {
+            mirror_url.push_str(&crate::oss::sign::uri_encode_path(source_prefix));
+            ""
+        }
+    };
+    let scope = format!("{dest_prefix}{kept}");
     let replace = !dest_prefix.is_empty();
     Ok(RoutingRule {
         rule_number: number,
@@ -142,9 +153,9 @@ pub fn mirror_rule(spec: &JobSpec, number: u32) -> Result<RoutingRule, CutoverEr
         },
         redirect: Redirect {
             redirect_type: Some("Mirror".to_owned()),
-            mirror_url: Some(origin_url(spec)?),
+            mirror_url: Some(mirror_url),
             enable_replace_prefix: replace.then_some(true),
-            replace_key_prefix_with: replace.then(|| source_prefix.to_owned()),
+            replace_key_prefix_with: replace.then(|| kept.to_owned()),
             mirror_follow_redirect: Some(true),
             ..Redirect::default()
         },

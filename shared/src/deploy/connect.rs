@@ -70,7 +70,7 @@ pub async fn connect(
 ) -> Result<Connected, RoleError> {
     let source = source_for(&spec, &secrets).await?;
     let client = destination_client(&spec, &secrets).await?;
-    let dest = Destination::new(client, &spec.destination.bucket, &spec.destination.prefix);
+    let dest = spec.destination.destination(client, spec.source.prefix());
     let ledger = Arc::new(StateLedger {
         state,
         job: spec.name.clone(),

@@ -13,6 +13,7 @@ use crate::oss::{
     Credentials, Endpoint, OssClient, OssClientBuilder, RefreshCredentials, SignatureVersion,
 };
 use crate::source::s3::{AssumeRole, S3Credentials, S3SourceConfig};
+use crate::transfer::Destination;
 use std::sync::Arc;
 
 /// Where objects are copied from, chosen by `kind`.
@@ -128,6 +129,13 @@ pub struct DestinationSpec {
     /// `backup/a/b.jpg`. Empty by default. Must not start with `/`.
     #[serde(default)]
     pub prefix: String,
+    /// How a source key becomes a destination key. `full` (the default) keeps the whole source
+    /// key behind `prefix`: `2024/a.jpg` read with `source.prefix` `2024/` and written with
+    /// `prefix` `from-s3/` becomes `from-s3/2024/a.jpg`. `relative` takes `source.prefix` off
+    /// first, as OssImport (srcPrefix + relPath → destPrefix + relPath) and rclone do:
+    /// `from-s3/a.jpg`. With `relative`, `source.prefix` must be empty or end with `/`.
+    #[serde(default)]
+    pub key_layout: KeyLayout,
     /// The bucket's region: `cn-hangzhou` (or `oss-cn-hangzhou`).
     pub region: String,
     /// Which endpoint of the region to use: `public` (default), `internal`, `accelerate` or
@@ -156,6 +164,17 @@ pub struct DestinationSpec {
     /// Allow an `http://` endpoint: only for local emulators and tests.
     #[serde(default)]
     pub allow_http: bool,
+}
+
+/// How source keys are laid out at the destination (see [`DestinationSpec::key_layout`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyLayout {
+    /// The whole source key goes behind the destination prefix.
+    #[default]
+    Full,
+    /// The source prefix is taken off the key before it goes behind the destination prefix.
+    Relative,
 }
 
 fn yes() -> bool {
@@ -374,6 +393,16 @@ impl DestinationSpec {
             endpoint: self.endpoint.as_deref(),
             allow_http: self.allow_http,
             signature_version: self.signature_version,
+        }
+    }
+
+    /// The destination port for this bucket, reached through `client`, with the job's key
+    /// layout (`source_prefix` is the job's `source.prefix`).
+    pub fn destination(&self, client: OssClient, source_prefix: &str) -> Destination {
+        let dest = Destination::new(client, &self.bucket, &self.prefix);
+        match self.key_layout {
+            KeyLayout::Full => dest,
+            KeyLayout::Relative => dest.relative_to(source_prefix),
         }
     }
 

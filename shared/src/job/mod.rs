@@ -66,7 +66,9 @@ pub use credentials::{
 pub use error::{Issue, JobError, TOP_LEVEL};
 pub use filter::{Filters, Timestamp, TimestampError};
 pub use glob::{Glob, GlobError};
-pub use location::{DestinationSpec, EndpointKind, OssSourceSpec, S3SourceSpec, SourceSpec};
+pub use location::{
+    DestinationSpec, EndpointKind, KeyLayout, OssSourceSpec, S3SourceSpec, SourceSpec,
+};
 pub use size::{Bandwidth, ByteSize, SizeError};
 pub use spec::{
     ArchiveSpec, Concurrency, DeletePolicy, EventsSpec, JobSpec, Mode, Sharding, Verification,

@@ -3,7 +3,7 @@
 //! collects every problem rather than stopping at the first.
 
 use super::error::Issue;
-use super::location::{OssPlace, SourceSpec};
+use super::location::{KeyLayout, OssPlace, SourceSpec};
 use super::size::ByteSize;
 use super::spec::{JobSpec, Verification};
 use crate::oss::ops::multipart::{MAX_PART_SIZE, MIN_PART_SIZE};
@@ -17,6 +17,7 @@ pub(super) fn check(spec: &JobSpec) -> Vec<Issue> {
     check_source(&spec.source, &mut issues);
     check_place(&spec.destination.place(), &mut issues);
     check_destination_prefix(&spec.destination.prefix, &mut issues);
+    check_key_layout(spec, &mut issues);
     spec.destination
         .credentials
         .check("destination.credentials", &mut issues);
@@ -155,6 +156,29 @@ fn is_oss_bucket_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+/// The relative layout takes `source.prefix` off every key; a prefix that is not a folder
+/// would leave half a name (`2024-0` off `2024-01/a.jpg` leaves `1/a.jpg`).
+fn check_key_layout(spec: &JobSpec, issues: &mut Vec<Issue>) {
+    let prefix = spec.source.prefix();
+    if spec.destination.key_layout == KeyLayout::Relative
+        && !prefix.is_empty()
+        && !prefix.ends_with('/')
+    {
+        issues.push(Issue::text(
+            "destination.key_layout",
+            "relative",
+            format!(
+                "needs source.prefix to be a folder ending in \"/\", but it is {prefix:?}: \
+                 taking it off the keys would leave part of a name"
+            ),
+            format!(
+                "set source.prefix to {:?}, or use key_layout \"full\"",
+                format!("{prefix}/")
+            ),
+        ));
+    }
 }
 
 fn check_destination_prefix(prefix: &str, issues: &mut Vec<Issue>) {

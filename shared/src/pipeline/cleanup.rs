@@ -35,8 +35,8 @@ pub async fn abort_left_uploads(rt: &Runtime, run: &RunHandle, manifest: &Manife
     let dest = &run.connected.dest;
     let spec = run.spec();
     let in_scope = |dest_key: &str| {
-        dest_key.strip_prefix(dest.prefix()).is_some_and(|key| {
-            key.starts_with(spec.source.prefix()) && spec.filters.key_matches(key)
+        dest.source_key_of(dest_key).is_some_and(|key| {
+            key.starts_with(spec.source.prefix()) && spec.filters.key_matches(&key)
         })
     };
     let ledger = run.connected.copier.ledger.as_ref();

@@ -125,6 +125,9 @@ impl Copier {
     }
 
     async fn with_retries(&self, read: Read<'_>) -> ObjectResult {
+        if let Some(skipped) = self.nameless(&read) {
+            return skipped;
+        }
         // Equal jitter from the configured delay, capped at 30 s: objects that failed together
         // (a throttled destination) do not come back together.
         let backoff = Backoff::new(self.options.retry_delay, Duration::from_secs(30));
@@ -148,6 +151,29 @@ impl Copier {
             tokio::time::sleep(backoff.equal_jitter(attempt)).await;
             attempt += 1;
         }
+    }
+
+    /// The source prefix's own folder marker (`2024/` under source prefix `2024/`) has no name
+    /// at the destination under the relative key layout with no destination prefix: OSS has
+    /// no object at the bucket's root. It is skipped and says so, never failed.
+    fn nameless(&self, read: &Read<'_>) -> Option<ObjectResult> {
+        let (key, size, etag) = match read {
+            Read::Head(key) => (*key, 0, None),
+            Read::Open(o) => (o.key.as_str(), o.size, o.etag.clone()),
+        };
+        if !self.dest.key_for(key).is_empty() {
+            return None;
+        }
+        let reason = "the source prefix's own folder marker has no name at the destination \
+                      (key_layout relative with an empty destination.prefix)"
+            .to_owned();
+        Some(result(
+            key,
+            size,
+            etag,
+            Outcome::Skipped { reason },
+            Vec::new(),
+        ))
     }
 
     async fn copy_once(&self, key: &str) -> ObjectResult {

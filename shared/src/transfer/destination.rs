@@ -28,6 +28,9 @@ pub struct Destination {
     client: OssClient,
     bucket: String,
     prefix: String,
+    /// Taken off the front of each source key before it goes behind `prefix` (the job's
+    /// `relative` key layout); empty keeps whole keys.
+    relative_to: String,
 }
 
 impl Destination {
@@ -38,7 +41,16 @@ impl Destination {
             client,
             bucket: bucket.into(),
             prefix: prefix.into(),
+            relative_to: String::new(),
         }
+    }
+
+    /// Source keys lose `source_prefix` before they go behind the prefix, as OssImport and
+    /// rclone lay them out: `2024/a.jpg` under source prefix `2024/` and prefix `from-s3/`
+    /// becomes `from-s3/a.jpg` instead of `from-s3/2024/a.jpg`.
+    pub fn relative_to(mut self, source_prefix: impl Into<String>) -> Self {
+        self.relative_to = source_prefix.into();
+        self
     }
 
     /// The destination bucket.
@@ -51,9 +63,23 @@ impl Destination {
         &self.prefix
     }
 
-    /// The destination key of a source key.
+    /// The destination key of a source key: the prefix, then the key (without the source
+    /// prefix under the relative layout). A key outside the source prefix is kept whole; ferry
+    /// never copies one (listings and events are scoped to the source prefix). Empty only for
+    /// the source prefix's own folder marker under the relative layout with no prefix, which
+    /// has no name at the destination (see [`Copier`](super::Copier)).
     pub fn key_for(&self, source_key: &str) -> String {
-        format!("{}{source_key}", self.prefix)
+        let rest = source_key
+            .strip_prefix(self.relative_to.as_str())
+            .unwrap_or(source_key);
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// The source key a destination key was written from, or `None` for a key outside the
+    /// prefix (not ferry's to touch). The inverse of [`key_for`](Self::key_for).
+    pub fn source_key_of(&self, dest_key: &str) -> Option<String> {
+        let rest = dest_key.strip_prefix(self.prefix.as_str())?;
+        Some(format!("{}{rest}", self.relative_to))
     }
 
     /// The object's metadata (size, ETag, CRC-64, ferry's stamps).
@@ -202,5 +228,62 @@ impl ServerSide {
     /// The source bucket copies are made from.
     pub fn source_bucket(&self) -> &str {
         &self.source_bucket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oss::Credentials;
+
+    fn destination(prefix: &str) -> Destination {
+        let client = OssClient::builder()
+            .endpoint("https://oss-cn-hangzhou.aliyuncs.com")
+            .region("cn-hangzhou")
+            .credentials(Credentials::new("id", "secret"))
+            .build()
+            .unwrap();
+        Destination::new(client, "b", prefix)
+    }
+
+    #[test]
+    fn the_two_layouts_place_a_key_as_documented() {
+        let full = destination("from-s3/");
+        let relative = destination("from-s3/").relative_to("2024/");
+        assert_eq!(full.key_for("2024/a.jpg"), "from-s3/2024/a.jpg");
+        assert_eq!(relative.key_for("2024/a.jpg"), "from-s3/a.jpg");
+        assert_eq!(relative.key_for("2024/"), "from-s3/");
+        assert_eq!(destination("").relative_to("2024/").key_for("2024/"), "");
+        assert_eq!(
+            relative.source_key_of("from-s3/a.jpg").as_deref(),
+            Some("2024/a.jpg")
+        );
+        assert_eq!(relative.source_key_of("elsewhere/a.jpg"), None);
+    }
+
+    proptest! {
+        /// The differ walks source and destination listings side by side, so the mapping must
+        /// keep order; the orphan sweep maps destination keys back, so it must be invertible.
+        #[test]
+        fn key_mapping_keeps_order_and_maps_back(
+            source_prefix in "([a-z0-9]{1,4}/){0,2}",
+            dest_prefix in "([a-zé]{1,3}/)?",
+            relative in any::<bool>(),
+            a in "[a-z/ü+ %.]{1,12}",
+            b in "[a-z/ü+ %.]{1,12}",
+        ) {
+            let mut dest = destination(&dest_prefix);
+            if relative {
+                dest = dest.relative_to(source_prefix.clone());
+            }
+            let (ka, kb) = (format!("{source_prefix}{a}"), format!("{source_prefix}{b}"));
+            let (da, db) = (dest.key_for(&ka), dest.key_for(&kb));
+            prop_assert_eq!(ka.cmp(&kb), da.cmp(&db));
+            prop_assert_eq!(dest.source_key_of(&da), Some(ka.clone()));
+            let expected = if relative { format!("{dest_prefix}{a}") } else { format!("{dest_prefix}{ka}") };
+            prop_assert_eq!(da, expected);
+        }
     }
 }

@@ -315,3 +315,162 @@ fn the_mirror_rule_points_at_the_source_bucket() {
     let err = cutover::mirror_rule(&spec, 1).unwrap_err().to_string();
     assert!(err.contains("source.region"), "{err}");
 }
+
+/// Issue 13 point 3: under `key_layout: relative` keys land as OssImport and rclone lay them out
+/// (`2024/a.jpg` with source prefix `2024/` and destination prefix `from-s3/` becomes
+/// `from-s3/a.jpg`); the next run finds them unchanged through the same mapping, and the
+/// mirror rule fetches a miss from the source key it maps back to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relative_key_layout_drops_the_source_prefix_and_everything_follows_it() {
+    let world = FollowWorld::start("relative", serde_json::json!({})).await;
+    let mut job: serde_json::Value = serde_json::from_str(&world.job).unwrap();
+    job["source"]["prefix"] = "2024/".into();
+    job["destination"]["prefix"] = "from-s3/".into();
+    job["destination"]["key_layout"] = "relative".into();
+    let job_text = job.to_string();
+    let spec = JobSpec::from_json(&job_text).unwrap();
+    let secrets: Arc<dyn Secrets> = world.secrets.clone();
+    let dir = world.dir.path().to_str().unwrap().to_owned();
+    let state = ferry::deploy::state_store(&dir).await.unwrap();
+    let client = ferry::deploy::connect::destination_client(&spec, &secrets)
+        .await
+        .unwrap();
+
+    let keys = ["2024/a.jpg", "2024/sub/b c+ü.png", "2024/"];
+    for key in keys {
+        let data = if key.ends_with('/') {
+            Vec::new()
+        } else {
+            body(key, 1)
+        };
+        world.put(key, data).await;
+    }
+    world.put("2025/outside.jpg", body("outside", 1)).await;
+    let first = standalone::run(&job_text, world.options(), world.secrets.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.report.verdict, "complete", "{:?}", first.report);
+    assert_eq!(first.report.objects.copied, 3, "{:?}", first.report.objects);
+    for (source_key, dest_key) in [
+        ("2024/a.jpg", "from-s3/a.jpg"),
+        ("2024/sub/b c+ü.png", "from-s3/sub/b c+ü.png"),
+    ] {
+        assert_eq!(
+            world.dest.object_bytes(DEST, dest_key).await.as_deref(),
+            Some(body(source_key, 1).as_slice()),
+            "{source_key} lands at {dest_key}"
+        );
+    }
+    assert_eq!(
+        world.dest.object_bytes(DEST, "from-s3/").await.as_deref(),
+        Some(&[][..]),
+        "the source prefix's folder marker becomes the destination prefix's"
+    );
+    assert!(
+        world
+            .dest
+            .object_bytes(DEST, "from-s3/2024/a.jpg")
+            .await
+            .is_none()
+    );
+    assert!(
+        world
+            .dest
+            .object_bytes(DEST, "from-s3/outside.jpg")
+            .await
+            .is_none()
+    );
+
+    // The next run compares through the same mapping: nothing is copied again.
+    let second = standalone::run(&job_text, world.options(), world.secrets.clone())
+        .await
+        .unwrap();
+    assert_eq!(second.report.verdict, "complete", "{:?}", second.report);
+    assert_eq!(
+        (second.report.objects.copied, second.report.objects.skipped),
+        (0, 3),
+        "{:?}",
+        second.report.objects
+    );
+
+    // The mirror maps a miss back to its source key: from-s3/late.txt ← 2024/late.txt.
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": format!("arn:aws:s3:::{}/*", world.bucket)
+        }]
+    });
+    world
+        .s3
+        .put_bucket_policy()
+        .bucket(&world.bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    cutover::enable(&client, &spec, state.as_ref())
+        .await
+        .unwrap();
+    world.put("2024/late ü.txt", body("late", 1)).await;
+    let got = client
+        .get_object(DEST, "from-s3/late ü.txt", &GetObjectOptions::default())
+        .await
+        .expect("a miss under the destination prefix is fetched from the source prefix");
+    assert_eq!(
+        got.body.collect().await.unwrap().as_ref(),
+        body("late", 1).as_slice()
+    );
+    cutover::disable(&client, &spec, state.as_ref())
+        .await
+        .unwrap();
+}
+
+/// Under the relative layout with no destination prefix, keys land at the bucket's root, and
+/// the source prefix's own folder marker (which would have no name) is skipped with the
+/// reason, never failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relative_layout_into_the_bucket_root_skips_only_the_nameless_marker() {
+    let world = FollowWorld::start("relroot", serde_json::json!({})).await;
+    let mut job: serde_json::Value = serde_json::from_str(&world.job).unwrap();
+    job["source"]["prefix"] = "2024/".into();
+    job["destination"]["key_layout"] = "relative".into();
+    for key in ["2024/a.jpg", "2024/"] {
+        let data = if key.ends_with('/') {
+            Vec::new()
+        } else {
+            body(key, 1)
+        };
+        world.put(key, data).await;
+    }
+    let run = standalone::run(&job.to_string(), world.options(), world.secrets.clone())
+        .await
+        .unwrap();
+    assert_eq!(run.report.verdict, "complete", "{:?}", run.report);
+    assert_eq!(
+        (
+            run.report.objects.copied,
+            run.report.objects.skipped,
+            run.report.objects.failed
+        ),
+        (1, 1, 0),
+        "{:?}",
+        run.report.objects
+    );
+    assert_eq!(
+        world.dest.object_bytes(DEST, "a.jpg").await.as_deref(),
+        Some(body("2024/a.jpg", 1).as_slice())
+    );
+    let rule = cutover::mirror_rule(&JobSpec::from_json(&job.to_string()).unwrap(), 1).unwrap();
+    assert_eq!(rule.condition.key_prefix_equals, None);
+    assert_eq!(rule.redirect.enable_replace_prefix, None);
+    assert!(
+        rule.redirect
+            .mirror_url
+            .as_deref()
+            .unwrap()
+            .ends_with("/relroot-src/2024/"),
+        "{:?}",
+        rule.redirect.mirror_url
+    );
+}

@@ -853,6 +853,27 @@ fn schema_accepts_the_example_as_a_plain_json_check() {
     }
 }
 
+/// Issue 13 point 3: the relative layout needs a folder to take off; the full layout (the
+/// default) takes any prefix.
+#[test]
+fn the_relative_key_layout_needs_a_folder_as_source_prefix() {
+    let relative = |prefix: &str| {
+        let doc = with(minimal(), "/source/prefix", json!(prefix));
+        with(doc, "/destination/key_layout", json!("relative"))
+    };
+    let err = errors(&relative("2024"));
+    assert_issue(&err, "destination.key_layout", "relative", "\"2024/\"");
+    assert!(err.to_string().contains("\"2024\""), "{err}");
+    for ok in ["2024/", "a/b/", ""] {
+        let spec = parse(&relative(ok)).unwrap();
+        assert_eq!(spec.destination.key_layout, job::KeyLayout::Relative);
+    }
+    let spec = parse(&with(minimal(), "/source/prefix", json!("2024"))).unwrap();
+    assert_eq!(spec.destination.key_layout, job::KeyLayout::Full);
+    let err = errors(&with(minimal(), "/destination/key_layout", json!("flat")));
+    assert!(err.to_string().contains("key_layout"), "{err}");
+}
+
 proptest! {
     #[test]
     fn byte_sizes_round_trip_through_text(n in any::<u64>(), unit in 0u32..6, scale in 0u64..1025) {
