@@ -10,6 +10,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::aliyun_cli::{self, ProfileError};
 use super::error::Issue;
 use crate::oss::Credentials;
 use crate::secret::Secret;
@@ -46,22 +47,27 @@ pub struct S3EnvVars {
 }
 
 /// How requests to an OSS bucket are signed. Secrets are never written in the job file, only
-/// where to find them. Default: the environment variables the official OSS SDKs read.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+/// where to find them. Default: the chain the Alibaba Cloud tools follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OssCredentialsRef {
+    /// The first of: `OSS_ACCESS_KEY_ID` / `OSS_ACCESS_KEY_SECRET` (/ `OSS_SESSION_TOKEN`), as
+    /// the OSS SDKs and ossutil read them; `ALIBABA_CLOUD_ACCESS_KEY_ID` /
+    /// `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (/ `ALIBABA_CLOUD_SECURITY_TOKEN`), as the Alibaba
+    /// Cloud SDKs and CLI read them; the Alibaba Cloud CLI's profile (`ALIBABA_CLOUD_PROFILE`,
+    /// else the file's current one) in `~/.aliyun/config.json` (or `ALIBABA_CLOUD_CONFIG_FILE`),
+    /// modes `AK` and `StsToken`.
+    #[default]
+    DefaultChain,
+    /// A named profile of the Alibaba Cloud CLI's configuration file (`aliyun configure
+    /// --profile NAME`), modes `AK` and `StsToken`.
+    Profile(String),
     /// An AWS Secrets Manager secret, by ARN or name, whose value is a JSON object
     /// `{"access_key_id": "…", "access_key_secret": "…", "security_token": "…"}` (the token
     /// only for STS credentials). The usual choice in distributed mode.
     Secret(String),
     /// The names of environment variables that hold the AccessKey pair.
     Env(OssEnvVars),
-}
-
-impl Default for OssCredentialsRef {
-    fn default() -> Self {
-        OssCredentialsRef::Env(OssEnvVars::default())
-    }
 }
 
 /// Environment variable *names* (not values) for OSS credentials.
@@ -124,6 +130,14 @@ pub enum CredentialsError {
         /// The string fields it must have.
         fields: &'static str,
     },
+    /// An Alibaba Cloud CLI profile gave no credentials.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The default chain found nothing; holds where the CLI file was looked for.
+    #[error(
+        "no OSS credentials found: neither OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET nor ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET is set, and there is no Alibaba Cloud CLI configuration ({0}): export one of the pairs, run `aliyun configure`, or name a Secrets Manager secret in the job's credentials"
+    )]
+    NoneFound(String),
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -210,6 +224,15 @@ impl OssCredentialsRef {
         env: Env<'_>,
     ) -> Result<Credentials, CredentialsError> {
         match self {
+            OssCredentialsRef::DefaultChain => default_chain(env),
+            OssCredentialsRef::Profile(name) => {
+                let path = aliyun_cli::config_path(env).ok_or_else(|| {
+                    CredentialsError::NoneFound(
+                        "neither ALIBABA_CLOUD_CONFIG_FILE nor HOME is set".into(),
+                    )
+                })?;
+                Ok(aliyun_cli::credentials(&path, Some(name), env)?)
+            }
             OssCredentialsRef::Env(vars) => {
                 let mut credentials = Credentials::new(
                     required_var(env, &vars.access_key_id_var)?,
@@ -236,13 +259,26 @@ impl OssCredentialsRef {
     pub fn secret_id(&self) -> Option<&str> {
         match self {
             OssCredentialsRef::Secret(id) => Some(id),
-            OssCredentialsRef::Env(_) => None,
+            OssCredentialsRef::Env(_)
+            | OssCredentialsRef::DefaultChain
+            | OssCredentialsRef::Profile(_) => None,
         }
     }
 
     pub(super) fn check(&self, path: &str, issues: &mut Vec<Issue>) {
         match self {
             OssCredentialsRef::Secret(id) => check_secret_id(&format!("{path}.secret"), id, issues),
+            OssCredentialsRef::DefaultChain => {}
+            OssCredentialsRef::Profile(name) => {
+                if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+                    issues.push(Issue::text(
+                        format!("{path}.profile"),
+                        name,
+                        "is not a profile name",
+                        "write the name given to `aliyun configure --profile NAME`, or use \"default_chain\"",
+                    ));
+                }
+            }
             OssCredentialsRef::Env(vars) => {
                 let base = format!("{path}.env");
                 check_var(&base, "access_key_id_var", &vars.access_key_id_var, issues);
@@ -260,6 +296,47 @@ impl OssCredentialsRef {
                 );
             }
         }
+    }
+}
+
+/// The variable pairs the default chain reads, in order: the OSS SDKs' and ossutil's, then the
+/// Alibaba Cloud SDKs' and CLI's.
+const OSS_VARIABLES: [[&str; 3]; 2] = [
+    [
+        "OSS_ACCESS_KEY_ID",
+        "OSS_ACCESS_KEY_SECRET",
+        "OSS_SESSION_TOKEN",
+    ],
+    [
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "ALIBABA_CLOUD_SECURITY_TOKEN",
+    ],
+];
+
+/// [`OssCredentialsRef::DefaultChain`]. A pair that is half set is an error naming the missing
+/// half, not a reason to fall through to other credentials.
+fn default_chain(env: Env<'_>) -> Result<Credentials, CredentialsError> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    for [id, secret, token] in OSS_VARIABLES {
+        if let Some(id) = set(id) {
+            let mut credentials = Credentials::new(id, required_var(env, secret)?);
+            if let Some(token) = set(token) {
+                credentials = credentials.with_security_token(token);
+            }
+            return Ok(credentials);
+        }
+    }
+    let Some(path) = aliyun_cli::config_path(env) else {
+        return Err(CredentialsError::NoneFound(
+            "neither ALIBABA_CLOUD_CONFIG_FILE nor HOME is set".into(),
+        ));
+    };
+    match aliyun_cli::credentials(&path, None, env) {
+        Err(ProfileError::NoFile(path)) => {
+            Err(CredentialsError::NoneFound(format!("no file {path}")))
+        }
+        other => Ok(other?),
     }
 }
 
@@ -406,5 +483,83 @@ mod tests {
             panic!("static expected");
         };
         assert_eq!(session_token.unwrap().expose(), "tok");
+    }
+
+    /// The default chain: OSS's variables, then Alibaba Cloud's, then the CLI's profile; a
+    /// half-set pair is an error, and a STS profile carries its token.
+    #[test]
+    fn the_default_chain_reads_as_the_alibaba_tools_do() {
+        let chain = OssCredentialsRef::DefaultChain;
+        let both = env(&[
+            ("OSS_ACCESS_KEY_ID", "oss-id"),
+            ("OSS_ACCESS_KEY_SECRET", "oss-secret"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ali-id"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ali-secret"),
+        ]);
+        assert_eq!(
+            chain.resolve_with(None, &both).unwrap().access_key_id,
+            "oss-id"
+        );
+        let ali = env(&[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ali-id"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ali-secret"),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", "ali-token"),
+            ("HOME", "/nonexistent-home"),
+        ]);
+        let creds = chain.resolve_with(None, &ali).unwrap();
+        assert_eq!(creds.access_key_id, "ali-id");
+        assert_eq!(creds.security_token.unwrap().expose(), "ali-token");
+        let half = env(&[
+            ("OSS_ACCESS_KEY_ID", "oss-id"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "a"),
+        ]);
+        let err = chain.resolve_with(None, &half).unwrap_err().to_string();
+        assert!(err.contains("OSS_ACCESS_KEY_SECRET"), "{err}");
+
+        let dir = std::env::temp_dir().join(format!("ferry-aliyun-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".aliyun")).unwrap();
+        let file = dir.join(".aliyun/config.json");
+        std::fs::write(
+            &file,
+            r#"{"current":"sts","profiles":[
+                {"name":"sts","mode":"StsToken","access_key_id":"STS.id","access_key_secret":"sts-secret","sts_token":"tok"},
+                {"name":"empty","mode":"StsToken","access_key_id":"STS.id","access_key_secret":"sts-secret"},
+                {"name":"ecs","mode":"EcsRamRole","ram_role_name":"r"}]}"#,
+        )
+        .unwrap();
+        let home: &'static str = Box::leak(dir.to_str().unwrap().to_owned().into_boxed_str());
+        let from_home = move |name: &str| (name == "HOME").then(|| home.to_owned());
+        let creds = chain.resolve_with(None, &from_home).unwrap();
+        assert_eq!(creds.access_key_id, "STS.id");
+        assert_eq!(creds.security_token.unwrap().expose(), "tok");
+        let named =
+            |name: &str| OssCredentialsRef::Profile(name.into()).resolve_with(None, &from_home);
+        let err = named("empty").unwrap_err().to_string();
+        assert!(
+            err.contains("sts_token") && !err.contains("sts-secret"),
+            "{err}"
+        );
+        let err = named("ecs").unwrap_err().to_string();
+        assert!(
+            err.contains("\"EcsRamRole\"") && err.contains("mode AK or StsToken"),
+            "{err}"
+        );
+        let err = named("nobody").unwrap_err().to_string();
+        assert!(err.contains("sts, empty, ecs"), "{err}");
+        std::fs::write(&file, "{ not json, sts-secret").unwrap();
+        let err = named("sts").unwrap_err().to_string();
+        assert!(
+            err.contains("not the CLI's JSON") && !err.contains("sts-secret"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let nothing = env(&[("HOME", "/nonexistent-home")]);
+        let err = chain.resolve_with(None, &nothing).unwrap_err().to_string();
+        assert!(
+            err.contains("/nonexistent-home/.aliyun/config.json")
+                && err.contains("aliyun configure"),
+            "{err}"
+        );
     }
 }

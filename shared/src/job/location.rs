@@ -113,8 +113,9 @@ pub struct OssSourceSpec {
     #[serde(default)]
     #[schemars(with = "mirror::SignatureVersion")]
     pub signature_version: SignatureVersion,
-    /// Where the credentials are: `{"secret": "<ARN or name>"}` or `{"env": {…}}`; by default
-    /// the variables `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET`, `OSS_SESSION_TOKEN`.
+    /// Where the credentials are: `"default_chain"` (the default: `OSS_*` variables, then
+    /// `ALIBABA_CLOUD_*`, then the Alibaba Cloud CLI's profile), `{"profile": "<name>"}`,
+    /// `{"secret": "<ARN or name>"}` or `{"env": {…}}`.
     #[serde(default)]
     pub credentials: OssCredentialsRef,
 }
@@ -146,9 +147,12 @@ pub struct DestinationSpec {
     /// `endpoint_kind`, not both.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Where the credentials are: `{"secret": "<ARN or name>"}` (a Secrets Manager secret
-    /// holding `access_key_id` and `access_key_secret`) or `{"env": {…}}`; by default the
-    /// variables `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET`, `OSS_SESSION_TOKEN`.
+    /// Where the credentials are: `"default_chain"` (the default: `OSS_ACCESS_KEY_ID` /
+    /// `OSS_ACCESS_KEY_SECRET`, then `ALIBABA_CLOUD_ACCESS_KEY_ID` /
+    /// `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, then the Alibaba Cloud CLI's profile in
+    /// `~/.aliyun/config.json`), `{"profile": "<name>"}` (a CLI profile), `{"secret": "<ARN or
+    /// name>"}` (a Secrets Manager secret holding `access_key_id` and `access_key_secret`) or
+    /// `{"env": {…}}`.
     #[serde(default)]
     pub credentials: OssCredentialsRef,
     /// Request signature: `v4` (default) or `v1` for older accounts.

@@ -48,6 +48,7 @@
 //! with every error collected), `validate.rs`, `engine.rs` (the mapping above), `error.rs`,
 //! `mirror.rs` (schemas for reused engine enums).
 
+pub mod aliyun_cli;
 pub mod credentials;
 mod engine;
 mod error;
