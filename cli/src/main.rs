@@ -4,6 +4,7 @@
 mod cutover;
 mod demo;
 mod follow;
+mod plan;
 mod report;
 mod run;
 mod status;
@@ -41,6 +42,8 @@ enum Command {
     Follow(follow::Args),
     /// Switch applications to OSS: mirror back-to-origin on and off, T2, status and the plan.
     Cutover(cutover::Args),
+    /// What a run would copy, counted from the source's listings; writes nothing (`--dry-run`).
+    Plan(plan::Args),
     /// Where a run is: counts, rate, tasks outstanding, the verdict once reported.
     Status(status::Args),
     /// A run's report: a table for people, or report.json / failures.csv for tools.
@@ -71,6 +74,7 @@ async fn main() -> ExitCode {
         },
         Command::Demo(args) => demo::run(args).await,
         Command::Cutover(args) => cutover::run(args).await,
+        Command::Plan(args) => plan::run(args).await,
         Command::Follow(args) => match follow::run(args).await {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

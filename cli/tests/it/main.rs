@@ -2,4 +2,5 @@
 //! the AWS SDK, so CI pays for every one).
 
 mod credentials;
+mod plan;
 mod run_restart;

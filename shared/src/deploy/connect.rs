@@ -122,7 +122,8 @@ pub async fn destination_client(
         .map_err(|e| RoleError::config(e.to_string()))
 }
 
-async fn source_for(
+/// The job's source, with its credentials resolved (from `secrets` when the job names one).
+pub async fn source_for(
     spec: &JobSpec,
     secrets: &Arc<dyn Secrets>,
 ) -> Result<Arc<dyn Source>, RoleError> {

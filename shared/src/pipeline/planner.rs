@@ -245,7 +245,8 @@ fn range_task(plan: &ShardTask, range: &KeyRange) -> ShardTask {
     ShardTask::new(&plan.job, &plan.run, &shard, 0, work)
 }
 
-fn plan_options(spec: &JobSpec) -> PlanOptions {
+/// How the planner cuts a job's source prefix into ranges.
+pub fn plan_options(spec: &JobSpec) -> PlanOptions {
     PlanOptions {
         prefix: spec.source.prefix().to_owned(),
         scan_depth: spec.sharding.scan_depth,

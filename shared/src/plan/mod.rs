@@ -47,6 +47,7 @@ mod discover;
 mod engine;
 mod keys;
 mod split;
+pub mod survey;
 
 use std::time::Instant;
 

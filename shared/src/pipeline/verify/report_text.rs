@@ -112,8 +112,9 @@ pub fn table(report: &Report, groups: &[Group]) -> String {
     out
 }
 
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+/// Bytes for people: binary units, one decimal (`3.0 GiB`), plain bytes below 1 KiB.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit < UNITS.len() - 1 {
