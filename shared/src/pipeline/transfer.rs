@@ -22,7 +22,7 @@ use super::runtime::{RunHandle, Runtime};
 use super::{RoleError, giant, layout, planner};
 use crate::job::DeletePolicy;
 use crate::source::{ListRequest, ObjectInfo, RestoreOutcome, SourceErrorKind, UnnamableObject};
-use crate::transfer::diff::{Decision, Differ};
+use crate::transfer::diff::{Decision, Differ, Finding};
 use crate::transfer::metadata::STAMP_ETAG;
 use crate::transfer::{ArchivePolicy, ObjectResult, Outcome};
 
@@ -595,6 +595,9 @@ async fn copy_all(
         Work::Range { prefix, .. } => prefix.clone(),
         _ => spec.source.prefix().to_owned(),
     };
+    if run.is_audit() {
+        return audit(run, &prefix, &objects, limits, result).await;
+    }
     let decisions = if force {
         vec![Decision::Copy; objects.len()]
     } else {
@@ -618,20 +621,12 @@ async fn copy_all(
             Err(e) => return Err(RoleError::retry(format!("destination listing: {e}"))),
         }
     };
-    let audit = run.is_audit();
     let mut to_copy = Vec::new();
     for (object, decision) in objects.into_iter().zip(decisions) {
         match decision {
             Decision::Skip(reason) => result
                 .objects
                 .push(record(&object, Outcome::Skipped { reason })),
-            Decision::Copy if audit => result.objects.push(record(
-                &object,
-                Outcome::Failed {
-                    reason: "audit: missing or different at the destination".into(),
-                    retryable: false,
-                },
-            )),
             decision => to_copy.push((object, decision)),
         }
     }
@@ -657,6 +652,48 @@ async fn copy_all(
     if run.is_events() {
         let changed = changed_since_copied(run, result, copied_from).await?;
         hand_back_keys(rt, task, "changed", changed, false, result).await?;
+    }
+    Ok(())
+}
+
+/// `mode: audit`: compares each object with the destination and records what was found — a
+/// match as skipped, anything else as failed with its class — and writes nothing anywhere
+/// but the state store. Every object is compared whatever the overwrite policy; a forced
+/// (retry) task is compared too.
+async fn audit(
+    run: &RunHandle,
+    prefix: &str,
+    objects: &[ObjectInfo],
+    limits: Limits,
+    result: &mut ChunkResult,
+) -> Result<(), RoleError> {
+    let mut differ = Differ::new(&run.connected.dest, run.spec().overwrite, prefix);
+    let findings = match differ.audit(objects).await {
+        Ok(findings) => findings,
+        Err(e) if limits.last_delivery => {
+            let reason = format!("audit: destination listing failed, not compared: {e}");
+            for object in objects {
+                let outcome = Outcome::Failed {
+                    reason: reason.clone(),
+                    retryable: false,
+                };
+                result.objects.push(record(object, outcome));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(RoleError::retry(format!("destination listing: {e}"))),
+    };
+    for (object, finding) in objects.iter().zip(findings) {
+        let outcome = match finding {
+            Finding::Matches(how) => Outcome::Skipped {
+                reason: format!("audit: {how}"),
+            },
+            Finding::Differs(what) => Outcome::Failed {
+                reason: format!("audit: {what}"),
+                retryable: false,
+            },
+        };
+        result.objects.push(record(object, outcome));
     }
     Ok(())
 }

@@ -50,6 +50,17 @@ pub enum Decision {
     Adopt,
 }
 
+/// What an audit (`mode: audit`) found for one source object. The reason starts with the
+/// class, so reports group by it: `matches`, `missing`, `size differs`, `stamp differs`,
+/// `unproven`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The destination holds the object, proven by MD5 or ferry's stamp.
+    Matches(String),
+    /// The destination lacks it, or holds something else, or nothing proves it either way.
+    Differs(String),
+}
+
 /// Walks the destination listing alongside source pages.
 pub struct Differ<'a> {
     dest: &'a Destination,
@@ -108,6 +119,43 @@ impl<'a> Differ<'a> {
                 Some(d) if self.written_this_run(&d) => Decision::Adopt,
                 Some(d) => self.compare(object, &d).await?,
             });
+        }
+        Ok(out)
+    }
+
+    /// What the destination holds for each of one page of source objects (in listing order),
+    /// whatever the overwrite policy: an audit compares, it decides nothing.
+    pub async fn audit(
+        &mut self,
+        objects: &[ObjectInfo],
+    ) -> Result<Vec<Finding>, crate::oss::Error> {
+        let mut out = Vec::with_capacity(objects.len());
+        for object in objects {
+            let dest_key = self.dest.key_for(&object.key);
+            let found = match self.find(&dest_key, &object.key).await? {
+                None => Finding::Differs("missing at the destination".into()),
+                Some(d) if d.size != object.size => Finding::Differs(format!(
+                    "size differs: {} bytes at the source, {} at the destination",
+                    object.size, d.size
+                )),
+                Some(d) if same_md5(object, &d) => {
+                    Finding::Matches("matches: same size and MD5".into())
+                }
+                Some(d) => match self.stamp_matches(object, &d).await? {
+                    Some(true) => Finding::Matches(
+                        "matches: same size, and ferry's stamp names the source's ETag".into(),
+                    ),
+                    Some(false) => Finding::Differs(
+                        "stamp differs: the destination was copied from another version of \
+                         the source"
+                            .into(),
+                    ),
+                    None => Finding::Differs(
+                        "unproven: same size, but no MD5 to compare and no ferry stamp".into(),
+                    ),
+                },
+            };
+            out.push(found);
         }
         Ok(out)
     }

@@ -1886,3 +1886,112 @@ fn assert_complete(report: &Report, n: u64) {
     let t = &report.objects;
     assert_eq!((t.objects, t.copied, t.failed), (n, n, 0), "{report:?}");
 }
+
+/// `mode: audit` (issue 11 point 3): every object is compared and classed — matches, missing,
+/// size differs, stamp differs (the source changed since ferry copied it), unproven (same size,
+/// nothing to prove it) — whatever the overwrite policy, and nothing at the destination is
+/// written: no copy, no abort of the orphan upload a copy run would sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_audit_classes_every_object_and_writes_nothing_at_the_destination() {
+    let mut world = World::start().await;
+    for i in 0..12 {
+        world
+            .put(&format!("a/{i:02}"), keyed(&format!("a{i}"), 2_000))
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copied = run_standalone(&world, &world.job(json!({})), dir.path(), false).await;
+    assert_eq!(copied.verdict, "complete", "{copied:?}");
+
+    // The destination drifts from the source in every way an audit must tell apart.
+    world
+        .dest
+        .client()
+        .delete_object(support::DEST, "a/00")
+        .await
+        .unwrap();
+    world
+        .dest
+        .put_object(support::DEST, "a/01", keyed("shorter", 1_000))
+        .await
+        .unwrap();
+    world
+        .dest
+        .put_object(support::DEST, "a/02", keyed("same size", 2_000))
+        .await
+        .unwrap();
+    world
+        .put("a/03", keyed("rewritten at the source", 2_000))
+        .await;
+    let orphan = world
+        .dest
+        .client()
+        .initiate_multipart_upload(support::DEST, "a/orphan.bin", &Default::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    world.dest.reset_counters();
+
+    // `overwrite: always` would copy everything; an audit compares anyway.
+    let job = world.job(json!({ "name": "audit-job", "mode": "audit", "overwrite": "always" }));
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    let t = &report.objects;
+    assert_eq!(
+        (t.objects, t.copied, t.failed, t.skipped),
+        (12, 0, 4, 8),
+        "{report:?}"
+    );
+    assert_eq!(report.verdict, "complete-with-problems");
+    assert_eq!(report.uploads_aborted, 0);
+    assert!(
+        report.notes.iter().any(|n| n.contains("audit")),
+        "{:?}",
+        report.notes
+    );
+
+    let run_dir = dir.path().join(layout::run_dir("audit-job", &report.run));
+    let csv = std::fs::read_to_string(run_dir.join("failures.csv")).unwrap();
+    for (key, class) in [
+        ("a/00", "audit: missing"),
+        ("a/01", "audit: size differs"),
+        ("a/02", "audit: unproven"),
+        ("a/03", "audit: stamp differs"),
+    ] {
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{key},")))
+            .unwrap_or_else(|| panic!("{key} not in failures.csv:\n{csv}"));
+        assert!(line.contains(class), "{key}: {line}");
+    }
+
+    let counters = world.dest.counters();
+    let writes: Vec<_> = counters
+        .by_operation
+        .iter()
+        .filter(|(op, n)| {
+            **n > 0 && !op.starts_with("List") && !op.starts_with("Head") && !op.starts_with("Get")
+        })
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the audit wrote at the destination: {writes:?}"
+    );
+    let uploads = world
+        .dest
+        .client()
+        .list_multipart_uploads(support::DEST, &Default::default())
+        .await
+        .unwrap()
+        .uploads;
+    assert!(
+        uploads.iter().any(|u| u.upload_id == orphan),
+        "the orphan upload is left"
+    );
+    assert!(
+        world
+            .dest
+            .object_bytes(support::DEST, "a/00")
+            .await
+            .is_none()
+    );
+}

@@ -100,6 +100,15 @@ pub async fn ensure(rt: &Runtime, progress: &Progress) -> Result<(), RoleError> 
     // A run whose connections cannot be opened (credentials gone, a secret missing) still gets
     // its report: it names the source from the job, and says what it could not sweep.
     let (source, aborted) = match rt.run(job, run).await {
+        // An audit writes nothing at the destination, not even an abort.
+        Ok(handle) if handle.is_audit() => {
+            notes.push(
+                "audit: nothing at the destination was changed (abandoned multipart uploads, \
+                 if any, were left)"
+                    .to_owned(),
+            );
+            (handle.connected.source.describe(), 0)
+        }
         Ok(handle) => {
             let cleanup = cleanup::abort_left_uploads(rt, &handle, &manifest).await;
             (handle.connected.source.describe(), cleanup.aborted)
