@@ -74,8 +74,7 @@ fn table(job: &str, source: &str, s: &Survey, top: usize) -> String {
     out += &line("in scope", s.in_scope);
     if s.archived.objects > 0 {
         out += &line("archived", s.archived);
-        out +=
-            "                 (archived objects need a restore first: see the job's `archive` setting)\n";
+        out += "                 (archived objects need a restore first: see the job's `archive` setting)\n";
     }
     if s.unnamable.objects > 0 {
         out += &line("not UTF-8", s.unnamable);
