@@ -22,8 +22,10 @@ use crate::source::ObjectInfo;
 #[serde(deny_unknown_fields)]
 pub struct Filters {
     /// Copy only keys matching at least one of these globs (all keys when empty). Patterns
-    /// match the whole key, source prefix included: `*` stays within one `/`-separated
-    /// segment, `**` spans segments, `?` is one character. Example: `["**/*.jpg"]`.
+    /// match the whole key, source prefix included (rclone's `*.jpg` is `**/*.jpg` here):
+    /// `*` stays within one `/`-separated segment, `**` (a segment of its own) spans segments,
+    /// `?` is one character, `[0-9]` / `[!a-z]` one character of / outside a class, `{a,b}`
+    /// either alternative, `\` escapes. Example: `["**/*.{jpg,png}"]`.
     #[serde(default)]
     pub include: Vec<Glob>,
     /// Leave out keys matching any of these globs, even when included. Example:

@@ -378,16 +378,38 @@ fn every_rule_names_the_path_the_value_and_the_fix() {
             "\"10MiB\"",
         ),
         (
-            with(minimal(), "/filters/include", json!(["img/[0-9]*"])),
+            with(minimal(), "/filters/include", json!(["img/[0-9*"])),
             "filters.include[0]",
-            "\"img/[0-9]*\"",
-            "escape",
+            "\"img/[0-9*\"",
+            "close the class",
+        ),
+        (
+            with(
+                minimal(),
+                "/filters/include",
+                json!(["**/*.jpg", "**/*.{jpg,png"]),
+            ),
+            "filters.include[1]",
+            "\"**/*.{jpg,png\"",
+            "close the alternatives",
         ),
         (
             with(minimal(), "/filters/exclude", json!(["ok/*", "a**"])),
             "filters.exclude[1]",
             "\"a**\"",
             "segment of its own",
+        ),
+        (
+            with(minimal(), "/filters/exclude", json!(["/tmp/**"])),
+            "filters.exclude[0]",
+            "\"/tmp/**\"",
+            "remove the leading `/`",
+        ),
+        (
+            with(minimal(), "/filters/exclude", json!(["{{.*\\.tmp}}"])),
+            "filters.exclude[0]",
+            "{{",
+            "write a glob",
         ),
         (
             with(
@@ -545,7 +567,7 @@ fn all_problems_are_reported_together() {
     let doc = with(doc, "/destination/bukcet", json!("x"));
     let doc = with(doc, "/concurrency/part_size", json!("lots"));
     let doc = with(doc, "/concurrency/parts", json!(0));
-    let doc = with(doc, "/filters/include", json!(["ok/**", "[x]", "b**"]));
+    let doc = with(doc, "/filters/include", json!(["ok/**", "[x", "b**"]));
     let doc = with(doc, "/source/colour", json!("blue"));
     let doc = with(doc, "/archive/days", json!(400));
     let err = errors(&doc);
@@ -700,6 +722,42 @@ fn globs_select_keys_as_documented() {
         "logs/2024-1/app.log",
         "logs/2024-01/deep/app.log",
         "logs/2023-01/x",
+    ] {
+        assert!(!spec.matches(&object(key, 1)), "{key}");
+    }
+}
+
+/// Issue 13 point 4: braces and classes as users write them for rclone, matched against the
+/// whole key.
+#[test]
+fn braces_and_classes_select_keys_as_documented() {
+    let doc = with(
+        with(
+            minimal(),
+            "/filters/include",
+            json!(["**/*.{jpg,png}", "scans/[0-9][0-9][0-9]?.tif"]),
+        ),
+        "/filters/exclude",
+        json!(["**/[!a-z]*.png", "{tmp,cache}/**"]),
+    );
+    let spec = parse(&doc).unwrap();
+    for key in [
+        "a.jpg",
+        "x/y/b.png",
+        "照片/猫.jpg",
+        "scans/1234.tif",
+        "scans/123中.tif",
+    ] {
+        assert!(spec.matches(&object(key, 1)), "{key}");
+    }
+    for key in [
+        "a.gif",
+        "x/_b.png",
+        "tmp/a.jpg",
+        "cache/x/y.png",
+        "scans/12a4.tif",
+        "scans/1234/x.tif",
+        "old/scans/1234.tif",
     ] {
         assert!(!spec.matches(&object(key, 1)), "{key}");
     }
