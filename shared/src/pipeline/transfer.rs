@@ -609,13 +609,7 @@ async fn copy_all(
             // with the reason, rather than leaving them out of the run's counts.
             Err(e) if limits.last_delivery => {
                 let reason = format!("destination listing failed, not decided: {e}");
-                for object in &objects {
-                    let outcome = Outcome::Failed {
-                        reason: reason.clone(),
-                        retryable: false,
-                    };
-                    result.objects.push(record(object, outcome));
-                }
+                fail_each(&objects, &reason, result);
                 return Ok(());
             }
             Err(e) => return Err(RoleError::retry(format!("destination listing: {e}"))),
@@ -656,6 +650,18 @@ async fn copy_all(
     Ok(())
 }
 
+/// Records every one of `objects` failed for `reason`, for good: the last delivery counts what
+/// it listed and could not decide rather than leaving it out of the run's counts.
+fn fail_each(objects: &[ObjectInfo], reason: &str, result: &mut ChunkResult) {
+    for object in objects {
+        let outcome = Outcome::Failed {
+            reason: reason.to_owned(),
+            retryable: false,
+        };
+        result.objects.push(record(object, outcome));
+    }
+}
+
 /// `mode: audit`: compares each object with the destination and records what was found — a
 /// match as skipped, anything else as failed with its class — and writes nothing anywhere
 /// but the state store. Every object is compared whatever the overwrite policy; a forced
@@ -672,13 +678,7 @@ async fn audit(
         Ok(findings) => findings,
         Err(e) if limits.last_delivery => {
             let reason = format!("audit: destination listing failed, not compared: {e}");
-            for object in objects {
-                let outcome = Outcome::Failed {
-                    reason: reason.clone(),
-                    retryable: false,
-                };
-                result.objects.push(record(object, outcome));
-            }
+            fail_each(objects, &reason, result);
             return Ok(());
         }
         Err(e) => return Err(RoleError::retry(format!("destination listing: {e}"))),

@@ -25,6 +25,26 @@ fn body(key: &str, version: u8) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The source lets anyone read its objects, as it must for OSS's mirror (which fetches without
+/// credentials) during the cut-over window.
+async fn allow_anonymous_reads(world: &FollowWorld) {
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": format!("arn:aws:s3:::{}/*", world.bucket)
+        }]
+    });
+    world
+        .s3
+        .put_bucket_policy()
+        .bucket(&world.bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// A rule the bucket had before the cut-over: it must survive enable and disable.
 fn legacy_rule() -> RoutingRule {
     RoutingRule {
@@ -58,21 +78,7 @@ async fn the_cutover_serves_misses_through_the_mirror_and_ends_with_every_object
 
     // OSS fetches from the origin without credentials: the source lets anyone read its
     // objects for the cut-over window.
-    let policy = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-            "Resource": format!("arn:aws:s3:::{}/*", world.bucket)
-        }]
-    });
-    world
-        .s3
-        .put_bucket_policy()
-        .bucket(&world.bucket)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
+    allow_anonymous_reads(&world).await;
 
     // The history, copied by a full run: T1 is its start.
     let history: Vec<String> = (0..8)
@@ -394,21 +400,7 @@ async fn the_relative_key_layout_drops_the_source_prefix_and_everything_follows_
     );
 
     // The mirror maps a miss back to its source key: from-s3/late.txt ← 2024/late.txt.
-    let policy = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-            "Resource": format!("arn:aws:s3:::{}/*", world.bucket)
-        }]
-    });
-    world
-        .s3
-        .put_bucket_policy()
-        .bucket(&world.bucket)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
+    allow_anonymous_reads(&world).await;
     cutover::enable(&client, &spec, state.as_ref())
         .await
         .unwrap();
