@@ -4,11 +4,13 @@
 //! Run it again with the same job and `--state-dir` after an interruption (Ctrl-C, a crash, a
 //! reboot) and it resumes the unfinished run: verified objects are not copied again.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ferry::pipeline::standalone::{self, Options, View};
+use ferry::pipeline::verify::report_text::size;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
@@ -39,6 +41,10 @@ pub struct Args {
     /// No progress bar (logs and the final summary only).
     #[arg(long)]
     quiet: bool,
+    /// Where stderr is not a terminal (a log file, CI, cron), a one-line progress summary is
+    /// printed instead of a bar, at most this often (seconds).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    progress_every: u64,
 }
 
 /// Exit status when the run completed but some objects failed or need a restore.
@@ -59,16 +65,21 @@ pub async fn run(args: Args) -> Result<u8, String> {
     for warning in spec.warnings() {
         eprintln!("warning: {warning}");
     }
-    let bar = (!args.quiet).then(progress_bar);
+    let terminal = std::io::stderr().is_terminal();
+    let bar = (!args.quiet && terminal).then(progress_bar);
     let mut options = Options::new(&args.state_dir);
     options.workers = args.workers;
     options.fresh = args.fresh;
     options.incremental = args.incremental;
     options.retry = args.retry.clone();
+    // The total (one extra listing of the source) only where a bar shows it.
     options.count_scope = bar.is_some();
     if let Some(bar) = &bar {
         let bar = bar.clone();
         options.on_progress = Some(Arc::new(move |view: &View| show(&bar, view)));
+    } else if !args.quiet {
+        let lines = Lines::new(Duration::from_secs(args.progress_every.max(1)));
+        options.on_progress = Some(Arc::new(move |view: &View| lines.show(view)));
     }
     let secrets = ferry::deploy::secrets_for(&spec).await;
     let finished = standalone::run(&text, options, secrets)
@@ -130,6 +141,56 @@ fn progress_bar() -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Progress for a reader that is not a terminal: one line at a time, at most every `every`.
+struct Lines {
+    started: Instant,
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Lines {
+    fn new(every: Duration) -> Self {
+        Lines {
+            started: Instant::now(),
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn show(&self, view: &View) {
+        let mut last = self.last.lock().expect("progress lock");
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < self.every) {
+            return;
+        }
+        *last = Some(now);
+        eprintln!("{}", progress_line(view, now.duration_since(self.started)));
+    }
+}
+
+/// `progress: 1200/5000 objects (12.0 MiB of 40.0 MiB), 0 failed, 3 tasks pending, 410 objects/s`
+fn progress_line(view: &View, elapsed: Duration) -> String {
+    let t = &view.progress.tally;
+    let of = match view.scope {
+        Some((objects, bytes, counted)) => {
+            let more = if counted { "" } else { "+" };
+            format!(
+                "{}/{objects}{more} objects ({} of {}{more})",
+                t.objects,
+                size(t.bytes),
+                size(bytes)
+            )
+        }
+        None => format!("{} objects ({})", t.objects, size(t.bytes)),
+    };
+    let rate = t.objects as f64 / elapsed.as_secs_f64().max(0.001);
+    format!(
+        "progress: {of}, {} failed, {} tasks pending, {rate:.0} objects/s",
+        t.failed,
+        view.progress.pending.len()
+    )
 }
 
 fn show(bar: &ProgressBar, view: &View) {

@@ -3,4 +3,5 @@
 
 mod credentials;
 mod plan;
+mod progress;
 mod run_restart;
