@@ -76,10 +76,18 @@ impl Survey {
             return;
         }
         self.in_scope.add(object);
-        if object.archive != ArchiveState::NotArchived {
+        // Listings rarely say whether a restore is done; Restored, when they do, is readable.
+        if matches!(
+            object.archive,
+            ArchiveState::Archived | ArchiveState::Restoring
+        ) {
             self.archived.add(object);
         }
-        let rest = &object.key[spec.source.prefix().len().min(object.key.len())..];
+        // A listing that strays outside the prefix is counted whole, never cut mid-character.
+        let rest = object
+            .key
+            .strip_prefix(spec.source.prefix())
+            .unwrap_or(&object.key);
         let top = rest.find('/').map_or("", |end| &rest[..=end]);
         self.by_prefix
             .entry(top.to_owned())

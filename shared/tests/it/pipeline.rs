@@ -953,7 +953,16 @@ async fn abandoned_multipart_uploads_are_aborted_when_the_run_ends() {
     assert_eq!(report.objects.objects, n, "{report:?}");
     assert_eq!(report.objects.failed, 1, "{report:?}");
     assert_eq!(report.objects.copied, n - 1);
-    assert_eq!(report.uploads_aborted, 2, "{report:?}");
+    // Every upload of the failed object is aborted, and the orphan. Usually the failed object
+    // has one upload (its attempts resume it); on a loaded machine a copy cut at its task's
+    // stop time has been seen to start a second, and both are abandoned alike.
+    let big_uploads =
+        world
+            .dest
+            .counters()
+            .object(support::DEST, "data/big.bin", "InitiateMultipartUpload");
+    assert!(big_uploads >= 1);
+    assert_eq!(report.uploads_aborted, 1 + big_uploads, "{report:?}");
     let left: Vec<(String, String)> = dest
         .list_multipart_uploads(support::DEST, &Default::default())
         .await
