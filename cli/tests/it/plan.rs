@@ -3,7 +3,6 @@
 //! no GET or HEAD at the source, no request at the destination, no state written.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use oss_emulator::process::output_within;
@@ -72,17 +71,10 @@ async fn a_dry_run_counts_exactly_and_touches_nothing_but_listings() {
     source.reset_counters();
 
     let plan = |json: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        let mut cmd = crate::ferry_signed_by(&source, &dest);
         cmd.current_dir(dir.path())
             .args(["plan", "--dry-run"])
-            .arg(&path)
-            .env("T_SRC_AK", source.access_key_id())
-            .env(
-                "T_SRC_SK",
-                oss_emulator::test_secret(&source.access_key_id()),
-            )
-            .env("T_DST_AK", dest.access_key_id())
-            .env("T_DST_SK", oss_emulator::test_secret(&dest.access_key_id()));
+            .arg(&path);
         if json {
             cmd.arg("--json");
         }

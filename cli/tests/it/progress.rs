@@ -2,7 +2,6 @@
 //! summary at most every `--progress-every` seconds instead of drawing a bar (issue 11 point 1);
 //! `--quiet` prints none.
 
-use std::process::Command;
 use std::time::Duration;
 
 use oss_emulator::Emulator;
@@ -40,19 +39,12 @@ async fn a_run_without_a_terminal_prints_periodic_progress_lines() {
     let path = dir.path().join("job.json");
     std::fs::write(&path, job.to_string()).unwrap();
     let run = |state: &str, quiet: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        let mut cmd = crate::ferry_signed_by(&source, &dest);
         cmd.arg("run")
             .arg(&path)
             .arg("--state-dir")
             .arg(dir.path().join(state))
-            .args(["--progress-every", "1"])
-            .env("T_SRC_AK", source.access_key_id())
-            .env(
-                "T_SRC_SK",
-                oss_emulator::test_secret(&source.access_key_id()),
-            )
-            .env("T_DST_AK", dest.access_key_id())
-            .env("T_DST_SK", oss_emulator::test_secret(&dest.access_key_id()));
+            .args(["--progress-every", "1"]);
         if quiet {
             cmd.arg("--quiet");
         }

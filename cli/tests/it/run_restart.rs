@@ -46,19 +46,12 @@ fn job(source: &Emulator, dest: &Emulator) -> String {
 }
 
 fn ferry(job: &Path, state: &Path, source: &Emulator, dest: &Emulator) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut cmd = crate::ferry_signed_by(source, dest);
     cmd.arg("run")
         .arg(job)
         .arg("--state-dir")
         .arg(state)
         .arg("--quiet")
-        .env("T_SRC_AK", source.access_key_id())
-        .env(
-            "T_SRC_SK",
-            oss_emulator::test_secret(&source.access_key_id()),
-        )
-        .env("T_DST_AK", dest.access_key_id())
-        .env("T_DST_SK", oss_emulator::test_secret(&dest.access_key_id()))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
