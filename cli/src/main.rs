@@ -3,6 +3,7 @@
 
 mod cutover;
 mod demo;
+mod estimate;
 mod follow;
 mod plan;
 mod report;
@@ -44,6 +45,8 @@ enum Command {
     Cutover(cutover::Args),
     /// What a run would copy, counted from the source's listings; writes nothing (`--dry-run`).
     Plan(plan::Args),
+    /// Before a run: time, functions, requests and cost, from a listing, a manifest or totals.
+    Estimate(estimate::Args),
     /// Where a run is: counts, rate, tasks outstanding, the verdict once reported.
     Status(status::Args),
     /// A run's report: a table for people, or report.json / failures.csv for tools.
@@ -75,6 +78,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Cutover(args) => cutover::run(args).await,
         Command::Plan(args) => plan::run(args).await,
+        Command::Estimate(args) => estimate::run(args).await,
         Command::Follow(args) => match follow::run(args).await {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

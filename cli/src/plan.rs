@@ -29,37 +29,61 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.job)
-        .map_err(|e| format!("cannot read {}: {e}", args.job.display()))?;
-    let spec = ferry::job::JobSpec::from_json(&text)
-        .map_err(|e| format!("{} is not a valid job:\n{e}", args.job.display()))?;
-    let secrets = ferry::deploy::secrets_for(&spec).await;
-    let source = ferry::deploy::connect::source_for(&spec, &secrets)
-        .await
-        .map_err(|e| e.to_string())?;
+    let spec = read_job(&args.job)?;
     let started = std::time::Instant::now();
-    let options = ferry::pipeline::planner::plan_options(&spec);
-    let survey = ferry::plan::survey::survey(source.as_ref(), &spec, &options, args.concurrency)
-        .await
-        .map_err(|e| format!("listing {}: {e}", source.describe()))?;
+    let (survey, source) = survey(&spec, args.concurrency).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let work = ferry::estimate::workload::Workload::from_survey(&survey);
+    let prices = ferry::estimate::table::Table::shipped();
+    let fleet = ferry::estimate::Fleet::lambda();
+    let estimate = ferry::estimate::estimate(&spec, &work, &fleet, &prices, None);
     if args.json {
         let mut doc = serde_json::to_value(&survey).expect("survey serialises");
         doc["job"] = spec.name.clone().into();
-        doc["source"] = source.describe().into();
+        doc["source"] = source.into();
         doc["seconds"] = seconds.into();
+        doc["estimate"] = serde_json::to_value(&estimate).expect("estimate serialises");
         println!("{doc}");
         return Ok(());
     }
-    print!(
-        "{}",
-        table(&spec.name, &source.describe(), &survey, args.top)
+    print!("{}", table(&spec.name, &source, &survey, args.top));
+    println!(
+        "estimate: about {} with {} transfer functions, about {:.2} {} (`ferry estimate` has the breakdown)",
+        crate::estimate::duration(estimate.wall_seconds),
+        fleet.functions,
+        estimate.cost.total,
+        estimate.currency
     );
     println!(
         "listed with {} requests in {seconds:.1} s; nothing was copied or written",
         survey.list_requests
     );
     Ok(())
+}
+
+/// Reads and checks a job file, naming the file in every error.
+pub fn read_job(path: &std::path::Path) -> Result<ferry::job::JobSpec, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    ferry::job::JobSpec::from_json(&text)
+        .map_err(|e| format!("{} is not a valid job:\n{e}", path.display()))
+}
+
+/// Lists the job's source and counts what a run would copy; returns the counts and the
+/// source's description.
+pub async fn survey(
+    spec: &ferry::job::JobSpec,
+    concurrency: usize,
+) -> Result<(Survey, String), String> {
+    let secrets = ferry::deploy::secrets_for(spec).await;
+    let source = ferry::deploy::connect::source_for(spec, &secrets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let options = ferry::pipeline::planner::plan_options(spec);
+    let survey = ferry::plan::survey::survey(source.as_ref(), spec, &options, concurrency)
+        .await
+        .map_err(|e| format!("listing {}: {e}", source.describe()))?;
+    Ok((survey, source.describe()))
 }
 
 fn table(job: &str, source: &str, s: &Survey, top: usize) -> String {
@@ -106,7 +130,7 @@ fn table(job: &str, source: &str, s: &Survey, top: usize) -> String {
 }
 
 /// `1234567` → `1,234,567`.
-fn group(n: u64) -> String {
+pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

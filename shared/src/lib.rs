@@ -18,6 +18,8 @@
 //!   memory whatever the bucket size.
 //! * [`queue`] and [`state`] — the ports the pipeline runs on: in-memory queue or SQS, local
 //!   directory or S3 with conditional writes.
+//! * [`estimate`] — before a run: time, functions, requests and cost, from a listing, a
+//!   manifest or totals, and a price table that ships with ferry.
 //! * [`pipeline`] — the three roles (planner, transfer, verifier), their messages, progress,
 //!   the report, and the standalone runner.
 //! * [`secret`] — a string that never prints itself, for credentials.
@@ -35,6 +37,7 @@ pub mod backoff;
 pub mod crc64;
 pub mod cutover;
 pub mod deploy;
+pub mod estimate;
 pub mod events;
 pub mod job;
 pub mod oss;

@@ -1,6 +1,8 @@
 //! `ferry plan job.json --dry-run` (issue 11 point 1): the real binary counts what a run would
 //! copy — in scope, archived, filtered out, by top-level folder — exactly, from listings alone:
-//! no GET or HEAD at the source, no request at the destination, no state written.
+//! no GET or HEAD at the source, no request at the destination, no state written. And
+//! `ferry estimate` (point 2) through the same binary: from the listing, a manifest, totals,
+//! with its errors for bad input.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -133,7 +135,115 @@ async fn a_dry_run_counts_exactly_and_touches_nothing_but_listings() {
         "filtered out",
         "photos/",
         "nothing was copied",
+        "estimate: about",
     ] {
         assert!(table.contains(said), "{said:?} not in:\n{table}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimate_reads_the_listing_a_manifest_or_totals_and_names_bad_input() {
+    let source = Emulator::for_test("est-src-ak").await;
+    let dest = Emulator::for_test("est-dst-ak").await;
+    source.create_bucket("src").unwrap();
+    dest.create_bucket("dst").unwrap();
+    for i in 0..40 {
+        let body = vec![1u8; 1000 + i];
+        source
+            .put_object("src", &format!("a/{i:03}"), body)
+            .await
+            .unwrap();
+    }
+    source
+        .put_object("src", "b/large.bin", vec![2u8; 300 * 1024])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let job = serde_json::json!({
+        "version": 1, "name": "estimate-job",
+        "source": {
+            "kind": "oss", "bucket": "src", "region": "cn-hangzhou",
+            "endpoint": source.endpoint(), "allow_http": true,
+            "credentials": { "env": { "access_key_id_var": "T_SRC_AK", "access_key_secret_var": "T_SRC_SK" } }
+        },
+        "destination": {
+            "bucket": "dst", "region": "cn-hangzhou", "endpoint": dest.endpoint(), "allow_http": true,
+            "credentials": { "env": { "access_key_id_var": "T_DST_AK", "access_key_secret_var": "T_DST_SK" } }
+        },
+        "concurrency": { "multipart_threshold": "200KiB", "part_size": "100KiB" }
+    });
+    let path = dir.path().join("job.json");
+    std::fs::write(&path, job.to_string()).unwrap();
+    let estimate = |args: &[&str]| {
+        let mut cmd = crate::ferry_signed_by(&source, &dest);
+        cmd.current_dir(dir.path())
+            .arg("estimate")
+            .arg(&path)
+            .args(args);
+        output_within(&mut cmd, Duration::from_secs(120)).expect("ferry estimate ends")
+    };
+
+    let out = estimate(&["--json", "--days", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &doc["workload"];
+    assert_eq!(w["small"]["objects"], 40, "{doc}");
+    assert_eq!(w["large"]["objects"], 1);
+    assert_eq!(w["parts"], 3, "300 KiB in 100 KiB parts");
+    assert_eq!(
+        doc["requests"]["source_get"], 43,
+        "40 whole objects and 3 parts"
+    );
+    assert_eq!(doc["deadline"]["functions"], 1);
+    assert!(doc["cost"]["total"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        dest.counters().total,
+        0,
+        "an estimate touches nothing at the destination"
+    );
+
+    let out = estimate(&["--standalone"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for said in [
+        "41 objects",
+        "one ferry run process",
+        "source GET",
+        "cost (USD",
+        "total",
+    ] {
+        assert!(text.contains(said), "{said:?} not in:\n{text}");
+    }
+
+    let manifest = dir.path().join("keys.csv");
+    std::fs::write(&manifest, "key,size\nx/1,10\nx/2,ten\n").unwrap();
+    let out = estimate(&["--manifest", manifest.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 3") && err.contains("\"ten\""), "{err}");
+
+    let prices = dir.path().join("prices.json");
+    std::fs::write(&prices, r#"{"prices": {"lambda_per_gb_second": 1}}"#).unwrap();
+    let out = estimate(&[
+        "--objects",
+        "10",
+        "--bytes",
+        "1GiB",
+        "--prices",
+        prices.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("lambda_per_gb_second") && err.contains("prices.json"),
+        "{err}"
+    );
+
+    let out = estimate(&["--objects", "10", "--bytes", "1GiB", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workload"]["small"]["objects"], 0, "{doc}");
+    assert_eq!(doc["workload"]["large"]["objects"], 10);
 }

@@ -13,6 +13,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::{KeyRange, PlanOptions, PlanOutcome, plan_ranges};
+use crate::estimate::workload::Sizer;
 use crate::job::JobSpec;
 use crate::source::{ArchiveState, ListRequest, ObjectInfo, Source, SourceError};
 
@@ -47,6 +48,10 @@ pub struct Survey {
     /// Of those, objects whose keys are not UTF-8: OSS cannot name them, so a run reports each
     /// failed with that reason.
     pub unnamable: Count,
+    /// Of those, readable objects at or above the job's multipart threshold: copied in parts.
+    pub readable_multipart: Count,
+    /// The parts of `readable_multipart`, at the job's part size.
+    pub parts: u64,
     /// Objects under the prefix that the job's filters leave out.
     pub filtered_out: Count,
     /// In-scope objects by the first folder under the source prefix (`2024/`); keys with no
@@ -54,6 +59,9 @@ pub struct Survey {
     pub by_prefix: BTreeMap<String, Count>,
     /// Ranges the planner cut the prefix into.
     pub ranges: u64,
+    /// Transfer tasks a run would walk them in: one per range, and one more for each
+    /// `sharding.max_keys_per_shard` keys a range holds beyond the first.
+    pub tasks: u64,
     /// Listing requests made: the planner's and the ranges'.
     pub list_requests: u64,
 }
@@ -63,11 +71,14 @@ impl Survey {
         self.in_scope.merge(other.in_scope);
         self.archived.merge(other.archived);
         self.unnamable.merge(other.unnamable);
+        self.readable_multipart.merge(other.readable_multipart);
+        self.parts += other.parts;
         self.filtered_out.merge(other.filtered_out);
         for (prefix, count) in other.by_prefix {
             self.by_prefix.entry(prefix).or_default().merge(count);
         }
         self.list_requests += other.list_requests;
+        self.tasks += other.tasks;
     }
 
     fn count(&mut self, spec: &JobSpec, object: &ObjectInfo) {
@@ -82,6 +93,13 @@ impl Survey {
             ArchiveState::Archived | ArchiveState::Restoring
         ) {
             self.archived.add(object);
+        } else {
+            let mut sizer = Sizer::new(spec);
+            if sizer.is_large(object.size) {
+                sizer.add_readable(object.size);
+                self.readable_multipart.merge(sizer.large);
+                self.parts += sizer.parts;
+            }
         }
         // A listing that strays outside the prefix is counted whole, never cut mid-character.
         let rest = object
@@ -135,6 +153,7 @@ async fn count_range(
     range: KeyRange,
 ) -> Result<Survey, SourceError> {
     let mut survey = Survey::default();
+    let (mut listed, mut listed_bytes) = (0u64, 0u64);
     let mut req = ListRequest {
         prefix: range.prefix.clone(),
         start_after: range.start_after.clone(),
@@ -152,16 +171,29 @@ async fn count_range(
                 break;
             }
             survey.count(spec, object);
+            listed += 1;
+            listed_bytes += object.size;
         }
         for odd in page.unnamable.iter().filter(|o| before_end(&o.bytes)) {
             if spec.filters.matches(&odd.info) {
                 survey.unnamable.add(&odd.info);
             }
             survey.count(spec, &odd.info);
+            listed += 1;
+            listed_bytes += odd.info.size;
         }
         match page.next {
             Some(next) if !past_end => req.continuation = Some(next),
-            _ => return Ok(survey),
+            _ => {
+                // A task walks at most max_keys_per_shard keys and max_bytes_per_shard bytes,
+                // then hands the rest on.
+                let sharding = &spec.sharding;
+                survey.tasks = listed
+                    .div_ceil(sharding.max_keys_per_shard.max(1))
+                    .max(listed_bytes.div_ceil(sharding.max_bytes_per_shard.bytes().max(1)))
+                    .max(1);
+                return Ok(survey);
+            }
         }
     }
 }

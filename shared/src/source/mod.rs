@@ -24,7 +24,7 @@ use futures_util::Stream;
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
 
 /// One object as a listing describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// The object's key.
     pub key: String,

@@ -12,6 +12,7 @@ mod support;
 mod conformance;
 mod cutover;
 mod distributed;
+mod estimate;
 mod events;
 mod job_spec;
 mod oss_client_errors;
