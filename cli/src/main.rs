@@ -8,6 +8,8 @@ mod follow;
 mod plan;
 mod report;
 mod run;
+mod stack;
+mod start;
 mod status;
 
 use std::process::ExitCode;
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run a migration end to end on local emulators (no cloud account needed) and print the report.
     Demo(demo::Args),
+    /// Start a run on a deployed stack (its outputs name the state bucket and queues).
+    Start(start::Args),
     /// Run a job in this process: plan, copy, verify, report. Re-run to resume an interrupted run.
     Run(run::Args),
     /// Copy again only what a finished run left failed or needing a restore (no listing).
@@ -72,6 +76,10 @@ async fn main() -> ExitCode {
         },
         Command::Retry { args, of } => match run::retry(args, of).await {
             Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Start(args) => match start::run(args).await {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },

@@ -6,6 +6,9 @@
 //! is never reported: it is *following* while tasks are outstanding and *up to date* when none
 //! are.
 //!
+//! With `--stack NAME` the state is the deployed stack's state bucket, and a second line gives
+//! the depth of its work, results and dead-letter queues (messages waiting and in flight).
+//!
 //! Exit status: `0` reported complete (or an event run up to date without problems); `3`
 //! reported with problems (or up to date with failures); `4` not finished yet; `1` the status
 //! could not be read (the message says what to fix).
@@ -15,6 +18,7 @@ use std::time::Duration;
 use ferry::pipeline::status::{self, Phase, Status};
 
 use crate::run::EXIT_PROBLEMS;
+use crate::stack::{QueueDepth, StackArgs, depths_line};
 
 /// Exit status of `ferry status` for a run that has not finished.
 pub const EXIT_RUNNING: u8 = 4;
@@ -46,17 +50,33 @@ pub struct Args {
     /// Seconds between two prints with `--watch`.
     #[arg(long, default_value_t = 5)]
     interval: u64,
+    /// A deployed stack: its state bucket (instead of `--state`), and the depth of its work,
+    /// results and dead-letter queues beside the run's counts.
+    #[command(flatten)]
+    stack: StackArgs,
 }
 
 pub async fn run(args: Args) -> Result<u8, String> {
     let job = job_name(&args.at.job)?;
-    let state = ferry::deploy::state_store(&args.at.state).await?;
+    let stack = match args.stack.given() {
+        true => Some(args.stack.resolve().await?),
+        false => None,
+    };
+    let location = match &stack {
+        Some(stack) => format!("s3://{}", stack.state_bucket),
+        None => args.at.state.clone(),
+    };
+    let state = ferry::deploy::state_store(&location).await?;
     loop {
         let now = chrono::Utc::now();
         let status = status::read(state.as_ref(), &job, args.at.run.as_deref(), now)
             .await
             .map_err(|e| e.message)?;
-        print(&status, args.json);
+        let depths = match &stack {
+            Some(stack) => Some(stack.depths().await?),
+            None => None,
+        };
+        print(&status, depths.as_deref(), args.json);
         if !args.watch || matches!(status.phase, Phase::Reported | Phase::UpToDate) {
             return Ok(exit_code(&status));
         }
@@ -77,13 +97,18 @@ pub fn job_name(arg: &str) -> Result<String, String> {
     Ok(spec.name)
 }
 
-fn print(status: &Status, json: bool) {
-    match json {
-        true => println!(
-            "{}",
-            serde_json::to_string(status).expect("a status serialises")
-        ),
-        false => println!("{}", status.line()),
+fn print(status: &Status, depths: Option<&[QueueDepth]>, json: bool) {
+    if json {
+        let mut doc = serde_json::to_value(status).expect("a status serialises");
+        if let Some(depths) = depths {
+            doc["queues"] = serde_json::to_value(depths).expect("depths serialise");
+        }
+        println!("{doc}");
+        return;
+    }
+    println!("{}", status.line());
+    if let Some(depths) = depths {
+        println!("{}", depths_line(depths));
     }
 }
 

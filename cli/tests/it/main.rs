@@ -5,6 +5,7 @@ mod credentials;
 mod plan;
 mod progress;
 mod run_restart;
+mod start;
 
 /// The `ferry` binary with the key pairs of a source and a destination emulator in the
 /// variables the tests' jobs name (`T_SRC_AK`/`T_SRC_SK`, `T_DST_AK`/`T_DST_SK`).

@@ -17,8 +17,7 @@
 use std::sync::Arc;
 
 use ferry::deploy::{Deployment, deadline_from_epoch_ms};
-use ferry::pipeline::planner::{RunRequest, create_run};
-use ferry::pipeline::runs::{self, Start, StartRequest};
+use ferry::pipeline::runs::{self, Begun, StartRequest};
 use ferry::pipeline::runtime::{Runtime, read_json};
 use ferry::pipeline::transfer::{TransferSettings, run_task};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
@@ -73,10 +72,6 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
         .filter(char::is_ascii_alphanumeric)
         .take(12)
         .collect();
-    let job = ferry::job::JobSpec::from_json(&job_text)
-        .map_err(|e| ferry::pipeline::RoleError::config(e.to_string()))?
-        .name;
-    let unfinished = runs::unfinished_run(state.rt.ports.state.as_ref(), &job).await?;
     let start = StartRequest {
         run: input.run,
         tail: &tail,
@@ -85,9 +80,17 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
     };
     // Lambda's retry of this very invocation (same request id, later clock) takes up the run
     // the first attempt created.
-    let run = match runs::decide(&start, unfinished.map(|(run, _)| run)) {
-        Start::Run(run) => run,
-        Start::Skip { running } => {
+    let begun = runs::begin(
+        &state.rt.ports,
+        job_text,
+        &start,
+        input.incremental,
+        input.retry.clone(),
+    )
+    .await?;
+    let manifest = match begun {
+        Begun::Run(manifest) => *manifest,
+        Begun::Skipped { running } => {
             tracing::warn!(running = %running, "the job's latest run is unfinished; not starting another");
             return Ok(json!({
                 "skipped": true,
@@ -99,14 +102,6 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
             }));
         }
     };
-    let request = RunRequest {
-        job_text,
-        run: Some(run),
-        incremental: input.incremental,
-        retry: input.retry.clone(),
-        started,
-    };
-    let manifest = create_run(&state.rt.ports, &request).await?;
     let limits = state.settings.limits(
         deadline_from_epoch_ms(event.context.deadline),
         std::time::Instant::now(),

@@ -11,9 +11,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::runtime::read_json;
+use super::planner::{RunRequest, create_run};
+use super::runtime::{Manifest, read_json};
 use super::verify::progress::Progress;
-use super::{RoleError, layout};
+use super::{Ports, RoleError, layout};
 use crate::state::StateStore;
 
 /// Incremental runs reach back this far before the previous run's start, so an object written
@@ -87,6 +88,47 @@ pub fn decide(request: &StartRequest<'_>, unfinished: Option<String>) -> Start {
         Some(running) if !request.overlap => Start::Skip { running },
         _ => Start::Run(run_id(request.started, request.tail)),
     }
+}
+
+/// What [`begin`] did.
+#[derive(Debug)]
+pub enum Begun {
+    /// The run is created (or taken up): its manifest, whose root task plans it.
+    Run(Box<Manifest>),
+    /// Nothing: this unfinished run of the job is still going.
+    Skipped {
+        /// The unfinished run.
+        running: String,
+    },
+}
+
+/// Starts a run of the job in `job_text` as every deployed start does (the planner function,
+/// `ferry start`): reads the job's unfinished run, [`decide`]s, and creates the run. The caller
+/// then plans it — the planner in its own invocation, `ferry start` by sending the root task
+/// to the work queue.
+pub async fn begin(
+    ports: &Ports,
+    job_text: String,
+    start: &StartRequest<'_>,
+    incremental: bool,
+    retry: Option<String>,
+) -> Result<Begun, RoleError> {
+    let job = crate::job::JobSpec::from_json(&job_text)
+        .map_err(|e| RoleError::config(e.to_string()))?
+        .name;
+    let unfinished = unfinished_run(ports.state.as_ref(), &job).await?;
+    let run = match decide(start, unfinished.map(|(run, _)| run)) {
+        Start::Run(run) => run,
+        Start::Skip { running } => return Ok(Begun::Skipped { running }),
+    };
+    let request = RunRequest {
+        job_text,
+        run: Some(run),
+        incremental,
+        retry,
+        started: start.started,
+    };
+    Ok(Begun::Run(Box::new(create_run(ports, &request).await?)))
 }
 
 #[cfg(test)]
