@@ -34,6 +34,11 @@ pub struct Args {
     /// listing the source (`ferry retry` is the same).
     #[arg(long, value_name = "RUN", conflicts_with = "incremental")]
     retry: Option<String>,
+    /// Copy exactly the keys in FILE instead of listing the source: one key per line, or the
+    /// first column of a `.csv`. The job's filters apply; a listed key not at the source is
+    /// reported failed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["incremental", "retry"])]
+    keys: Option<std::path::PathBuf>,
     /// Replace the job's `overwrite` policy for this run: `if-newer` for the final run of a
     /// cut-over, so objects applications wrote to OSS after the switch are not replaced.
     #[arg(long, value_parser = ["if-different", "never", "always", "if-newer"])]
@@ -49,6 +54,18 @@ pub struct Args {
 
 /// Exit status when the run completed but some objects failed or need a restore.
 pub const EXIT_PROBLEMS: u8 = 3;
+
+/// Reads a key list (`--keys`), telling the user what the reader noted.
+pub fn read_keys(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read the key list {}: {e}", path.display()))?;
+    let list =
+        ferry::job::key_list::read(&path.display().to_string(), std::io::BufReader::new(file))?;
+    for note in &list.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(list.keys)
+}
 
 /// `ferry retry job.json --run RUN`: `ferry run` with `--retry RUN`.
 pub async fn retry(mut args: Args, run_id: String) -> Result<u8, String> {
@@ -72,6 +89,9 @@ pub async fn run(args: Args) -> Result<u8, String> {
     options.fresh = args.fresh;
     options.incremental = args.incremental;
     options.retry = args.retry.clone();
+    if let Some(path) = &args.keys {
+        options.keys = Some(read_keys(path)?);
+    }
     // The total (one extra listing of the source) only where a bar shows it.
     options.count_scope = bar.is_some();
     if let Some(bar) = &bar {

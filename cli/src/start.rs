@@ -8,6 +8,7 @@
 //! (`--overlap` starts one anyway); `1` the job, the stack or AWS could not be read (the message
 //! says what to fix).
 
+use ferry::pipeline::planner::RunRequest;
 use ferry::pipeline::runs::{self, Begun, StartRequest};
 
 use crate::stack::StackArgs;
@@ -22,6 +23,10 @@ pub struct Args {
     /// Copy only what changed since the job's last complete run, plus what it left failed.
     #[arg(long)]
     incremental: bool,
+    /// Copy exactly the keys in FILE instead of listing the source (one per line, or the
+    /// first column of a `.csv`); the list is stored with the run.
+    #[arg(long, value_name = "FILE", conflicts_with = "incremental")]
+    keys: Option<std::path::PathBuf>,
     /// Start a new run even though the job's latest run has not finished (for a stuck run).
     #[arg(long)]
     overlap: bool,
@@ -47,14 +52,25 @@ pub async fn run(args: Args) -> Result<u8, String> {
         overlap: args.overlap,
         started,
     };
-    let begun = runs::begin(&ports, job_text, &start, args.incremental, None)
-        .await
-        .map_err(|e| {
-            format!(
-                "starting the run in s3://{}: {}",
-                stack.state_bucket, e.message
-            )
-        })?;
+    let keys = args
+        .keys
+        .as_deref()
+        .map(crate::run::read_keys)
+        .transpose()?;
+    let request = RunRequest {
+        job_text,
+        run: None,
+        incremental: args.incremental,
+        retry: None,
+        keys,
+        started,
+    };
+    let begun = runs::begin(&ports, &start, request).await.map_err(|e| {
+        format!(
+            "starting the run in s3://{}: {}",
+            stack.state_bucket, e.message
+        )
+    })?;
     let manifest = match begun {
         Begun::Run(manifest) => *manifest,
         Begun::Skipped { running } => {

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use ferry::deploy::{Deployment, deadline_from_epoch_ms};
+use ferry::pipeline::planner::RunRequest;
 use ferry::pipeline::runs::{self, Begun, StartRequest};
 use ferry::pipeline::runtime::{Runtime, read_json};
 use ferry::pipeline::transfer::{TransferSettings, run_task};
@@ -80,14 +81,15 @@ async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, Erro
     };
     // Lambda's retry of this very invocation (same request id, later clock) takes up the run
     // the first attempt created.
-    let begun = runs::begin(
-        &state.rt.ports,
+    let request = RunRequest {
         job_text,
-        &start,
-        input.incremental,
-        input.retry.clone(),
-    )
-    .await?;
+        run: None,
+        incremental: input.incremental,
+        retry: input.retry.clone(),
+        keys: None,
+        started,
+    };
+    let begun = runs::begin(&state.rt.ports, &start, request).await?;
     let manifest = match begun {
         Begun::Run(manifest) => *manifest,
         Begun::Skipped { running } => {

@@ -54,6 +54,7 @@ mod engine;
 mod error;
 mod filter;
 mod glob;
+pub mod key_list;
 mod location;
 mod mirror;
 mod parse;

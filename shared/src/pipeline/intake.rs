@@ -236,6 +236,7 @@ async fn create_event_run(
         since: None,
         carried: None,
         keys_only: false,
+        key_list: false,
         // Never issued: an event run's tasks join as events arrive.
         root: ShardTask::new(
             job,

@@ -36,6 +36,10 @@ pub struct RunRequest {
     /// Retry a finished run: only the objects it left failed or needing a restore (its
     /// carry.json), as `Keys` tasks, with no listing.
     pub retry: Option<String>,
+    /// A run over exactly these source keys (a key list given by the user), with no listing:
+    /// each is described by HEAD, the job's filters apply, and a key not at the source is
+    /// reported failed.
+    pub keys: Option<Vec<String>>,
     /// The run's start time (whole seconds): its id, and the watermark the next incremental
     /// run starts from.
     pub started: DateTime<Utc>,
@@ -65,9 +69,15 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         .as_ref()
         .and_then(|w| w.get("carry")?.as_str())
         .map(str::to_owned);
-    let (since, carried) = match &request.retry {
-        None => (since, carried),
-        Some(of) => (None, Some(retry_carry(state, job, of).await?)),
+    let (since, carried) = match (&request.retry, &request.keys) {
+        (None, None) => (since, carried),
+        (Some(of), None) => (None, Some(retry_carry(state, job, of).await?)),
+        (None, Some(keys)) => (None, Some(key_list(state, &spec, &run, keys).await?)),
+        (Some(_), Some(_)) => {
+            return Err(RoleError::config(
+                "a run retries a run or copies a key list, not both",
+            ));
+        }
     };
     let manifest = Manifest {
         v: super::message::VERSION,
@@ -77,7 +87,8 @@ pub async fn create_run(ports: &Ports, request: &RunRequest) -> Result<Manifest,
         kind: super::runtime::RunKind::Listing,
         since,
         carried,
-        keys_only: request.retry.is_some(),
+        keys_only: request.retry.is_some() || request.keys.is_some(),
+        key_list: request.keys.is_some(),
         root: ShardTask::new(job, &run, "plan", 0, Work::Plan { cursor: None }),
     };
     state
@@ -117,6 +128,37 @@ async fn retry_carry(
             "run {of} of job {job} left no failed or needs-restore objects: there is nothing to retry"
         ))),
     }
+}
+
+/// Records a key list as the run's carried keys (`keys.json`, create-only: a retried start
+/// keeps the first list) after checking every key is under the source prefix; returns its
+/// state key.
+async fn key_list(
+    state: &dyn crate::state::StateStore,
+    spec: &JobSpec,
+    run: &str,
+    keys: &[String],
+) -> Result<String, RoleError> {
+    let prefix = spec.source.prefix();
+    if keys.is_empty() {
+        return Err(RoleError::config(
+            "the key list is empty: give one source key per line",
+        ));
+    }
+    if let Some(outside) = keys.iter().find(|k| !k.starts_with(prefix) || k.is_empty()) {
+        return Err(RoleError::config(format!(
+            "key {outside:?} in the key list is not under the job's source.prefix {prefix:?}: \
+             list keys as they are in the source bucket, under that prefix"
+        )));
+    }
+    let mut keys = keys.to_vec();
+    keys.sort();
+    keys.dedup();
+    let carry = super::runtime::Carry { keys };
+    let key = format!("{}/keys.json", layout::run_dir(&spec.name, run));
+    let body = Bytes::from(serde_json::to_vec(&carry).expect("keys serialise"));
+    state.put_if_absent(&key, body).await?;
+    Ok(key)
 }
 
 /// Records a run's documents, each create-only so a retried or racing start agrees: the job as

@@ -102,32 +102,24 @@ pub enum Begun {
     },
 }
 
-/// Starts a run of the job in `job_text` as every deployed start does (the planner function,
-/// `ferry start`): reads the job's unfinished run, [`decide`]s, and creates the run. The caller
-/// then plans it — the planner in its own invocation, `ferry start` by sending the root task
-/// to the work queue.
+/// Starts a run as every deployed start does (the planner function, `ferry start`): reads the
+/// job's unfinished run, [`decide`]s, and creates the run from `request` (its `run` and
+/// `started` come from the decision and `start`). The caller then plans it — the planner in
+/// its own invocation, `ferry start` by sending the root task to the work queue.
 pub async fn begin(
     ports: &Ports,
-    job_text: String,
     start: &StartRequest<'_>,
-    incremental: bool,
-    retry: Option<String>,
+    mut request: RunRequest,
 ) -> Result<Begun, RoleError> {
-    let job = crate::job::JobSpec::from_json(&job_text)
+    let job = crate::job::JobSpec::from_json(&request.job_text)
         .map_err(|e| RoleError::config(e.to_string()))?
         .name;
     let unfinished = unfinished_run(ports.state.as_ref(), &job).await?;
-    let run = match decide(start, unfinished.map(|(run, _)| run)) {
-        Start::Run(run) => run,
+    request.run = match decide(start, unfinished.map(|(run, _)| run)) {
+        Start::Run(run) => Some(run),
         Start::Skip { running } => return Ok(Begun::Skipped { running }),
     };
-    let request = RunRequest {
-        job_text,
-        run: Some(run),
-        incremental,
-        retry,
-        started: start.started,
-    };
+    request.started = start.started;
     Ok(Begun::Run(Box::new(create_run(ports, &request).await?)))
 }
 

@@ -58,6 +58,10 @@ pub struct Manifest {
     /// job's watermark does not move (the run covered a few keys, not the source).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keys_only: bool,
+    /// The carried keys are a key list the user gave (not a retried run's failures): a key
+    /// not at the source is failed, not skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_list: bool,
     /// The first task: planning.
     pub root: ShardTask,
 }

@@ -45,6 +45,8 @@ pub struct Options {
     /// Retry this finished run: only the objects it left failed or needing a restore, without
     /// listing the source. Starts a new run (like `fresh`).
     pub retry: Option<String>,
+    /// Copy exactly these source keys, without listing (a key list). Starts a new run.
+    pub keys: Option<Vec<String>>,
     /// Called with the current progress a few times a second.
     pub on_progress: Option<ProgressFn>,
     /// Count the objects in scope alongside the run (one extra listing of the source), so
@@ -74,6 +76,7 @@ impl Options {
             fresh: false,
             incremental: false,
             retry: None,
+            keys: None,
             on_progress: None,
             count_scope: false,
         }
@@ -114,7 +117,7 @@ async fn run_with(
     let (ports, work, results) = local_ports(state.clone());
     let rt = Arc::new(Runtime::new(ports.clone(), secrets.clone()));
 
-    let fresh = options.fresh || options.retry.is_some();
+    let fresh = options.fresh || options.retry.is_some() || options.keys.is_some();
     let (run, resumed) = match resumable_run(&rt, &spec.name, fresh).await? {
         Some((run, pending)) => {
             warn_if_job_changed(&rt, &spec.name, &run, job_text).await;
@@ -130,6 +133,7 @@ async fn run_with(
                 run: None,
                 incremental: options.incremental,
                 retry: options.retry.clone(),
+                keys: options.keys.clone(),
                 started,
             };
             let manifest = planner::create_run(&ports, &request).await?;

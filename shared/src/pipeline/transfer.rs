@@ -552,6 +552,13 @@ async fn head_keys(
                     }
                 }
             }
+            // A key the user listed must be there: its absence is theirs to see in failures.
+            Err(e) if e.kind == SourceErrorKind::NotFound && run.manifest.key_list => {
+                Outcome::Failed {
+                    reason: "named by the key list but not at the source".into(),
+                    retryable: false,
+                }
+            }
             Err(e) if e.kind == SourceErrorKind::NotFound => Outcome::Skipped {
                 reason: match run.is_events() {
                     true => "not at the source (deleted); the destination keeps what it has".into(),

@@ -448,6 +448,7 @@ async fn start_run(
         run: Some(format!("run-{}", fastrand::u32(..))),
         incremental: false,
         retry: None,
+        keys: None,
         started: chrono::Utc::now().trunc_subsecs(0),
     };
     let planner = Runtime::new(ports.clone(), secrets.clone());

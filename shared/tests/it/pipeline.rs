@@ -222,6 +222,89 @@ async fn a_retry_copies_only_what_the_run_left_failed_without_listing() {
     assert!(nothing.message.contains("nothing to retry"), "{nothing:?}");
 }
 
+/// Issue 13 point 5: a run over a key list copies exactly the keys named — without listing
+/// the source — applies the job's filters, counts a duplicate once, and reports a listed key
+/// that is not at the source as failed with that reason (never a silent skip). A key outside
+/// the source prefix is refused before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_list_copies_exactly_its_keys_without_listing() {
+    let mut world = World::start().await;
+    world.seed(2, 30, 2_000).await;
+    world.put("k/a b+c.txt", keyed("k/a b+c.txt", 700)).await;
+    world.put("k/skip.tmp", keyed("k/skip.tmp", 10)).await;
+    let job = world.job(json!({ "filters": { "exclude": ["**/*.tmp"] } }));
+    let keys: Vec<String> = [
+        "p000/obj-00000",
+        "k/a b+c.txt",
+        "p001/obj-00001",
+        "k/a b+c.txt",
+        "k/skip.tmp",
+        "k/never-there",
+    ]
+    .map(str::to_owned)
+    .into();
+    let dir = tempfile::tempdir().unwrap();
+    world.source.reset_counters();
+    let run = |keys: Vec<String>| {
+        let mut options = Options::new(dir.path());
+        options.keys = Some(keys);
+        options.workers = 3;
+        let run = standalone::run(&job, options, Arc::new(world.secrets()));
+        tokio::time::timeout(Duration::from_secs(120), run)
+    };
+    let report = run(keys).await.unwrap().expect("the key list runs").report;
+    let t = &report.objects;
+    assert_eq!(
+        (t.objects, t.copied, t.failed, t.filtered),
+        (4, 3, 1, 1),
+        "{report:?}"
+    );
+    let counters = world.source.counters();
+    let listings = counters.operation("ListObjectsV2") + counters.operation("ListObjects");
+    assert_eq!(listings, 0, "a key list lists nothing");
+    for key in ["p000/obj-00000", "k/a b+c.txt", "p001/obj-00001"] {
+        let got = world
+            .dest
+            .object_bytes(support::DEST, key)
+            .await
+            .map(|b| b.to_vec());
+        assert!(
+            got.as_ref() == world.objects.get(key),
+            "{key:?} not copied exactly"
+        );
+    }
+    for key in ["k/skip.tmp", "p000/obj-00002"] {
+        assert!(
+            world.dest.object_bytes(support::DEST, key).await.is_none(),
+            "{key:?} copied"
+        );
+    }
+    let failures = std::fs::read_to_string(
+        dir.path()
+            .join(format!("jobs/test-job/runs/{}/failures.csv", report.run)),
+    )
+    .unwrap();
+    assert!(
+        failures.contains("k/never-there") && failures.contains("named by the key list"),
+        "{failures}"
+    );
+
+    let outside = job.replace(
+        "\"bucket\":\"src-bucket\"",
+        "\"bucket\":\"src-bucket\",\"prefix\":\"p000/\"",
+    );
+    assert!(outside.contains("\"prefix\":\"p000/\""), "{outside}");
+    let mut options = Options::new(dir.path());
+    options.keys = Some(vec!["p000/obj-00000".into(), "p001/obj-00001".into()]);
+    let refused = standalone::run(&outside, options, Arc::new(world.secrets()))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message.contains("\"p001/obj-00001\"") && refused.message.contains("source.prefix"),
+        "{refused:?}"
+    );
+}
+
 /// Issue 9 point 5, the final copy of a cut-over (OssImport's `importSince=T1`):
 /// `filters.modified_since` copies what the source's clock says changed at or after T1, and
 /// counts the rest filtered, whatever this machine's clock says.
@@ -349,6 +432,7 @@ async fn start_run(
         run: Some(run.into()),
         incremental: false,
         retry: None,
+        keys: None,
         started: chrono::Utc::now() - chrono::TimeDelta::seconds(1),
     };
     let manifest = create_run(&ports, &request).await.unwrap();
@@ -604,6 +688,7 @@ async fn verifier_requeues_mismatches_then_fails_them() {
         run: Some("mm".into()),
         incremental: false,
         retry: None,
+        keys: None,
         started: chrono::Utc::now(),
     };
     create_run(&ports, &request).await.unwrap();
@@ -1061,6 +1146,7 @@ async fn a_run_is_unfinished_until_its_report() {
         run: Some("first".into()),
         incremental: false,
         retry: None,
+        keys: None,
         started: chrono::Utc::now(),
     };
     create_run(&ports, &request).await.unwrap();
@@ -1415,6 +1501,7 @@ async fn a_runs_job_is_pinned_when_a_later_start_changes_it() {
         run: Some("second".into()),
         incremental: false,
         retry: None,
+        keys: None,
         started: chrono::Utc::now(),
     };
     create_run(&ports, &second).await.unwrap();
