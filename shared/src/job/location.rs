@@ -67,6 +67,10 @@ pub struct S3SourceSpec {
     /// Also copy each object's tags (one extra GetObjectTagging request per object).
     #[serde(default = "yes")]
     pub fetch_tags: bool,
+    /// The bucket is requester-pays: every request says this account pays for it and for the
+    /// bytes read (`RequestPayer=requester`); without it S3 refuses every request (403).
+    #[serde(default)]
+    pub request_payer: bool,
 }
 
 /// How an OSS endpoint is chosen from the region when no explicit `endpoint` is given.
@@ -346,6 +350,7 @@ impl S3SourceSpec {
         config.credentials = credentials;
         config.assume_role = self.assume_role.clone();
         config.fetch_tags = self.fetch_tags;
+        config.request_payer = self.request_payer;
         config
     }
 }

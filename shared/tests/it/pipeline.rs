@@ -305,6 +305,55 @@ async fn a_key_list_copies_exactly_its_keys_without_listing() {
     );
 }
 
+/// Issue 13 point 5: a requester-pays source bucket (the emulator refuses every request that
+/// does not say `x-amz-request-payer: requester`, as S3 refuses anyone but the owner). With
+/// `source.request_payer` every request a run makes — listings, the one-GET reads, HEAD, the
+/// tags, ranged part reads — says so and the run copies everything; without it the source
+/// answers 403 and the error says what the bucket wants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_requester_pays_source_is_read_when_the_job_says_the_requester_pays() {
+    let mut world = World::start().await;
+    world.seed(2, 25, 4_000).await;
+    world
+        .put("big/parts.bin", keyed("big/parts.bin", 11 << 20))
+        .await;
+    world.source.set_requester_pays(support::SOURCE, true);
+
+    let refused = world.job(json!({}));
+    let spec = ferry::job::JobSpec::from_json(&refused).unwrap();
+    let secrets: Arc<dyn ferry::deploy::connect::Secrets> = Arc::new(world.secrets());
+    let source = ferry::deploy::connect::source_for(&spec, &secrets)
+        .await
+        .unwrap();
+    let e = source
+        .list(&ferry::source::ListRequest {
+            max_keys: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("requester"), "{e}");
+
+    let job = world.job(json!({ "source": { "request_payer": true } }));
+    let dir = tempfile::tempdir().unwrap();
+    world.source.reset_counters();
+    let report = run_standalone(&world, &job, dir.path(), false).await;
+    let n = world.objects.len() as u64;
+    let t = &report.objects;
+    assert_eq!((t.objects, t.copied, t.failed), (n, n, 0), "{report:?}");
+    let c = world.source.counters();
+    assert_eq!(
+        c.by_status.get("403"),
+        None,
+        "no request went without the header: {c:?}"
+    );
+    assert!(
+        c.operation("HeadObject") >= 1 && c.operation("GetObjectTagging") >= 1,
+        "{c:?}"
+    );
+    world.assert_destination_exact().await;
+}
+
 /// Issue 9 point 5, the final copy of a cut-over (OssImport's `importSince=T1`):
 /// `filters.modified_since` copies what the source's clock says changed at or after T1, and
 /// counts the rest filtered, whatever this machine's clock says.

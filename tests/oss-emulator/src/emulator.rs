@@ -386,6 +386,13 @@ impl Emulator {
             .create_bucket(BucketInfo::new(name, self.state.now_millis()))
     }
 
+    /// Makes `bucket` requester-pays (or not): every request to it must carry
+    /// `x-oss-request-payer: requester` (`x-amz-request-payer` in the S3 dialect), else 403
+    /// AccessDenied.
+    pub fn set_requester_pays(&self, bucket: &str, on: bool) {
+        self.state.set_requester_pays(bucket, on);
+    }
+
     /// Deletes a bucket with everything in it.
     pub fn delete_bucket(&self, name: &str) -> Result<(), ApiError> {
         self.state.store.delete_bucket(name, true)

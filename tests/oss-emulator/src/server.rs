@@ -188,6 +188,9 @@ async fn run_operation(
         Ok(v) => v,
         Err(e) => return render_error(info, e),
     };
+    if let Err(e) = requester_pays(state, info) {
+        return render_error(info, e);
+    }
     let mut payload = Payload::new(incoming, &info.headers, verified.payload_sha256.clone());
     if plan.corrupt {
         payload = payload.corrupted();
@@ -201,6 +204,28 @@ async fn run_operation(
     match ops::execute(op, &ctx, payload).await {
         Ok(resp) => resp,
         Err(e) => render_error(info, e),
+    }
+}
+
+/// A requester-pays bucket answers only requests that say the requester pays, as OSS and S3
+/// do for anyone but the owner (the emulator has one identity, so it asks every request).
+fn requester_pays(state: &State, info: &RequestInfo) -> Result<(), ApiError> {
+    let Some(bucket) = info.bucket.as_deref() else {
+        return Ok(());
+    };
+    if !state.requester_pays(bucket) {
+        return Ok(());
+    }
+    let name = info.dialect.header("request-payer");
+    let said = info
+        .headers
+        .get(name.as_str())
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"requester"));
+    match said {
+        true => Ok(()),
+        false => Err(ApiError::access_denied(format!(
+            "bucket {bucket} is requester-pays: send {name}: requester"
+        ))),
     }
 }
 

@@ -59,6 +59,9 @@ pub struct State {
     restore_delay_ms: AtomicU64,
     /// The instance's clock minus real time, in milliseconds.
     clock_offset_ms: AtomicI64,
+    /// Buckets whose requester pays: requests must say they will (`x-oss-request-payer` /
+    /// `x-amz-request-payer: requester`).
+    requester_pays: RwLock<std::collections::BTreeSet<String>>,
 }
 
 impl State {
@@ -80,6 +83,7 @@ impl State {
             addr,
             restore_delay_ms: AtomicU64::new(restore_delay.as_millis() as u64),
             clock_offset_ms: AtomicI64::new(clock_offset.num_milliseconds()),
+            requester_pays: RwLock::default(),
         }
     }
 
@@ -153,5 +157,24 @@ impl State {
     pub fn set_clock_offset(&self, offset: TimeDelta) {
         self.clock_offset_ms
             .store(offset.num_milliseconds(), Ordering::Relaxed);
+    }
+}
+
+impl State {
+    /// Makes `bucket` a requester-pays bucket, or not.
+    pub fn set_requester_pays(&self, bucket: &str, on: bool) {
+        let mut set = self.requester_pays.write().expect("requester-pays lock");
+        match on {
+            true => set.insert(bucket.to_owned()),
+            false => set.remove(bucket),
+        };
+    }
+
+    /// Whether requests to `bucket` must say the requester pays.
+    pub fn requester_pays(&self, bucket: &str) -> bool {
+        self.requester_pays
+            .read()
+            .expect("requester-pays lock")
+            .contains(bucket)
     }
 }

@@ -45,6 +45,10 @@ pub struct S3SourceConfig {
     /// store knows the header.
     #[serde(default)]
     pub list_restore_status: bool,
+    /// The bucket is requester-pays: every request says the requester (this account) pays
+    /// for it and for the bytes read (`RequestPayer=requester`), or S3 refuses it (403).
+    #[serde(default)]
+    pub request_payer: bool,
     /// Attempts per request, including the first, in the SDK's standard retry mode.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -121,6 +125,7 @@ impl S3SourceConfig {
             assume_role: None,
             fetch_tags: true,
             list_restore_status: false,
+            request_payer: false,
             max_attempts: default_max_attempts(),
         }
     }

@@ -11,6 +11,7 @@ impl S3Source {
             .client
             .get_object()
             .bucket(&self.bucket)
+            .set_request_payer(self.request_payer.clone())
             .key(req.key)
             .set_version_id(req.version_id.map(str::to_owned))
             .set_if_match(req.if_match.map(quote));
@@ -61,6 +62,7 @@ impl S3Source {
             .client
             .get_object()
             .bucket(&self.bucket)
+            .set_request_payer(self.request_payer.clone())
             .key(key)
             .checksum_mode(ChecksumMode::Enabled);
         let recorder = self.fast.recorder(key);

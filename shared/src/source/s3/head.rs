@@ -11,6 +11,7 @@ impl S3Source {
             .client
             .head_object()
             .bucket(&self.bucket)
+            .set_request_payer(self.request_payer.clone())
             .key(key)
             .checksum_mode(ChecksumMode::Enabled)
             .send()
@@ -71,6 +72,7 @@ impl S3Source {
             .client
             .get_object_tagging()
             .bucket(&self.bucket)
+            .set_request_payer(self.request_payer.clone())
             .key(key)
             .set_version_id(version_id.map(str::to_owned))
             .send()

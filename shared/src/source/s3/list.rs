@@ -16,6 +16,7 @@ impl S3Source {
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
+            .set_request_payer(self.request_payer.clone())
             .prefix(&req.prefix)
             .encoding_type(EncodingType::Url)
             .max_keys(max_keys as i32)

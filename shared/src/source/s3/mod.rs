@@ -141,6 +141,8 @@ pub struct S3Source {
     description: String,
     fetch_tags: bool,
     list_restore_status: bool,
+    /// `RequestPayer=requester` on every request (a requester-pays bucket).
+    request_payer: Option<aws_sdk_s3::types::RequestPayer>,
     /// The lean GET behind [`Source::open`]; shared by clones, which share the SDK client too.
     fast: Arc<fast::FastGet>,
     /// Credentials to read again when S3 refuses them; `None` for the SDK's own chains.
@@ -196,7 +198,9 @@ impl S3Source {
             builder = builder.identity_cache(aws_sdk_s3::config::IdentityCache::no_cache());
         }
         let sdk_config = builder.build();
-        let fast = fast::FastGet::new(credentials, true);
+        // The lean GET does not send RequestPayer: reads of a requester-pays bucket go through
+        // the SDK.
+        let fast = fast::FastGet::new(credentials, !config.request_payer);
         Ok(S3Source {
             client: Client::from_conf(sdk_config),
             fast: Arc::new(fast),
@@ -204,6 +208,9 @@ impl S3Source {
             bucket: config.bucket,
             fetch_tags: config.fetch_tags,
             list_restore_status: config.list_restore_status,
+            request_payer: config
+                .request_payer
+                .then_some(aws_sdk_s3::types::RequestPayer::Requester),
             refreshing,
         })
     }

@@ -41,6 +41,7 @@ impl S3Source {
             .client
             .restore_object()
             .bucket(&self.bucket)
+            .set_request_payer(self.request_payer.clone())
             .key(key)
             .restore_request(request)
             .customize()
