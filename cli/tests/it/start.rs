@@ -22,13 +22,7 @@ async fn stack(moto: &moto::Moto) -> aws_sdk_cloudformation::Client {
         .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
         .region(aws_sdk_cloudformation::config::Region::new(moto::REGION))
         .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            moto::ACCESS_KEY_ID,
-            moto::SECRET_ACCESS_KEY,
-            None,
-            None,
-            "moto",
-        ))
+        .credentials_provider(moto::credentials())
         .build();
     let cfn = aws_sdk_cloudformation::Client::from_conf(config);
     let queue = json!({ "Type": "AWS::SQS::Queue" });

@@ -58,7 +58,7 @@ pub struct Moto {
 }
 
 /// The static keys moto accepts.
-fn credentials() -> Credentials {
+pub fn credentials() -> Credentials {
     Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "moto")
 }
 
