@@ -63,10 +63,16 @@ pub async fn run(args: Args) -> Result<(), String> {
 
 /// Reads and checks a job file, naming the file in every error.
 pub fn read_job(path: &std::path::Path) -> Result<ferry::job::JobSpec, String> {
+    read_job_text(path).map(|(_, spec)| spec)
+}
+
+/// [`read_job`], keeping the file's text (what a run records as submitted).
+pub fn read_job_text(path: &std::path::Path) -> Result<(String, ferry::job::JobSpec), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    ferry::job::JobSpec::from_json(&text)
-        .map_err(|e| format!("{} is not a valid job:\n{e}", path.display()))
+    let spec = ferry::job::JobSpec::from_json(&text)
+        .map_err(|e| format!("{} is not a valid job:\n{e}", path.display()))?;
+    Ok((text, spec))
 }
 
 /// Lists the job's source and counts what a run would copy; returns the counts and the

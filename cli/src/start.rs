@@ -36,16 +36,14 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<u8, String> {
-    let spec = crate::plan::read_job(&args.job)?;
+    let (job_text, spec) = crate::plan::read_job_text(&args.job)?;
     for warning in spec.warnings() {
         eprintln!("warning: {warning}");
     }
-    let job_text = std::fs::read_to_string(&args.job)
-        .map_err(|e| format!("cannot read {}: {e}", args.job.display()))?;
     let stack = args.stack.resolve().await?;
     let ports = stack.ports().await?;
     let started = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
-    let tail = format!("{:04x}", fastrand::u16(..));
+    let tail = runs::new_tail();
     let start = StartRequest {
         run: None,
         tail: &tail,

@@ -28,7 +28,12 @@ pub fn run_id(started: DateTime<Utc>, tail: &str) -> String {
 
 /// A new run's id, with a random tail (two runs started in one second differ).
 pub fn new_run_id(started: DateTime<Utc>) -> String {
-    run_id(started, &format!("{:04x}", fastrand::u16(..)))
+    run_id(started, &new_tail())
+}
+
+/// A random run id tail, for a start that has no request id of its own.
+pub fn new_tail() -> String {
+    format!("{:04x}", fastrand::u16(..))
 }
 
 /// The job's latest run (`current.json`, written when a run is created); `None` before its
